@@ -1,0 +1,89 @@
+//! The contract between the facade and a backend.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::{Error, Graph, MemoryReport, Plan, Result, Tensor, TensorData};
+
+/// Named inputs for one run: `&[("x", &x_data), ("w", &w_data)]`.
+pub type Inputs<'a> = [(&'a str, &'a TensorData)];
+
+/// A future returned by [`Executable::run_async`].
+pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<TensorData>>> + 'a>>;
+
+/// Something that compiles graphs: the CPU reference or a wgpu adapter.
+pub trait Backend {
+    /// Human-readable description (adapter name and API, or "cpu").
+    fn name(&self) -> String;
+
+    /// Compiles a graph for this backend, keeping only what `outputs` need.
+    fn compile(&self, graph: &Graph, outputs: &[Tensor]) -> Result<Box<dyn Executable>>;
+}
+
+/// A compiled graph, run many times with new inputs.
+pub trait Executable: Send {
+    /// Runs once and returns the outputs, in the order given to `compile`.
+    fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>>;
+
+    /// Like [`Executable::run`], but returns a future; the work is submitted when the
+    /// future is first polled.
+    fn run_async<'a>(&'a mut self, inputs: &'a Inputs<'a>) -> RunFuture<'a>;
+
+    /// Bytes held by the executable and bytes it would hold without reuse.
+    fn memory(&self) -> MemoryReport;
+
+    /// Which backend or adapter runs it.
+    fn backend_name(&self) -> String;
+}
+
+/// Matches the given inputs against the plan's: returns them in the plan's order, or an
+/// error naming the input that is missing, unknown, or of the wrong shape or dtype.
+pub fn bind_inputs<'a>(
+    graph_inputs: &[(String, crate::TensorType)],
+    plan: &Plan,
+    given: &'a Inputs<'a>,
+) -> Result<Vec<&'a TensorData>> {
+    for (name, _) in given {
+        if !graph_inputs.iter().any(|(n, _)| n == name) {
+            let known: Vec<&str> = graph_inputs.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(Error::UnknownInput {
+                name: name.to_string(),
+                known: known.join(", "),
+            });
+        }
+    }
+    plan.inputs
+        .iter()
+        .map(|(name, v)| {
+            let want = plan_type(plan, *v);
+            let data = given
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, d)| *d)
+                .ok_or_else(|| Error::MissingInput {
+                    name: name.clone(),
+                    shape: want.shape.clone(),
+                    dtype: want.dtype,
+                })?;
+            if data.shape() != &want.shape || data.dtype() != want.dtype {
+                return Err(Error::InputMismatch {
+                    name: name.clone(),
+                    expected_shape: want.shape.clone(),
+                    expected_dtype: want.dtype,
+                    got_shape: data.shape().clone(),
+                    got_dtype: data.dtype(),
+                });
+            }
+            Ok(data)
+        })
+        .collect()
+}
+
+fn plan_type(plan: &Plan, v: crate::Value) -> &crate::TensorType {
+    let step = plan
+        .node_ids
+        .iter()
+        .position(|&n| n == v.node)
+        .expect("planned input is in the plan");
+    &plan.nodes[step].outputs[v.slot]
+}

@@ -1,0 +1,243 @@
+//! User kernels as first-class ops: WGSL for the GPU and a closure for the CPU reference.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{
+    wgsl::validate_wgsl, DType, Error, Graph, Op, Result, Shape, Tensor, TensorData, TensorType,
+};
+
+/// The CPU half of a custom op: reads the inputs, returns one tensor per declared output.
+pub type CpuKernel =
+    Arc<dyn Fn(&[&TensorData]) -> std::result::Result<Vec<TensorData>, String> + Send + Sync>;
+
+/// How many workgroups a custom kernel is launched with.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Exactly these workgroup counts (each at most the adapter's per-dimension limit).
+    Workgroups([u32; 3]),
+    /// Enough workgroups of `workgroup_size` threads to cover `threads` threads. Past the
+    /// per-dimension limit (65535) the launch spreads over `y`, so the kernel must compute
+    /// its thread index as
+    /// `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE` and return when it is `>= threads`.
+    Threads { threads: u64, workgroup_size: u32 },
+}
+
+/// The WGSL half of a custom op.
+#[derive(Clone, Debug)]
+pub struct WgslKernel {
+    pub source: String,
+    pub entry_point: String,
+    pub dispatch: Dispatch,
+}
+
+/// A user-defined op. Build one with [`CustomOp::builder`] and add it to graphs with
+/// [`Graph::custom`].
+///
+/// Binding convention for the WGSL: group 0, inputs at bindings `0..n` as
+/// `var<storage, read>`, then outputs at bindings `n..n+m` as `var<storage, read_write>`.
+/// Shapes are static, so sizes can be written into the source as constants.
+///
+/// ```
+/// use gradflux_core::{CustomOp, Dispatch, DType, Graph, TensorData};
+/// let n = 6;
+/// let wgsl = format!("
+/// @group(0) @binding(0) var<storage, read> x: array<f32>;
+/// @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+/// @compute @workgroup_size(64)
+/// fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+///     if gid.x < {n}u {{ y[gid.x] = x[gid.x] * x[gid.x] * x[gid.x]; }}
+/// }}");
+/// let cube = CustomOp::builder("cube")
+///     .input([n], DType::F32)
+///     .output([n], DType::F32)
+///     .wgsl(wgsl, "main", Dispatch::Threads { threads: n as u64, workgroup_size: 64 })
+///     .cpu(|xs| {
+///         let v: Vec<f32> = xs[0].values::<f32>().map_err(|e| e.to_string())?
+///             .iter().map(|x| x * x * x).collect();
+///         Ok(vec![TensorData::new([v.len()], v).map_err(|e| e.to_string())?])
+///     })
+///     .build()?;
+/// let g = Graph::new();
+/// let x = g.input("x", [n], DType::F32)?;
+/// let y = g.custom(&cube, &[x])?[0];
+/// # Ok::<(), gradflux_core::Error>(())
+/// ```
+pub struct CustomOp {
+    pub name: String,
+    pub inputs: Vec<TensorType>,
+    pub outputs: Vec<TensorType>,
+    pub wgsl: Option<WgslKernel>,
+    pub cpu: CpuKernel,
+}
+
+impl fmt::Debug for CustomOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomOp")
+            .field("name", &self.name)
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .field("has_wgsl", &self.wgsl.is_some())
+            .finish()
+    }
+}
+
+impl CustomOp {
+    pub fn builder(name: &str) -> CustomOpBuilder {
+        CustomOpBuilder {
+            name: name.to_string(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            wgsl: None,
+            cpu: None,
+        }
+    }
+
+    /// Runs the CPU closure and checks that it returned the declared outputs.
+    pub fn run_cpu(&self, inputs: &[&TensorData]) -> Result<Vec<TensorData>> {
+        let outs = (self.cpu)(inputs).map_err(|detail| Error::CustomOp {
+            op: self.name.clone(),
+            detail,
+        })?;
+        if outs.len() != self.outputs.len() {
+            return Err(Error::CustomOp {
+                op: self.name.clone(),
+                detail: format!(
+                    "CPU function returned {} outputs, {} declared",
+                    outs.len(),
+                    self.outputs.len()
+                ),
+            });
+        }
+        for (i, (o, t)) in outs.iter().zip(&self.outputs).enumerate() {
+            if o.shape() != &t.shape || o.dtype() != t.dtype {
+                return Err(Error::CustomOp {
+                    op: self.name.clone(),
+                    detail: format!(
+                        "CPU function returned {} {} for output {i}, declared {t}",
+                        o.dtype(),
+                        o.shape()
+                    ),
+                });
+            }
+        }
+        Ok(outs)
+    }
+}
+
+/// Collects the parts of a [`CustomOp`]; `build` checks them.
+pub struct CustomOpBuilder {
+    name: String,
+    inputs: Vec<TensorType>,
+    outputs: Vec<TensorType>,
+    wgsl: Option<WgslKernel>,
+    cpu: Option<CpuKernel>,
+}
+
+impl CustomOpBuilder {
+    /// Declares the next input's shape and dtype.
+    pub fn input(mut self, shape: impl Into<Shape>, dtype: DType) -> Self {
+        self.inputs.push(TensorType::new(shape, dtype));
+        self
+    }
+
+    /// Declares the next output's shape and dtype.
+    pub fn output(mut self, shape: impl Into<Shape>, dtype: DType) -> Self {
+        self.outputs.push(TensorType::new(shape, dtype));
+        self
+    }
+
+    /// The GPU kernel. Optional: without it the op runs on the CPU backend only, and
+    /// compiling it for a GPU is an error naming the op.
+    pub fn wgsl(
+        mut self,
+        source: impl Into<String>,
+        entry_point: &str,
+        dispatch: Dispatch,
+    ) -> Self {
+        self.wgsl = Some(WgslKernel {
+            source: source.into(),
+            entry_point: entry_point.to_string(),
+            dispatch,
+        });
+        self
+    }
+
+    /// The CPU reference (required: it defines the op's meaning).
+    pub fn cpu(
+        mut self,
+        f: impl Fn(&[&TensorData]) -> std::result::Result<Vec<TensorData>, String>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.cpu = Some(Arc::new(f));
+        self
+    }
+
+    /// Checks the declaration and validates the WGSL (errors carry line and column).
+    pub fn build(self) -> Result<Arc<CustomOp>> {
+        let err = |detail: String| Error::CustomOp {
+            op: self.name.clone(),
+            detail,
+        };
+        if self.outputs.is_empty() {
+            return Err(err("declares no outputs".into()));
+        }
+        let cpu = self
+            .cpu
+            .clone()
+            .ok_or_else(|| err("has no CPU function; `.cpu(...)` is required".into()))?;
+        if let Some(k) = &self.wgsl {
+            let module = validate_wgsl(&self.name, &k.source)?;
+            if !module.entry_points.iter().any(|e| e.name == k.entry_point) {
+                let found: Vec<&str> = module
+                    .entry_points
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect();
+                return Err(err(format!(
+                    "WGSL has no entry point `{}` (found: {})",
+                    k.entry_point,
+                    found.join(", ")
+                )));
+            }
+            if let Dispatch::Threads {
+                workgroup_size: 0, ..
+            } = k.dispatch
+            {
+                return Err(err("workgroup_size must be at least 1".into()));
+            }
+        }
+        Ok(Arc::new(CustomOp {
+            name: self.name,
+            inputs: self.inputs,
+            outputs: self.outputs,
+            wgsl: self.wgsl,
+            cpu,
+        }))
+    }
+}
+
+impl Graph {
+    /// Adds a custom op; inputs must match its declared shapes and dtypes. Returns one
+    /// tensor per declared output.
+    pub fn custom(&self, op: &Arc<CustomOp>, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        if inputs.len() != op.inputs.len() {
+            return Err(Error::CustomOp {
+                op: op.name.clone(),
+                detail: format!("takes {} inputs, got {}", op.inputs.len(), inputs.len()),
+            });
+        }
+        for (i, (&t, want)) in inputs.iter().zip(&op.inputs).enumerate() {
+            let got = self.ty(t)?;
+            if &got != want {
+                return Err(Error::CustomOp {
+                    op: op.name.clone(),
+                    detail: format!("input {i} should be {want}, got {got}"),
+                });
+            }
+        }
+        self.push(Op::Custom(op.clone()), inputs, op.outputs.clone())
+    }
+}

@@ -1,0 +1,205 @@
+//! Host-side tensors: what goes into `run` and what comes back.
+
+use crate::{DType, Element, Error, Result, Shape};
+
+/// Untyped element storage; the variant is the dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Storage {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    U32(Vec<u32>),
+}
+
+impl Storage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::F32(_) => DType::F32,
+            Storage::F64(_) => DType::F64,
+            Storage::I32(_) => DType::I32,
+            Storage::U32(_) => DType::U32,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::F32(v) => v.len(),
+            Storage::F64(v) => v.len(),
+            Storage::I32(v) => v.len(),
+            Storage::U32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Zero-filled storage of a dtype.
+    pub fn zeros(dtype: DType, len: usize) -> Storage {
+        match dtype {
+            DType::F32 => Storage::F32(vec![0.0; len]),
+            DType::F64 => Storage::F64(vec![0.0; len]),
+            DType::I32 => Storage::I32(vec![0; len]),
+            DType::U32 => Storage::U32(vec![0; len]),
+        }
+    }
+
+    /// Element `i` as f64 (exact for all supported dtypes).
+    pub fn get_f64(&self, i: usize) -> f64 {
+        match self {
+            Storage::F32(v) => v[i] as f64,
+            Storage::F64(v) => v[i],
+            Storage::I32(v) => v[i] as f64,
+            Storage::U32(v) => v[i] as f64,
+        }
+    }
+
+    /// The raw little-endian bytes, as a device buffer holds them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        fn bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+            v.iter().flat_map(|x| f(*x)).collect()
+        }
+        match self {
+            Storage::F32(v) => bytes(v, f32::to_le_bytes),
+            Storage::F64(v) => bytes(v, f64::to_le_bytes),
+            Storage::I32(v) => bytes(v, i32::to_le_bytes),
+            Storage::U32(v) => bytes(v, u32::to_le_bytes),
+        }
+    }
+
+    /// Rebuilds storage from little-endian bytes (the inverse of [`Storage::to_bytes`]).
+    pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Storage {
+        fn read<T, const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+            b.chunks_exact(N)
+                .map(|c| f(c.try_into().expect("chunk of N bytes")))
+                .collect()
+        }
+        match dtype {
+            DType::F32 => Storage::F32(read(bytes, f32::from_le_bytes)),
+            DType::F64 => Storage::F64(read(bytes, f64::from_le_bytes)),
+            DType::I32 => Storage::I32(read(bytes, i32::from_le_bytes)),
+            DType::U32 => Storage::U32(read(bytes, u32::from_le_bytes)),
+        }
+    }
+}
+
+/// A tensor on the host: a shape and row-major data of one dtype.
+///
+/// ```
+/// use gradflux_core::{TensorData, DType};
+/// let t = TensorData::new([2, 2], vec![1.0f32, 2.0, 3.0, 4.0])?;
+/// assert_eq!(t.dtype(), DType::F32);
+/// assert_eq!(t.values::<f32>()?, &[1.0, 2.0, 3.0, 4.0]);
+/// # Ok::<(), gradflux_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorData {
+    shape: Shape,
+    storage: Storage,
+}
+
+impl TensorData {
+    /// Builds a tensor from a shape and matching data; the length must equal the element count.
+    pub fn new<T: Element>(shape: impl Into<Shape>, values: Vec<T>) -> Result<Self> {
+        Self::from_storage(shape.into(), T::wrap(values))
+    }
+
+    /// Builds a tensor from untyped storage; the length must equal the element count.
+    pub fn from_storage(shape: Shape, storage: Storage) -> Result<Self> {
+        if shape.numel() != storage.len() {
+            return Err(Error::DataLength {
+                numel: shape.numel(),
+                len: storage.len(),
+                shape,
+            });
+        }
+        Ok(TensorData { shape, storage })
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar<T: Element>(value: T) -> Self {
+        TensorData {
+            shape: Shape::scalar(),
+            storage: T::wrap(vec![value]),
+        }
+    }
+
+    /// A zero-filled tensor.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Self {
+        let shape = shape.into();
+        let storage = Storage::zeros(dtype, shape.numel());
+        TensorData { shape, storage }
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn into_storage(self) -> Storage {
+        self.storage
+    }
+
+    pub fn numel(&self) -> usize {
+        self.storage.len()
+    }
+
+    /// Borrows the values as `T`; an error names both dtypes if `T` is not the tensor's dtype.
+    pub fn values<T: Element>(&self) -> Result<&[T]> {
+        T::view(&self.storage).ok_or(Error::DType {
+            op: "TensorData::values",
+            expected: T::DTYPE.to_string(),
+            got: self.dtype(),
+        })
+    }
+
+    /// Every value converted to f64, whatever the dtype (handy for comparisons).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        (0..self.numel()).map(|i| self.storage.get_f64(i)).collect()
+    }
+
+    /// The same data under another shape with the same element count.
+    pub fn reshaped(mut self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::DataLength {
+                numel: shape.numel(),
+                len: self.numel(),
+                shape,
+            });
+        }
+        self.shape = shape;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_must_match_shape() {
+        let err = TensorData::new([2, 3], vec![0f32; 5]).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::DataLength {
+                numel: 6,
+                len: 5,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let s = Storage::I32(vec![-1, 7, i32::MIN]);
+        assert_eq!(Storage::from_bytes(DType::I32, &s.to_bytes()), s);
+    }
+}

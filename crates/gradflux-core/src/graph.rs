@@ -1,0 +1,257 @@
+//! The graph: an arena of nodes in the order they were added (which is a topological order,
+//! since a node can only read nodes added before it).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::{DType, Error, Op, Result, Shape, TensorData};
+
+static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Shape and dtype of a value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    pub shape: Shape,
+    pub dtype: DType,
+}
+
+impl TensorType {
+    pub fn new(shape: impl Into<Shape>, dtype: DType) -> Self {
+        TensorType {
+            shape: shape.into(),
+            dtype,
+        }
+    }
+
+    /// Bytes the value occupies.
+    pub fn size_bytes(&self) -> u64 {
+        (self.shape.numel() * self.dtype.size_bytes()) as u64
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.dtype, self.shape)
+    }
+}
+
+/// One output of one node: what a [`Tensor`] handle points at inside its graph.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value {
+    pub node: usize,
+    pub slot: usize,
+}
+
+/// A node of the graph: an op, the values it reads, the types it produces.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<Value>,
+    pub outputs: Vec<TensorType>,
+}
+
+impl Node {
+    /// Type of the first (usually only) output.
+    pub fn ty(&self) -> &TensorType {
+        &self.outputs[0]
+    }
+}
+
+/// A handle to a value in a [`Graph`]. Cheap to copy; only meaningful with its own graph
+/// (using it with another graph is an [`Error::Graph`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Tensor {
+    graph: u64,
+    value: Value,
+}
+
+impl Tensor {
+    /// The node output this handle refers to.
+    pub fn value(&self) -> Value {
+        self.value
+    }
+}
+
+#[derive(Default)]
+struct GraphInner {
+    nodes: Vec<Node>,
+    inputs: BTreeMap<String, Value>,
+}
+
+/// A compute graph under construction.
+///
+/// Builder methods take `&self`, check shapes and dtypes at once and return
+/// `Result<Tensor>`, so calls nest:
+///
+/// ```
+/// use gradflux_core::{Graph, DType};
+/// let g = Graph::new();
+/// let x = g.input("x", [4, 3], DType::F32)?;
+/// let w = g.input("w", [3, 2], DType::F32)?;
+/// let y = g.relu(g.matmul(x, w)?)?;
+/// assert_eq!(g.shape(y)?.dims(), &[4, 2]);
+/// // A bad shape is an error that names the op and both shapes:
+/// let err = g.matmul(x, x).unwrap_err();
+/// assert!(err.to_string().contains("matmul"));
+/// # Ok::<(), gradflux_core::Error>(())
+/// ```
+pub struct Graph {
+    id: u64,
+    inner: RefCell<GraphInner>,
+}
+
+impl Default for Graph {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.borrow();
+        writeln!(f, "Graph #{} ({} nodes)", self.id, inner.nodes.len())?;
+        for (i, n) in inner.nodes.iter().enumerate() {
+            let ins: Vec<String> = n.inputs.iter().map(|v| format!("%{}", v.node)).collect();
+            let outs: Vec<String> = n.outputs.iter().map(|t| t.to_string()).collect();
+            writeln!(
+                f,
+                "  %{i} = {}({}) -> {}",
+                n.op.name(),
+                ins.join(", "),
+                outs.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Graph {
+            id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
+            inner: RefCell::new(GraphInner::default()),
+        }
+    }
+
+    /// A named input, supplied at every run. Names are unique within a graph.
+    pub fn input(&self, name: &str, shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+        if self.inner.borrow().inputs.contains_key(name) {
+            return Err(Error::Graph(format!(
+                "an input named `{name}` already exists in this graph"
+            )));
+        }
+        let t = self.push(
+            Op::Input {
+                name: name.to_string(),
+            },
+            &[],
+            vec![TensorType::new(shape, dtype)],
+        )?[0];
+        self.inner
+            .borrow_mut()
+            .inputs
+            .insert(name.to_string(), t.value);
+        Ok(t)
+    }
+
+    /// A constant tensor, uploaded once when the graph is compiled.
+    pub fn constant(&self, data: TensorData) -> Result<Tensor> {
+        let ty = TensorType::new(data.shape().clone(), data.dtype());
+        Ok(self.push(Op::Constant(Arc::new(data)), &[], vec![ty])?[0])
+    }
+
+    /// A rank-0 constant of `dtype` holding `value` (converted like `as`).
+    pub fn scalar(&self, value: f64, dtype: DType) -> Result<Tensor> {
+        let data = match dtype {
+            DType::F32 => TensorData::scalar(value as f32),
+            DType::F64 => TensorData::scalar(value),
+            DType::I32 => TensorData::scalar(value as i32),
+            DType::U32 => TensorData::scalar(value as u32),
+        };
+        self.constant(data)
+    }
+
+    /// Shape and dtype of a tensor.
+    pub fn ty(&self, t: Tensor) -> Result<TensorType> {
+        let v = self.check(t)?;
+        Ok(self.inner.borrow().nodes[v.node].outputs[v.slot].clone())
+    }
+
+    pub fn shape(&self, t: Tensor) -> Result<Shape> {
+        Ok(self.ty(t)?.shape)
+    }
+
+    pub fn dtype(&self, t: Tensor) -> Result<DType> {
+        Ok(self.ty(t)?.dtype)
+    }
+
+    /// Number of nodes added so far.
+    pub fn len(&self) -> usize {
+        self.inner.borrow().nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of the nodes, for backends to compile from.
+    pub fn nodes(&self) -> Vec<Node> {
+        self.inner.borrow().nodes.clone()
+    }
+
+    /// The named inputs with their types, sorted by name.
+    pub fn inputs(&self) -> Vec<(String, TensorType)> {
+        let inner = self.inner.borrow();
+        inner
+            .inputs
+            .iter()
+            .map(|(name, v)| (name.clone(), inner.nodes[v.node].outputs[v.slot].clone()))
+            .collect()
+    }
+
+    /// The value a tensor refers to, after checking it belongs to this graph.
+    pub fn check(&self, t: Tensor) -> Result<Value> {
+        if t.graph != self.id {
+            return Err(Error::Graph(
+                "tensor belongs to another graph; build each graph from its own tensors"
+                    .to_string(),
+            ));
+        }
+        Ok(t.value)
+    }
+
+    /// Appends a node whose inputs and output types were already checked by the caller.
+    pub(crate) fn push(
+        &self,
+        op: Op,
+        inputs: &[Tensor],
+        outputs: Vec<TensorType>,
+    ) -> Result<Vec<Tensor>> {
+        let inputs = inputs
+            .iter()
+            .map(|t| self.check(*t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut inner = self.inner.borrow_mut();
+        let node = inner.nodes.len();
+        let n_out = outputs.len();
+        inner.nodes.push(Node {
+            op,
+            inputs,
+            outputs,
+        });
+        Ok((0..n_out)
+            .map(|slot| Tensor {
+                graph: self.id,
+                value: Value { node, slot },
+            })
+            .collect())
+    }
+
+    /// Appends a single-output node.
+    pub(crate) fn push1(&self, op: Op, inputs: &[Tensor], output: TensorType) -> Result<Tensor> {
+        Ok(self.push(op, inputs, vec![output])?[0])
+    }
+}

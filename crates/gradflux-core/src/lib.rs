@@ -1,0 +1,30 @@
+//! Core of gradflux: the [`Graph`] builder, [`Tensor`] handles, [`Shape`], [`DType`], host
+//! [`TensorData`], the op set, the liveness [`Plan`] both backends share, and the one
+//! [`Error`] type.
+//!
+//! Most users depend on the `gradflux` facade crate, which re-exports all of this.
+
+mod backend;
+mod builder;
+mod custom;
+mod data;
+mod dtype;
+mod error;
+mod graph;
+mod op;
+mod plan;
+mod shape;
+mod tolerance;
+mod wgsl;
+
+pub use backend::{bind_inputs, Backend, Executable, Inputs, RunFuture};
+pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
+pub use data::{Storage, TensorData};
+pub use dtype::{DType, Element};
+pub use error::{Error, Result};
+pub use graph::{Graph, Node, Tensor, TensorType, Value};
+pub use op::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
+pub use plan::{Home, MemoryReport, Plan};
+pub use shape::Shape;
+pub use tolerance::{compare, Mismatch, Tolerance};
+pub use wgsl::validate_wgsl;

@@ -1,0 +1,248 @@
+//! The op set. A small set of primitives; composite ops (e.g. `mean` of a product) are built
+//! from these in the builder, so each backend implements only what is listed here.
+
+use std::sync::Arc;
+
+use crate::{custom::CustomOp, TensorData};
+
+/// One-input elementwise ops.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Relu,
+    Exp,
+    Log,
+    Sqrt,
+    Sigmoid,
+    Tanh,
+}
+
+impl UnaryOp {
+    pub const ALL: [UnaryOp; 8] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Relu,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+        }
+    }
+
+    /// Transcendental ops have no meaning on integers.
+    pub fn float_only(self) -> bool {
+        matches!(
+            self,
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Sigmoid | UnaryOp::Tanh
+        )
+    }
+}
+
+/// Two-input elementwise ops with numpy broadcasting; both inputs share one dtype.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    /// Float division; integer division truncates toward zero and `x / 0 == x` (WGSL's rule).
+    Div,
+    /// Float only; follows C `pow` (negative base with an integral exponent is defined).
+    Pow,
+    Maximum,
+    Minimum,
+}
+
+impl BinaryOp {
+    pub const ALL: [BinaryOp; 7] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+        }
+    }
+}
+
+/// Comparisons; the result is a `u32` mask of 0 and 1.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CompareOp {
+    pub const ALL: [CompareOp; 6] = [
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Lt,
+        CompareOp::Le,
+        CompareOp::Gt,
+        CompareOp::Ge,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "eq",
+            CompareOp::Ne => "ne",
+            CompareOp::Lt => "lt",
+            CompareOp::Le => "le",
+            CompareOp::Gt => "gt",
+            CompareOp::Ge => "ge",
+        }
+    }
+}
+
+/// Reductions over one axis.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    LogSumExp,
+    /// Index (`u32`) of the largest value; ties go to the smallest index.
+    ArgMax,
+}
+
+impl ReduceOp {
+    pub const ALL: [ReduceOp; 6] = [
+        ReduceOp::Sum,
+        ReduceOp::Mean,
+        ReduceOp::Max,
+        ReduceOp::Min,
+        ReduceOp::LogSumExp,
+        ReduceOp::ArgMax,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+            ReduceOp::LogSumExp => "logsumexp",
+            ReduceOp::ArgMax => "argmax",
+        }
+    }
+
+    pub fn float_only(self) -> bool {
+        matches!(self, ReduceOp::Mean | ReduceOp::LogSumExp)
+    }
+}
+
+/// What a node computes. Shapes and dtypes live on the node, so ops carry only the
+/// attributes a kernel needs.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// A named value supplied at every run.
+    Input {
+        name: String,
+    },
+    /// A value fixed when the graph is built, uploaded once at compile time.
+    Constant(Arc<TensorData>),
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Compare(CompareOp),
+    /// `select(cond, a, b)`: `a` where `cond != 0`, else `b`; all three broadcast.
+    Select,
+    Reduce {
+        op: ReduceOp,
+        axis: usize,
+        keepdim: bool,
+    },
+    Softmax {
+        axis: usize,
+        log: bool,
+    },
+    /// Same data, new shape; backends may alias the input's storage.
+    Reshape,
+    Permute {
+        perm: Vec<usize>,
+    },
+    /// Elements `start, start + step, ...` below `end` along `axis`.
+    Slice {
+        axis: usize,
+        start: usize,
+        step: usize,
+    },
+    Concat {
+        axis: usize,
+    },
+    BroadcastTo,
+    /// `[..., m, k] x [..., k, n]` with broadcast batch dimensions.
+    MatMul,
+    /// `out = x[.., idx[j], ..]`: output shape `x[..axis] ++ idx.shape ++ x[axis+1..]`;
+    /// an out-of-range index reads 0.
+    Gather {
+        axis: usize,
+    },
+    /// The adjoint of `Gather`: sums `src` slices into `dim_size` rows along `axis`;
+    /// out-of-range indices are ignored.
+    ScatterAdd {
+        axis: usize,
+        dim_size: usize,
+    },
+    /// Converts to the node's dtype (`as` semantics: floats to ints truncate and saturate;
+    /// `i32`/`u32` reinterpret bits).
+    Cast,
+    /// A user kernel; the node has one output per declared output.
+    Custom(Arc<CustomOp>),
+}
+
+impl Op {
+    /// A short name for messages and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Constant(_) => "constant",
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Compare(c) => c.name(),
+            Op::Select => "select",
+            Op::Reduce { op, .. } => op.name(),
+            Op::Softmax { log: false, .. } => "softmax",
+            Op::Softmax { log: true, .. } => "log_softmax",
+            Op::Reshape => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Slice { .. } => "slice",
+            Op::Concat { .. } => "concat",
+            Op::BroadcastTo => "broadcast_to",
+            Op::MatMul => "matmul",
+            Op::Gather { .. } => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::Cast => "cast",
+            Op::Custom(_) => "custom",
+        }
+    }
+}

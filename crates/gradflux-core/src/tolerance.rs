@@ -1,0 +1,118 @@
+//! Comparing results across backends: a tolerance value type and a report that says where
+//! and by how much two tensors differ.
+
+use std::fmt;
+
+use crate::TensorData;
+
+/// Allowed difference: `|a - b| <= abs + rel * |expected|`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Tolerance {
+    pub rel: f64,
+    pub abs: f64,
+}
+
+impl Tolerance {
+    /// Bit-exact (integers, copies).
+    pub const EXACT: Tolerance = Tolerance { rel: 0.0, abs: 0.0 };
+
+    pub const fn new(rel: f64, abs: f64) -> Self {
+        Tolerance { rel, abs }
+    }
+
+    fn allows(&self, expected: f64, actual: f64) -> bool {
+        if expected == actual || (expected.is_nan() && actual.is_nan()) {
+            return true;
+        }
+        (expected - actual).abs() <= self.abs + self.rel * expected.abs()
+    }
+}
+
+/// How two tensors differ; `Display` gives the worst index, both values and the mean error.
+#[derive(Clone, Debug)]
+pub struct Mismatch {
+    pub detail: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// Checks `actual` against `expected`: same shape, same dtype, every element within `tol`.
+pub fn compare(expected: &TensorData, actual: &TensorData, tol: Tolerance) -> Result<(), Mismatch> {
+    if expected.shape() != actual.shape() || expected.dtype() != actual.dtype() {
+        return Err(Mismatch {
+            detail: format!(
+                "expected {} {}, got {} {}",
+                expected.dtype(),
+                expected.shape(),
+                actual.dtype(),
+                actual.shape()
+            ),
+        });
+    }
+    let (e, a) = (expected.to_f64_vec(), actual.to_f64_vec());
+    let mut worst: Option<(usize, f64)> = None;
+    let mut failures = 0usize;
+    let mut err_sum = 0.0;
+    for i in 0..e.len() {
+        let diff = if e[i] == a[i] {
+            0.0
+        } else {
+            (e[i] - a[i]).abs()
+        };
+        if diff.is_finite() {
+            err_sum += diff;
+        }
+        if !tol.allows(e[i], a[i]) {
+            failures += 1;
+            let score = if diff.is_nan() { f64::INFINITY } else { diff };
+            if worst.is_none_or(|(_, w)| score > w) {
+                worst = Some((i, score));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, _)) => Err(Mismatch {
+            detail: format!(
+                "{failures} of {} elements outside rel {:e} abs {:e}; worst at flat index {i} \
+                 (coords {:?}): expected {}, got {}; mean abs error {:e}",
+                e.len(),
+                tol.rel,
+                tol.abs,
+                unravel(i, expected.shape().dims()),
+                e[i],
+                a[i],
+                err_sum / e.len().max(1) as f64
+            ),
+        }),
+    }
+}
+
+fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
+    let mut out = vec![0; dims.len()];
+    for d in (0..dims.len()).rev() {
+        out[d] = i % dims[d].max(1);
+        i /= dims[d].max(1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_worst_index_and_values() {
+        let e = TensorData::new([2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        let a = TensorData::new([2, 2], vec![1.0f32, 2.0, 3.5, 4.0]).unwrap();
+        let m = compare(&e, &a, Tolerance::new(1e-3, 1e-3)).unwrap_err();
+        assert!(m.detail.contains("flat index 2"), "{m}");
+        assert!(m.detail.contains("[1, 0]"), "{m}");
+        assert!(m.detail.contains("expected 3, got 3.5"), "{m}");
+        assert!(compare(&e, &e, Tolerance::EXACT).is_ok());
+    }
+}

@@ -1,0 +1,1 @@
+//! gradflux-cpu
