@@ -36,7 +36,8 @@ pub struct Plan {
     pub node_ids: Vec<usize>,
     /// The values asked for, in the order asked.
     pub outputs: Vec<Value>,
-    /// Names and values of the inputs the outputs depend on, sorted by name.
+    /// Names and values of the inputs the outputs depend on, in graph order; `Home::Input(i)`
+    /// indexes this list.
     pub inputs: Vec<(String, Value)>,
     /// Values of constant nodes, in schedule order.
     pub constants: Vec<Value>,
@@ -161,7 +162,6 @@ impl Plan {
             // Buffers whose last reader is this step become free for the next step.
             free.append(&mut release_at[s]);
         }
-        inputs.sort();
         let homes = root.iter().map(|(v, r)| (*v, root_home[r])).collect();
         let memory = MemoryReport {
             peak_bytes: fixed_bytes + pool_sizes.iter().sum::<u64>(),
@@ -240,6 +240,18 @@ mod tests {
         let plan = Plan::new(&g, &[y]).unwrap();
         assert_eq!(plan.nodes.len(), 2);
         assert_eq!(plan.inputs.len(), 1);
+    }
+
+    #[test]
+    fn input_homes_index_the_input_list() {
+        let g = Graph::new();
+        let x = g.input("x", [2], DType::F32).unwrap();
+        let w = g.input("w", [2], DType::F32).unwrap();
+        let y = g.add(x, w).unwrap();
+        let plan = Plan::new(&g, &[y]).unwrap();
+        for (i, (_, v)) in plan.inputs.iter().enumerate() {
+            assert_eq!(plan.homes[v], Home::Input(i));
+        }
     }
 
     #[test]

@@ -1,1 +1,36 @@
-//! gradflux-wgpu
+//! wgpu backend for gradflux: runs graphs as WGSL compute kernels on any wgpu adapter
+//! (Vulkan, Metal, DX12, GL, and Mesa's software Vulkan driver, lavapipe).
+//!
+//! [`WgpuDevice`] opens an adapter; as a [`gradflux_core::Backend`] it compiles graphs into
+//! executables that keep every buffer, pipeline and bind group between runs.
+
+mod device;
+mod dispatch;
+mod executable;
+mod launch;
+mod pipelines;
+pub mod shaders;
+
+pub use wgpu;
+
+use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
+
+pub use device::{wanted_features, AdapterSummary, WgpuDevice};
+pub use dispatch::split_workgroups;
+pub use executable::{WgpuExecutable, MAX_DISPATCHES_PER_SUBMIT};
+pub use launch::{binary_expr, compare_expr, unary_expr, ELEMENTWISE_WG, MAX_RANK};
+pub use pipelines::KernelSource;
+
+impl Backend for WgpuDevice {
+    fn name(&self) -> String {
+        self.summary().describe()
+    }
+
+    fn compile(&self, graph: &Graph, outputs: &[Tensor]) -> Result<Box<dyn Executable>> {
+        Ok(Box::new(WgpuExecutable::new(
+            self.ctx.clone(),
+            graph,
+            outputs,
+        )?))
+    }
+}

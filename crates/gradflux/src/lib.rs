@@ -1,1 +1,38 @@
-//! gradflux
+//! # gradflux
+//!
+//! Differentiable compute graphs of WGSL kernels, dispatched through wgpu, with a CPU
+//! reference backend that defines the right answer for every op.
+//!
+//! Build a [`Graph`] once, [`Device::compile`] it, and run the executable many times:
+//!
+//! ```
+//! use gradflux::{Device, DType, Graph, TensorData};
+//!
+//! let g = Graph::new();
+//! let x = g.input("x", [2, 3], DType::F32)?;
+//! let w = g.input("w", [3, 2], DType::F32)?;
+//! let y = g.softmax(g.matmul(x, w)?, -1)?;
+//!
+//! let device = Device::Cpu; // or Device::auto()? for the best GPU
+//! let mut exe = device.compile(&g, &[y])?;
+//! let xs = TensorData::new([2, 3], vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+//! let ws = TensorData::new([3, 2], vec![0.5f32, -0.5, 0.25, 0.0, -1.0, 1.0])?;
+//! let out = exe.run(&[("x", &xs), ("w", &ws)])?;
+//! let probs = out[0].values::<f32>()?;
+//! assert!((probs[0] + probs[1] - 1.0).abs() < 1e-6);
+//! # Ok::<(), gradflux::Error>(())
+//! ```
+//!
+//! The op set lives on [`Graph`] (elementwise, reductions, softmax, layout, matmul,
+//! gather/scatter, casts, and [`CustomOp`] for your own WGSL). Every builder method checks
+//! shapes and dtypes when it is called and returns an [`Error`] naming the op and the shapes.
+
+mod device;
+
+pub use device::{Device, DEVICE_ENV};
+pub use gradflux_core::*;
+pub use gradflux_cpu::CpuBackend;
+pub use gradflux_wgpu::{AdapterSummary, WgpuDevice};
+
+/// The wgpu crate gradflux is built on, for apps that need its types.
+pub use gradflux_wgpu::wgpu;

@@ -1,0 +1,231 @@
+//! Getting a device, kept apart from running work so tests and apps can pass their own.
+
+use std::sync::{Arc, Mutex};
+
+use gradflux_core::{Error, Result};
+
+use crate::pipelines::PipelineCache;
+
+/// What an adapter is and can do, for listings and for choosing one.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub info: wgpu::AdapterInfo,
+    pub features: wgpu::Features,
+    pub limits: wgpu::Limits,
+}
+
+impl AdapterSummary {
+    /// Higher is preferred: discrete > integrated > virtual > software (cpu) > other.
+    pub fn rank(&self) -> u32 {
+        match self.info.device_type {
+            wgpu::DeviceType::DiscreteGpu => 4,
+            wgpu::DeviceType::IntegratedGpu => 3,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Cpu => 1,
+            wgpu::DeviceType::Other => 0,
+        }
+    }
+
+    /// One line: name, API and kind.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+}
+
+/// Features gradflux turns on when an adapter has them; kernels pick fast paths from them
+/// and keep portable paths for adapters without.
+pub fn wanted_features() -> wgpu::Features {
+    wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP
+        | wgpu::Features::SHADER_FLOAT32_ATOMIC
+        | wgpu::Features::TIMESTAMP_QUERY
+}
+
+/// Shared state of one wgpu device: queue, limits, pipeline cache, and what went wrong.
+pub(crate) struct Context {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub summary: AdapterSummary,
+    pub pipelines: PipelineCache,
+    /// Set by the device-lost callback; every later call returns `DeviceLost`.
+    pub lost: Arc<Mutex<Option<String>>>,
+    /// Errors raised outside any error scope (they would otherwise panic).
+    pub uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl Context {
+    /// `Err(DeviceLost)` once the device is gone, or the oldest error raised outside a scope.
+    pub fn check_health(&self) -> Result<()> {
+        if let Some(reason) = self.lost.lock().expect("lost flag").clone() {
+            return Err(Error::DeviceLost(reason));
+        }
+        let mut errs = self.uncaptured.lock().expect("error list");
+        if !errs.is_empty() {
+            let all = errs.join("; ");
+            errs.clear();
+            return Err(Error::Device(all));
+        }
+        Ok(())
+    }
+}
+
+/// A wgpu adapter opened for compute. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct WgpuDevice {
+    pub(crate) ctx: Arc<Context>,
+}
+
+impl std::fmt::Debug for WgpuDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WgpuDevice({})", self.ctx.summary.describe())
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+impl WgpuDevice {
+    /// Every adapter wgpu can see, best first.
+    pub fn adapters() -> Vec<AdapterSummary> {
+        let mut list: Vec<AdapterSummary> = Self::raw_adapters()
+            .iter()
+            .map(|a| AdapterSummary {
+                info: a.get_info(),
+                features: a.features(),
+                limits: a.limits(),
+            })
+            .collect();
+        list.sort_by_key(|s| std::cmp::Reverse(s.rank()));
+        list
+    }
+
+    fn raw_adapters() -> Vec<wgpu::Adapter> {
+        let inst = instance();
+        let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        adapters.sort_by_key(|a| {
+            let s = AdapterSummary {
+                info: a.get_info(),
+                features: wgpu::Features::empty(),
+                limits: wgpu::Limits::default(),
+            };
+            std::cmp::Reverse(s.rank())
+        });
+        adapters
+    }
+
+    /// The best adapter: discrete > integrated > virtual > software.
+    pub fn best() -> Result<Self> {
+        Self::choose(|_| true, "any adapter")
+    }
+
+    /// The best adapter whose name contains `needle` (case-insensitive).
+    pub fn by_name(needle: &str) -> Result<Self> {
+        let n = needle.to_lowercase();
+        Self::choose(
+            |s| s.info.name.to_lowercase().contains(&n),
+            &format!("an adapter named like `{needle}`"),
+        )
+    }
+
+    /// The best adapter on one graphics API.
+    pub fn by_backend(backend: wgpu::Backend) -> Result<Self> {
+        Self::choose(
+            |s| s.info.backend == backend,
+            &format!("an adapter on {backend}"),
+        )
+    }
+
+    fn choose(pred: impl Fn(&AdapterSummary) -> bool, what: &str) -> Result<Self> {
+        let adapters = Self::raw_adapters();
+        let seen: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({})", i.name, i.backend)
+            })
+            .collect();
+        let adapter = adapters
+            .into_iter()
+            .find(|a| {
+                pred(&AdapterSummary {
+                    info: a.get_info(),
+                    features: a.features(),
+                    limits: a.limits(),
+                })
+            })
+            .ok_or_else(|| {
+                Error::NoAdapter(format!(
+                    "wanted {what}; found {}",
+                    if seen.is_empty() {
+                        "none (is a Vulkan, Metal, DX12 or GL driver installed?)".to_string()
+                    } else {
+                        seen.join(", ")
+                    }
+                ))
+            })?;
+        Self::from_adapter(adapter)
+    }
+
+    /// Opens an adapter with its real limits (not wgpu's conservative defaults) and the
+    /// optional features it has.
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let summary = AdapterSummary {
+            info: adapter.get_info(),
+            features: adapter.features(),
+            limits: adapter.limits(),
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gradflux"),
+            required_features: summary.features & wanted_features(),
+            required_limits: summary.limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Device(format!("request_device on {}: {e}", summary.info.name)))?;
+        let lost = Arc::new(Mutex::new(None));
+        let lost_cb = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *lost_cb.lock().expect("lost flag") = Some(format!("{reason:?}: {msg}"));
+        });
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().expect("error list").push(e.to_string());
+        }));
+        Ok(WgpuDevice {
+            ctx: Arc::new(Context {
+                device,
+                queue,
+                summary,
+                pipelines: PipelineCache::default(),
+                lost,
+                uncaptured,
+            }),
+        })
+    }
+
+    /// Name, API, kind, features and limits of the opened adapter.
+    pub fn summary(&self) -> &AdapterSummary {
+        &self.ctx.summary
+    }
+
+    /// Number of distinct compute pipelines created on this device so far.
+    pub fn pipeline_count(&self) -> usize {
+        self.ctx.pipelines.len()
+    }
+
+    /// Destroys the underlying device; later calls return [`Error::DeviceLost`]. Useful to
+    /// test recovery paths.
+    pub fn destroy(&self) {
+        self.ctx.device.destroy();
+        let mut lost = self.ctx.lost.lock().expect("lost flag");
+        if lost.is_none() {
+            *lost = Some("destroyed by WgpuDevice::destroy".into());
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! A graph compiled for one wgpu device: every buffer, pipeline and bind group is made once
+//! here, so a run only uploads inputs, encodes dispatches, submits and reads outputs back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
+use gradflux_core::{
+    bind_inputs, DType, Error, Executable, Graph, Home, Inputs, MemoryReport, Op, Plan, Result,
+    RunFuture, Storage, Tensor, TensorData, TensorType, Value,
+};
+use wgpu::util::DeviceExt;
+
+use crate::device::Context;
+use crate::dispatch::split_workgroups;
+use crate::launch::{launches, Workgroups, MAX_RANK};
+
+/// Dispatches encoded per submission; past it a run is split into several submissions so
+/// no single one runs long enough to trip a driver watchdog.
+pub const MAX_DISPATCHES_PER_SUBMIT: usize = 2048;
+
+struct Step {
+    pipeline: Arc<crate::pipelines::CachedPipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+struct Output {
+    home: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    ty: TensorType,
+}
+
+pub struct WgpuExecutable {
+    ctx: Arc<Context>,
+    graph_inputs: Vec<(String, TensorType)>,
+    plan: Plan,
+    input_buffers: Vec<wgpu::Buffer>,
+    steps: Vec<Step>,
+    outputs: Vec<Output>,
+}
+
+/// Device buffers hold at least 4 bytes and a multiple of 4 (wgpu's copy alignment).
+fn buffer_size(bytes: u64) -> u64 {
+    bytes.max(4).div_ceil(4) * 4
+}
+
+impl WgpuExecutable {
+    pub(crate) fn new(ctx: Arc<Context>, graph: &Graph, outputs: &[Tensor]) -> Result<Self> {
+        ctx.check_health()?;
+        let plan = Plan::new(graph, outputs)?;
+        check_supported(&plan, &ctx.summary.limits)?;
+
+        let device = &ctx.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let built = Self::build(&ctx, graph, plan);
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Device(format!("compiling graph: {e}")));
+        }
+        built
+    }
+
+    fn build(ctx: &Arc<Context>, graph: &Graph, plan: Plan) -> Result<Self> {
+        let device = &ctx.device;
+        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let types: HashMap<Value, TensorType> = plan
+            .nodes
+            .iter()
+            .zip(&plan.node_ids)
+            .flat_map(|(n, &id)| {
+                n.outputs
+                    .iter()
+                    .enumerate()
+                    .map(move |(slot, t)| (Value { node: id, slot }, t.clone()))
+            })
+            .collect();
+
+        let input_buffers: Vec<wgpu::Buffer> = plan
+            .inputs
+            .iter()
+            .map(|(name, v)| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(name),
+                    size: buffer_size(types[v].size_bytes()),
+                    usage: storage | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        let constant_buffers: Vec<wgpu::Buffer> = plan
+            .constants
+            .iter()
+            .map(|v| {
+                let step = plan
+                    .node_ids
+                    .iter()
+                    .position(|&n| n == v.node)
+                    .expect("in plan");
+                let Op::Constant(data) = &plan.nodes[step].op else {
+                    unreachable!("constants list holds constant nodes")
+                };
+                let mut bytes = data.storage().to_bytes();
+                bytes.resize(buffer_size(bytes.len() as u64) as usize, 0);
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("constant"),
+                    contents: &bytes,
+                    usage: storage,
+                })
+            })
+            .collect();
+        let pool_buffers: Vec<wgpu::Buffer> = plan
+            .pool_sizes
+            .iter()
+            .map(|&size| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("pool"),
+                    size: buffer_size(size),
+                    usage: storage | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        let buffer_of = |v: &Value| -> &wgpu::Buffer {
+            match plan.homes[v] {
+                Home::Input(i) => &input_buffers[i],
+                Home::Constant(i) => &constant_buffers[i],
+                Home::Pool(i) => &pool_buffers[i],
+            }
+        };
+
+        let max_wg = ctx.summary.limits.max_compute_workgroups_per_dimension;
+        let mut steps = Vec::new();
+        for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
+            for launch in launches(node, id, &|v| types[&v].clone())? {
+                let workgroups = match launch.workgroups {
+                    Workgroups::Linear(0) => continue,
+                    Workgroups::Linear(n) => split_workgroups(n, max_wg, node.op.name())?,
+                    Workgroups::Fixed(w) => {
+                        if w.contains(&0) {
+                            continue;
+                        }
+                        if let Some(&big) = w.iter().find(|&&x| x > max_wg) {
+                            return Err(Error::Limit {
+                                limit: "max_compute_workgroups_per_dimension",
+                                what: format!("custom op dispatch {w:?}"),
+                                requested: big as u64,
+                                allowed: max_wg as u64,
+                            });
+                        }
+                        w
+                    }
+                };
+                let pipeline = ctx.pipelines.get(device, &launch.kernel)?;
+                let info_buffer = (!launch.info.is_empty()).then(|| {
+                    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("info"),
+                        contents: bytemuck::cast_slice(&launch.info),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    })
+                });
+                let mut entries: Vec<wgpu::BindGroupEntry> = launch
+                    .binds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource: buffer_of(v).as_entire_binding(),
+                    })
+                    .collect();
+                if let Some(b) = &info_buffer {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: entries.len() as u32,
+                        resource: b.as_entire_binding(),
+                    });
+                }
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(&launch.kernel.label),
+                    layout: &pipeline.layout,
+                    entries: &entries,
+                });
+                steps.push(Step {
+                    pipeline,
+                    bind_group,
+                    workgroups,
+                });
+            }
+        }
+
+        let outputs = plan
+            .outputs
+            .iter()
+            .map(|v| {
+                let ty = types[v].clone();
+                Output {
+                    home: buffer_of(v).clone(),
+                    staging: device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("readback"),
+                        size: buffer_size(ty.size_bytes()),
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }),
+                    ty,
+                }
+            })
+            .collect();
+        Ok(WgpuExecutable {
+            ctx: ctx.clone(),
+            graph_inputs: graph.inputs(),
+            plan,
+            input_buffers,
+            steps,
+            outputs,
+        })
+    }
+
+    /// Uploads inputs, encodes every dispatch and the output copies, and submits.
+    fn submit(&mut self, inputs: &Inputs) -> Result<()> {
+        self.ctx.check_health()?;
+        let data = bind_inputs(&self.graph_inputs, &self.plan, inputs)?;
+        let device = &self.ctx.device;
+        let queue = &self.ctx.queue;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        for (buf, d) in self.input_buffers.iter().zip(data) {
+            if d.numel() > 0 {
+                queue.write_buffer(buf, 0, &d.storage().to_bytes());
+            }
+        }
+        let chunks: Vec<&[Step]> = if self.steps.is_empty() {
+            vec![&[]]
+        } else {
+            self.steps.chunks(MAX_DISPATCHES_PER_SUBMIT).collect()
+        };
+        let last = chunks.len() - 1;
+        for (c, chunk) in chunks.into_iter().enumerate() {
+            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gradflux run"),
+            });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+                for s in chunk {
+                    pass.set_pipeline(&s.pipeline.pipeline);
+                    pass.set_bind_group(0, &s.bind_group, &[]);
+                    let [x, y, z] = s.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+            }
+            if c == last {
+                for o in &self.outputs {
+                    let size = o.ty.size_bytes();
+                    if size > 0 {
+                        enc.copy_buffer_to_buffer(&o.home, 0, &o.staging, 0, size);
+                    }
+                }
+            }
+            queue.submit([enc.finish()]);
+        }
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Device(format!("running graph: {e}")));
+        }
+        Ok(())
+    }
+
+    /// Starts mapping every staging buffer; the counter reaches zero when all are mapped.
+    fn map_outputs(&self) -> (Arc<AtomicUsize>, Arc<Mutex<Option<String>>>) {
+        let pending = Arc::new(AtomicUsize::new(self.outputs.len()));
+        let failure = Arc::new(Mutex::new(None));
+        for o in &self.outputs {
+            let (p, f) = (pending.clone(), failure.clone());
+            o.staging
+                .slice(..)
+                .map_async(wgpu::MapMode::Read, move |r| {
+                    if let Err(e) = r {
+                        *f.lock().expect("map failure") = Some(e.to_string());
+                    }
+                    p.fetch_sub(1, Ordering::AcqRel);
+                });
+        }
+        (pending, failure)
+    }
+
+    fn read_outputs(&self, failure: &Mutex<Option<String>>) -> Result<Vec<TensorData>> {
+        let failed = failure.lock().expect("map failure").take();
+        let result = match failed {
+            Some(e) => Err(Error::Device(format!("reading outputs back: {e}"))),
+            None => self
+                .outputs
+                .iter()
+                .map(|o| {
+                    let view = o
+                        .staging
+                        .slice(..)
+                        .get_mapped_range()
+                        .map_err(|e| Error::Device(format!("reading outputs back: {e}")))?;
+                    let bytes = &view[..o.ty.size_bytes() as usize];
+                    let storage = Storage::from_bytes(o.ty.dtype, bytes);
+                    TensorData::from_storage(o.ty.shape.clone(), storage)
+                })
+                .collect(),
+        };
+        for o in &self.outputs {
+            o.staging.unmap();
+        }
+        self.ctx.check_health()?;
+        result
+    }
+}
+
+/// Refuses, before allocating anything, what this backend cannot run or hold.
+fn check_supported(plan: &Plan, limits: &wgpu::Limits) -> Result<()> {
+    for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
+        for t in &node.outputs {
+            let what = || format!("`{}` (node %{id}) producing {t}", node.op.name());
+            if t.dtype == DType::F64 {
+                return Err(Error::Unsupported {
+                    backend: "wgpu".into(),
+                    what: format!(
+                        "{}: f64 runs on the CPU backend only; cast to f32 for the GPU",
+                        what()
+                    ),
+                });
+            }
+            if t.shape.rank() > MAX_RANK {
+                return Err(Error::Unsupported {
+                    backend: "wgpu".into(),
+                    what: format!(
+                        "{}: rank {} is over the maximum {MAX_RANK}",
+                        what(),
+                        t.shape.rank()
+                    ),
+                });
+            }
+            let bytes = t.size_bytes();
+            if bytes > limits.max_storage_buffer_binding_size {
+                return Err(Error::Limit {
+                    limit: "max_storage_buffer_binding_size",
+                    what: what(),
+                    requested: bytes,
+                    allowed: limits.max_storage_buffer_binding_size,
+                });
+            }
+            if bytes > limits.max_buffer_size {
+                return Err(Error::Limit {
+                    limit: "max_buffer_size",
+                    what: what(),
+                    requested: bytes,
+                    allowed: limits.max_buffer_size,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Executable for WgpuExecutable {
+    fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
+        self.submit(inputs)?;
+        let (_, failure) = self.map_outputs();
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(format!("waiting for the run: {e}")))?;
+        self.read_outputs(&failure)
+    }
+
+    fn run_async<'a>(&'a mut self, inputs: &'a Inputs<'a>) -> RunFuture<'a> {
+        Box::pin(async move {
+            self.submit(inputs)?;
+            let (pending, failure) = self.map_outputs();
+            // Native wgpu delivers map callbacks from `poll`; poll without blocking and
+            // yield to the executor until every output is mapped.
+            futures::future::poll_fn(|cx| {
+                if let Err(e) = self.ctx.device.poll(wgpu::PollType::Poll) {
+                    return Poll::Ready(Err(Error::Device(format!("polling the device: {e}"))));
+                }
+                if pending.load(Ordering::Acquire) == 0 {
+                    Poll::Ready(Ok(()))
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await?;
+            self.read_outputs(&failure)
+        })
+    }
+
+    fn memory(&self) -> MemoryReport {
+        self.plan.memory
+    }
+
+    fn backend_name(&self) -> String {
+        self.ctx.summary.describe()
+    }
+}

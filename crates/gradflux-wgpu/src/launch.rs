@@ -1,0 +1,501 @@
+//! Turns one graph node into the kernel launches that compute it: which specialised
+//! kernel, which values it binds, the small `info` array of sizes and strides it reads,
+//! and how many workgroups it needs.
+
+use gradflux_core::{
+    BinaryOp, CompareOp, DType, Dispatch, Error, Node, Op, ReduceOp, Result, Shape, TensorType,
+    UnaryOp, Value,
+};
+
+use crate::pipelines::KernelSource;
+use crate::shaders::{self, ShaderFile};
+
+/// Threads per workgroup of the one-thread-per-element kernels (their `WG` override).
+pub const ELEMENTWISE_WG: u32 = 256;
+/// Largest rank the strided kernels index (the size of their `info` stride arrays).
+pub const MAX_RANK: usize = 8;
+const TILE: u64 = 16;
+
+/// How many workgroups a launch needs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Workgroups {
+    /// A count the kernel reads back as `wg.x + wg.y * nwg.x`: split over y when needed.
+    Linear(u64),
+    /// Exact counts (custom kernels).
+    Fixed([u32; 3]),
+}
+
+/// One dispatch: kernel, bound values (then the `info` buffer, if any), and size.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub kernel: KernelSource,
+    pub binds: Vec<Value>,
+    pub info: Vec<u32>,
+    pub workgroups: Workgroups,
+}
+
+fn kernel(
+    file: &ShaderFile,
+    label: String,
+    t: DType,
+    r: DType,
+    expr: Option<&str>,
+    constants: Vec<(&'static str, f64)>,
+    bindings: usize,
+) -> KernelSource {
+    let mut read_only = vec![true; bindings];
+    read_only[bindings - 2] = false; // output
+    KernelSource {
+        label,
+        source: shaders::specialise(file, t, r, expr),
+        entry_point: "main".into(),
+        constants,
+        read_only,
+    }
+}
+
+/// Kernels with the output followed by `info`: `bindings` counts both.
+fn elementwise_kernel(
+    file: &ShaderFile,
+    label: &str,
+    t: DType,
+    r: DType,
+    expr: Option<&str>,
+    bindings: usize,
+) -> KernelSource {
+    kernel(
+        file,
+        format!("{label}<{t},{r}>"),
+        t,
+        r,
+        expr,
+        vec![("WG", ELEMENTWISE_WG as f64)],
+        bindings,
+    )
+}
+
+fn per_element(numel: usize) -> Workgroups {
+    Workgroups::Linear((numel as u64).div_ceil(ELEMENTWISE_WG as u64))
+}
+
+fn u32s(v: impl IntoIterator<Item = usize>) -> Vec<u32> {
+    v.into_iter().map(|x| x as u32).collect()
+}
+
+fn padded(v: &[usize]) -> Vec<u32> {
+    let mut out = u32s(v.iter().copied());
+    out.resize(MAX_RANK, 0);
+    out
+}
+
+/// `[numel, rank, contiguous mask, dims[8], strides per operand[8]...]` for the
+/// broadcasting elementwise kernels.
+fn broadcast_info(out: &Shape, operands: &[&Shape]) -> Vec<u32> {
+    let mut mask = 0u32;
+    for (k, s) in operands.iter().enumerate() {
+        if *s == out {
+            mask |= 1 << k;
+        }
+    }
+    let mut info = vec![out.numel() as u32, out.rank() as u32, mask];
+    info.extend(padded(out.dims()));
+    for s in operands {
+        info.extend(padded(&s.broadcast_strides(out)));
+    }
+    info
+}
+
+/// `[numel, rank, src base, dst base, dims[8], src strides[8], dst strides[8]]`.
+fn copy_info(
+    dims: &[usize],
+    src_base: usize,
+    src_strides: &[usize],
+    dst_base: usize,
+    dst_strides: &[usize],
+) -> Vec<u32> {
+    let numel: usize = dims.iter().product();
+    let mut info = vec![
+        numel as u32,
+        dims.len() as u32,
+        src_base as u32,
+        dst_base as u32,
+    ];
+    info.extend(padded(dims));
+    info.extend(padded(src_strides));
+    info.extend(padded(dst_strides));
+    info
+}
+
+fn copy_launch(src: Value, dst: Value, info: Vec<u32>) -> Launch {
+    let numel = info[0] as usize;
+    Launch {
+        kernel: kernel(
+            &shaders::STRIDED_COPY,
+            "strided_copy".into(),
+            DType::U32,
+            DType::U32,
+            None,
+            vec![("WG", ELEMENTWISE_WG as f64)],
+            3,
+        ),
+        binds: vec![src, dst],
+        info,
+        workgroups: per_element(numel),
+    }
+}
+
+pub fn unary_expr(op: UnaryOp, dtype: DType) -> &'static str {
+    match (op, dtype) {
+        (UnaryOp::Neg, _) => "-a",
+        (UnaryOp::Abs, DType::U32) => "a",
+        (UnaryOp::Abs, _) => "abs(a)",
+        (UnaryOp::Relu, _) => "max(a, T(0))",
+        (UnaryOp::Exp, _) => "exp(a)",
+        (UnaryOp::Log, _) => "log(a)",
+        (UnaryOp::Sqrt, _) => "sqrt(a)",
+        (UnaryOp::Sigmoid, _) => "sigmoid_f32(a)",
+        (UnaryOp::Tanh, _) => "tanh_f32(a)",
+    }
+}
+
+pub fn binary_expr(op: BinaryOp, dtype: DType) -> &'static str {
+    match (op, dtype) {
+        (BinaryOp::Add, _) => "x + y",
+        (BinaryOp::Sub, _) => "x - y",
+        (BinaryOp::Mul, _) => "x * y",
+        (BinaryOp::Div, DType::I32) => "div_i32(x, y)",
+        (BinaryOp::Div, DType::U32) => "div_u32(x, y)",
+        (BinaryOp::Div, _) => "x / y",
+        (BinaryOp::Pow, _) => "pow_f32(x, y)",
+        (BinaryOp::Maximum, _) => "max(x, y)",
+        (BinaryOp::Minimum, _) => "min(x, y)",
+    }
+}
+
+pub fn compare_expr(op: CompareOp) -> String {
+    let sym = match op {
+        CompareOp::Eq => "==",
+        CompareOp::Ne => "!=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+    };
+    format!("select(0u, 1u, x {sym} y)")
+}
+
+pub fn reduce_code(op: ReduceOp) -> f64 {
+    match op {
+        ReduceOp::Sum => 0.0,
+        ReduceOp::Mean => 1.0,
+        ReduceOp::Max => 2.0,
+        ReduceOp::Min => 3.0,
+        ReduceOp::LogSumExp => 4.0,
+        ReduceOp::ArgMax => 5.0,
+    }
+}
+
+/// The launches that compute `node` (node id `id`); `ty` gives the type of any value.
+pub fn launches(node: &Node, id: usize, ty: &dyn Fn(Value) -> TensorType) -> Result<Vec<Launch>> {
+    let out = Value { node: id, slot: 0 };
+    let oty = node.ty().clone();
+    let ins: Vec<TensorType> = node.inputs.iter().map(|v| ty(*v)).collect();
+    let input = |k: usize| node.inputs[k];
+    let launch = |kernel: KernelSource, binds: Vec<Value>, info: Vec<u32>, wg: Workgroups| Launch {
+        kernel,
+        binds,
+        info,
+        workgroups: wg,
+    };
+    let numel = oty.shape.numel();
+    let l = match &node.op {
+        Op::Input { .. } | Op::Constant(_) | Op::Reshape => vec![],
+        Op::Unary(u) => vec![launch(
+            elementwise_kernel(
+                &shaders::UNARY,
+                u.name(),
+                ins[0].dtype,
+                oty.dtype,
+                Some(unary_expr(*u, oty.dtype)),
+                3,
+            ),
+            vec![input(0), out],
+            vec![numel as u32],
+            per_element(numel),
+        )],
+        Op::Cast => vec![launch(
+            elementwise_kernel(
+                &shaders::UNARY,
+                "cast",
+                ins[0].dtype,
+                oty.dtype,
+                Some("R(a)"),
+                3,
+            ),
+            vec![input(0), out],
+            vec![numel as u32],
+            per_element(numel),
+        )],
+        Op::Binary(b) => vec![launch(
+            elementwise_kernel(
+                &shaders::BINARY,
+                b.name(),
+                ins[0].dtype,
+                oty.dtype,
+                Some(binary_expr(*b, oty.dtype)),
+                4,
+            ),
+            vec![input(0), input(1), out],
+            broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape]),
+            per_element(numel),
+        )],
+        Op::Compare(c) => vec![launch(
+            elementwise_kernel(
+                &shaders::BINARY,
+                c.name(),
+                ins[0].dtype,
+                DType::U32,
+                Some(&compare_expr(*c)),
+                4,
+            ),
+            vec![input(0), input(1), out],
+            broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape]),
+            per_element(numel),
+        )],
+        Op::Select => vec![launch(
+            elementwise_kernel(&shaders::SELECT, "select", oty.dtype, oty.dtype, None, 5),
+            vec![input(0), input(1), input(2), out],
+            broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape, &ins[2].shape]),
+            per_element(numel),
+        )],
+        Op::Reduce { op, axis, .. } => {
+            let (outer, len, inner) = ins[0].shape.split_at_axis(*axis);
+            let outputs = outer * inner;
+            vec![launch(
+                kernel(
+                    &shaders::REDUCE,
+                    format!("{}<{}>", op.name(), ins[0].dtype),
+                    ins[0].dtype,
+                    oty.dtype,
+                    None,
+                    vec![("OP", reduce_code(*op))],
+                    3,
+                ),
+                vec![input(0), out],
+                u32s([outputs, len, inner]),
+                Workgroups::Linear(outputs as u64),
+            )]
+        }
+        Op::Softmax { axis, log } => {
+            let (outer, len, inner) = ins[0].shape.split_at_axis(*axis);
+            let rows = outer * inner;
+            vec![launch(
+                kernel(
+                    &shaders::SOFTMAX,
+                    format!("{}<{}>", node.op.name(), oty.dtype),
+                    oty.dtype,
+                    oty.dtype,
+                    None,
+                    vec![("LOG", if *log { 1.0 } else { 0.0 })],
+                    3,
+                ),
+                vec![input(0), out],
+                u32s([rows, len, inner]),
+                Workgroups::Linear(rows as u64),
+            )]
+        }
+        Op::Permute { perm } => {
+            let src = ins[0].shape.strides();
+            let src_strides: Vec<usize> = perm.iter().map(|&p| src[p]).collect();
+            vec![copy_launch(
+                input(0),
+                out,
+                copy_info(oty.shape.dims(), 0, &src_strides, 0, &oty.shape.strides()),
+            )]
+        }
+        Op::Slice { axis, start, step } => {
+            let mut src_strides = ins[0].shape.strides();
+            let base = start * src_strides[*axis];
+            src_strides[*axis] *= step;
+            vec![copy_launch(
+                input(0),
+                out,
+                copy_info(
+                    oty.shape.dims(),
+                    base,
+                    &src_strides,
+                    0,
+                    &oty.shape.strides(),
+                ),
+            )]
+        }
+        Op::BroadcastTo => vec![copy_launch(
+            input(0),
+            out,
+            copy_info(
+                oty.shape.dims(),
+                0,
+                &ins[0].shape.broadcast_strides(&oty.shape),
+                0,
+                &oty.shape.strides(),
+            ),
+        )],
+        Op::Concat { axis } => {
+            let dst_strides = oty.shape.strides();
+            let mut along = 0;
+            let mut parts = Vec::new();
+            for (k, t) in ins.iter().enumerate() {
+                if t.shape.numel() > 0 {
+                    parts.push(copy_launch(
+                        input(k),
+                        out,
+                        copy_info(
+                            t.shape.dims(),
+                            0,
+                            &t.shape.strides(),
+                            along * dst_strides[*axis],
+                            &dst_strides,
+                        ),
+                    ));
+                }
+                along += t.shape.dims()[*axis];
+            }
+            parts
+        }
+        Op::MatMul => vec![matmul_launch(
+            &ins[0],
+            &ins[1],
+            &oty,
+            input(0),
+            input(1),
+            out,
+        )],
+        Op::Gather { axis } => {
+            let (_, dim, inner) = ins[0].shape.split_at_axis(*axis);
+            let n_idx = ins[1].shape.numel();
+            vec![launch(
+                kernel(
+                    &shaders::GATHER,
+                    "gather".into(),
+                    DType::U32,
+                    DType::U32,
+                    None,
+                    vec![("WG", ELEMENTWISE_WG as f64)],
+                    4,
+                ),
+                vec![input(0), input(1), out],
+                u32s([numel, inner, n_idx, dim]),
+                per_element(numel),
+            )]
+        }
+        Op::ScatterAdd { axis, dim_size } => {
+            let (_, _, inner) = oty.shape.split_at_axis(*axis);
+            let n_idx = ins[1].shape.numel();
+            vec![launch(
+                kernel(
+                    &shaders::SCATTER_ADD,
+                    format!("scatter_add<{}>", oty.dtype),
+                    oty.dtype,
+                    oty.dtype,
+                    None,
+                    vec![("WG", ELEMENTWISE_WG as f64)],
+                    4,
+                ),
+                vec![input(0), input(1), out],
+                u32s([numel, inner, n_idx, *dim_size]),
+                per_element(numel),
+            )]
+        }
+        Op::Custom(op) => {
+            let k = op.wgsl.as_ref().ok_or_else(|| Error::Unsupported {
+                backend: "wgpu".into(),
+                what: format!(
+                    "custom op `{}` has no WGSL kernel; give it one with `.wgsl(...)` or run it \
+                     on the CPU backend",
+                    op.name
+                ),
+            })?;
+            let n_in = node.inputs.len();
+            let n_out = node.outputs.len();
+            let mut read_only = vec![true; n_in];
+            read_only.extend(vec![false; n_out]);
+            let mut binds = node.inputs.clone();
+            binds.extend((0..n_out).map(|slot| Value { node: id, slot }));
+            let workgroups = match k.dispatch {
+                Dispatch::Workgroups(w) => Workgroups::Fixed(w),
+                Dispatch::Threads {
+                    threads,
+                    workgroup_size,
+                } => Workgroups::Linear(threads.div_ceil(workgroup_size as u64)),
+            };
+            vec![Launch {
+                kernel: KernelSource {
+                    label: format!("custom:{}", op.name),
+                    source: k.source.clone(),
+                    entry_point: k.entry_point.clone(),
+                    constants: vec![],
+                    read_only,
+                },
+                binds,
+                info: vec![],
+                workgroups,
+            }]
+        }
+    };
+    Ok(l)
+}
+
+fn matmul_launch(
+    a: &TensorType,
+    b: &TensorType,
+    out: &TensorType,
+    va: Value,
+    vb: Value,
+    vo: Value,
+) -> Launch {
+    let r = out.shape.rank();
+    let (m, n) = (out.shape.dims()[r - 2], out.shape.dims()[r - 1]);
+    let k = a.shape.dims()[a.shape.rank() - 1];
+    let batch = Shape(out.shape.dims()[..r - 2].to_vec());
+    let batch_a = Shape(a.shape.dims()[..a.shape.rank() - 2].to_vec());
+    let batch_b = Shape(b.shape.dims()[..b.shape.rank() - 2].to_vec());
+    let stride_a: Vec<usize> = batch_a
+        .broadcast_strides(&batch)
+        .iter()
+        .map(|s| s * m * k)
+        .collect();
+    let stride_b: Vec<usize> = batch_b
+        .broadcast_strides(&batch)
+        .iter()
+        .map(|s| s * k * n)
+        .collect();
+    let (tiles_m, tiles_n) = ((m as u64).div_ceil(TILE), (n as u64).div_ceil(TILE));
+    let batches = batch.numel();
+    let mut info = u32s([
+        m,
+        n,
+        k,
+        batches,
+        tiles_m as usize,
+        tiles_n as usize,
+        batch.rank(),
+        0,
+    ]);
+    info.extend(padded(batch.dims()));
+    info.extend(padded(&stride_a));
+    info.extend(padded(&stride_b));
+    Launch {
+        kernel: kernel(
+            &shaders::MATMUL_TILED,
+            format!("matmul_tiled<{}>", out.dtype),
+            out.dtype,
+            out.dtype,
+            None,
+            vec![],
+            4,
+        ),
+        binds: vec![va, vb, vo],
+        info,
+        workgroups: Workgroups::Linear(batches as u64 * tiles_m * tiles_n),
+    }
+}

@@ -1,0 +1,113 @@
+//! Choosing where graphs run: the best wgpu adapter, a named one, or the CPU reference.
+
+use std::sync::Once;
+
+use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
+use gradflux_cpu::CpuBackend;
+use gradflux_wgpu::WgpuDevice;
+
+/// Environment variable that overrides [`Device::auto`]: `cpu`, a graphics API (`vulkan`,
+/// `metal`, `dx12`, `gl`), or a substring of an adapter's name (e.g. `llvmpipe`, `nvidia`).
+pub const DEVICE_ENV: &str = "GRADFLUX_DEVICE";
+
+/// Where a graph is compiled and run.
+#[derive(Clone, Debug)]
+pub enum Device {
+    /// The CPU reference backend: defines the right answer for every op.
+    Cpu,
+    /// A wgpu adapter.
+    Wgpu(WgpuDevice),
+}
+
+static FALLBACK_NOTICE: Once = Once::new();
+
+impl Device {
+    /// The best device available: `GRADFLUX_DEVICE` if set, else a discrete GPU, an
+    /// integrated GPU, a software adapter, and finally the CPU backend (saying so once on
+    /// stderr). An override that matches nothing is an error, not a silent fallback.
+    pub fn auto() -> Result<Device> {
+        if let Ok(want) = std::env::var(DEVICE_ENV) {
+            if !want.trim().is_empty() {
+                return Device::from_spec(want.trim());
+            }
+        }
+        match WgpuDevice::best() {
+            Ok(d) => Ok(Device::Wgpu(d)),
+            Err(e) => {
+                FALLBACK_NOTICE.call_once(|| {
+                    eprintln!("gradflux: no wgpu adapter ({e}); using the CPU reference backend");
+                });
+                Ok(Device::Cpu)
+            }
+        }
+    }
+
+    /// The device named by `spec`: `cpu`, `gpu` (best adapter), a graphics API, or an
+    /// adapter-name substring.
+    pub fn from_spec(spec: &str) -> Result<Device> {
+        let lower = spec.to_lowercase();
+        let backend = match lower.as_str() {
+            "cpu" => return Ok(Device::Cpu),
+            "gpu" | "wgpu" | "best" => return Ok(Device::Wgpu(WgpuDevice::best()?)),
+            "vulkan" | "vk" => Some(wgpu_backend::VULKAN),
+            "metal" => Some(wgpu_backend::METAL),
+            "dx12" | "d3d12" => Some(wgpu_backend::DX12),
+            "gl" | "gles" | "opengl" => Some(wgpu_backend::GL),
+            _ => None,
+        };
+        match backend {
+            Some(b) => Ok(Device::Wgpu(WgpuDevice::by_backend(b)?)),
+            None => Ok(Device::Wgpu(WgpuDevice::by_name(spec)?)),
+        }
+    }
+
+    /// The best wgpu adapter, or an error if there is none (no CPU fallback).
+    pub fn gpu() -> Result<Device> {
+        Ok(Device::Wgpu(WgpuDevice::best()?))
+    }
+
+    /// Compiles `graph` for this device, keeping only what `outputs` need.
+    pub fn compile(&self, graph: &Graph, outputs: &[Tensor]) -> Result<Box<dyn Executable>> {
+        self.backend().compile(graph, outputs)
+    }
+
+    /// The backend behind this device.
+    pub fn backend(&self) -> &dyn Backend {
+        match self {
+            Device::Cpu => &CpuBackend,
+            Device::Wgpu(d) => d,
+        }
+    }
+
+    /// A one-line description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn name(&self) -> String {
+        self.backend().name()
+    }
+
+    pub fn is_cpu(&self) -> bool {
+        matches!(self, Device::Cpu)
+    }
+
+    /// The wgpu device, if this is one.
+    pub fn as_wgpu(&self) -> Option<&WgpuDevice> {
+        match self {
+            Device::Wgpu(d) => Some(d),
+            Device::Cpu => None,
+        }
+    }
+}
+
+/// The graphics APIs, without making users depend on wgpu to name one.
+mod wgpu_backend {
+    pub use gradflux_wgpu::wgpu::Backend;
+    pub const VULKAN: Backend = Backend::Vulkan;
+    pub const METAL: Backend = Backend::Metal;
+    pub const DX12: Backend = Backend::Dx12;
+    pub const GL: Backend = Backend::Gl;
+}
+
+impl From<WgpuDevice> for Device {
+    fn from(d: WgpuDevice) -> Self {
+        Device::Wgpu(d)
+    }
+}

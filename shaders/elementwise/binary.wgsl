@@ -1,0 +1,72 @@
+// Two-input elementwise op with numpy broadcasting, one thread per output element.
+// The host rewrites the `alias` lines for the dtypes and the line marked `@op` for the op.
+alias T = f32;
+alias R = f32;
+
+override WG: u32 = 256u;
+const MAX_RANK: u32 = 8u;
+
+@group(0) @binding(0) var<storage, read> a: array<T>;
+@group(0) @binding(1) var<storage, read> b: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<R>;
+// info: [numel, rank, contiguous mask, dims[8], strides of a[8], strides of b[8]]
+@group(0) @binding(3) var<storage, read> info: array<u32>;
+
+// Element offset of operand `k` for output element `i`.
+fn offset(i: u32, k: u32) -> u32 {
+    if (info[2] & (1u << k)) != 0u {
+        return i;
+    }
+    var rem = i;
+    var off = 0u;
+    let rank = info[1];
+    for (var d = 0u; d < rank; d++) {
+        let axis = rank - 1u - d;
+        let dim = info[3u + axis];
+        off += (rem % dim) * info[3u + MAX_RANK * (k + 1u) + axis];
+        rem /= dim;
+    }
+    return off;
+}
+
+// C `pow` on f32: a negative base is defined for integral exponents.
+fn pow_f32(x: f32, y: f32) -> f32 {
+    if y == 0.0 || x == 1.0 {
+        return 1.0;
+    }
+    if x > 0.0 {
+        return pow(x, y);
+    }
+    if x == 0.0 {
+        return select(bitcast<f32>(0x7f800000u), 0.0, y > 0.0);
+    }
+    if fract(y) != 0.0 {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    let m = pow(-x, y);
+    let odd = fract(y * 0.5) != 0.0;
+    return select(m, -m, odd);
+}
+
+// WGSL integer division: x / 0 == x and MIN / -1 == MIN, without ever dividing by zero.
+fn div_i32(x: i32, y: i32) -> i32 {
+    let bad = y == 0 || (x == i32(-2147483648) && y == -1);
+    return select(x / select(y, 1, bad), x, bad);
+}
+
+fn div_u32(x: u32, y: u32) -> u32 {
+    return select(x / select(y, 1u, y == 0u), x, y == 0u);
+}
+
+fn apply(x: T, y: T) -> R {
+    return x + y; // @op
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if i >= info[0] {
+        return;
+    }
+    out[i] = apply(a[offset(i, 0u)], b[offset(i, 1u)]);
+}

@@ -1,0 +1,116 @@
+// Reduction over one axis of a tensor viewed as [outer, len, inner]: one workgroup per
+// output element, threads striding over the axis, then a tree in workgroup memory.
+// OP: 0 sum, 1 mean, 2 max, 3 min, 4 logsumexp, 5 argmax (ties go to the smallest index).
+alias T = f32;
+alias R = f32;
+
+override OP: u32 = 0u;
+const WG: u32 = 256u;
+const NONE: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> out: array<R>;
+// info: [outputs, len, inner]
+@group(0) @binding(2) var<storage, read> info: array<u32>;
+
+var<workgroup> sv: array<T, WG>;
+var<workgroup> si: array<u32, WG>;
+var<workgroup> sf: array<f32, WG>;
+
+// Whether (v, vi) should replace (cur, ci) as the best candidate; NONE marks no candidate.
+fn better(v: T, vi: u32, cur: T, ci: u32) -> bool {
+    if vi == NONE {
+        return false;
+    }
+    if ci == NONE {
+        return true;
+    }
+    if OP == 3u {
+        return v < cur || (v == cur && vi < ci);
+    }
+    return v > cur || (v == cur && vi < ci);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let w = wg.x + wg.y * nwg.x;
+    if w >= info[0] {
+        return;
+    }
+    let len = info[1];
+    let inner = info[2];
+    let base = (w / inner) * len * inner + w % inner;
+
+    if OP <= 1u {
+        var acc = T(0);
+        for (var k = t; k < len; k += WG) {
+            acc += x[base + k * inner];
+        }
+        sv[t] = acc;
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s >>= 1u) {
+            if t < s {
+                sv[t] += sv[t + s];
+            }
+            workgroupBarrier();
+        }
+        if t == 0u {
+            if OP == 1u {
+                out[w] = R(f32(sv[0]) / f32(len));
+            } else {
+                out[w] = R(sv[0]);
+            }
+        }
+        return;
+    }
+
+    var best = T(0);
+    var bi = NONE;
+    for (var k = t; k < len; k += WG) {
+        let v = x[base + k * inner];
+        if better(v, k, best, bi) {
+            best = v;
+            bi = k;
+        }
+    }
+    sv[t] = best;
+    si[t] = bi;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if t < s && better(sv[t + s], si[t + s], sv[t], si[t]) {
+            sv[t] = sv[t + s];
+            si[t] = si[t + s];
+        }
+        workgroupBarrier();
+    }
+    if OP != 4u {
+        if t == 0u {
+            out[w] = select(R(sv[0]), R(si[0]), OP == 5u);
+        }
+        return;
+    }
+
+    // logsumexp: m + log(sum(exp(x - m))) with m the maximum; -inf when m is -inf or the
+    // axis is empty (the select below, so no thread branches around a barrier).
+    let m = select(f32(sv[0]), bitcast<f32>(0xff800000u), si[0] == NONE);
+    var acc = 0.0;
+    for (var k = t; k < len; k += WG) {
+        acc += exp(f32(x[base + k * inner]) - m);
+    }
+    sf[t] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if t < s {
+            sf[t] += sf[t + s];
+        }
+        workgroupBarrier();
+    }
+    if t == 0u {
+        let neg_inf = bitcast<f32>(0xff800000u);
+        out[w] = R(select(m + log(sf[0]), neg_inf, m == neg_inf));
+    }
+}
