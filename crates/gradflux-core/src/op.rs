@@ -213,8 +213,8 @@ pub enum Op {
         axis: usize,
         dim_size: usize,
     },
-    /// Converts to the node's dtype (`as` semantics: floats to ints truncate and saturate;
-    /// `i32`/`u32` reinterpret bits).
+    /// Converts to the node's dtype: floats to ints truncate toward zero and saturate at the
+    /// largest f32 inside the integer range (WGSL's rule); `i32`/`u32` reinterpret bits.
     Cast,
     /// A user kernel; the node has one output per declared output.
     Custom(Arc<CustomOp>),

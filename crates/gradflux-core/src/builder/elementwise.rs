@@ -61,8 +61,9 @@ impl Graph {
         self.push1(Op::Select, &[cond, a, b], TensorType::new(shape, dtype))
     }
 
-    /// Converts to another dtype (`as` semantics: float to int truncates toward zero and
-    /// saturates; `i32` and `u32` reinterpret each other's bits).
+    /// Converts to another dtype. Float to int truncates toward zero and saturates at the
+    /// largest f32 inside the integer range (`2147483520` for i32, as WGSL defines it); NaN
+    /// gives 0; `i32` and `u32` reinterpret each other's bits.
     pub fn cast(&self, x: Tensor, dtype: DType) -> Result<Tensor> {
         let ty = self.ty(x)?;
         if ty.dtype == dtype {

@@ -1,0 +1,51 @@
+//! One node at a time: routes an op to its kernel. Shapes and dtypes are read from the node
+//! (the builder already derived and checked them) instead of being recomputed here, so the
+//! kernels cannot drift from what the graph promised.
+
+use gradflux_core::{Error, Node, Op, Result, TensorData};
+
+use crate::{elementwise, index, layout, matmul, reduce, BACKEND_NAME};
+
+/// Computes every output of `node` (slot order) from its input values. `Input` nodes are
+/// bound by the executable, not here.
+pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<TensorData>> {
+    let out = node.ty();
+    let arg = |i: usize| {
+        inputs.get(i).copied().ok_or_else(|| {
+            Error::Graph(format!(
+                "`{}` node has {} inputs, expected at least {}",
+                node.op.name(),
+                inputs.len(),
+                i + 1
+            ))
+        })
+    };
+    let value = match &node.op {
+        Op::Input { name } => {
+            return Err(Error::Unsupported {
+                backend: BACKEND_NAME.to_string(),
+                what: format!("evaluating input `{name}` as an op (inputs are bound per run)"),
+            })
+        }
+        Op::Constant(data) => TensorData::clone(data),
+        Op::Unary(op) => elementwise::unary(*op, arg(0)?, out)?,
+        Op::Binary(op) => elementwise::binary(*op, arg(0)?, arg(1)?, out)?,
+        Op::Compare(op) => elementwise::compare(*op, arg(0)?, arg(1)?, out)?,
+        Op::Select => elementwise::select(arg(0)?, arg(1)?, arg(2)?, out)?,
+        Op::Cast => elementwise::cast(arg(0)?, out)?,
+        Op::Reduce { op, axis, .. } => reduce::reduce(*op, *axis, arg(0)?, out)?,
+        Op::Softmax { axis, log } => reduce::softmax(*axis, *log, arg(0)?, out)?,
+        Op::Reshape => layout::reshape(arg(0)?, out)?,
+        Op::Permute { perm } => layout::permute(perm, arg(0)?, out)?,
+        Op::Slice { axis, start, step } => layout::slice(*axis, *start, *step, arg(0)?, out)?,
+        Op::Concat { axis } => layout::concat(*axis, inputs, out)?,
+        Op::BroadcastTo => layout::broadcast_to(arg(0)?, out)?,
+        Op::MatMul => matmul::matmul(arg(0)?, arg(1)?, out)?,
+        Op::Gather { axis } => index::gather(*axis, arg(0)?, arg(1)?, out)?,
+        Op::ScatterAdd { axis, dim_size } => {
+            index::scatter_add(*axis, *dim_size, arg(0)?, arg(1)?, out)?
+        }
+        Op::Custom(op) => return op.run_cpu(inputs),
+    };
+    Ok(vec![value])
+}

@@ -1,0 +1,215 @@
+//! The numeric vocabulary the kernels are written in, so each op is written once and
+//! instantiated for `f32`, `f64`, `i32` and `u32`.
+//!
+//! The integer rules here (wrapping arithmetic, `x / 0 == x`) are WGSL's, because the GPU
+//! backend must agree with this crate bit for bit on integers.
+
+use gradflux_core::{Element, Error};
+
+use crate::BACKEND_NAME;
+
+/// Arithmetic every dtype supports, with the wrapping and division rules of WGSL.
+pub(crate) trait Num: Element + PartialOrd {
+    const ZERO: Self;
+
+    /// What sums are carried in: `f64` for floats, so `f32` sums do not lose low bits to
+    /// partial-sum rounding; the type itself for integers, so overflow wraps the same way
+    /// it does on the GPU.
+    type Acc: Copy;
+    const ACC_ZERO: Self::Acc;
+    fn acc_add(acc: Self::Acc, x: Self) -> Self::Acc;
+    /// `acc + a * b`. For floats the product is formed in `f64` (exact for `f32` inputs) and
+    /// not fused, so the result does not depend on FMA availability.
+    fn acc_mul_add(acc: Self::Acc, a: Self, b: Self) -> Self::Acc;
+    fn acc_finish(acc: Self::Acc) -> Self;
+
+    fn add(self, other: Self) -> Self;
+    fn sub(self, other: Self) -> Self;
+    fn mul(self, other: Self) -> Self;
+    fn div(self, other: Self) -> Self;
+    fn neg(self) -> Self;
+    fn abs(self) -> Self;
+    /// Float `max` ignores a NaN operand (IEEE `maxNum`), matching `f32::max`.
+    fn maximum(self, other: Self) -> Self;
+    fn minimum(self, other: Self) -> Self;
+}
+
+/// The transcendental functions, which only exist for floats (the builder rejects them on
+/// integers, so integer kernels never need them).
+pub(crate) trait Float: Num {
+    const ONE: Self;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn tanh(self) -> Self;
+    fn powf(self, e: Self) -> Self;
+}
+
+macro_rules! float_num {
+    ($t:ty) => {
+        impl Num for $t {
+            const ZERO: Self = 0.0;
+            type Acc = f64;
+            const ACC_ZERO: f64 = 0.0;
+            fn acc_add(acc: f64, x: Self) -> f64 {
+                acc + x as f64
+            }
+            fn acc_mul_add(acc: f64, a: Self, b: Self) -> f64 {
+                acc + a as f64 * b as f64
+            }
+            fn acc_finish(acc: f64) -> Self {
+                acc as $t
+            }
+            fn add(self, o: Self) -> Self {
+                self + o
+            }
+            fn sub(self, o: Self) -> Self {
+                self - o
+            }
+            fn mul(self, o: Self) -> Self {
+                self * o
+            }
+            fn div(self, o: Self) -> Self {
+                self / o
+            }
+            fn neg(self) -> Self {
+                -self
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn maximum(self, o: Self) -> Self {
+                <$t>::max(self, o)
+            }
+            fn minimum(self, o: Self) -> Self {
+                <$t>::min(self, o)
+            }
+        }
+
+        impl Float for $t {
+            const ONE: Self = 1.0;
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+        }
+    };
+}
+
+float_num!(f32);
+float_num!(f64);
+
+macro_rules! int_num {
+    ($t:ty, $abs:expr) => {
+        impl Num for $t {
+            const ZERO: Self = 0;
+            type Acc = $t;
+            const ACC_ZERO: $t = 0;
+            fn acc_add(acc: $t, x: Self) -> $t {
+                acc.wrapping_add(x)
+            }
+            fn acc_mul_add(acc: $t, a: Self, b: Self) -> $t {
+                acc.wrapping_add(a.wrapping_mul(b))
+            }
+            fn acc_finish(acc: $t) -> Self {
+                acc
+            }
+            fn add(self, o: Self) -> Self {
+                self.wrapping_add(o)
+            }
+            fn sub(self, o: Self) -> Self {
+                self.wrapping_sub(o)
+            }
+            fn mul(self, o: Self) -> Self {
+                self.wrapping_mul(o)
+            }
+            /// WGSL defines `x / 0` as `x` and `MIN / -1` as `MIN` rather than trapping.
+            fn div(self, o: Self) -> Self {
+                if o == 0 {
+                    self
+                } else {
+                    self.wrapping_div(o)
+                }
+            }
+            fn neg(self) -> Self {
+                self.wrapping_neg()
+            }
+            fn abs(self) -> Self {
+                let f: fn($t) -> $t = $abs;
+                f(self)
+            }
+            fn maximum(self, o: Self) -> Self {
+                Ord::max(self, o)
+            }
+            fn minimum(self, o: Self) -> Self {
+                Ord::min(self, o)
+            }
+        }
+    };
+}
+
+int_num!(i32, i32::wrapping_abs);
+// `u32` has no negative values, so `abs` is the identity.
+int_num!(u32, |x| x);
+
+/// An op reached a dtype the builder should have rejected. Reported as an error rather than
+/// a panic so that a gap in the builder's checks fails one run instead of the process.
+pub(crate) fn unsupported(op: &str, dtype: gradflux_core::DType) -> Error {
+    Error::Unsupported {
+        backend: BACKEND_NAME.to_string(),
+        what: format!("`{op}` on {dtype}"),
+    }
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of `$dtype`.
+macro_rules! by_dtype {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            gradflux_core::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            gradflux_core::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            gradflux_core::DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            gradflux_core::DType::U32 => {
+                type $T = u32;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `by_dtype!` for float-only kernels; integer dtypes become an `Unsupported` error
+/// naming `$op`.
+macro_rules! by_float_dtype {
+    ($dtype:expr, $op:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            gradflux_core::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            gradflux_core::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => Err($crate::num::unsupported($op, other)),
+        }
+    };
+}

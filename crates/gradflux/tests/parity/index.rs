@@ -1,0 +1,110 @@
+use gradflux::{DType, Graph, TensorData, Tolerance};
+
+use crate::common::{check, random, Rng};
+
+#[test]
+fn gather_matches_with_out_of_range_indices() {
+    let mut rng = Rng::new(40);
+    for dtype in [DType::F32, DType::I32, DType::U32] {
+        // axis 0 with u32 indices, two of them out of range
+        let g = Graph::new();
+        let x = g.input("x", [10, 4], dtype).unwrap();
+        let i = g.input("i", [2, 3], DType::U32).unwrap();
+        let y = g.gather(x, 0, i).unwrap();
+        let dx = random(&mut rng, [10, 4], dtype, -100.0, 100.0);
+        let di = TensorData::new([2, 3], vec![0u32, 9, 10, 3, 3, 99]).unwrap();
+        let cpu = check(
+            &format!("gather axis0 {dtype}"),
+            &g,
+            &[y],
+            &[("x", &dx), ("i", &di)],
+            Tolerance::EXACT,
+        );
+        assert!(
+            cpu[0].to_f64_vec()[8..12].iter().all(|&v| v == 0.0),
+            "index 10 reads 0"
+        );
+
+        // a middle axis with i32 indices, including negatives
+        let g = Graph::new();
+        let x = g.input("x", [3, 783, 2], dtype).unwrap();
+        let i = g.input("i", [50], DType::I32).unwrap();
+        let y = g.gather(x, 1, i).unwrap();
+        let dx = random(&mut rng, [3, 783, 2], dtype, -100.0, 100.0);
+        let di = random(&mut rng, [50], DType::I32, -3.0, 790.0);
+        check(
+            &format!("gather axis1 {dtype}"),
+            &g,
+            &[y],
+            &[("x", &dx), ("i", &di)],
+            Tolerance::EXACT,
+        );
+    }
+}
+
+#[test]
+fn scatter_add_matches_with_repeats_and_out_of_range() {
+    let mut rng = Rng::new(41);
+    for dtype in [DType::F32, DType::I32, DType::U32] {
+        let tol = if dtype == DType::F32 {
+            Tolerance::new(1e-6, 1e-5)
+        } else {
+            Tolerance::EXACT
+        };
+        let g = Graph::new();
+        let src = g.input("src", [6, 4], dtype).unwrap();
+        let i = g.input("i", [6], DType::I32).unwrap();
+        let y = g.scatter_add(src, 0, i, 5).unwrap();
+        let ds = random(&mut rng, [6, 4], dtype, -10.0, 10.0);
+        let di = TensorData::new([6], vec![0i32, 2, 2, -1, 5, 4]).unwrap();
+        check(
+            &format!("scatter_add axis0 {dtype}"),
+            &g,
+            &[y],
+            &[("src", &ds), ("i", &di)],
+            tol,
+        );
+
+        let g = Graph::new();
+        let src = g.input("src", [3, 50, 2], dtype).unwrap();
+        let i = g.input("i", [50], DType::U32).unwrap();
+        let y = g.scatter_add(src, 1, i, 10).unwrap();
+        let ds = random(&mut rng, [3, 50, 2], dtype, -10.0, 10.0);
+        let di = random(&mut rng, [50], DType::U32, 0.0, 11.0);
+        check(
+            &format!("scatter_add axis1 {dtype}"),
+            &g,
+            &[y],
+            &[("src", &ds), ("i", &di)],
+            tol,
+        );
+    }
+}
+
+#[test]
+fn scatter_add_is_the_adjoint_of_gather() {
+    // <gather(x, idx), y> == <x, scatter_add(y, idx)>, checked on both backends.
+    let mut rng = Rng::new(42);
+    let g = Graph::new();
+    let x = g.input("x", [20, 3], DType::F32).unwrap();
+    let yv = g.input("y", [15, 3], DType::F32).unwrap();
+    let i = g.input("i", [15], DType::U32).unwrap();
+    let lhs = g
+        .sum_all(g.mul(g.gather(x, 0, i).unwrap(), yv).unwrap())
+        .unwrap();
+    let rhs = g
+        .sum_all(g.mul(x, g.scatter_add(yv, 0, i, 20).unwrap()).unwrap())
+        .unwrap();
+    let dx = random(&mut rng, [20, 3], DType::F32, -1.0, 1.0);
+    let dy = random(&mut rng, [15, 3], DType::F32, -1.0, 1.0);
+    let di = random(&mut rng, [15], DType::U32, 0.0, 19.0);
+    let out = check(
+        "adjoint",
+        &g,
+        &[lhs, rhs],
+        &[("x", &dx), ("y", &dy), ("i", &di)],
+        Tolerance::new(1e-5, 1e-5),
+    );
+    let (l, r) = (out[0].to_f64_vec()[0], out[1].to_f64_vec()[0]);
+    assert!((l - r).abs() < 1e-4, "{l} vs {r}");
+}

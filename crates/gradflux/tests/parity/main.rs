@@ -1,0 +1,10 @@
+//! CPU reference vs wgpu adapter for every op, at sizes that cross workgroup boundaries.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod elementwise;
+mod index;
+mod layout;
+mod matmul;
+mod reduce;
