@@ -32,7 +32,7 @@ mod device;
 pub use device::{Device, DEVICE_ENV};
 pub use gradflux_core::*;
 pub use gradflux_cpu::CpuBackend;
-pub use gradflux_wgpu::{AdapterSummary, WgpuDevice};
+pub use gradflux_wgpu::{AdapterSummary, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT};
 
 /// The wgpu crate gradflux is built on, for apps that need its types.
 pub use gradflux_wgpu::wgpu;

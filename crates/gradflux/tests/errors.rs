@@ -1,0 +1,294 @@
+//! Every error variant, triggered by the input that causes it, with a message that names
+//! what was wrong and what was expected.
+
+mod common;
+
+use gradflux::{CustomOp, DType, Device, Dispatch, Error, Graph, TensorData, WgpuDevice};
+
+use common::gpu;
+
+fn devices() -> Vec<Device> {
+    std::iter::once(Device::Cpu).chain(gpu()).collect()
+}
+
+#[test]
+fn shape_errors_name_the_op_and_both_shapes() {
+    let g = Graph::new();
+    let a = g.input("a", [2, 3], DType::F32).unwrap();
+    let b = g.input("b", [4, 5], DType::F32).unwrap();
+    let e = g.matmul(a, b).unwrap_err();
+    assert!(matches!(e, Error::Shape { op: "matmul", .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("[2, 3]") && msg.contains("[4, 5]"), "{msg}");
+    let e = g.add(a, b).unwrap_err().to_string();
+    assert!(e.contains("add") && e.contains("do not broadcast"), "{e}");
+    assert!(matches!(
+        g.sum(a, 2, false),
+        Err(Error::Shape { op: "sum", .. })
+    ));
+    assert!(matches!(
+        g.reshape(a, [5]),
+        Err(Error::Shape { op: "reshape", .. })
+    ));
+    assert!(matches!(
+        g.slice(a, 1, 2, 4),
+        Err(Error::Shape { op: "slice", .. })
+    ));
+    assert!(matches!(
+        g.permute(a, &[0, 0]),
+        Err(Error::Shape { op: "permute", .. })
+    ));
+}
+
+#[test]
+fn dtype_errors_name_expected_and_got() {
+    let g = Graph::new();
+    let f = g.input("f", [3], DType::F32).unwrap();
+    let i = g.input("i", [3], DType::I32).unwrap();
+    let e = g.add(f, i).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::DType {
+                op: "add",
+                got: DType::I32,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(matches!(g.exp(i), Err(Error::DType { op: "exp", .. })));
+    assert!(matches!(
+        g.gather(f, 0, f),
+        Err(Error::DType { op: "gather", .. })
+    ));
+    assert!(matches!(
+        g.select(f, f, f),
+        Err(Error::DType { op: "select", .. })
+    ));
+}
+
+#[test]
+fn tensors_from_another_graph_are_refused() {
+    let g1 = Graph::new();
+    let g2 = Graph::new();
+    let a = g1.input("a", [3], DType::F32).unwrap();
+    assert!(matches!(g2.exp(a), Err(Error::Graph(_))));
+    assert!(
+        matches!(g1.input("a", [3], DType::F32), Err(Error::Graph(_))),
+        "duplicate name"
+    );
+}
+
+#[test]
+fn run_time_input_errors_name_the_input() {
+    let g = Graph::new();
+    let x = g.input("x", [2, 2], DType::F32).unwrap();
+    let y = g.exp(x).unwrap();
+    let good = TensorData::new([2, 2], vec![0f32; 4]).unwrap();
+    let wrong_shape = TensorData::new([4], vec![0f32; 4]).unwrap();
+    let wrong_dtype = TensorData::new([2, 2], vec![0i32; 4]).unwrap();
+    for device in devices() {
+        let mut exe = device.compile(&g, &[y]).unwrap();
+        let e = exe.run(&[]).unwrap_err();
+        assert!(
+            matches!(&e, Error::MissingInput { name, .. } if name == "x"),
+            "{e}"
+        );
+        let e = exe.run(&[("x", &good), ("z", &good)]).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnknownInput { name, .. } if name == "z"),
+            "{e}"
+        );
+        let e = exe.run(&[("x", &wrong_shape)]).unwrap_err();
+        assert!(
+            e.to_string().contains("[2, 2]") && e.to_string().contains("[4]"),
+            "{e}"
+        );
+        let e = exe.run(&[("x", &wrong_dtype)]).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::InputMismatch {
+                got_dtype: DType::I32,
+                ..
+            }
+        ));
+        assert!(
+            exe.run(&[("x", &good)]).is_ok(),
+            "the executable survives bad calls"
+        );
+    }
+}
+
+#[test]
+fn data_of_the_wrong_length_is_refused() {
+    let e = TensorData::new([2, 3], vec![0f32; 5]).unwrap_err();
+    assert!(matches!(
+        e,
+        Error::DataLength {
+            numel: 6,
+            len: 5,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn f64_and_kernel_less_custom_ops_are_unsupported_on_wgpu() {
+    let Some(dev) = gpu() else { return };
+    let g = Graph::new();
+    let x = g.input("x", [3], DType::F64).unwrap();
+    let y = g.exp(x).unwrap();
+    let e = dev.compile(&g, &[y]).err().expect("f64 is refused");
+    assert!(
+        matches!(&e, Error::Unsupported { .. }) && e.to_string().contains("f64"),
+        "{e}"
+    );
+    assert!(
+        Device::Cpu.compile(&g, &[y]).is_ok(),
+        "the CPU backend runs f64"
+    );
+
+    let op = CustomOp::builder("cpu_only")
+        .input([3], DType::F32)
+        .output([3], DType::F32)
+        .cpu(|xs| Ok(vec![xs[0].clone()]))
+        .build()
+        .unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [3], DType::F32).unwrap();
+    let y = g.custom(&op, &[x]).unwrap()[0];
+    let e = dev.compile(&g, &[y]).err().expect("no WGSL");
+    assert!(e.to_string().contains("cpu_only"), "{e}");
+}
+
+#[test]
+fn buffers_over_the_binding_limit_are_refused_with_the_numbers() {
+    let Some(Device::Wgpu(dev)) = gpu() else {
+        return;
+    };
+    let allowed = dev.summary().limits.max_storage_buffer_binding_size;
+    let elements = (allowed / 4 + 1) as usize;
+    let g = Graph::new();
+    let x = g.input("x", [elements], DType::F32).unwrap();
+    let y = g.neg(x).unwrap();
+    let e = Device::Wgpu(dev).compile(&g, &[y]).err().expect("too big");
+    match &e {
+        Error::Limit {
+            limit,
+            requested,
+            allowed: a,
+            ..
+        } => {
+            assert!(limit.contains("max_"), "{e}");
+            assert!(*requested > *a, "{e}");
+        }
+        other => panic!("expected a limit error, got {other}"),
+    }
+    let msg = e.to_string();
+    assert!(msg.contains(&(elements as u64 * 4).to_string()), "{msg}");
+}
+
+#[test]
+fn shader_errors_carry_line_and_column() {
+    let e = CustomOp::builder("broken")
+        .input([1], DType::F32)
+        .output([1], DType::F32)
+        .wgsl(
+            "@compute @workgroup_size(1)\nfn main() {\n    let x: f32 = ;\n}\n",
+            "main",
+            Dispatch::Workgroups([1, 1, 1]),
+        )
+        .cpu(|xs| Ok(vec![xs[0].clone()]))
+        .build()
+        .unwrap_err();
+    match e {
+        Error::Shader {
+            source_name,
+            line,
+            column,
+            ..
+        } => {
+            assert_eq!(source_name, "broken");
+            assert_eq!(line, 3);
+            assert!(column > 0);
+        }
+        other => panic!("expected a shader error, got {other}"),
+    }
+}
+
+#[test]
+fn custom_op_errors_name_the_op() {
+    let op = CustomOp::builder("liar")
+        .input([2], DType::F32)
+        .output([2], DType::F32)
+        .cpu(|_| {
+            TensorData::new([3], vec![0f32; 3])
+                .map(|t| vec![t])
+                .map_err(|e| e.to_string())
+        })
+        .build()
+        .unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [2], DType::F32).unwrap();
+    let y = g.custom(&op, &[x]).unwrap()[0];
+    let data = TensorData::new([2], vec![0f32; 2]).unwrap();
+    let e = Device::Cpu
+        .compile(&g, &[y])
+        .unwrap()
+        .run(&[("x", &data)])
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::CustomOp { op, .. } if op == "liar"),
+        "{e}"
+    );
+    let wrong_input = g.input("w", [5], DType::F32).unwrap();
+    assert!(matches!(
+        g.custom(&op, &[wrong_input]),
+        Err(Error::CustomOp { .. })
+    ));
+}
+
+#[test]
+fn an_unknown_adapter_name_is_a_no_adapter_error() {
+    let e = WgpuDevice::by_name("no-such-adapter-4f1c").unwrap_err();
+    assert!(matches!(e, Error::NoAdapter(_)), "{e}");
+    assert!(Device::from_spec("no-such-adapter-4f1c").is_err());
+}
+
+#[test]
+fn wgpu_validation_errors_come_back_as_err() {
+    let Some(dev) = gpu() else { return };
+    // Valid WGSL, but the output is declared read-only: the pipeline layout gradflux makes
+    // for an output binding is read-write, so wgpu rejects the pipeline.
+    let op = CustomOp::builder("mismatched_binding")
+        .input([4], DType::F32)
+        .output([4], DType::F32)
+        .wgsl(
+            "@group(0) @binding(0) var<storage, read> x: array<f32>;
+             @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+             @group(0) @binding(2) var<storage, read_write> z: array<f32>;
+             @compute @workgroup_size(4)
+             fn main(@builtin(local_invocation_index) i: u32) { y[i] = x[i]; z[i] = x[i]; }",
+            "main",
+            Dispatch::Workgroups([1, 1, 1]),
+        )
+        .cpu(|xs| Ok(vec![xs[0].clone()]))
+        .build()
+        .unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [4], DType::F32).unwrap();
+    let y = g.custom(&op, &[x]).unwrap()[0];
+    let e = dev
+        .compile(&g, &[y])
+        .err()
+        .expect("wgpu rejects the layout");
+    assert!(matches!(e, Error::Device(_)), "{e}");
+}
+
+#[test]
+fn compile_needs_outputs() {
+    let g = Graph::new();
+    let _ = g.input("x", [1], DType::F32).unwrap();
+    assert!(matches!(Device::Cpu.compile(&g, &[]), Err(Error::Graph(_))));
+}

@@ -1,0 +1,235 @@
+//! Executables over many runs: buffer reuse, async runs, long launches and long graphs,
+//! the pipeline cache, and device loss.
+
+mod common;
+
+use gradflux::{
+    compare, CustomOp, DType, Device, Dispatch, Error, Graph, Tensor, TensorData, Tolerance,
+    WgpuDevice, MAX_DISPATCHES_PER_SUBMIT,
+};
+
+use common::{check, gpu, random, Rng};
+
+/// A graph with many intermediates of different sizes, so pooled buffers are shared.
+fn busy_graph() -> (Graph, Vec<Tensor>) {
+    let g = Graph::new();
+    let x = g.input("x", [33, 17], DType::F32).unwrap();
+    let w = g.input("w", [17, 9], DType::F32).unwrap();
+    let h = g.tanh(g.matmul(x, w).unwrap()).unwrap();
+    let s = g.softmax(h, -1).unwrap();
+    let m = g.max(s, 0, true).unwrap();
+    let d = g.sub(s, m).unwrap();
+    let e = g.exp(d).unwrap();
+    let t = g.transpose(e, 0, 1).unwrap();
+    let r = g.sum(t, 1, false).unwrap();
+    let a = g.argmax(h, 1, false).unwrap();
+    (g, vec![r, a, s])
+}
+
+#[test]
+fn one_executable_runs_100_times_with_changing_inputs() {
+    let (g, outs) = busy_graph();
+    let mut cpu = Device::Cpu.compile(&g, &outs).unwrap();
+    let mut dev = gpu().map(|d| d.compile(&g, &outs).unwrap());
+    let mut rng = Rng::new(100);
+    for run in 0..100 {
+        let x = random(&mut rng, [33, 17], DType::F32, -2.0, 2.0);
+        let w = random(&mut rng, [17, 9], DType::F32, -1.0, 1.0);
+        let ins = [("x", &x), ("w", &w)];
+        let expected = cpu.run(&ins).unwrap();
+        // The CPU executable reuses state too: a fresh compile must agree with it.
+        let fresh = Device::Cpu.compile(&g, &outs).unwrap().run(&ins).unwrap();
+        assert_eq!(
+            expected, fresh,
+            "run {run}: CPU executable kept stale state"
+        );
+        if let Some(exe) = dev.as_mut() {
+            let actual = exe.run(&ins).unwrap();
+            for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
+                compare(e, a, Tolerance::new(1e-5, 1e-6))
+                    .unwrap_or_else(|m| panic!("run {run} output {i}: {m}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn async_run_matches_blocking_run() {
+    let (g, outs) = busy_graph();
+    let mut rng = Rng::new(101);
+    let x = random(&mut rng, [33, 17], DType::F32, -2.0, 2.0);
+    let w = random(&mut rng, [17, 9], DType::F32, -1.0, 1.0);
+    let ins = [("x", &x), ("w", &w)];
+    for device in std::iter::once(Device::Cpu).chain(gpu()) {
+        let mut exe = device.compile(&g, &outs).unwrap();
+        let blocking = exe.run(&ins).unwrap();
+        let asynchronous = pollster::block_on(exe.run_async(&ins)).unwrap();
+        assert_eq!(blocking, asynchronous, "on {}", device.name());
+    }
+}
+
+#[test]
+fn memory_report_shows_reuse_in_a_deep_chain() {
+    let g = Graph::new();
+    let x = g.input("x", [1024], DType::F32).unwrap();
+    let mut y = x;
+    for _ in 0..200 {
+        y = g.sigmoid(y).unwrap();
+    }
+    for device in std::iter::once(Device::Cpu).chain(gpu()) {
+        let exe = device.compile(&g, &[y]).unwrap();
+        let m = exe.memory();
+        assert_eq!(m.total_value_bytes, 201 * 4096);
+        assert_eq!(m.peak_bytes, 3 * 4096, "input + two ping-pong buffers");
+    }
+}
+
+#[test]
+fn reductions_with_more_than_65535_workgroups_are_split() {
+    // One workgroup per output row: 70_000 rows is past the per-dimension limit.
+    let g = Graph::new();
+    let x = g.input("x", [70_000, 3], DType::F32).unwrap();
+    let s = g.sum(x, 1, false).unwrap();
+    let a = g.argmax(x, 1, false).unwrap();
+    let data = random(&mut Rng::new(102), [70_000, 3], DType::F32, -1.0, 1.0);
+    check(
+        "split reduce",
+        &g,
+        &[s, a],
+        &[("x", &data)],
+        Tolerance::new(1e-6, 1e-6),
+    );
+}
+
+#[test]
+fn custom_kernels_past_the_dispatch_limit_are_split() {
+    let n: u64 = 70_000;
+    let wgsl = format!(
+        "@group(0) @binding(0) var<storage, read> x: array<u32>;
+         @group(0) @binding(1) var<storage, read_write> y: array<u32>;
+         @compute @workgroup_size(1)
+         fn main(@builtin(global_invocation_id) gid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {{
+             let i = gid.x + gid.y * nwg.x * 1u;
+             if i < {n}u {{ y[i] = x[i] * 3u + i; }}
+         }}"
+    );
+    let op = CustomOp::builder("times3_plus_i")
+        .input([n as usize], DType::U32)
+        .output([n as usize], DType::U32)
+        .wgsl(
+            wgsl,
+            "main",
+            Dispatch::Threads {
+                threads: n,
+                workgroup_size: 1,
+            },
+        )
+        .cpu(|xs| {
+            let x = xs[0].values::<u32>().map_err(|e| e.to_string())?;
+            let y: Vec<u32> = x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * 3 + i as u32)
+                .collect();
+            TensorData::new([y.len()], y)
+                .map(|t| vec![t])
+                .map_err(|e| e.to_string())
+        })
+        .build()
+        .unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [n as usize], DType::U32).unwrap();
+    let y = g.custom(&op, &[x]).unwrap()[0];
+    let data = random(&mut Rng::new(103), [n as usize], DType::U32, 0.0, 1000.0);
+    check("split custom", &g, &[y], &[("x", &data)], Tolerance::EXACT);
+}
+
+#[test]
+fn graphs_longer_than_one_submission_run_in_order() {
+    let g = Graph::new();
+    let x = g.input("x", [64], DType::I32).unwrap();
+    let one = g.scalar(1.0, DType::I32).unwrap();
+    let mut y = x;
+    for _ in 0..MAX_DISPATCHES_PER_SUBMIT + 100 {
+        y = g.add(y, one).unwrap();
+    }
+    let data = random(&mut Rng::new(104), [64], DType::I32, -10.0, 10.0);
+    let out = check("long chain", &g, &[y], &[("x", &data)], Tolerance::EXACT);
+    let want: Vec<i32> = data
+        .values::<i32>()
+        .unwrap()
+        .iter()
+        .map(|v| v + (MAX_DISPATCHES_PER_SUBMIT + 100) as i32)
+        .collect();
+    assert_eq!(out[0].values::<i32>().unwrap(), want.as_slice());
+}
+
+#[test]
+fn pipeline_cache_reuses_and_tells_kernels_apart() {
+    let Some(Device::Wgpu(shared)) = gpu() else {
+        return;
+    };
+    // A private device, so other tests' pipelines do not count.
+    let dev = WgpuDevice::by_name(&shared.summary().info.name).unwrap();
+    let build = |dtype: DType, exp: bool| {
+        let g = Graph::new();
+        let x = g.input("x", [10], dtype).unwrap();
+        let y = if exp {
+            g.exp(x).unwrap()
+        } else {
+            g.neg(x).unwrap()
+        };
+        (g, y)
+    };
+    let device = Device::Wgpu(dev.clone());
+    let (g, y) = build(DType::F32, true);
+    device.compile(&g, &[y]).unwrap();
+    let after_first = dev.pipeline_count();
+    assert_eq!(after_first, 1);
+    let (g, y) = build(DType::F32, true);
+    device.compile(&g, &[y]).unwrap();
+    assert_eq!(
+        dev.pipeline_count(),
+        1,
+        "same kernel must come from the cache"
+    );
+    let (g, y) = build(DType::F32, false);
+    device.compile(&g, &[y]).unwrap();
+    assert_eq!(
+        dev.pipeline_count(),
+        2,
+        "a different op is a different pipeline"
+    );
+    let (g, y) = build(DType::I32, false);
+    device.compile(&g, &[y]).unwrap();
+    assert_eq!(
+        dev.pipeline_count(),
+        3,
+        "a different dtype is a different pipeline"
+    );
+}
+
+#[test]
+fn a_lost_device_fails_every_later_call() {
+    let Some(Device::Wgpu(shared)) = gpu() else {
+        return;
+    };
+    let dev = WgpuDevice::by_name(&shared.summary().info.name).unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [4], DType::F32).unwrap();
+    let y = g.exp(x).unwrap();
+    let device = Device::Wgpu(dev.clone());
+    let mut exe = device.compile(&g, &[y]).unwrap();
+    let data = TensorData::new([4], vec![0.0f32; 4]).unwrap();
+    exe.run(&[("x", &data)]).unwrap();
+    dev.destroy();
+    assert!(matches!(
+        exe.run(&[("x", &data)]),
+        Err(Error::DeviceLost(_))
+    ));
+    assert!(matches!(
+        device.compile(&g, &[y]),
+        Err(Error::DeviceLost(_))
+    ));
+}
