@@ -1,1 +1,280 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's scripted workflows, in plain std Rust so they
+//! build in seconds and need nothing beyond a Rust toolchain.
+//!
+//! - `test`             the whole test command CI runs (Vulkan driver, fmt, clippy, tests)
+//! - `validate-shaders` parse and validate every WGSL kernel with naga (no GPU needed)
+//! - `bench [--quick]`  run the criterion benches and write bench-report/report.{json,md}
+//! - `adapters`         list the wgpu adapters this machine has
+//! - `ensure-vulkan`    step one of `test` alone: install Mesa's lavapipe if no driver
+
+mod json;
+mod report;
+mod vulkan;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant, SystemTime};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test                 the whole test suite, as CI runs it: make sure a Vulkan driver is
+                       installed (lavapipe via apt-get when none is), then cargo fmt --check,
+                       cargo clippy -D warnings, cargo test --all-targets, cargo test --doc
+  validate-shaders     parse and validate every .wgsl under shaders/ with naga
+                       (runs `cargo test -p gradflux-wgpu shaders`)
+  bench [--quick] [-- <criterion args>]
+                       run the criterion benches and write bench-report/report.json and
+                       bench-report/report.md; --quick measures briefly (about a second each)
+  adapters             list the wgpu adapters (GPUs, software drivers) this machine has
+  ensure-vulkan        only the first step of `test`: install lavapipe if no Vulkan driver
+  help                 this text
+";
+
+/// A failed step: what to print before exiting non-zero.
+pub struct Failure(pub String);
+
+pub type Res<T = ()> = Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cmd {
+        "test" => no_args(cmd, rest).and_then(|_| test()),
+        "validate-shaders" => no_args(cmd, rest).and_then(|_| validate_shaders()),
+        "bench" => bench(rest),
+        "adapters" => no_args(cmd, rest).and_then(|_| adapters()),
+        "ensure-vulkan" => no_args(cmd, rest).and_then(|_| vulkan::ensure_driver()),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("xtask: unknown command `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(msg)) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_args(cmd: &str, rest: &[String]) -> Res {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure(format!(
+            "`{cmd}` takes no arguments (got {})",
+            rest.join(" ")
+        )))
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cargo that ran us (so `cargo +nightly xtask` stays on nightly), else `cargo`.
+fn cargo() -> Command {
+    let bin = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut c = Command::new(bin);
+    c.current_dir(root());
+    c
+}
+
+/// True when running under CI (`CI=true` or `CI=1`): missing drivers are then errors.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            !v.is_empty() && v != "false" && v != "0"
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a command with inherited stdio (output streams as it comes) and the inherited
+/// environment; an error names the command and its exit status.
+pub fn run(mut cmd: Command) -> Res {
+    let shown = show(&cmd);
+    println!("$ {shown}");
+    let status = cmd
+        .status()
+        .map_err(|e| Failure(format!("could not start `{shown}`: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure(format!("`{shown}` failed ({status})")))
+    }
+}
+
+pub fn show(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    // Show `cargo` rather than the full path of the toolchain's binary.
+    if let Some(first) = parts.first_mut() {
+        if Path::new(first.as_str())
+            .file_stem()
+            .is_some_and(|s| s == "cargo")
+        {
+            *first = "cargo".into();
+        }
+    }
+    parts.join(" ")
+}
+
+/// Steps of a multi-step command, timed, stopping at the first failure.
+struct Steps {
+    done: Vec<(String, Duration, bool)>,
+}
+
+impl Steps {
+    fn new() -> Self {
+        Steps { done: Vec::new() }
+    }
+
+    fn step(&mut self, name: &str, f: impl FnOnce() -> Res) -> Res {
+        println!("\n==> xtask: {name}");
+        let t = Instant::now();
+        let r = f();
+        self.done.push((name.to_string(), t.elapsed(), r.is_ok()));
+        r.map_err(|Failure(msg)| Failure(format!("step `{name}` failed: {msg}")))
+    }
+
+    fn summary(&self) {
+        println!("\n==> xtask: step times");
+        let width = self.done.iter().map(|(n, ..)| n.len()).max().unwrap_or(0);
+        let mut total = Duration::ZERO;
+        for (name, d, ok) in &self.done {
+            total += *d;
+            let mark = if *ok { "ok    " } else { "FAILED" };
+            println!("  {mark} {name:width$}  {:>8.1} s", d.as_secs_f64());
+        }
+        println!(
+            "         {:width$}  {:>8.1} s",
+            "total",
+            total.as_secs_f64()
+        );
+    }
+}
+
+fn test() -> Res {
+    let mut steps = Steps::new();
+    let result = (|| {
+        steps.step("vulkan driver", vulkan::ensure_driver)?;
+        steps.step("cargo fmt --check", || {
+            let mut c = cargo();
+            c.args(["fmt", "--all", "--", "--check"]);
+            run(c)
+        })?;
+        steps.step("cargo clippy", || {
+            let mut c = cargo();
+            c.args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            run(c)
+        })?;
+        // --all-targets runs lib, bin, test, example and bench targets; the criterion benches
+        // run each benchmark once in test mode. Doc tests need their own invocation.
+        steps.step("cargo test --all-targets", || {
+            let mut c = cargo();
+            c.args(["test", "--workspace", "--all-targets"]);
+            run(c)
+        })?;
+        steps.step("cargo test --doc", || {
+            let mut c = cargo();
+            c.args(["test", "--workspace", "--doc"]);
+            run(c)
+        })
+    })();
+    steps.summary();
+    match &result {
+        Ok(()) => println!("\nxtask test: all steps passed"),
+        Err(Failure(msg)) => eprintln!("\nxtask test: FAILED: {msg}"),
+    }
+    result.map_err(|_| Failure("test failed".into()))
+}
+
+fn validate_shaders() -> Res {
+    let dir = root().join("shaders");
+    let mut files = Vec::new();
+    report::walk(&dir, &mut |p| {
+        if p.extension().is_some_and(|e| e == "wgsl") {
+            files.push(p.to_path_buf());
+        }
+    });
+    files.sort();
+    println!("{} WGSL files under shaders/:", files.len());
+    for f in &files {
+        println!("  {}", f.strip_prefix(root()).unwrap_or(f).display());
+    }
+    // The naga validation tests live in gradflux-wgpu, next to the shader registry, so the
+    // list of embedded kernels and the list validated are the same list.
+    let mut c = cargo();
+    c.args(["test", "-p", "gradflux-wgpu", "shaders"]);
+    run(c)
+}
+
+fn bench(args: &[String]) -> Res {
+    let mut quick = false;
+    let mut passthrough: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--" => passthrough.extend(it.by_ref().cloned()),
+            other => return Err(Failure(format!("bench: unknown argument `{other}`"))),
+        }
+    }
+    let target = report::target_dir();
+    let meta = target.join("criterion").join(report::META_FILE);
+    // Stale metadata from an earlier run would name devices that are no longer there.
+    let _ = std::fs::remove_file(&meta);
+    let started = SystemTime::now();
+
+    let mut c = cargo();
+    c.args(["bench", "-p", "gradflux", "--bench", "gradflux", "--"]);
+    if quick {
+        c.args([
+            "--warm-up-time",
+            "0.5",
+            "--measurement-time",
+            "1",
+            "--sample-size",
+            "10",
+        ]);
+    }
+    c.args(&passthrough);
+    c.env(report::META_ENV, &meta);
+    let t = Instant::now();
+    run(c)?;
+    println!("\nxtask: benches took {:.1} s", t.elapsed().as_secs_f64());
+
+    let out_dir = root().join("bench-report");
+    report::write(&target.join("criterion"), started, quick, &out_dir)
+        .map_err(|e| Failure(format!("writing the bench report: {e}")))
+}
+
+fn adapters() -> Res {
+    let mut c = cargo();
+    c.args(["run", "--quiet", "-p", "gradflux", "--example", "adapters"]);
+    run(c)
+}

@@ -36,3 +36,8 @@ pub use gradflux_wgpu::{AdapterSummary, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT};
 
 /// The wgpu crate gradflux is built on, for apps that need its types.
 pub use gradflux_wgpu::wgpu;
+
+/// The README's examples, compiled and run as doctests so they cannot drift from the API.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -100,7 +100,7 @@ fn concats_match_on_every_axis() {
     let mut rng = Rng::new(23);
     for dtype in DTYPES {
         for axis in 0..3 {
-            let mut shapes = vec![[3usize, 4, 5], [3, 4, 5], [3, 4, 5]];
+            let mut shapes = [[3usize, 4, 5], [3, 4, 5], [3, 4, 5]];
             shapes[1][axis] = 1;
             shapes[2][axis] = 7;
             let g = Graph::new();

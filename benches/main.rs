@@ -1,0 +1,105 @@
+//! The criterion root of gradflux's benchmarks: one module per op family, each run on the
+//! CPU reference backend and on the best wgpu adapter when there is one.
+//!
+//! ```text
+//! cargo bench -p gradflux --bench gradflux            # full measurement
+//! cargo xtask bench --quick                           # short, and writes bench-report/
+//! cargo test -p gradflux --benches                    # each benchmark once, as a test
+//! ```
+//!
+//! Benchmark ids are `<family>/<device>/<size>` with device `cpu` or `gpu`. Every iteration
+//! is one `run()`: upload the inputs, dispatch, wait for the device and read the outputs
+//! back, so device sync is inside the timed region.
+
+use std::io::Write as _;
+use std::sync::OnceLock;
+
+use criterion::{criterion_group, criterion_main};
+use gradflux::{DType, Device, Executable, Graph, Tensor, TensorData};
+
+mod dispatch;
+mod elementwise;
+mod matmul;
+
+/// A device a benchmark runs on, with the tag used in benchmark ids.
+pub struct BenchDevice {
+    pub tag: &'static str,
+    pub device: Device,
+}
+
+/// The CPU backend, then the best wgpu adapter if one exists; opened once and shared.
+pub fn devices() -> &'static [BenchDevice] {
+    static DEVICES: OnceLock<Vec<BenchDevice>> = OnceLock::new();
+    DEVICES.get_or_init(|| {
+        let mut list = vec![BenchDevice {
+            tag: "cpu",
+            device: Device::Cpu,
+        }];
+        match Device::gpu() {
+            Ok(device) => list.push(BenchDevice { tag: "gpu", device }),
+            Err(e) => println!("gradflux benches: no wgpu adapter ({e}); CPU backend only"),
+        }
+        for d in &list {
+            println!("gradflux benches: `{}` = {}", d.tag, d.device.name());
+            meta_line(&format!("device\t{}\t{}", d.tag, d.device.name()));
+        }
+        list
+    })
+}
+
+/// Records what `cargo xtask bench` needs for its report (device names, throughput units)
+/// in the file named by `GRADFLUX_BENCH_META`, when set.
+pub fn meta_line(line: &str) {
+    let Some(path) = std::env::var_os("GRADFLUX_BENCH_META") else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
+    if let Ok(mut f) = file {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Declares what one throughput "element" of a benchmark group counts (`FLOP`, `elem`,
+/// `dispatch`), for the report.
+pub fn declare_unit(group: &str, unit: &str) {
+    meta_line(&format!("unit\t{group}\t{unit}"));
+}
+
+/// Deterministic f32 data in `[-1, 1)` (xorshift64*), so runs are comparable.
+pub fn random_f32(dims: &[usize], seed: u64) -> TensorData {
+    let mut s = seed | 1;
+    let n: usize = dims.iter().product();
+    let values = (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            let r = s.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            ((r >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect::<Vec<f32>>();
+    TensorData::new(dims.to_vec(), values).expect("length matches shape")
+}
+
+/// Compiles `outputs` of `graph` on `device`, outside any timed region. (criterion's
+/// warm-up pays first-run costs before measuring.)
+pub fn compile(device: &Device, graph: &Graph, outputs: &[Tensor]) -> Box<dyn Executable> {
+    device
+        .compile(graph, outputs)
+        .unwrap_or_else(|e| panic!("compile on {}: {e}", device.name()))
+}
+
+/// An f32 input of the given shape.
+pub fn input_f32(g: &Graph, name: &str, dims: &[usize]) -> Tensor {
+    g.input(name, dims.to_vec(), DType::F32).expect("input")
+}
+
+criterion_group!(benches, elementwise::bench, matmul::bench, dispatch::bench);
+criterion_main!(benches);
