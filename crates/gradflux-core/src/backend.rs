@@ -54,8 +54,8 @@ pub fn bind_inputs<'a>(
     }
     plan.inputs
         .iter()
-        .map(|(name, v)| {
-            let want = plan_type(plan, *v);
+        .zip(&plan.input_types)
+        .map(|((name, _), want)| {
             let data = given
                 .iter()
                 .find(|(n, _)| n == name)
@@ -77,13 +77,4 @@ pub fn bind_inputs<'a>(
             Ok(data)
         })
         .collect()
-}
-
-fn plan_type(plan: &Plan, v: crate::Value) -> &crate::TensorType {
-    let step = plan
-        .node_ids
-        .iter()
-        .position(|&n| n == v.node)
-        .expect("planned input is in the plan");
-    &plan.nodes[step].outputs[v.slot]
 }

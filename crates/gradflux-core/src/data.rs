@@ -54,31 +54,30 @@ impl Storage {
         }
     }
 
-    /// The raw little-endian bytes, as a device buffer holds them.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        fn bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-            v.iter().flat_map(|x| f(*x)).collect()
-        }
+    /// The raw bytes, as a device buffer holds them (every wgpu target is little-endian).
+    /// Borrowed, so uploading an input copies nothing on the host.
+    pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Storage::F32(v) => bytes(v, f32::to_le_bytes),
-            Storage::F64(v) => bytes(v, f64::to_le_bytes),
-            Storage::I32(v) => bytes(v, i32::to_le_bytes),
-            Storage::U32(v) => bytes(v, u32::to_le_bytes),
+            Storage::F32(v) => bytemuck::cast_slice(v),
+            Storage::F64(v) => bytemuck::cast_slice(v),
+            Storage::I32(v) => bytemuck::cast_slice(v),
+            Storage::U32(v) => bytemuck::cast_slice(v),
         }
     }
 
-    /// Rebuilds storage from little-endian bytes (the inverse of [`Storage::to_bytes`]).
+    /// Rebuilds storage from raw bytes (the inverse of [`Storage::as_bytes`]); the bytes
+    /// need not be aligned.
     pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Storage {
-        fn read<T, const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
-            b.chunks_exact(N)
-                .map(|c| f(c.try_into().expect("chunk of N bytes")))
-                .collect()
+        fn read<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
+            let mut v = vec![T::zeroed(); bytes.len() / std::mem::size_of::<T>()];
+            bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(bytes);
+            v
         }
         match dtype {
-            DType::F32 => Storage::F32(read(bytes, f32::from_le_bytes)),
-            DType::F64 => Storage::F64(read(bytes, f64::from_le_bytes)),
-            DType::I32 => Storage::I32(read(bytes, i32::from_le_bytes)),
-            DType::U32 => Storage::U32(read(bytes, u32::from_le_bytes)),
+            DType::F32 => Storage::F32(read(bytes)),
+            DType::F64 => Storage::F64(read(bytes)),
+            DType::I32 => Storage::I32(read(bytes)),
+            DType::U32 => Storage::U32(read(bytes)),
         }
     }
 }
@@ -200,6 +199,6 @@ mod tests {
     #[test]
     fn bytes_round_trip() {
         let s = Storage::I32(vec![-1, 7, i32::MIN]);
-        assert_eq!(Storage::from_bytes(DType::I32, &s.to_bytes()), s);
+        assert_eq!(Storage::from_bytes(DType::I32, s.as_bytes()), s);
     }
 }

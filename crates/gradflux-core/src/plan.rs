@@ -39,6 +39,8 @@ pub struct Plan {
     /// Names and values of the inputs the outputs depend on, in graph order; `Home::Input(i)`
     /// indexes this list.
     pub inputs: Vec<(String, Value)>,
+    /// Shape and dtype of each entry of `inputs`.
+    pub input_types: Vec<crate::TensorType>,
     /// Values of constant nodes, in schedule order.
     pub constants: Vec<Value>,
     /// Byte size of each pooled buffer.
@@ -124,6 +126,7 @@ impl Plan {
         }
 
         let mut inputs = Vec::new();
+        let mut input_types = Vec::new();
         let mut constants = Vec::new();
         let mut root_home: HashMap<Value, Home> = HashMap::new();
         let mut pool_sizes: Vec<u64> = Vec::new();
@@ -143,6 +146,7 @@ impl Plan {
                 let home = match &node.op {
                     Op::Input { name } => {
                         inputs.push((name.clone(), v));
+                        input_types.push(ty.clone());
                         fixed_bytes += bytes;
                         Home::Input(inputs.len() - 1)
                     }
@@ -173,6 +177,7 @@ impl Plan {
             node_ids,
             outputs,
             inputs,
+            input_types,
             constants,
             pool_sizes,
             homes,

@@ -103,7 +103,7 @@ impl WgpuExecutable {
                 let Op::Constant(data) = &plan.nodes[step].op else {
                     unreachable!("constants list holds constant nodes")
                 };
-                let mut bytes = data.storage().to_bytes();
+                let mut bytes = data.storage().as_bytes().to_vec();
                 bytes.resize(buffer_size(bytes.len() as u64) as usize, 0);
                 device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some("constant"),
@@ -226,7 +226,7 @@ impl WgpuExecutable {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         for (buf, d) in self.input_buffers.iter().zip(data) {
             if d.numel() > 0 {
-                queue.write_buffer(buf, 0, &d.storage().to_bytes());
+                queue.write_buffer(buf, 0, d.storage().as_bytes());
             }
         }
         let chunks: Vec<&[Step]> = if self.steps.is_empty() {
