@@ -174,6 +174,18 @@ impl Graph {
         self.constant(data)
     }
 
+    /// The tensor of the input named `name`.
+    pub fn input_named(&self, name: &str) -> Result<Tensor> {
+        let v = self.inner.borrow().inputs.get(name).copied();
+        v.map(|v| self.tensor(v)).ok_or_else(|| {
+            let known: Vec<String> = self.inputs().into_iter().map(|(n, _)| n).collect();
+            Error::UnknownInput {
+                name: name.to_string(),
+                known: known.join(", "),
+            }
+        })
+    }
+
     /// Shape and dtype of a tensor.
     pub fn ty(&self, t: Tensor) -> Result<TensorType> {
         let v = self.check(t)?;
@@ -221,6 +233,14 @@ impl Graph {
             ));
         }
         Ok(t.value)
+    }
+
+    /// The handle of a value of this graph (for graph transforms such as `grad`).
+    pub(crate) fn tensor(&self, value: Value) -> Tensor {
+        Tensor {
+            graph: self.id,
+            value,
+        }
     }
 
     /// Appends a node whose inputs and output types were already checked by the caller.

@@ -4,6 +4,7 @@
 //!
 //! Most users depend on the `gradflux` facade crate, which re-exports all of this.
 
+mod autodiff;
 mod backend;
 mod builder;
 mod custom;

@@ -28,8 +28,10 @@
 //! shapes and dtypes when it is called and returns an [`Error`] naming the op and the shapes.
 
 mod device;
+mod gradcheck;
 
 pub use device::{Device, DEVICE_ENV};
+pub use gradcheck::{check_gradients, GradCheck, GradCheckReport};
 pub use gradflux_core::*;
 pub use gradflux_cpu::CpuBackend;
 pub use gradflux_wgpu::{AdapterSummary, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT};

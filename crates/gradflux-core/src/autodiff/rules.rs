@@ -1,0 +1,195 @@
+//! The vector-Jacobian product of every op. Each rule gets the cotangents of the node's
+//! outputs and returns one optional gradient per input (`None`: no gradient flows there,
+//! e.g. into indices, masks, or integer values).
+//!
+//! Tie rules, where the derivative does not exist: `maximum`/`minimum` split the gradient
+//! evenly between equal operands; `max`/`min` reductions split it evenly among every element
+//! equal to the result; `abs` and `relu` have gradient 0 at 0.
+
+use crate::{
+    BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, Tensor, TensorData, UnaryOp, Value,
+};
+
+pub(super) fn vjp(
+    g: &Graph,
+    node: &Node,
+    id: usize,
+    outs: &[Option<Tensor>],
+    needs: &[bool],
+) -> Result<Vec<Option<Tensor>>> {
+    let none = || vec![None; node.inputs.len()];
+    let Some(gy) = outs[0] else {
+        if let Op::Custom(op) = &node.op {
+            return custom(op);
+        }
+        return Ok(none());
+    };
+    let x = |k: usize| g.tensor(node.inputs[k]);
+    let xs = |k: usize| g.shape(x(k));
+    let y = g.tensor(Value { node: id, slot: 0 });
+    let dtype = node.ty().dtype;
+    let c = |v: f64| g.scalar(v, dtype);
+    let as_dtype = |mask: Tensor| g.cast(mask, dtype);
+
+    let grads = match &node.op {
+        Op::Input { .. } | Op::Constant(_) | Op::Compare(_) => none(),
+        Op::Unary(u) => {
+            let a = x(0);
+            let d = match u {
+                UnaryOp::Neg => g.neg(gy)?,
+                UnaryOp::Abs => {
+                    let zero = c(0.0)?;
+                    let sign = g.sub(as_dtype(g.gt(a, zero)?)?, as_dtype(g.lt(a, zero)?)?)?;
+                    g.mul(gy, sign)?
+                }
+                UnaryOp::Relu => g.mul(gy, as_dtype(g.gt(a, c(0.0)?)?)?)?,
+                UnaryOp::Exp => g.mul(gy, y)?,
+                UnaryOp::Log => g.div(gy, a)?,
+                UnaryOp::Sqrt => g.div(gy, g.mul(c(2.0)?, y)?)?,
+                UnaryOp::Sigmoid => g.mul(gy, g.mul(y, g.sub(c(1.0)?, y)?)?)?,
+                UnaryOp::Tanh => g.mul(gy, g.sub(c(1.0)?, g.mul(y, y)?)?)?,
+            };
+            vec![Some(d)]
+        }
+        Op::Binary(b) => {
+            let (a, bb) = (x(0), x(1));
+            let (da, db) = match b {
+                BinaryOp::Add => (gy, gy),
+                BinaryOp::Sub => (gy, g.neg(gy)?),
+                BinaryOp::Mul => (g.mul(gy, bb)?, g.mul(gy, a)?),
+                BinaryOp::Div => (g.div(gy, bb)?, g.neg(g.div(g.mul(gy, y)?, bb)?)?),
+                BinaryOp::Pow => {
+                    let da = g.mul(gy, g.mul(bb, g.pow(a, g.sub(bb, c(1.0)?)?)?)?)?;
+                    // d/db a^b = a^b log a, taken as 0 where a <= 0 (log undefined).
+                    let positive = g.gt(a, c(0.0)?)?;
+                    let db = g.select(positive, g.mul(y, g.log(a)?)?, c(0.0)?)?;
+                    (da, g.mul(gy, db)?)
+                }
+                BinaryOp::Maximum | BinaryOp::Minimum => {
+                    let wins = if *b == BinaryOp::Maximum {
+                        g.gt(a, bb)?
+                    } else {
+                        g.lt(a, bb)?
+                    };
+                    let half_ties = g.mul(as_dtype(g.eq(a, bb)?)?, c(0.5)?)?;
+                    let wa = g.add(as_dtype(wins)?, half_ties)?;
+                    (g.mul(gy, wa)?, g.mul(gy, g.sub(c(1.0)?, wa)?)?)
+                }
+            };
+            vec![
+                needs[0].then(|| g.sum_to(da, &xs(0)?)).transpose()?,
+                needs[1].then(|| g.sum_to(db, &xs(1)?)).transpose()?,
+            ]
+        }
+        Op::Select => {
+            let zero = c(0.0)?;
+            let da = g.select(x(0), gy, zero)?;
+            let db = g.select(x(0), zero, gy)?;
+            vec![
+                None,
+                needs[1].then(|| g.sum_to(da, &xs(1)?)).transpose()?,
+                needs[2].then(|| g.sum_to(db, &xs(2)?)).transpose()?,
+            ]
+        }
+        Op::Reduce { op, axis, .. } => {
+            let shape = xs(0)?;
+            let mut kept = shape.dims().to_vec();
+            kept[*axis] = 1;
+            let gyk = g.reshape(gy, kept.clone())?;
+            let d = match op {
+                ReduceOp::Sum => g.broadcast_to(gyk, shape)?,
+                ReduceOp::Mean => {
+                    let len = shape.dims()[*axis] as f64;
+                    g.broadcast_to(g.div(gyk, c(len)?)?, shape)?
+                }
+                ReduceOp::Max | ReduceOp::Min => {
+                    let yk = g.reshape(y, kept)?;
+                    let hit = as_dtype(g.eq(x(0), yk)?)?;
+                    let count = g.sum(hit, *axis as isize, true)?;
+                    g.mul(hit, g.div(gyk, count)?)?
+                }
+                ReduceOp::LogSumExp => {
+                    let yk = g.reshape(y, kept)?;
+                    g.mul(gyk, g.exp(g.sub(x(0), yk)?)?)?
+                }
+                ReduceOp::ArgMax => return Ok(none()),
+            };
+            vec![Some(d)]
+        }
+        Op::Softmax { axis, log } => {
+            let ax = *axis as isize;
+            let d = if *log {
+                g.sub(gy, g.mul(g.exp(y)?, g.sum(gy, ax, true)?)?)?
+            } else {
+                let dot = g.sum(g.mul(gy, y)?, ax, true)?;
+                g.mul(y, g.sub(gy, dot)?)?
+            };
+            vec![Some(d)]
+        }
+        Op::Reshape => vec![Some(g.reshape(gy, xs(0)?)?)],
+        Op::Permute { perm } => {
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            vec![Some(g.permute(gy, &inverse)?)]
+        }
+        Op::Slice { axis, start, step } => {
+            let len = xs(0)?.dims()[*axis];
+            let picked = g.shape(y)?.dims()[*axis];
+            let rows: Vec<u32> = (0..picked).map(|k| (start + k * step) as u32).collect();
+            let idx = g.constant(TensorData::new([picked], rows)?)?;
+            vec![Some(g.scatter_add(gy, *axis as isize, idx, len)?)]
+        }
+        Op::Concat { axis } => {
+            let mut offset = 0;
+            let mut grads = Vec::new();
+            for (k, need) in needs.iter().enumerate() {
+                let len = xs(k)?.dims()[*axis];
+                grads.push(
+                    need.then(|| g.slice(gy, *axis as isize, offset, offset + len))
+                        .transpose()?,
+                );
+                offset += len;
+            }
+            grads
+        }
+        Op::BroadcastTo => vec![Some(g.sum_to(gy, &xs(0)?)?)],
+        Op::MatMul => {
+            let (a, b) = (x(0), x(1));
+            vec![
+                needs[0]
+                    .then(|| g.sum_to(g.matmul(gy, g.transpose(b, -1, -2)?)?, &xs(0)?))
+                    .transpose()?,
+                needs[1]
+                    .then(|| g.sum_to(g.matmul(g.transpose(a, -1, -2)?, gy)?, &xs(1)?))
+                    .transpose()?,
+            ]
+        }
+        Op::Gather { axis } => {
+            let len = xs(0)?.dims()[*axis];
+            vec![Some(g.scatter_add(gy, *axis as isize, x(1), len)?), None]
+        }
+        Op::ScatterAdd { axis, .. } => vec![Some(g.gather(gy, *axis as isize, x(1))?), None],
+        Op::Cast => {
+            let from = g.dtype(x(0))?;
+            if from.is_float() && dtype.is_float() {
+                vec![Some(g.cast(gy, from)?)]
+            } else {
+                none()
+            }
+        }
+        Op::Custom(op) => return custom(op),
+    };
+    Ok(grads)
+}
+
+fn custom(op: &crate::CustomOp) -> Result<Vec<Option<Tensor>>> {
+    Err(Error::Unsupported {
+        backend: "autodiff".into(),
+        what: format!(
+            "custom op `{}` has no backward, so no gradient flows through it",
+            op.name
+        ),
+    })
+}
