@@ -326,3 +326,44 @@ fn the_checker_catches_a_wrong_gradient() {
     assert!(!report.passed(), "{report:?}");
     assert_eq!(report.worst_failure.as_ref().unwrap().1, 0);
 }
+
+/// Peak bytes of forward + backward for a chain of `n` ops on 1024 floats.
+/// `op` gets the running value and one scalar constant shared by the whole chain.
+fn forward_backward_peak(n: usize, op: fn(&Graph, Tensor, Tensor) -> Result<Tensor>) -> u64 {
+    let g = Graph::new();
+    let x = g.input("x", [1024], DType::F32).unwrap();
+    let k = g.scalar(1.001, DType::F32).unwrap();
+    let mut y = x;
+    for _ in 0..n {
+        y = op(&g, y, k).unwrap();
+    }
+    let loss = g.sum_all(y).unwrap();
+    let dx = g.grad(loss, &[x]).unwrap()[0];
+    let cpu = gradflux::Device::Cpu.compile(&g, &[loss, dx]).unwrap();
+    let peak = cpu.memory().peak_bytes;
+    if let Some(gpu) = common::gpu() {
+        assert_eq!(
+            gpu.compile(&g, &[loss, dx]).unwrap().memory().peak_bytes,
+            peak
+        );
+    }
+    peak
+}
+
+#[test]
+fn backward_keeps_only_the_activations_it_needs() {
+    // Scaling by a constant needs no activation in its backward: depth does not matter.
+    let scale = |g: &Graph, y: Tensor, k: Tensor| g.mul(y, k);
+    assert_eq!(
+        forward_backward_peak(50, scale),
+        forward_backward_peak(200, scale)
+    );
+    // sigmoid's backward reads its output, so each extra op keeps one more activation
+    // (4096 bytes) alive until the backward pass reaches it, plus its scalar constants.
+    let sigmoid = |g: &Graph, y: Tensor, _: Tensor| g.sigmoid(y);
+    let growth = forward_backward_peak(200, sigmoid) - forward_backward_peak(50, sigmoid);
+    assert!(
+        (150 * 4096..=150 * 4096 + 150 * 16).contains(&growth),
+        "{growth}"
+    );
+}

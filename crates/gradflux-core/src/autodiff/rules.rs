@@ -53,18 +53,26 @@ pub(super) fn vjp(
         }
         Op::Binary(b) => {
             let (a, bb) = (x(0), x(1));
-            let (da, db) = match b {
-                BinaryOp::Add => (gy, gy),
-                BinaryOp::Sub => (gy, g.neg(gy)?),
-                BinaryOp::Mul => (g.mul(gy, bb)?, g.mul(gy, a)?),
-                BinaryOp::Div => (g.div(gy, bb)?, g.neg(g.div(g.mul(gy, y)?, bb)?)?),
-                BinaryOp::Pow => {
-                    let da = g.mul(gy, g.mul(bb, g.pow(a, g.sub(bb, c(1.0)?)?)?)?)?;
-                    // d/db a^b = a^b log a, taken as 0 where a <= 0 (log undefined).
-                    let positive = g.gt(a, c(0.0)?)?;
-                    let db = g.select(positive, g.mul(y, g.log(a)?)?, c(0.0)?)?;
-                    (da, g.mul(gy, db)?)
-                }
+            // Only the gradients asked for are built, each summed back to its operand's shape.
+            let side = |k: usize, f: &dyn Fn() -> Result<Tensor>| -> Result<Option<Tensor>> {
+                needs[k].then(|| g.sum_to(f()?, &xs(k)?)).transpose()
+            };
+            match b {
+                BinaryOp::Add => vec![side(0, &|| Ok(gy))?, side(1, &|| Ok(gy))?],
+                BinaryOp::Sub => vec![side(0, &|| Ok(gy))?, side(1, &|| g.neg(gy))?],
+                BinaryOp::Mul => vec![side(0, &|| g.mul(gy, bb))?, side(1, &|| g.mul(gy, a))?],
+                BinaryOp::Div => vec![
+                    side(0, &|| g.div(gy, bb))?,
+                    side(1, &|| g.neg(g.div(g.mul(gy, y)?, bb)?))?,
+                ],
+                BinaryOp::Pow => vec![
+                    side(0, &|| g.mul(gy, g.mul(bb, g.pow(a, g.sub(bb, c(1.0)?)?)?)?))?,
+                    // d/db a^b = a^b log a, taken as 0 where a <= 0 (log undefined there).
+                    side(1, &|| {
+                        let positive = g.gt(a, c(0.0)?)?;
+                        g.mul(gy, g.select(positive, g.mul(y, g.log(a)?)?, c(0.0)?)?)
+                    })?,
+                ],
                 BinaryOp::Maximum | BinaryOp::Minimum => {
                     let wins = if *b == BinaryOp::Maximum {
                         g.gt(a, bb)?
@@ -73,13 +81,12 @@ pub(super) fn vjp(
                     };
                     let half_ties = g.mul(as_dtype(g.eq(a, bb)?)?, c(0.5)?)?;
                     let wa = g.add(as_dtype(wins)?, half_ties)?;
-                    (g.mul(gy, wa)?, g.mul(gy, g.sub(c(1.0)?, wa)?)?)
+                    vec![
+                        side(0, &|| g.mul(gy, wa))?,
+                        side(1, &|| g.mul(gy, g.sub(c(1.0)?, wa)?))?,
+                    ]
                 }
-            };
-            vec![
-                needs[0].then(|| g.sum_to(da, &xs(0)?)).transpose()?,
-                needs[1].then(|| g.sum_to(db, &xs(1)?)).transpose()?,
-            ]
+            }
         }
         Op::Select => {
             let zero = c(0.0)?;
