@@ -69,6 +69,9 @@ pub struct CustomOp {
     pub outputs: Vec<TensorType>,
     pub wgsl: Option<WgslKernel>,
     pub cpu: CpuKernel,
+    /// The op that computes this op's input gradients, if it has one (see
+    /// [`CustomOpBuilder::backward`]).
+    pub backward: Option<Arc<CustomOp>>,
 }
 
 impl fmt::Debug for CustomOp {
@@ -78,6 +81,7 @@ impl fmt::Debug for CustomOp {
             .field("inputs", &self.inputs)
             .field("outputs", &self.outputs)
             .field("has_wgsl", &self.wgsl.is_some())
+            .field("has_backward", &self.backward.is_some())
             .finish()
     }
 }
@@ -90,6 +94,7 @@ impl CustomOp {
             outputs: Vec::new(),
             wgsl: None,
             cpu: None,
+            backward: None,
         }
     }
 
@@ -132,9 +137,20 @@ pub struct CustomOpBuilder {
     outputs: Vec<TensorType>,
     wgsl: Option<WgslKernel>,
     cpu: Option<CpuKernel>,
+    backward: Option<Arc<CustomOp>>,
 }
 
 impl CustomOpBuilder {
+    /// The op's backward: another custom op that takes this op's inputs, then its outputs,
+    /// then one cotangent per output (same types as the outputs), and returns one gradient
+    /// per input (same types as the inputs). Being a custom op itself, it has a CPU closure
+    /// and optionally WGSL, so gradients run on every backend. Without it, asking for a
+    /// gradient through this op is an error naming it.
+    pub fn backward(mut self, op: Arc<CustomOp>) -> Self {
+        self.backward = Some(op);
+        self
+    }
+
     /// Declares the next input's shape and dtype.
     pub fn input(mut self, shape: impl Into<Shape>, dtype: DType) -> Self {
         self.inputs.push(TensorType::new(shape, dtype));
@@ -209,12 +225,35 @@ impl CustomOpBuilder {
                 return Err(err("workgroup_size must be at least 1".into()));
             }
         }
+        if let Some(bw) = &self.backward {
+            let mut want_in = self.inputs.clone();
+            want_in.extend(self.outputs.iter().cloned());
+            want_in.extend(self.outputs.iter().cloned());
+            if bw.inputs != want_in || bw.outputs != self.inputs {
+                let list = |ts: &[TensorType]| {
+                    ts.iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(err(format!(
+                    "backward `{}` must take (inputs, outputs, output cotangents) = ({}) and \
+                     return the input gradients ({}); it takes ({}) and returns ({})",
+                    bw.name,
+                    list(&want_in),
+                    list(&self.inputs),
+                    list(&bw.inputs),
+                    list(&bw.outputs)
+                )));
+            }
+        }
         Ok(Arc::new(CustomOp {
             name: self.name,
             inputs: self.inputs,
             outputs: self.outputs,
             wgsl: self.wgsl,
             cpu,
+            backward: self.backward,
         }))
     }
 }

@@ -18,10 +18,10 @@ pub(super) fn vjp(
     needs: &[bool],
 ) -> Result<Vec<Option<Tensor>>> {
     let none = || vec![None; node.inputs.len()];
+    if let Op::Custom(op) = &node.op {
+        return custom(g, op, node, id, outs);
+    }
     let Some(gy) = outs[0] else {
-        if let Op::Custom(op) = &node.op {
-            return custom(op);
-        }
         return Ok(none());
     };
     let x = |k: usize| g.tensor(node.inputs[k]);
@@ -186,17 +186,43 @@ pub(super) fn vjp(
                 none()
             }
         }
-        Op::Custom(op) => return custom(op),
+        Op::Custom(_) => unreachable!("custom ops are handled above"),
     };
     Ok(grads)
 }
 
-fn custom(op: &crate::CustomOp) -> Result<Vec<Option<Tensor>>> {
-    Err(Error::Unsupported {
+/// Runs the op's backward on (inputs, outputs, cotangents); outputs without a cotangent
+/// get zeros.
+fn custom(
+    g: &Graph,
+    op: &crate::CustomOp,
+    node: &Node,
+    id: usize,
+    outs: &[Option<Tensor>],
+) -> Result<Vec<Option<Tensor>>> {
+    let bw = op.backward.as_ref().ok_or_else(|| Error::Unsupported {
         backend: "autodiff".into(),
         what: format!(
-            "custom op `{}` has no backward, so no gradient flows through it",
+            "custom op `{}` has no backward, so no gradient flows through it; give it one \
+             with `.backward(...)`",
             op.name
         ),
-    })
+    })?;
+    let mut args: Vec<Tensor> = node.inputs.iter().map(|v| g.tensor(*v)).collect();
+    let outputs: Vec<Tensor> = (0..node.outputs.len())
+        .map(|slot| g.tensor(Value { node: id, slot }))
+        .collect();
+    args.extend(&outputs);
+    for (o, ct) in outputs.iter().zip(outs) {
+        args.push(match ct {
+            Some(t) => *t,
+            None => g.zeros_like(*o)?,
+        });
+    }
+    let grads = g.custom(bw, &args)?;
+    Ok(grads
+        .into_iter()
+        .zip(&op.inputs)
+        .map(|(t, ty)| ty.dtype.is_float().then_some(t))
+        .collect())
 }
