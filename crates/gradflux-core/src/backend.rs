@@ -34,6 +34,42 @@ pub trait Executable: Send {
 
     /// Which backend or adapter runs it.
     fn backend_name(&self) -> String;
+
+    /// The current value of a parameter (on a GPU: one explicit readback).
+    fn parameter(&self, name: &str) -> Result<TensorData>;
+
+    /// Replaces a parameter's value (on a GPU: one explicit upload).
+    fn set_parameter(&mut self, name: &str, data: &TensorData) -> Result<()>;
+}
+
+/// Finds a parameter of the plan by name, checking `data` against it when given.
+pub fn find_parameter(plan: &Plan, name: &str, data: Option<&TensorData>) -> Result<usize> {
+    let i = plan
+        .parameters
+        .iter()
+        .position(|p| p.name == name)
+        .ok_or_else(|| Error::UnknownParameter {
+            name: name.to_string(),
+            known: plan
+                .parameters
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if let Some(d) = data {
+        let want = &plan.parameters[i].ty;
+        if d.shape() != &want.shape || d.dtype() != want.dtype {
+            return Err(Error::InputMismatch {
+                name: name.to_string(),
+                expected_shape: want.shape.clone(),
+                expected_dtype: want.dtype,
+                got_shape: d.shape().clone(),
+                got_dtype: d.dtype(),
+            });
+        }
+    }
+    Ok(i)
 }
 
 /// Matches the given inputs against the plan's: returns them in the plan's order, or an

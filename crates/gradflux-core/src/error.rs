@@ -59,10 +59,12 @@ pub enum Error {
     #[error("unknown input `{name}`; the graph's inputs are: {known}")]
     UnknownInput { name: String, known: String },
 
-    /// An input of the wrong shape or dtype.
-    #[error(
-        "input `{name}` should be {expected_dtype} {expected_shape}, got {got_dtype} {got_shape}"
-    )]
+    /// A parameter name the executable does not have.
+    #[error("unknown parameter `{name}`; the executable's parameters are: {known}")]
+    UnknownParameter { name: String, known: String },
+
+    /// An input (or a parameter being set) of the wrong shape or dtype.
+    #[error("`{name}` should be {expected_dtype} {expected_shape}, got {got_dtype} {got_shape}")]
     InputMismatch {
         name: String,
         expected_shape: Shape,

@@ -79,6 +79,9 @@ impl Tensor {
 struct GraphInner {
     nodes: Vec<Node>,
     inputs: BTreeMap<String, Value>,
+    parameters: BTreeMap<String, Value>,
+    /// (parameter, its value for the next run), in the order assigned.
+    updates: Vec<(Value, Value)>,
 }
 
 /// A compute graph under construction.
@@ -138,11 +141,7 @@ impl Graph {
 
     /// A named input, supplied at every run. Names are unique within a graph.
     pub fn input(&self, name: &str, shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
-        if self.inner.borrow().inputs.contains_key(name) {
-            return Err(Error::Graph(format!(
-                "an input named `{name}` already exists in this graph"
-            )));
-        }
+        self.check_new_name(name)?;
         let t = self.push(
             Op::Input {
                 name: name.to_string(),
@@ -155,6 +154,90 @@ impl Graph {
             .inputs
             .insert(name.to_string(), t.value);
         Ok(t)
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        let inner = self.inner.borrow();
+        if inner.inputs.contains_key(name) || inner.parameters.contains_key(name) {
+            return Err(Error::Graph(format!(
+                "an input or parameter named `{name}` already exists in this graph"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A parameter: state that lives in each executable compiled from this graph (in a
+    /// device buffer on a GPU), starts at `init`, and persists between runs. Read it with
+    /// `Executable::parameter` and set it with `Executable::set_parameter`; give it a new
+    /// value every run with [`Graph::assign`].
+    pub fn parameter(&self, name: &str, init: TensorData) -> Result<Tensor> {
+        self.check_new_name(name)?;
+        let ty = TensorType::new(init.shape().clone(), init.dtype());
+        let t = self.push1(
+            Op::Parameter {
+                name: name.to_string(),
+                init: Arc::new(init),
+            },
+            &[],
+            ty,
+        )?;
+        self.inner
+            .borrow_mut()
+            .parameters
+            .insert(name.to_string(), t.value);
+        Ok(t)
+    }
+
+    /// Makes `value` the parameter's value for the next run. The update happens in place
+    /// at the end of each run (on a GPU: a buffer copy, no host round trip), so every read
+    /// of the parameter during a run sees the value it had when the run started. One
+    /// assignment per parameter.
+    pub fn assign(&self, parameter: Tensor, value: Tensor) -> Result<()> {
+        let p = self.check(parameter)?;
+        let v = self.check(value)?;
+        let (pt, vt) = (self.ty(parameter)?, self.ty(value)?);
+        let mut inner = self.inner.borrow_mut();
+        let Op::Parameter { name, .. } = &inner.nodes[p.node].op else {
+            return Err(Error::Graph(format!(
+                "assign needs a parameter, got the output of `{}`",
+                inner.nodes[p.node].op.name()
+            )));
+        };
+        if pt != vt {
+            return Err(Error::Shape {
+                op: "assign",
+                detail: format!("parameter `{name}` is {pt}, the new value is {vt}"),
+            });
+        }
+        if inner.updates.iter().any(|(q, _)| *q == p) {
+            return Err(Error::Graph(format!(
+                "parameter `{name}` is already assigned in this graph"
+            )));
+        }
+        inner.updates.push((p, v));
+        Ok(())
+    }
+
+    /// The (parameter, new value) pairs given to [`Graph::assign`].
+    pub fn updates(&self) -> Vec<(Value, Value)> {
+        self.inner.borrow().updates.clone()
+    }
+
+    /// The parameter named `name`.
+    pub fn parameter_named(&self, name: &str) -> Result<Tensor> {
+        let v = self.inner.borrow().parameters.get(name).copied();
+        v.map(|v| self.tensor(v))
+            .ok_or_else(|| Error::UnknownParameter {
+                name: name.to_string(),
+                known: self
+                    .inner
+                    .borrow()
+                    .parameters
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// A constant tensor, uploaded once when the graph is compiled.

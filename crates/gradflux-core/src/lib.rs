@@ -18,14 +18,14 @@ mod shape;
 mod tolerance;
 mod wgsl;
 
-pub use backend::{bind_inputs, Backend, Executable, Inputs, RunFuture};
+pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, RunFuture};
 pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
 pub use data::{Storage, TensorData};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use graph::{Graph, Node, Tensor, TensorType, Value};
 pub use op::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
-pub use plan::{Home, MemoryReport, Plan};
+pub use plan::{Home, MemoryReport, Plan, PlannedParameter};
 pub use shape::Shape;
 pub use tolerance::{compare, Mismatch, Tolerance};
 pub use wgsl::validate_wgsl;

@@ -171,6 +171,13 @@ pub enum Op {
     },
     /// A value fixed when the graph is built, uploaded once at compile time.
     Constant(Arc<TensorData>),
+    /// State that lives in the executable (a device buffer on a GPU), starts at `init`, and
+    /// persists between runs; [`Graph::assign`](crate::Graph::assign) gives it a new value
+    /// at the end of every run.
+    Parameter {
+        name: String,
+        init: Arc<TensorData>,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
     Compare(CompareOp),
@@ -226,6 +233,7 @@ impl Op {
         match self {
             Op::Input { .. } => "input",
             Op::Constant(_) => "constant",
+            Op::Parameter { .. } => "parameter",
             Op::Unary(u) => u.name(),
             Op::Binary(b) => b.name(),
             Op::Compare(c) => c.name(),

@@ -23,8 +23,19 @@ pub enum Home {
     Input(usize),
     /// A constant uploaded at compile time (index into [`Plan::constants`]).
     Constant(usize),
+    /// A parameter's persistent buffer (index into [`Plan::parameters`]).
+    Parameter(usize),
     /// A pooled buffer shared over time with other values.
     Pool(usize),
+}
+
+/// A parameter of the executable: its name, value, type and initial data.
+#[derive(Clone, Debug)]
+pub struct PlannedParameter {
+    pub name: String,
+    pub value: Value,
+    pub ty: crate::TensorType,
+    pub init: std::sync::Arc<crate::TensorData>,
 }
 
 /// The compiled schedule and storage assignment of a graph.
@@ -43,6 +54,10 @@ pub struct Plan {
     pub input_types: Vec<crate::TensorType>,
     /// Values of constant nodes, in schedule order.
     pub constants: Vec<Value>,
+    /// Parameters in graph order; `Home::Parameter(i)` indexes this list.
+    pub parameters: Vec<PlannedParameter>,
+    /// `(index into parameters, value)`: copied into the parameter at the end of each run.
+    pub updates: Vec<(usize, Value)>,
     /// Byte size of each pooled buffer.
     pub pool_sizes: Vec<u64>,
     /// Where every live value's bytes are (reshapes share their source's home).
@@ -63,10 +78,12 @@ impl Plan {
             .map(|t| graph.check(*t))
             .collect::<Result<Vec<_>>>()?;
         let all = graph.nodes();
+        let assigned = graph.updates();
 
-        // Prune: walk back from the outputs.
+        // Prune: walk back from the outputs and from every parameter update.
         let mut needed = vec![false; all.len()];
         let mut stack: Vec<usize> = outputs.iter().map(|v| v.node).collect();
+        stack.extend(assigned.iter().flat_map(|(p, v)| [p.node, v.node]));
         while let Some(n) = stack.pop() {
             if !std::mem::replace(&mut needed[n], true) {
                 stack.extend(all[n].inputs.iter().map(|v| v.node));
@@ -92,7 +109,8 @@ impl Plan {
                 last_use.insert(*v, s);
             }
         }
-        let output_set: HashSet<Value> = outputs.iter().copied().collect();
+        let mut output_set: HashSet<Value> = outputs.iter().copied().collect();
+        output_set.extend(assigned.iter().map(|(_, v)| *v));
         for v in &output_set {
             last_use.insert(*v, end);
         }
@@ -128,6 +146,7 @@ impl Plan {
         let mut inputs = Vec::new();
         let mut input_types = Vec::new();
         let mut constants = Vec::new();
+        let mut parameters = Vec::new();
         let mut root_home: HashMap<Value, Home> = HashMap::new();
         let mut pool_sizes: Vec<u64> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
@@ -155,6 +174,16 @@ impl Plan {
                         fixed_bytes += bytes;
                         Home::Constant(constants.len() - 1)
                     }
+                    Op::Parameter { name, init } => {
+                        parameters.push(PlannedParameter {
+                            name: name.clone(),
+                            value: v,
+                            ty: ty.clone(),
+                            init: init.clone(),
+                        });
+                        fixed_bytes += bytes;
+                        Home::Parameter(parameters.len() - 1)
+                    }
                     _ => {
                         let b = take_buffer(&mut free, &mut pool_sizes, bytes);
                         release_at[root_end[&v]].push(b);
@@ -167,6 +196,16 @@ impl Plan {
             free.append(&mut release_at[s]);
         }
         let homes = root.iter().map(|(v, r)| (*v, root_home[r])).collect();
+        let updates = assigned
+            .iter()
+            .map(|(p, v)| {
+                let i = parameters
+                    .iter()
+                    .position(|q| q.value == *p)
+                    .expect("assigned parameters are kept by pruning");
+                (i, *v)
+            })
+            .collect();
         let memory = MemoryReport {
             peak_bytes: fixed_bytes + pool_sizes.iter().sum::<u64>(),
             total_value_bytes,
@@ -179,6 +218,8 @@ impl Plan {
             inputs,
             input_types,
             constants,
+            parameters,
+            updates,
             pool_sizes,
             homes,
             dead_after,

@@ -21,10 +21,12 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         })
     };
     let value = match &node.op {
-        Op::Input { name } => {
+        Op::Input { name } | Op::Parameter { name, .. } => {
             return Err(Error::Unsupported {
                 backend: BACKEND_NAME.to_string(),
-                what: format!("evaluating input `{name}` as an op (inputs are bound per run)"),
+                what: format!(
+                    "evaluating `{name}` as an op (inputs and parameters are bound per run)"
+                ),
             })
         }
         Op::Constant(data) => TensorData::clone(data),

@@ -32,8 +32,8 @@ mod strided;
 use std::collections::HashMap;
 
 use gradflux_core::{
-    bind_inputs, Backend, Error, Executable, Graph, Inputs, MemoryReport, Op, Plan, Result,
-    RunFuture, Tensor, TensorData, TensorType, Value,
+    bind_inputs, find_parameter, Backend, Error, Executable, Graph, Home, Inputs, MemoryReport, Op,
+    Plan, Result, RunFuture, Tensor, TensorData, TensorType, Value,
 };
 
 pub(crate) const BACKEND_NAME: &str = "cpu (reference)";
@@ -48,9 +48,16 @@ impl Backend for CpuBackend {
     }
 
     fn compile(&self, graph: &Graph, outputs: &[Tensor]) -> Result<Box<dyn Executable>> {
+        let plan = Plan::new(graph, outputs)?;
+        let parameters = plan
+            .parameters
+            .iter()
+            .map(|p| TensorData::clone(&p.init))
+            .collect();
         Ok(Box::new(CpuExecutable {
-            plan: Plan::new(graph, outputs)?,
+            plan,
             graph_inputs: graph.inputs(),
+            parameters,
         }))
     }
 }
@@ -65,10 +72,14 @@ pub struct CpuExecutable {
     /// Every input the graph declares, not only those the outputs need, so a run that
     /// passes an input the outputs ignore is still accepted rather than called unknown.
     graph_inputs: Vec<(String, TensorType)>,
+    /// Current value of every parameter, in `plan.parameters` order.
+    parameters: Vec<TensorData>,
 }
 
 impl CpuExecutable {
-    fn evaluate(&self, inputs: &Inputs) -> Result<Vec<TensorData>> {
+    /// One run: the outputs, then every parameter update applied (after all reads, so the
+    /// run saw the values it started with).
+    fn evaluate(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         let plan = &self.plan;
         let bound = bind_inputs(&self.graph_inputs, plan, inputs)?;
         let bound: HashMap<Value, &TensorData> =
@@ -82,6 +93,13 @@ impl CpuExecutable {
                     let v = Value { node: id, slot: 0 };
                     let data = bound.get(&v).ok_or_else(|| missing_value(v))?;
                     vec![TensorData::clone(data)]
+                }
+                Op::Parameter { .. } => {
+                    let v = Value { node: id, slot: 0 };
+                    let Some(Home::Parameter(i)) = plan.homes.get(&v) else {
+                        return Err(missing_value(v));
+                    };
+                    vec![self.parameters[*i].clone()]
                 }
                 _ => {
                     let args = node
@@ -98,6 +116,15 @@ impl CpuExecutable {
             for v in &plan.dead_after[step] {
                 values.remove(v);
             }
+        }
+
+        let updated = plan
+            .updates
+            .iter()
+            .map(|(i, v)| Ok((*i, values.get(v).ok_or_else(|| missing_value(*v))?.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, data) in updated {
+            self.parameters[i] = data;
         }
 
         // Move each output out of the map, cloning only when the same value is asked for
@@ -133,6 +160,16 @@ impl Executable for CpuExecutable {
 
     fn backend_name(&self) -> String {
         BACKEND_NAME.to_string()
+    }
+
+    fn parameter(&self, name: &str) -> Result<TensorData> {
+        Ok(self.parameters[find_parameter(&self.plan, name, None)?].clone())
+    }
+
+    fn set_parameter(&mut self, name: &str, data: &TensorData) -> Result<()> {
+        let i = find_parameter(&self.plan, name, Some(data))?;
+        self.parameters[i] = data.clone();
+        Ok(())
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use gradflux_core::{
-    bind_inputs, DType, Error, Executable, Graph, Home, Inputs, MemoryReport, Op, Plan, Result,
-    RunFuture, Storage, Tensor, TensorData, TensorType, Value,
+    bind_inputs, find_parameter, DType, Error, Executable, Graph, Home, Inputs, MemoryReport, Op,
+    Plan, Result, RunFuture, Storage, Tensor, TensorData, TensorType, Value,
 };
 use wgpu::util::DeviceExt;
 
@@ -32,11 +32,20 @@ struct Output {
     ty: TensorType,
 }
 
+/// A parameter update: `bytes` from `source` into the parameter's buffer at the end of a run.
+struct Update {
+    source: wgpu::Buffer,
+    parameter: usize,
+    bytes: u64,
+}
+
 pub struct WgpuExecutable {
     ctx: Arc<Context>,
     graph_inputs: Vec<(String, TensorType)>,
     plan: Plan,
     input_buffers: Vec<wgpu::Buffer>,
+    parameter_buffers: Vec<wgpu::Buffer>,
+    updates: Vec<Update>,
     steps: Vec<Step>,
     outputs: Vec<Output>,
 }
@@ -112,6 +121,19 @@ impl WgpuExecutable {
                 })
             })
             .collect();
+        let parameter_buffers: Vec<wgpu::Buffer> = plan
+            .parameters
+            .iter()
+            .map(|p| {
+                let mut bytes = p.init.storage().as_bytes().to_vec();
+                bytes.resize(buffer_size(bytes.len() as u64) as usize, 0);
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(&p.name),
+                    contents: &bytes,
+                    usage: storage | wgpu::BufferUsages::COPY_DST,
+                })
+            })
+            .collect();
         let pool_buffers: Vec<wgpu::Buffer> = plan
             .pool_sizes
             .iter()
@@ -128,6 +150,7 @@ impl WgpuExecutable {
             match plan.homes[v] {
                 Home::Input(i) => &input_buffers[i],
                 Home::Constant(i) => &constant_buffers[i],
+                Home::Parameter(i) => &parameter_buffers[i],
                 Home::Pool(i) => &pool_buffers[i],
             }
         };
@@ -207,11 +230,23 @@ impl WgpuExecutable {
                 }
             })
             .collect();
+        let updates = plan
+            .updates
+            .iter()
+            .filter(|(i, v)| plan.homes[v] != Home::Parameter(*i))
+            .map(|(i, v)| Update {
+                source: buffer_of(v).clone(),
+                parameter: *i,
+                bytes: plan.parameters[*i].ty.size_bytes(),
+            })
+            .collect();
         Ok(WgpuExecutable {
             ctx: ctx.clone(),
             graph_inputs: graph.inputs(),
             plan,
             input_buffers,
+            parameter_buffers,
+            updates,
             steps,
             outputs,
         })
@@ -253,6 +288,14 @@ impl WgpuExecutable {
                     let size = o.ty.size_bytes();
                     if size > 0 {
                         enc.copy_buffer_to_buffer(&o.home, 0, &o.staging, 0, size);
+                    }
+                }
+                // After the output copies, so an output that reads a parameter shows the
+                // value the run started with.
+                for u in &self.updates {
+                    if u.bytes > 0 {
+                        let dst = &self.parameter_buffers[u.parameter];
+                        enc.copy_buffer_to_buffer(&u.source, 0, dst, 0, u.bytes);
                     }
                 }
             }
@@ -394,5 +437,55 @@ impl Executable for WgpuExecutable {
 
     fn backend_name(&self) -> String {
         self.ctx.summary.describe()
+    }
+
+    fn parameter(&self, name: &str) -> Result<TensorData> {
+        self.ctx.check_health()?;
+        let i = find_parameter(&self.plan, name, None)?;
+        let ty = &self.plan.parameters[i].ty;
+        let device = &self.ctx.device;
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("parameter readback"),
+            size: buffer_size(ty.size_bytes()),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("parameter readback"),
+        });
+        if ty.size_bytes() > 0 {
+            enc.copy_buffer_to_buffer(&self.parameter_buffers[i], 0, &staging, 0, ty.size_bytes());
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?;
+        rx.recv()
+            .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?
+            .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?;
+        let data = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?;
+            Storage::from_bytes(ty.dtype, &view[..ty.size_bytes() as usize])
+        };
+        staging.unmap();
+        TensorData::from_storage(ty.shape.clone(), data)
+    }
+
+    fn set_parameter(&mut self, name: &str, data: &TensorData) -> Result<()> {
+        self.ctx.check_health()?;
+        let i = find_parameter(&self.plan, name, Some(data))?;
+        if data.numel() > 0 {
+            self.ctx
+                .queue
+                .write_buffer(&self.parameter_buffers[i], 0, data.storage().as_bytes());
+        }
+        Ok(())
     }
 }

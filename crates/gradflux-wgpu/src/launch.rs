@@ -209,7 +209,7 @@ pub fn launches(node: &Node, id: usize, ty: &dyn Fn(Value) -> TensorType) -> Res
     };
     let numel = oty.shape.numel();
     let l = match &node.op {
-        Op::Input { .. } | Op::Constant(_) | Op::Reshape => vec![],
+        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape => vec![],
         Op::Unary(u) => vec![launch(
             elementwise_kernel(
                 &shaders::UNARY,

@@ -32,7 +32,7 @@ pub(super) fn vjp(
     let as_dtype = |mask: Tensor| g.cast(mask, dtype);
 
     let grads = match &node.op {
-        Op::Input { .. } | Op::Constant(_) | Op::Compare(_) => none(),
+        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Compare(_) => none(),
         Op::Unary(u) => {
             let a = x(0);
             let d = match u {
