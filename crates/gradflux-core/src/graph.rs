@@ -218,6 +218,18 @@ impl Graph {
         Ok(())
     }
 
+    /// The name of a parameter tensor, or an error if `t` is not a parameter.
+    pub fn parameter_name(&self, t: Tensor) -> Result<String> {
+        let v = self.check(t)?;
+        match &self.inner.borrow().nodes[v.node].op {
+            Op::Parameter { name, .. } => Ok(name.clone()),
+            other => Err(Error::Graph(format!(
+                "expected a parameter, got the output of `{}`",
+                other.name()
+            ))),
+        }
+    }
+
     /// The (parameter, new value) pairs given to [`Graph::assign`].
     pub fn updates(&self) -> Vec<(Value, Value)> {
         self.inner.borrow().updates.clone()
