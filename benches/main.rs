@@ -20,6 +20,7 @@ use gradflux::{DType, Device, Executable, Graph, Tensor, TensorData};
 mod dispatch;
 mod elementwise;
 mod matmul;
+mod training;
 
 /// A device a benchmark runs on, with the tag used in benchmark ids.
 pub struct BenchDevice {
@@ -101,5 +102,11 @@ pub fn input_f32(g: &Graph, name: &str, dims: &[usize]) -> Tensor {
     g.input(name, dims.to_vec(), DType::F32).expect("input")
 }
 
-criterion_group!(benches, elementwise::bench, matmul::bench, dispatch::bench);
+criterion_group!(
+    benches,
+    elementwise::bench,
+    matmul::bench,
+    dispatch::bench,
+    training::bench
+);
 criterion_main!(benches);
