@@ -452,3 +452,61 @@ fn a_backward_with_the_wrong_signature_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn vjp_takes_a_cotangent_for_non_scalar_outputs() {
+    let g = Graph::new();
+    let x = g.input("x", [3], DType::F32).unwrap();
+    let y = g.mul(x, x).unwrap();
+    let ct = g.input("ct", [3], DType::F32).unwrap();
+    let dx = g.vjp(&[y], &[ct], &[x]).unwrap()[0];
+    let xs = TensorData::new([3], vec![1.0f32, -2.0, 3.0]).unwrap();
+    let cs = TensorData::new([3], vec![10.0f32, 1.0, -1.0]).unwrap();
+    let out = check(
+        "vjp",
+        &g,
+        &[dx],
+        &[("x", &xs), ("ct", &cs)],
+        Tolerance::EXACT,
+    );
+    assert_eq!(out[0].values::<f32>().unwrap(), &[20.0, -4.0, -6.0]);
+    let wrong = g.input("w", [4], DType::F32).unwrap();
+    assert!(
+        g.vjp(&[y], &[wrong], &[x]).is_err(),
+        "cotangent shape must match"
+    );
+}
+
+#[test]
+fn ties_follow_the_documented_rules() {
+    let g = Graph::new();
+    let x = g.input("x", [4], DType::F32).unwrap();
+    let a = g.input("a", [2], DType::F32).unwrap();
+    let dmax = g.grad(g.max(x, 0, false).unwrap(), &[x]).unwrap()[0];
+    let both = g.sum_all(g.maximum(a, a).unwrap()).unwrap();
+    let da = g.grad(both, &[a]).unwrap()[0];
+    let dabs = g.grad(g.sum_all(g.abs(a).unwrap()).unwrap(), &[a]).unwrap()[0];
+    let dmin_unique = g.grad(g.min(x, 0, false).unwrap(), &[x]).unwrap()[0];
+    let xs = TensorData::new([4], vec![1.0f32, 3.0, 3.0, 3.0]).unwrap();
+    let as_ = TensorData::new([2], vec![0.0f32, 2.0]).unwrap();
+    let out = check(
+        "ties",
+        &g,
+        &[dmax, da, dabs, dmin_unique],
+        &[("x", &xs), ("a", &as_)],
+        Tolerance::new(1e-6, 1e-7),
+    );
+    let third = 1.0f32 / 3.0;
+    assert_eq!(
+        out[0].values::<f32>().unwrap(),
+        &[0.0, third, third, third],
+        "max splits among ties"
+    );
+    assert_eq!(
+        out[1].values::<f32>().unwrap(),
+        &[1.0, 1.0],
+        "maximum(a, a): half to each side"
+    );
+    assert_eq!(out[2].values::<f32>().unwrap(), &[0.0, 1.0], "abs'(0) = 0");
+    assert_eq!(out[3].values::<f32>().unwrap(), &[1.0, 0.0, 0.0, 0.0]);
+}
