@@ -90,8 +90,8 @@ pub fn bind_inputs<'a>(
     }
     plan.inputs
         .iter()
-        .zip(&plan.input_types)
-        .map(|((name, _), want)| {
+        .map(|input| {
+            let (name, want) = (&input.name, &input.ty);
             let data = given
                 .iter()
                 .find(|(n, _)| n == name)

@@ -27,7 +27,7 @@ pub use error::{Error, Result};
 pub use graph::{Graph, Node, Tensor, TensorType, Value};
 pub use op::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
 pub use optim::{Adam, Optimizer, Sgd};
-pub use plan::{Home, MemoryReport, Plan, PlannedParameter};
+pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};
 pub use shape::Shape;
 pub use tolerance::{compare, Mismatch, Tolerance};
 pub use wgsl::validate_wgsl;

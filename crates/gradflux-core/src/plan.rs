@@ -29,6 +29,14 @@ pub enum Home {
     Pool(usize),
 }
 
+/// A named input of the executable: its name, value and type.
+#[derive(Clone, Debug)]
+pub struct PlannedInput {
+    pub name: String,
+    pub value: Value,
+    pub ty: crate::TensorType,
+}
+
 /// A parameter of the executable: its name, value, type and initial data.
 #[derive(Clone, Debug)]
 pub struct PlannedParameter {
@@ -47,11 +55,8 @@ pub struct Plan {
     pub node_ids: Vec<usize>,
     /// The values asked for, in the order asked.
     pub outputs: Vec<Value>,
-    /// Names and values of the inputs the outputs depend on, in graph order; `Home::Input(i)`
-    /// indexes this list.
-    pub inputs: Vec<(String, Value)>,
-    /// Shape and dtype of each entry of `inputs`.
-    pub input_types: Vec<crate::TensorType>,
+    /// The inputs the outputs depend on, in graph order; `Home::Input(i)` indexes this list.
+    pub inputs: Vec<PlannedInput>,
     /// Values of constant nodes, in schedule order.
     pub constants: Vec<Value>,
     /// Parameters in graph order; `Home::Parameter(i)` indexes this list.
@@ -144,7 +149,6 @@ impl Plan {
         }
 
         let mut inputs = Vec::new();
-        let mut input_types = Vec::new();
         let mut constants = Vec::new();
         let mut parameters = Vec::new();
         let mut root_home: HashMap<Value, Home> = HashMap::new();
@@ -164,8 +168,11 @@ impl Plan {
                 total_value_bytes += bytes;
                 let home = match &node.op {
                     Op::Input { name } => {
-                        inputs.push((name.clone(), v));
-                        input_types.push(ty.clone());
+                        inputs.push(PlannedInput {
+                            name: name.clone(),
+                            value: v,
+                            ty: ty.clone(),
+                        });
                         fixed_bytes += bytes;
                         Home::Input(inputs.len() - 1)
                     }
@@ -216,7 +223,6 @@ impl Plan {
             node_ids,
             outputs,
             inputs,
-            input_types,
             constants,
             parameters,
             updates,
@@ -295,8 +301,8 @@ mod tests {
         let w = g.input("w", [2], DType::F32).unwrap();
         let y = g.add(x, w).unwrap();
         let plan = Plan::new(&g, &[y]).unwrap();
-        for (i, (_, v)) in plan.inputs.iter().enumerate() {
-            assert_eq!(plan.homes[v], Home::Input(i));
+        for (i, input) in plan.inputs.iter().enumerate() {
+            assert_eq!(plan.homes[&input.value], Home::Input(i));
         }
     }
 

@@ -83,7 +83,7 @@ impl CpuExecutable {
         let plan = &self.plan;
         let bound = bind_inputs(&self.graph_inputs, plan, inputs)?;
         let bound: HashMap<Value, &TensorData> =
-            plan.inputs.iter().map(|(_, v)| *v).zip(bound).collect();
+            plan.inputs.iter().map(|i| i.value).zip(bound).collect();
 
         let mut values: HashMap<Value, TensorData> = HashMap::new();
         for (step, node) in plan.nodes.iter().enumerate() {

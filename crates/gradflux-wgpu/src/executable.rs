@@ -91,10 +91,10 @@ impl WgpuExecutable {
         let input_buffers: Vec<wgpu::Buffer> = plan
             .inputs
             .iter()
-            .map(|(name, v)| {
+            .map(|input| {
                 device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(name),
-                    size: buffer_size(types[v].size_bytes()),
+                    label: Some(&input.name),
+                    size: buffer_size(input.ty.size_bytes()),
                     usage: storage | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
