@@ -365,6 +365,11 @@ impl Graph {
             .collect())
     }
 
+    /// Looks at the node that produces `value` (for builder peepholes).
+    pub(crate) fn with_node<R>(&self, value: Value, f: impl FnOnce(&Node) -> R) -> R {
+        f(&self.inner.borrow().nodes[value.node])
+    }
+
     /// Appends a single-output node.
     pub(crate) fn push1(&self, op: Op, inputs: &[Tensor], output: TensorType) -> Result<Tensor> {
         Ok(self.push(op, inputs, vec![output])?[0])

@@ -25,7 +25,7 @@ pub use data::{Storage, TensorData};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use graph::{Graph, Node, Tensor, TensorType, Value};
-pub use op::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
+pub use op::{Activation, BinaryOp, CompareOp, MatMulSpec, Op, ReduceOp, UnaryOp};
 pub use optim::{Adam, Optimizer, Sgd};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};
 pub use shape::Shape;

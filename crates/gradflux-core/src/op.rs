@@ -52,6 +52,54 @@ impl UnaryOp {
     }
 }
 
+/// The activations a matmul can apply in its epilogue, before the result is written.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Activation {
+    #[default]
+    Identity,
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 4] = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ];
+
+    /// The elementwise op this activation applies, if any.
+    pub fn unary(self) -> Option<UnaryOp> {
+        match self {
+            Activation::Identity => None,
+            Activation::Relu => Some(UnaryOp::Relu),
+            Activation::Sigmoid => Some(UnaryOp::Sigmoid),
+            Activation::Tanh => Some(UnaryOp::Tanh),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.unary().map_or("identity", UnaryOp::name)
+    }
+}
+
+/// How a matmul node reads its operands and what it does to the result before writing it.
+///
+/// Transposed operands are read in place (no copy); the bias add and activation run in the
+/// kernel's epilogue, so `relu(x·w + b)` is one pass over memory instead of three.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MatMulSpec {
+    /// `a` is stored as `[..., k, m]`.
+    pub transpose_a: bool,
+    /// `b` is stored as `[..., n, k]`.
+    pub transpose_b: bool,
+    /// A third input, broadcast to the output shape, is added before the activation.
+    pub bias: bool,
+    pub activation: Activation,
+}
+
 /// Two-input elementwise ops with numpy broadcasting; both inputs share one dtype.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
@@ -207,8 +255,10 @@ pub enum Op {
         axis: usize,
     },
     BroadcastTo,
-    /// `[..., m, k] x [..., k, n]` with broadcast batch dimensions.
-    MatMul,
+    /// `act(op(a) x op(b) + bias)`: `[..., m, k] x [..., k, n]` with broadcast batch
+    /// dimensions, where `op` transposes the last two axes of an operand when its flag is
+    /// set. Inputs are `a`, `b`, then `bias` when [`MatMulSpec::bias`] is set.
+    MatMul(MatMulSpec),
     /// `out = x[.., idx[j], ..]`: output shape `x[..axis] ++ idx.shape ++ x[axis+1..]`;
     /// an out-of-range index reads 0.
     Gather {
@@ -246,7 +296,7 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Concat { .. } => "concat",
             Op::BroadcastTo => "broadcast_to",
-            Op::MatMul => "matmul",
+            Op::MatMul(_) => "matmul",
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
             Op::Cast => "cast",

@@ -42,7 +42,10 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Slice { axis, start, step } => layout::slice(*axis, *start, *step, arg(0)?, out)?,
         Op::Concat { axis } => layout::concat(*axis, inputs, out)?,
         Op::BroadcastTo => layout::broadcast_to(arg(0)?, out)?,
-        Op::MatMul => matmul::matmul(arg(0)?, arg(1)?, out)?,
+        Op::MatMul(spec) => {
+            let bias = if spec.bias { Some(arg(2)?) } else { None };
+            matmul::matmul(*spec, arg(0)?, arg(1)?, bias, out)?
+        }
         Op::Gather { axis } => index::gather(*axis, arg(0)?, arg(1)?, out)?,
         Op::ScatterAdd { axis, dim_size } => {
             index::scatter_add(*axis, *dim_size, arg(0)?, arg(1)?, out)?

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use gradflux_core::{Error, Result};
 
+use crate::matmul::tune::{Tuner, TunerStats, Tuning};
 use crate::pipelines::PipelineCache;
 
 /// What an adapter is and can do, for listings and for choosing one.
@@ -50,6 +51,8 @@ pub(crate) struct Context {
     pub queue: wgpu::Queue,
     pub summary: AdapterSummary,
     pub pipelines: PipelineCache,
+    /// Matmul tile configurations chosen on this device.
+    pub tuner: Tuner,
     /// Set by the device-lost callback; every later call returns `DeviceLost`.
     pub lost: Arc<Mutex<Option<String>>>,
     /// Errors raised outside any error scope (they would otherwise panic).
@@ -187,6 +190,7 @@ impl WgpuDevice {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Device(format!("request_device on {}: {e}", summary.info.name)))?;
+        let tuner = Tuner::new(&summary.info, Tuning::from_env(summary.info.device_type)?);
         let lost = Arc::new(Mutex::new(None));
         let lost_cb = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
@@ -203,6 +207,7 @@ impl WgpuDevice {
                 queue,
                 summary,
                 pipelines: PipelineCache::default(),
+                tuner,
                 lost,
                 uncaptured,
             }),
@@ -217,6 +222,30 @@ impl WgpuDevice {
     /// Number of distinct compute pipelines created on this device so far.
     pub fn pipeline_count(&self) -> usize {
         self.ctx.pipelines.len()
+    }
+
+    /// Turns matmul autotuning on or off for this device (the default comes from
+    /// `GRADFLUX_TUNE`, else on for hardware adapters and off for software ones). Affects
+    /// graphs compiled afterwards.
+    pub fn set_tuning(&self, tuning: Tuning) {
+        self.ctx.tuner.set_tuning(tuning);
+    }
+
+    /// Whether matmul autotuning is on.
+    pub fn tuning(&self) -> Tuning {
+        self.ctx.tuner.tuning()
+    }
+
+    /// Where tuning choices are kept between processes (`None`: in memory only). The
+    /// default is `GRADFLUX_CACHE_DIR`, `$XDG_CACHE_HOME/gradflux` or `~/.cache/gradflux`,
+    /// file `matmul-tuning-v1.tsv`. Choices already made in memory are forgotten.
+    pub fn set_tune_cache(&self, file: Option<std::path::PathBuf>) {
+        self.ctx.tuner.set_cache_file(file);
+    }
+
+    /// How many shape classes were timed, and how many choices came from the cache file.
+    pub fn tuner_stats(&self) -> TunerStats {
+        self.ctx.tuner.stats()
     }
 
     /// Destroys the underlying device; later calls return [`Error::DeviceLost`]. Useful to

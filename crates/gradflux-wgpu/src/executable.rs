@@ -158,7 +158,8 @@ impl WgpuExecutable {
         let max_wg = ctx.summary.limits.max_compute_workgroups_per_dimension;
         let mut steps = Vec::new();
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
-            for launch in launches(node, id, &|v| types[&v].clone())? {
+            let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
+            for launch in launches(node, id, &|v| types[&v].clone(), &choose)? {
                 let workgroups = match launch.workgroups {
                     Workgroups::Linear(0) => continue,
                     Workgroups::Linear(n) => split_workgroups(n, max_wg, node.op.name())?,

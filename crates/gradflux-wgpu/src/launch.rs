@@ -7,6 +7,7 @@ use gradflux_core::{
     UnaryOp, Value,
 };
 
+use crate::matmul::{self, Chooser, Operands};
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, ShaderFile};
 
@@ -14,7 +15,6 @@ use crate::shaders::{self, ShaderFile};
 pub const ELEMENTWISE_WG: u32 = 256;
 /// Largest rank the strided kernels index (the size of their `info` stride arrays).
 pub const MAX_RANK: usize = 8;
-const TILE: u64 = 16;
 
 /// How many workgroups a launch needs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn u32s(v: impl IntoIterator<Item = usize>) -> Vec<u32> {
     v.into_iter().map(|x| x as u32).collect()
 }
 
-fn padded(v: &[usize]) -> Vec<u32> {
+pub(crate) fn padded(v: &[usize]) -> Vec<u32> {
     let mut out = u32s(v.iter().copied());
     out.resize(MAX_RANK, 0);
     out
@@ -196,7 +196,13 @@ pub fn reduce_code(op: ReduceOp) -> f64 {
 }
 
 /// The launches that compute `node` (node id `id`); `ty` gives the type of any value.
-pub fn launches(node: &Node, id: usize, ty: &dyn Fn(Value) -> TensorType) -> Result<Vec<Launch>> {
+/// `choose` picks the tile configuration of matmuls.
+pub fn launches(
+    node: &Node,
+    id: usize,
+    ty: &dyn Fn(Value) -> TensorType,
+    choose: &Chooser,
+) -> Result<Vec<Launch>> {
     let out = Value { node: id, slot: 0 };
     let oty = node.ty().clone();
     let ins: Vec<TensorType> = node.inputs.iter().map(|v| ty(*v)).collect();
@@ -362,14 +368,16 @@ pub fn launches(node: &Node, id: usize, ty: &dyn Fn(Value) -> TensorType) -> Res
             }
             parts
         }
-        Op::MatMul => vec![matmul_launch(
-            &ins[0],
-            &ins[1],
-            &oty,
-            input(0),
-            input(1),
-            out,
-        )],
+        Op::MatMul(spec) => vec![matmul::launch(
+            spec,
+            Operands {
+                a: (input(0), &ins[0]),
+                b: (input(1), &ins[1]),
+                bias: spec.bias.then(|| (input(2), &ins[2])),
+                out: (out, &oty),
+            },
+            choose,
+        )?],
         Op::Gather { axis } => {
             let (_, dim, inner) = ins[0].shape.split_at_axis(*axis);
             let n_idx = ins[1].shape.numel();
@@ -443,59 +451,4 @@ pub fn launches(node: &Node, id: usize, ty: &dyn Fn(Value) -> TensorType) -> Res
         }
     };
     Ok(l)
-}
-
-fn matmul_launch(
-    a: &TensorType,
-    b: &TensorType,
-    out: &TensorType,
-    va: Value,
-    vb: Value,
-    vo: Value,
-) -> Launch {
-    let r = out.shape.rank();
-    let (m, n) = (out.shape.dims()[r - 2], out.shape.dims()[r - 1]);
-    let k = a.shape.dims()[a.shape.rank() - 1];
-    let batch = Shape(out.shape.dims()[..r - 2].to_vec());
-    let batch_a = Shape(a.shape.dims()[..a.shape.rank() - 2].to_vec());
-    let batch_b = Shape(b.shape.dims()[..b.shape.rank() - 2].to_vec());
-    let stride_a: Vec<usize> = batch_a
-        .broadcast_strides(&batch)
-        .iter()
-        .map(|s| s * m * k)
-        .collect();
-    let stride_b: Vec<usize> = batch_b
-        .broadcast_strides(&batch)
-        .iter()
-        .map(|s| s * k * n)
-        .collect();
-    let (tiles_m, tiles_n) = ((m as u64).div_ceil(TILE), (n as u64).div_ceil(TILE));
-    let batches = batch.numel();
-    let mut info = u32s([
-        m,
-        n,
-        k,
-        batches,
-        tiles_m as usize,
-        tiles_n as usize,
-        batch.rank(),
-        0,
-    ]);
-    info.extend(padded(batch.dims()));
-    info.extend(padded(&stride_a));
-    info.extend(padded(&stride_b));
-    Launch {
-        kernel: kernel(
-            &shaders::MATMUL_TILED,
-            format!("matmul_tiled<{}>", out.dtype),
-            out.dtype,
-            out.dtype,
-            None,
-            vec![],
-            4,
-        ),
-        binds: vec![va, vb, vo],
-        info,
-        workgroups: Workgroups::Linear(batches as u64 * tiles_m * tiles_n),
-    }
 }

@@ -8,8 +8,10 @@ mod device;
 mod dispatch;
 mod executable;
 mod launch;
+pub mod matmul;
 mod pipelines;
 pub mod shaders;
+mod timing;
 
 pub use wgpu;
 
@@ -19,7 +21,9 @@ pub use device::{wanted_features, AdapterSummary, WgpuDevice};
 pub use dispatch::split_workgroups;
 pub use executable::{WgpuExecutable, MAX_DISPATCHES_PER_SUBMIT};
 pub use launch::{binary_expr, compare_expr, unary_expr, ELEMENTWISE_WG, MAX_RANK};
+pub use matmul::tune::{TunerStats, Tuning};
 pub use pipelines::KernelSource;
+pub use timing::Clock;
 
 impl Backend for WgpuDevice {
     fn name(&self) -> String {

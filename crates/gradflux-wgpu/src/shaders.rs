@@ -30,7 +30,6 @@ shader!(SELECT, "elementwise/select.wgsl");
 shader!(STRIDED_COPY, "layout/strided_copy.wgsl");
 shader!(REDUCE, "reduce/reduce.wgsl");
 shader!(SOFTMAX, "reduce/softmax.wgsl");
-shader!(MATMUL_TILED, "matmul/tiled.wgsl");
 shader!(GATHER, "index/gather.wgsl");
 shader!(SCATTER_ADD, "index/scatter_add.wgsl");
 
@@ -42,7 +41,6 @@ pub const ALL: &[ShaderFile] = &[
     STRIDED_COPY,
     REDUCE,
     SOFTMAX,
-    MATMUL_TILED,
     GATHER,
     SCATTER_ADD,
 ];

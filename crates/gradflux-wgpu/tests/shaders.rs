@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use gradflux_core::{BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
+use gradflux_core::{Activation, BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
+use gradflux_wgpu::matmul::{codegen, Variant, CANDIDATES};
 use gradflux_wgpu::shaders::{self, specialise, ShaderFile};
 use gradflux_wgpu::{binary_expr, compare_expr, unary_expr};
 
@@ -104,8 +105,64 @@ fn every_specialisation_the_backend_emits_validates() {
     }
     for d in gpu_types {
         check(&shaders::SELECT, d, d, None);
-        check(&shaders::MATMUL_TILED, d, d, None);
         check(&shaders::SCATTER_ADD, d, d, None);
     }
     check(&shaders::SOFTMAX, DType::F32, DType::F32, None);
+}
+
+/// Every register block the tuner can pick, with every layout, vector and bounds-check
+/// choice, for every dtype; then every epilogue on f32.
+#[test]
+fn every_matmul_variant_validates() {
+    let mut blocks: Vec<(u32, u32)> = CANDIDATES.iter().map(|c| (c.tm, c.tn)).collect();
+    blocks.sort();
+    blocks.dedup();
+    let mut count = 0;
+    for &(tm, tn) in &blocks {
+        for bits in 0..64u32 {
+            let bit = |i: u32| bits & (1 << i) != 0;
+            for dtype in [DType::F32, DType::I32, DType::U32] {
+                let v = Variant {
+                    dtype,
+                    transpose_a: bit(0),
+                    transpose_b: bit(1),
+                    vec_a: bit(2),
+                    vec_b: bit(3),
+                    vec_c: bit(4),
+                    checked: bit(5),
+                    bias: dtype == DType::F32 && bits % 3 == 0,
+                    activation: Activation::Identity,
+                    tm,
+                    tn,
+                };
+                validate(&v.label(), &codegen::source(&v));
+                count += 1;
+            }
+        }
+        for activation in Activation::ALL {
+            for bias in [false, true] {
+                for dtype in [DType::F32, DType::I32] {
+                    if dtype.is_int() && activation.unary().is_some_and(|u| u.float_only()) {
+                        continue;
+                    }
+                    let v = Variant {
+                        dtype,
+                        transpose_a: false,
+                        transpose_b: true,
+                        vec_a: true,
+                        vec_b: false,
+                        vec_c: true,
+                        checked: true,
+                        bias,
+                        activation,
+                        tm,
+                        tn,
+                    };
+                    validate(&v.label(), &codegen::source(&v));
+                    count += 1;
+                }
+            }
+        }
+    }
+    assert!(count > 700, "{count}");
 }

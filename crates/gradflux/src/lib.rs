@@ -34,7 +34,10 @@ pub use device::{Device, DEVICE_ENV};
 pub use gradcheck::{check_gradients, GradCheck, GradCheckReport};
 pub use gradflux_core::*;
 pub use gradflux_cpu::CpuBackend;
-pub use gradflux_wgpu::{AdapterSummary, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT};
+pub use gradflux_wgpu::matmul::TileConfig;
+pub use gradflux_wgpu::{
+    AdapterSummary, TunerStats, Tuning, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT,
+};
 
 /// The wgpu crate gradflux is built on, for apps that need its types.
 pub use gradflux_wgpu::wgpu;

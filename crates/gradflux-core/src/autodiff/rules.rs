@@ -7,7 +7,8 @@
 //! equal to the result; `abs` and `relu` have gradient 0 at 0.
 
 use crate::{
-    BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, Tensor, TensorData, UnaryOp, Value,
+    Activation, BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, Tensor, TensorData, UnaryOp,
+    Value,
 };
 
 pub(super) fn vjp(
@@ -162,16 +163,43 @@ pub(super) fn vjp(
             grads
         }
         Op::BroadcastTo => vec![Some(g.sum_to(gy, &xs(0)?)?)],
-        Op::MatMul => {
+        Op::MatMul(spec) => {
+            // The activation's derivative is written in terms of its output, which the
+            // fused kernel keeps; the pre-activation product is never stored.
+            let gz = match spec.activation {
+                Activation::Identity => gy,
+                Activation::Relu => g.mul(gy, as_dtype(g.gt(y, c(0.0)?)?)?)?,
+                Activation::Sigmoid => g.mul(gy, g.mul(y, g.sub(c(1.0)?, y)?)?)?,
+                Activation::Tanh => g.mul(gy, g.sub(c(1.0)?, g.mul(y, y)?)?)?,
+            };
             let (a, b) = (x(0), x(1));
-            vec![
-                needs[0]
-                    .then(|| g.sum_to(g.matmul(gy, g.transpose(b, -1, -2)?)?, &xs(0)?))
-                    .transpose()?,
-                needs[1]
-                    .then(|| g.sum_to(g.matmul(g.transpose(a, -1, -2)?, gy)?, &xs(1)?))
-                    .transpose()?,
-            ]
+            let (ta, tb) = (spec.transpose_a, spec.transpose_b);
+            // With C = op(a)·op(b): dop(a) = dC·op(b)ᵀ and dop(b) = op(a)ᵀ·dC, each written
+            // in the operand's stored layout so no transpose is materialised.
+            let ga = || {
+                let d = if ta {
+                    g.matmul_t(b, tb, gz, true)?
+                } else {
+                    g.matmul_t(gz, false, b, !tb)?
+                };
+                g.sum_to(d, &xs(0)?)
+            };
+            let gb = || {
+                let d = if tb {
+                    g.matmul_t(gz, true, a, ta)?
+                } else {
+                    g.matmul_t(a, !ta, gz, false)?
+                };
+                g.sum_to(d, &xs(1)?)
+            };
+            let mut grads = vec![
+                needs[0].then(ga).transpose()?,
+                needs[1].then(gb).transpose()?,
+            ];
+            if spec.bias {
+                grads.push(needs[2].then(|| g.sum_to(gz, &xs(2)?)).transpose()?);
+            }
+            grads
         }
         Op::Gather { axis } => {
             let len = xs(0)?.dims()[*axis];

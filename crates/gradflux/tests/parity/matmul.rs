@@ -1,42 +1,97 @@
-use gradflux::{DType, Graph, Tolerance};
+use gradflux::{
+    Activation, DType, Device, Graph, Op, TensorData, TileConfig, Tolerance, Tuning, WgpuDevice,
+};
 
-use crate::common::{check, random, Rng};
+use crate::common::{check, gpu, random, Rng};
 
-/// f32 accumulation on the GPU against f64 in the reference: error grows with `k`.
+/// f32 accumulation on the GPU against one rounding of an f64 sum in the reference: the
+/// error of a length-`k` dot product grows with `k`.
 fn tol(k: usize) -> Tolerance {
-    Tolerance::new(1e-5, 2e-6 * k as f64)
+    Tolerance::new(1e-5, 2e-6 * k.max(1) as f64)
 }
 
+fn tol_for(dtype: DType, k: usize) -> Tolerance {
+    if dtype.is_float() {
+        tol(k)
+    } else {
+        Tolerance::EXACT
+    }
+}
+
+/// `(m, k, n)` shapes: degenerate, ragged around every block size, matrix-vector both
+/// ways round, and aligned ones that take the unchecked, vectorised path.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (3, 5, 7),
+    (127, 129, 131),
+    (1000, 1, 1000),
+    (1, 4096, 4096),
+    (4096, 4096, 1),
+    (50, 783, 3),
+    (128, 64, 128),
+    (64, 36, 260),
+];
+
 #[test]
-fn matmul_matches_across_tile_boundaries() {
+fn matmul_matches_at_ragged_and_degenerate_shapes() {
     let mut rng = Rng::new(30);
-    for (m, k, n) in [
-        (1, 1, 1),
-        (3, 5, 7),
-        (17, 33, 9),
-        (50, 783, 3),
-        (64, 64, 64),
-        (1, 4096, 1),
-        (31, 16, 47),
-    ] {
+    for &(m, k, n) in SHAPES {
         for dtype in [DType::F32, DType::I32, DType::U32] {
+            // One dtype per large shape keeps the CPU reference quick.
+            if m * k * n > 1 << 22 && dtype != DType::F32 {
+                continue;
+            }
             let g = Graph::new();
             let a = g.input("a", [m, k], dtype).unwrap();
             let b = g.input("b", [k, n], dtype).unwrap();
             let y = g.matmul(a, b).unwrap();
             let da = random(&mut rng, [m, k], dtype, -1.0, 1.0);
             let db = random(&mut rng, [k, n], dtype, -1.0, 1.0);
-            let t = if dtype == DType::F32 {
-                tol(k)
-            } else {
-                Tolerance::EXACT
-            };
             check(
                 &format!("matmul {m}x{k}x{n} {dtype}"),
                 &g,
                 &[y],
                 &[("a", &da), ("b", &db)],
-                t,
+                tol_for(dtype, k),
+            );
+        }
+    }
+}
+
+#[test]
+fn transposed_operands_are_read_in_place() {
+    let mut rng = Rng::new(32);
+    for &(m, k, n) in &[
+        (3, 5, 7),
+        (33, 17, 9),
+        (64, 32, 48),
+        (1, 40, 12),
+        (12, 40, 1),
+    ] {
+        for (ta, tb) in [(false, true), (true, false), (true, true)] {
+            let g = Graph::new();
+            let sa = if ta { [k, m] } else { [m, k] };
+            let sb = if tb { [n, k] } else { [k, n] };
+            let a = g.input("a", sa, DType::F32).unwrap();
+            let b = g.input("b", sb, DType::F32).unwrap();
+            let l = if ta { g.transpose(a, 0, 1).unwrap() } else { a };
+            let r = if tb { g.transpose(b, 0, 1).unwrap() } else { b };
+            let y = g.matmul(l, r).unwrap();
+            // The transposes were folded: the product reads `a` and `b` directly.
+            let nodes = g.nodes();
+            let producer = nodes.iter().rev().find(|n| matches!(n.op, Op::MatMul(_)));
+            let Some(Op::MatMul(spec)) = producer.map(|n| &n.op) else {
+                panic!("no matmul node");
+            };
+            assert_eq!((spec.transpose_a, spec.transpose_b), (ta, tb));
+            let da = random(&mut rng, sa, DType::F32, -1.0, 1.0);
+            let db = random(&mut rng, sb, DType::F32, -1.0, 1.0);
+            check(
+                &format!("matmul {m}x{k}x{n} ta={ta} tb={tb}"),
+                &g,
+                &[y],
+                &[("a", &da), ("b", &db)],
+                tol(k),
             );
         }
     }
@@ -52,6 +107,7 @@ fn batched_matmul_broadcasts_batches() {
         (vec![5], vec![5, 3]),
         (vec![3, 5], vec![5]),
         (vec![6, 1, 20, 18], vec![1, 3, 18, 19]),
+        (vec![3, 1, 64, 32], vec![5, 32, 64]),
     ] {
         let g = Graph::new();
         let a = g.input("a", sa.clone(), DType::F32).unwrap();
@@ -64,7 +120,117 @@ fn batched_matmul_broadcasts_batches() {
             &g,
             &[y],
             &[("a", &da), ("b", &db)],
-            tol(20),
+            tol(64),
         );
+    }
+}
+
+#[test]
+fn fused_bias_and_activation_match_the_unfused_ops() {
+    let mut rng = Rng::new(33);
+    let (m, k, n) = (37, 21, 22);
+    for act in Activation::ALL {
+        for bias_shape in [vec![], vec![n], vec![m, 1], vec![m, n], vec![2, 1, n]] {
+            for dtype in [DType::F32, DType::I32] {
+                if dtype.is_int() && matches!(act, Activation::Sigmoid | Activation::Tanh) {
+                    continue;
+                }
+                let g = Graph::new();
+                let x = g.input("x", [2, m, k], dtype).unwrap();
+                let w = g.input("w", [k, n], dtype).unwrap();
+                let b = g.input("b", bias_shape.clone(), dtype).unwrap();
+                let fused = g.linear(x, w, Some(b), act).unwrap();
+                let dx = random(&mut rng, [2, m, k], dtype, -1.0, 1.0);
+                let dw = random(&mut rng, [k, n], dtype, -1.0, 1.0);
+                let db = random(&mut rng, bias_shape.clone(), dtype, -1.0, 1.0);
+                let inputs = [("x", &dx), ("w", &dw), ("b", &db)];
+                let got = check(
+                    &format!("linear {act:?} bias {bias_shape:?} {dtype}"),
+                    &g,
+                    &[fused],
+                    &inputs,
+                    tol_for(dtype, k),
+                );
+                // The same result as the three separate ops on the reference backend.
+                let h = Graph::new();
+                let (x, w, b) = (
+                    h.input("x", [2, m, k], dtype).unwrap(),
+                    h.input("w", [k, n], dtype).unwrap(),
+                    h.input("b", bias_shape.clone(), dtype).unwrap(),
+                );
+                let z = h.add(h.matmul(x, w).unwrap(), b).unwrap();
+                let y = match act.unary() {
+                    Some(u) => h.unary(u, z).unwrap(),
+                    None => z,
+                };
+                let want = Device::Cpu.compile(&h, &[y]).unwrap().run(&inputs).unwrap();
+                gradflux::compare(&want[0], &got[0], Tolerance::EXACT)
+                    .unwrap_or_else(|e| panic!("fused vs unfused {act:?}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn rank_one_operands_take_a_bias() {
+    let mut rng = Rng::new(34);
+    let g = Graph::new();
+    let x = g.input("x", [9], DType::F32).unwrap();
+    let w = g.input("w", [9, 5], DType::F32).unwrap();
+    let v = g.input("v", [5], DType::F32).unwrap();
+    let b5 = g.input("b5", [5], DType::F32).unwrap();
+    let b9 = g.input("b9", [9], DType::F32).unwrap();
+    let row = g.linear(x, w, Some(b5), Activation::Tanh).unwrap();
+    let col = g.linear(w, v, Some(b9), Activation::Relu).unwrap();
+    assert_eq!(g.shape(row).unwrap().dims(), &[5]);
+    assert_eq!(g.shape(col).unwrap().dims(), &[9]);
+    let data: Vec<(&str, TensorData)> = [("x", vec![9]), ("w", vec![9, 5]), ("v", vec![5])]
+        .into_iter()
+        .chain([("b5", vec![5]), ("b9", vec![9])])
+        .map(|(n, s)| (n, random(&mut rng, s, DType::F32, -1.0, 1.0)))
+        .collect();
+    let inputs: Vec<(&str, &TensorData)> = data.iter().map(|(n, d)| (*n, d)).collect();
+    check("rank-1 linear", &g, &[row, col], &inputs, tol(9));
+}
+
+/// Every candidate configuration, forced, on shapes that take its bounds-checked path and
+/// (where the blocks divide the shape) its unchecked one, with and without vector loads.
+#[test]
+fn every_tile_configuration_is_correct() {
+    let Some(_) = gpu() else { return };
+    let device = WgpuDevice::best().expect("adapter");
+    let dev = Device::Wgpu(device.clone());
+    let mut rng = Rng::new(35);
+    for &config in TileConfig::candidates() {
+        device.set_tuning(Tuning::Fixed(config));
+        for &(m, k, n, ta, tb) in &[
+            (3, 5, 7, false, false),
+            (37, 19, 45, true, true),
+            (128, 64, 256, false, false),
+            (128, 32, 256, true, false),
+            (256, 48, 128, false, true),
+            (2, 33, 130, false, false),
+        ] {
+            let g = Graph::new();
+            let sa = if ta { [k, m] } else { [m, k] };
+            let sb = if tb { [n, k] } else { [k, n] };
+            let a = g.input("a", sa, DType::F32).unwrap();
+            let b = g.input("b", sb, DType::F32).unwrap();
+            let bias = g.input("bias", [n], DType::F32).unwrap();
+            let l = if ta { g.transpose(a, 0, 1).unwrap() } else { a };
+            let r = if tb { g.transpose(b, 0, 1).unwrap() } else { b };
+            let y = g.linear(l, r, Some(bias), Activation::Relu).unwrap();
+            let da = random(&mut rng, sa, DType::F32, -1.0, 1.0);
+            let db = random(&mut rng, sb, DType::F32, -1.0, 1.0);
+            let dbias = random(&mut rng, [n], DType::F32, -1.0, 1.0);
+            let inputs = [("a", &da), ("b", &db), ("bias", &dbias)];
+            let want = Device::Cpu.compile(&g, &[y]).unwrap().run(&inputs).unwrap();
+            let got = dev
+                .compile(&g, &[y])
+                .and_then(|mut e| e.run(&inputs))
+                .unwrap_or_else(|e| panic!("{config}: {e}"));
+            gradflux::compare(&want[0], &got[0], tol(k))
+                .unwrap_or_else(|e| panic!("config {config}, {m}x{k}x{n} ta={ta} tb={tb}: {e}"));
+        }
     }
 }

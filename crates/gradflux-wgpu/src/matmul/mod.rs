@@ -1,0 +1,192 @@
+//! The matmul family: one blocked kernel, generated per variant ([`codegen`]), launched
+//! with a tile configuration ([`config`]) chosen per adapter and shape class by the tuner
+//! ([`tune`]).
+
+pub mod codegen;
+pub mod config;
+pub mod tune;
+
+use gradflux_core::{DType, MatMulSpec, Result, Shape, TensorType, Value};
+
+use crate::launch::{padded, Launch, Workgroups, MAX_RANK};
+use crate::pipelines::KernelSource;
+pub use codegen::Variant;
+pub use config::{ShapeClass, TileConfig, CANDIDATES};
+
+/// One matmul as the kernel sees it, after the launcher's rewrites (rank-2 views, the
+/// `n == 1` swap): what a configuration is chosen for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Problem {
+    pub dtype: DType,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batches: usize,
+    pub transpose_a: bool,
+    pub transpose_b: bool,
+}
+
+impl Problem {
+    /// Contiguous dimension of each operand's storage, and of the result.
+    fn vec_flags(&self) -> (bool, bool, bool) {
+        let a = if self.transpose_a { self.m } else { self.k };
+        let b = if self.transpose_b { self.k } else { self.n };
+        (
+            a.is_multiple_of(4),
+            b.is_multiple_of(4),
+            self.n.is_multiple_of(4),
+        )
+    }
+
+    /// The kernel variant for `config`, with bounds checks only where the blocks do not
+    /// divide the problem.
+    pub fn variant(&self, config: &TileConfig, spec: &MatMulSpec) -> Variant {
+        let (vec_a, vec_b, vec_c) = self.vec_flags();
+        let exact = self.m.is_multiple_of(config.bm() as usize)
+            && self.n.is_multiple_of(config.bn() as usize)
+            && self.k.is_multiple_of(config.bk as usize);
+        Variant {
+            dtype: self.dtype,
+            transpose_a: self.transpose_a,
+            transpose_b: self.transpose_b,
+            vec_a,
+            vec_b,
+            vec_c,
+            checked: !exact,
+            bias: spec.bias,
+            activation: spec.activation,
+            tm: config.tm,
+            tn: config.tn,
+        }
+    }
+
+    pub fn class(&self) -> ShapeClass {
+        ShapeClass::of(self.m, self.n, self.k)
+    }
+
+    /// Multiply-adds times two.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batches as f64
+    }
+
+    /// Workgroups a launch with `config` needs.
+    pub fn workgroups(&self, config: &TileConfig) -> u64 {
+        let tm = (self.m as u64).div_ceil(config.bm() as u64);
+        let tn = (self.n as u64).div_ceil(config.bn() as u64);
+        self.batches as u64 * tm * tn
+    }
+}
+
+/// Picks the tile configuration for a problem (the tuner, or the fixed default).
+pub type Chooser<'a> = dyn Fn(&Problem) -> Result<TileConfig> + 'a;
+
+/// The kernel source of `variant` with `config`'s override constants.
+pub fn kernel(variant: &Variant, config: &TileConfig) -> KernelSource {
+    KernelSource {
+        label: format!("{} {config}", variant.label()),
+        source: codegen::source(variant),
+        entry_point: "main".into(),
+        constants: config.constants(),
+        read_only: variant.read_only(),
+    }
+}
+
+/// The `info` words of a launch: sizes, batch shape and the batch strides (in elements) of
+/// `a`, `b` and the bias, then the bias's row and column strides.
+pub fn info(
+    p: &Problem,
+    config: &TileConfig,
+    batch: &Shape,
+    strides: [&[usize]; 3],
+    bias_rc: [usize; 2],
+) -> Vec<u32> {
+    let tiles_m = p.m.div_ceil(config.bm() as usize);
+    let tiles_n = p.n.div_ceil(config.bn() as usize);
+    let mut info: Vec<u32> = [p.m, p.n, p.k, p.batches, tiles_m, tiles_n, batch.rank(), 0]
+        .iter()
+        .map(|&x| x as u32)
+        .collect();
+    info.extend(padded(batch.dims()));
+    for s in strides {
+        info.extend(padded(s));
+    }
+    info.extend([bias_rc[0] as u32, bias_rc[1] as u32]);
+    debug_assert_eq!(info.len(), 8 + 4 * MAX_RANK + 2);
+    info
+}
+
+/// Values and types of one matmul node's operands.
+pub struct Operands<'a> {
+    pub a: (Value, &'a TensorType),
+    pub b: (Value, &'a TensorType),
+    pub bias: Option<(Value, &'a TensorType)>,
+    pub out: (Value, &'a TensorType),
+}
+
+/// The launch that computes one matmul node.
+pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Launch> {
+    let (a, b, out) = (ops.a.1, ops.b.1, ops.out.1);
+    let r = out.shape.rank();
+    let (m, n) = (out.shape.dims()[r - 2], out.shape.dims()[r - 1]);
+    let da = a.shape.dims();
+    let k = if spec.transpose_a {
+        da[da.len() - 2]
+    } else {
+        da[da.len() - 1]
+    };
+    let batch = Shape(out.shape.dims()[..r - 2].to_vec());
+    let batch_strides = |t: &TensorType, per_matrix: usize| -> Vec<usize> {
+        let d = t.shape.dims();
+        Shape(d[..d.len() - 2].to_vec())
+            .broadcast_strides(&batch)
+            .iter()
+            .map(|s| s * per_matrix)
+            .collect()
+    };
+    let mut sa = batch_strides(a, m * k);
+    let mut sb = batch_strides(b, k * n);
+    let (mut s_bias, mut bias_rc) = (vec![0; batch.rank()], [0, 0]);
+    if let Some((_, t)) = ops.bias {
+        let s = t.shape.broadcast_strides(&out.shape);
+        s_bias = s[..r - 2].to_vec();
+        bias_rc = [s[r - 2], s[r - 1]];
+    }
+    let mut p = Problem {
+        dtype: out.dtype,
+        m,
+        n,
+        k,
+        batches: batch.numel(),
+        transpose_a: spec.transpose_a,
+        transpose_b: spec.transpose_b,
+    };
+    let (mut va, mut vb) = (ops.a.0, ops.b.0);
+    // A single output column is a single output row of the transposed product, which the
+    // row-blocked kernel tiles far better: C = A·B has the same memory as Cᵀ = op(B)ᵀ·op(A)ᵀ
+    // when n == 1.
+    if n == 1 && m > 1 {
+        p = Problem {
+            m: n,
+            n: m,
+            transpose_a: !spec.transpose_b,
+            transpose_b: !spec.transpose_a,
+            ..p
+        };
+        std::mem::swap(&mut va, &mut vb);
+        std::mem::swap(&mut sa, &mut sb);
+        bias_rc.swap(0, 1);
+    }
+    let config = choose(&p)?;
+    let variant = p.variant(&config, spec);
+    let mut binds = vec![va, vb];
+    if let Some((v, _)) = ops.bias {
+        binds.push(v);
+    }
+    binds.push(ops.out.0);
+    Ok(Launch {
+        kernel: kernel(&variant, &config),
+        binds,
+        info: info(&p, &config, &batch, [&sa, &sb, &s_bias], bias_rc),
+        workgroups: Workgroups::Linear(p.workgroups(&config)),
+    })
+}

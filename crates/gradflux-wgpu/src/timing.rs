@@ -1,0 +1,105 @@
+//! Timing dispatches on the device: GPU timestamps where the adapter has them (only the
+//! kernels are measured), wall clock around submit-and-wait otherwise.
+
+use std::time::Instant;
+
+use gradflux_core::{Error, Result};
+
+use crate::device::Context;
+
+/// How a duration was measured.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// `TIMESTAMP_QUERY` at the start and end of the compute pass.
+    Timestamps,
+    /// Host time around submission and completion (includes submission overhead).
+    WallClock,
+}
+
+/// Seconds per repetition of `reps` back-to-back dispatches of one pipeline, after one
+/// warm-up dispatch.
+pub(crate) fn time_dispatch(
+    ctx: &Context,
+    pipeline: &wgpu::ComputePipeline,
+    bind_group: &wgpu::BindGroup,
+    workgroups: [u32; 3],
+    reps: u32,
+) -> Result<(f64, Clock)> {
+    let device = &ctx.device;
+    let encode = |timestamps: Option<wgpu::ComputePassTimestampWrites>, reps: u32| {
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("timing"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timing"),
+                timestamp_writes: timestamps,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
+            for _ in 0..reps {
+                pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+            }
+        }
+        enc
+    };
+    let wait = || {
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Device(format!("waiting for a timing run: {e}")))
+    };
+    ctx.queue.submit([encode(None, 1).finish()]);
+    wait()?;
+
+    if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        let start = Instant::now();
+        ctx.queue.submit([encode(None, reps).finish()]);
+        wait()?;
+        return Ok((
+            start.elapsed().as_secs_f64() / reps as f64,
+            Clock::WallClock,
+        ));
+    }
+    let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("timing"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2,
+    });
+    let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps"),
+        size: 16,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let readback = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps readback"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = encode(
+        Some(wgpu::ComputePassTimestampWrites {
+            query_set: &queries,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        }),
+        reps,
+    );
+    enc.resolve_query_set(&queries, 0..2, &resolve, 0);
+    enc.copy_buffer_to_buffer(&resolve, 0, &readback, 0, 16);
+    ctx.queue.submit([enc.finish()]);
+    readback.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+    wait()?;
+    let ticks: [u64; 2] = {
+        let view = readback
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Device(format!("reading timestamps: {e}")))?;
+        let t: &[u64] = bytemuck::cast_slice(&view);
+        [t[0], t[1]]
+    };
+    readback.unmap();
+    let ns = ticks[1].saturating_sub(ticks[0]) as f64 * ctx.queue.get_timestamp_period() as f64;
+    Ok((ns * 1e-9 / reps as f64, Clock::Timestamps))
+}
