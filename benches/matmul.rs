@@ -1,35 +1,135 @@
-//! Square f32 matmul. Throughput is in FLOP (2·n³ per product), declared to criterion as
-//! elements, so its `elem/s` reads as FLOP/s (the xtask report labels it so).
+//! Matmul throughput per path and shape, in FLOP (2·m·k·n per product, declared to
+//! criterion as elements, so `elem/s` reads as FLOP/s in the report).
+//!
+//! On a wgpu adapter the timed quantity is the kernels' device time
+//! ([`WgpuExecutable::kernel_seconds`], GPU timestamps where the adapter has them) with the
+//! operands already resident, which is what `benches/peers/torch_matmul.py` measures for
+//! `torch.matmul`. On the CPU backend it is a whole `run()`. Paths: `f32` (the blocked
+//! kernel with the configuration the tuner picks) and `f16` (f16 storage, f32
+//! accumulation) where the adapter has `SHADER_F16`.
+//!
+//! Shapes above `SOFTWARE_FLOP_BUDGET` run only on hardware adapters; the CPU backend and
+//! software adapters would take minutes per sample there.
+
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use gradflux::Graph;
+use gradflux::{DType, Device, Graph, TensorData};
 
-use crate::{compile, declare_unit, devices, input_f32, random_f32};
+use crate::{compile, declare_unit, devices, meta_line, random_f32};
 
 const GROUP: &str = "matmul";
-const SIZES: [usize; 3] = [128, 256, 512];
+
+/// `(m, k, n)`: squares from 256 to 8192, then transformer shapes (an MLP up-projection of
+/// a 4096-token batch, and one token's matrix-vector product).
+pub const SHAPES: &[(usize, usize, usize)] = &[
+    (256, 256, 256),
+    (512, 512, 512),
+    (1024, 1024, 1024),
+    (2048, 2048, 2048),
+    (4096, 4096, 4096),
+    (8192, 8192, 8192),
+    (4096, 4096, 11008),
+    (1, 4096, 4096),
+];
+
+/// Largest product (in FLOP) benchmarked on the CPU backend and on software adapters.
+const SOFTWARE_FLOP_BUDGET: f64 = 3e8;
+
+/// Dense peak throughput (FLOP/s) of GPUs we can name from the adapter string: vendor
+/// datasheet figures, f32 on CUDA cores and f16 on tensor cores without sparsity.
+const PEAKS: &[(&str, f64, f64)] = &[
+    ("H200", 67e12, 989e12),
+    ("H100 PCIe", 51e12, 756e12),
+    ("H100", 67e12, 989e12),
+    ("A100", 19.5e12, 312e12),
+];
+
+fn peak(name: &str, dtype: DType) -> Option<f64> {
+    PEAKS
+        .iter()
+        .find(|(k, _, _)| name.contains(k))
+        .map(|&(_, f32_peak, f16_peak)| {
+            if dtype == DType::F16 {
+                f16_peak
+            } else {
+                f32_peak
+            }
+        })
+}
+
+fn shape_id((m, k, n): (usize, usize, usize)) -> String {
+    format!("{m}x{k}x{n}")
+}
+
+fn f16_data(dims: &[usize], seed: u64) -> TensorData {
+    random_f32(dims, seed)
+        .cast_to(DType::F16)
+        .expect("f16 data")
+}
 
 pub fn bench(c: &mut Criterion) {
     let devices = devices();
     declare_unit(GROUP, "FLOP");
-
     let mut group = c.benchmark_group(GROUP);
     group.sample_size(10);
     // Each iteration is long enough that equal-sized samples beat criterion's linear ramp.
     group.sampling_mode(SamplingMode::Flat);
-    for n in SIZES {
-        let g = Graph::new();
-        let a = input_f32(&g, "a", &[n, n]);
-        let b = input_f32(&g, "b", &[n, n]);
-        let prod = g.matmul(a, b).expect("matmul");
-        let (av, bv) = (random_f32(&[n, n], 3), random_f32(&[n, n], 4));
-        let inputs = [("a", &av), ("b", &bv)];
-        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
-        for d in devices {
-            let mut exe = compile(&d.device, &g, &[prod]);
-            group.bench_function(BenchmarkId::new(d.tag, n), |bench| {
-                bench.iter(|| exe.run(&inputs).expect("run"))
-            });
+    for d in devices {
+        let hardware = match &d.device {
+            Device::Wgpu(w) => w.summary().info.device_type != gradflux::wgpu::DeviceType::Cpu,
+            Device::Cpu => false,
+        };
+        let mut paths = vec![DType::F32];
+        if let Device::Wgpu(w) = &d.device {
+            if w.summary()
+                .features
+                .contains(gradflux::wgpu::Features::SHADER_F16)
+            {
+                paths.push(DType::F16);
+            }
+        }
+        for &dtype in &paths {
+            let tag = format!("{}-{dtype}", d.tag);
+            meta_line(&format!("device\t{tag}\t{} ({dtype})", d.device.name()));
+            if let Some(p) = peak(&d.device.name(), dtype) {
+                meta_line(&format!("peak\t{tag}\t{p}"));
+            }
+            for &(m, k, n) in SHAPES {
+                let flops = 2.0 * (m * k * n) as f64;
+                if !hardware && flops > SOFTWARE_FLOP_BUDGET {
+                    continue;
+                }
+                let g = Graph::new();
+                let a = g.input("a", [m, k], dtype).expect("input");
+                let b = g.input("b", [k, n], dtype).expect("input");
+                let prod = g.matmul(a, b).expect("matmul");
+                let (mut av, mut bv) = (random_f32(&[m, k], 3), random_f32(&[k, n], 4));
+                if dtype == DType::F16 {
+                    (av, bv) = (f16_data(&[m, k], 3), f16_data(&[k, n], 4));
+                }
+                let inputs = [("a", &av), ("b", &bv)];
+                group.throughput(Throughput::Elements(flops as u64));
+                let id = BenchmarkId::new(&tag, shape_id((m, k, n)));
+                match &d.device {
+                    Device::Wgpu(w) => {
+                        let mut exe = w.compile_wgpu(&g, &[prod]).expect("compile");
+                        group.bench_function(id, |bench| {
+                            bench.iter_custom(|iters| {
+                                let reps = iters.clamp(1, u32::MAX as u64) as u32;
+                                let (secs, _) = exe.kernel_seconds(&inputs, reps).expect("timing");
+                                Duration::from_secs_f64(secs * iters as f64)
+                            })
+                        });
+                    }
+                    Device::Cpu => {
+                        let mut exe = compile(&d.device, &g, &[prod]);
+                        group.bench_function(id, |bench| {
+                            bench.iter(|| exe.run(&inputs).expect("run"))
+                        });
+                    }
+                }
+            }
         }
     }
     group.finish();

@@ -3,7 +3,8 @@
 //!
 //! - `test`             the whole test command CI runs (Vulkan driver, fmt, clippy, tests)
 //! - `validate-shaders` parse and validate every WGSL kernel with naga (no GPU needed)
-//! - `bench [--quick]`  run the criterion benches and write bench-report/report.{json,md}
+//! - `bench [FILTER] [--quick] [--peers]` run the criterion benches (and the peer
+//!   scripts) and write bench-report/report.{json,md}
 //! - `adapters`         list the wgpu adapters this machine has
 //! - `ensure-vulkan`    step one of `test` alone: install Mesa's lavapipe if no driver
 
@@ -25,9 +26,12 @@ commands:
                        cargo clippy -D warnings, cargo test --all-targets, cargo test --doc
   validate-shaders     parse and validate every .wgsl under shaders/ with naga
                        (runs `cargo test -p gradflux-wgpu shaders`)
-  bench [--quick] [-- <criterion args>]
-                       run the criterion benches and write bench-report/report.json and
-                       bench-report/report.md; --quick measures briefly (about a second each)
+  bench [FILTER] [--quick] [--peers] [-- <criterion args>]
+                       run the criterion benches whose id contains FILTER (e.g. `matmul`)
+                       and write bench-report/report.json and bench-report/report.md;
+                       --quick measures briefly (about a second each); --peers first runs
+                       the matching scripts in benches/peers/ (PyTorch where installed) so
+                       the report gives ratios from the same session
   adapters             list the wgpu adapters (GPUs, software drivers) this machine has
   ensure-vulkan        only the first step of `test`: install lavapipe if no Vulkan driver
   help                 this text
@@ -235,13 +239,20 @@ fn validate_shaders() -> Res {
 
 fn bench(args: &[String]) -> Res {
     let mut quick = false;
+    let mut peers = false;
+    let mut filter: Option<String> = None;
     let mut passthrough: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--peers" => peers = true,
             "--" => passthrough.extend(it.by_ref().cloned()),
-            other => return Err(Failure(format!("bench: unknown argument `{other}`"))),
+            other if other.starts_with('-') => {
+                return Err(Failure(format!("bench: unknown argument `{other}`")))
+            }
+            other if filter.is_none() => filter = Some(other.to_string()),
+            other => return Err(Failure(format!("bench: a second filter `{other}`"))),
         }
     }
     let target = report::target_dir();
@@ -250,8 +261,14 @@ fn bench(args: &[String]) -> Res {
     let _ = std::fs::remove_file(&meta);
     let started = SystemTime::now();
 
+    if peers {
+        run_peers(filter.as_deref())?;
+    }
     let mut c = cargo();
     c.args(["bench", "-p", "gradflux", "--bench", "gradflux", "--"]);
+    if let Some(f) = &filter {
+        c.arg(f);
+    }
     if quick {
         c.args([
             "--warm-up-time",
@@ -271,6 +288,42 @@ fn bench(args: &[String]) -> Res {
     let out_dir = root().join("bench-report");
     report::write(&target.join("criterion"), started, quick, &out_dir)
         .map_err(|e| Failure(format!("writing the bench report: {e}")))
+}
+
+/// Runs every `benches/peers/*.py` whose name matches the filter, writing TSVs under
+/// bench-report/peers/ for the report. A script that cannot find its tool says so and
+/// writes nothing; a missing Python is reported, not fatal.
+fn run_peers(filter: Option<&str>) -> Res {
+    let dir = root().join("benches").join("peers");
+    let out = root().join("bench-report").join("peers");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| Failure(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .filter(|p| {
+            let stem = p.file_stem().map(|s| s.to_string_lossy().to_string());
+            filter.is_none_or(|f| stem.is_some_and(|s| s.contains(f)))
+        })
+        .collect();
+    scripts.sort();
+    for script in scripts {
+        let stem = script
+            .file_stem()
+            .expect("file")
+            .to_string_lossy()
+            .to_string();
+        let mut c = Command::new("python3");
+        c.arg(&script)
+            .arg("--out")
+            .arg(out.join(format!("{stem}.tsv")));
+        println!("xtask: peer script {}", script.display());
+        match c.status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => println!("xtask: {} exited with {s}; no peer figures", stem),
+            Err(e) => println!("xtask: cannot run python3 ({e}); no peer figures"),
+        }
+    }
+    Ok(())
 }
 
 fn adapters() -> Res {

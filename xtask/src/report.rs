@@ -48,6 +48,50 @@ struct Meta {
     devices: BTreeMap<String, String>,
     /// Group id to the unit one throughput element stands for.
     units: BTreeMap<String, String>,
+    /// Device tag to the device's peak throughput in its unit per second, where known.
+    peaks: BTreeMap<String, f64>,
+    /// Peer measurements from `benches/peers/` scripts run in the same session.
+    peers: Vec<Peer>,
+}
+
+/// One line of a peer script's TSV: `tool, dtype, shape, seconds, device`.
+struct Peer {
+    tool: String,
+    dtype: String,
+    shape: String,
+    seconds: f64,
+    device: String,
+}
+
+/// Reads every `*.tsv` under `dir` written since `since`.
+fn read_peers(dir: &Path, since: SystemTime) -> Vec<Peer> {
+    let mut peers = Vec::new();
+    walk(dir, &mut |p| {
+        let fresh = std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        if !fresh || p.extension().is_none_or(|e| e != "tsv") {
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(p) else {
+            return;
+        };
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if let [tool, dtype, shape, secs, device] = f[..] {
+                if let Ok(seconds) = secs.parse() {
+                    peers.push(Peer {
+                        tool: tool.into(),
+                        dtype: dtype.into(),
+                        shape: shape.into(),
+                        seconds,
+                        device: device.into(),
+                    });
+                }
+            }
+        }
+    });
+    peers
 }
 
 fn read_meta(path: &Path) -> Meta {
@@ -63,6 +107,11 @@ fn read_meta(path: &Path) -> Meta {
             }
             (Some("unit"), Some(group), Some(unit)) => {
                 meta.units.insert(group.into(), unit.into());
+            }
+            (Some("peak"), Some(tag), Some(value)) => {
+                if let Ok(v) = value.parse() {
+                    meta.peaks.insert(tag.into(), v);
+                }
             }
             _ => {}
         }
@@ -160,9 +209,10 @@ pub fn write(
     quick: bool,
     out_dir: &Path,
 ) -> Result<(), String> {
-    let meta = read_meta(&criterion.join(META_FILE));
+    let mut meta = read_meta(&criterion.join(META_FILE));
     // File times can be coarse; a little slack keeps results written in the first instant.
     let since = since - Duration::from_secs(2);
+    meta.peers = read_peers(&out_dir.join("peers"), since);
     let mut dirs = Vec::new();
     walk(criterion, &mut |p| {
         if p.file_name().is_some_and(|n| n == "estimates.json") {
@@ -319,6 +369,7 @@ fn markdown(entries: &[Entry], meta: &Meta, quick: bool) -> String {
             thr
         );
     }
+    matmul_section(&mut md, entries, meta);
     let dispatch: Vec<&Entry> = entries
         .iter()
         .filter(|e| matches!(&e.throughput, Some((_, u)) if u == "dispatch"))
@@ -349,6 +400,70 @@ fn markdown(entries: &[Entry], meta: &Meta, quick: bool) -> String {
         }
     }
     md
+}
+
+/// Matmul throughput per shape and path, with the fraction of the device's peak where the
+/// device is known and the ratio to a peer measured in the same session.
+fn matmul_section(md: &mut String, entries: &[Entry], meta: &Meta) {
+    let rows: Vec<&Entry> = entries.iter().filter(|e| e.group == "matmul").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## Matmul\n");
+    let _ = writeln!(
+        md,
+        "GFLOP/s from criterion's mean. On a wgpu adapter the time is the kernels' device \
+         time (GPU timestamps where the adapter has them) with operands resident, the same \
+         quantity the peer scripts measure; on the CPU backend it is a whole run.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| Shape (m×k×n) | Path | GFLOP/s | % of peak | Peer | Peer GFLOP/s | Ratio |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---|---:|---:|");
+    for e in rows {
+        let Some(rate) = e.per_second() else { continue };
+        let dtype = e.function.rsplit('-').next().unwrap_or("");
+        let peak = meta
+            .peaks
+            .get(&e.function)
+            .map(|p| format!("{:.1}%", 100.0 * rate / p))
+            .unwrap_or_else(|| "—".into());
+        let flop = e.throughput.as_ref().map(|(n, _)| *n).unwrap_or(f64::NAN);
+        let peers: Vec<&Peer> = meta
+            .peers
+            .iter()
+            .filter(|p| p.dtype == dtype && p.shape == e.value)
+            .collect();
+        let cells = if peers.is_empty() {
+            vec![("—".to_string(), "—".to_string(), "—".to_string())]
+        } else {
+            peers
+                .iter()
+                .map(|p| {
+                    let peer_rate = flop / p.seconds;
+                    (
+                        format!("{} on {}", p.tool, p.device),
+                        format!("{:.1}", peer_rate / 1e9),
+                        format!("{:.2}×", rate / peer_rate),
+                    )
+                })
+                .collect()
+        };
+        for (peer, peer_rate, ratio) in cells {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {} | {} | {} | {} |",
+                e.value,
+                e.function,
+                rate / 1e9,
+                peak,
+                peer,
+                peer_rate,
+                ratio
+            );
+        }
+    }
 }
 
 fn report_json(entries: &[Entry], meta: &Meta, quick: bool) -> String {

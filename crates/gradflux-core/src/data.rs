@@ -5,6 +5,7 @@ use crate::{DType, Element, Error, Result, Shape};
 /// Untyped element storage; the variant is the dtype.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {
+    F16(Vec<half::f16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
     I32(Vec<i32>),
@@ -14,6 +15,7 @@ pub enum Storage {
 impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
+            Storage::F16(_) => DType::F16,
             Storage::F32(_) => DType::F32,
             Storage::F64(_) => DType::F64,
             Storage::I32(_) => DType::I32,
@@ -23,6 +25,7 @@ impl Storage {
 
     pub fn len(&self) -> usize {
         match self {
+            Storage::F16(v) => v.len(),
             Storage::F32(v) => v.len(),
             Storage::F64(v) => v.len(),
             Storage::I32(v) => v.len(),
@@ -37,6 +40,7 @@ impl Storage {
     /// Zero-filled storage of a dtype.
     pub fn zeros(dtype: DType, len: usize) -> Storage {
         match dtype {
+            DType::F16 => Storage::F16(vec![half::f16::ZERO; len]),
             DType::F32 => Storage::F32(vec![0.0; len]),
             DType::F64 => Storage::F64(vec![0.0; len]),
             DType::I32 => Storage::I32(vec![0; len]),
@@ -47,6 +51,7 @@ impl Storage {
     /// Element `i` as f64 (exact for all supported dtypes).
     pub fn get_f64(&self, i: usize) -> f64 {
         match self {
+            Storage::F16(v) => v[i].to_f64(),
             Storage::F32(v) => v[i] as f64,
             Storage::F64(v) => v[i],
             Storage::I32(v) => v[i] as f64,
@@ -58,6 +63,7 @@ impl Storage {
     /// Borrowed, so uploading an input copies nothing on the host.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
+            Storage::F16(v) => bytemuck::cast_slice(v),
             Storage::F32(v) => bytemuck::cast_slice(v),
             Storage::F64(v) => bytemuck::cast_slice(v),
             Storage::I32(v) => bytemuck::cast_slice(v),
@@ -74,6 +80,7 @@ impl Storage {
             v
         }
         match dtype {
+            DType::F16 => Storage::F16(read(bytes)),
             DType::F32 => Storage::F32(read(bytes)),
             DType::F64 => Storage::F64(read(bytes)),
             DType::I32 => Storage::I32(read(bytes)),
@@ -162,6 +169,31 @@ impl TensorData {
     /// Every value converted to f64, whatever the dtype (handy for comparisons).
     pub fn to_f64_vec(&self) -> Vec<f64> {
         (0..self.numel()).map(|i| self.storage.get_f64(i)).collect()
+    }
+
+    /// The same values in another dtype, converted on the host through f64 the way `as`
+    /// converts (floats round to nearest, conversions to integers saturate). For preparing
+    /// inputs, e.g. f16 data from f32; inside a graph use [`Graph::cast`](crate::Graph::cast).
+    ///
+    /// ```
+    /// use gradflux_core::{DType, TensorData};
+    /// let x = TensorData::new([3], vec![0.1f32, 1.0, 70000.0])?;
+    /// let h = x.cast_to(DType::F16)?;
+    /// assert_eq!(h.to_f64_vec(), vec![0.0999755859375, 1.0, f64::INFINITY]);
+    /// # Ok::<(), gradflux_core::Error>(())
+    /// ```
+    pub fn cast_to(&self, dtype: DType) -> Result<Self> {
+        fn convert<T: Element>(s: &Storage) -> Storage {
+            T::wrap((0..s.len()).map(|i| T::from_f64(s.get_f64(i))).collect())
+        }
+        let storage = match dtype {
+            DType::F16 => convert::<half::f16>(&self.storage),
+            DType::F32 => convert::<f32>(&self.storage),
+            DType::F64 => convert::<f64>(&self.storage),
+            DType::I32 => convert::<i32>(&self.storage),
+            DType::U32 => convert::<u32>(&self.storage),
+        };
+        Self::from_storage(self.shape.clone(), storage)
     }
 
     /// The same data under another shape with the same element count.

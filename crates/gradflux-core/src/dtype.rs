@@ -6,8 +6,13 @@ use std::fmt;
 ///
 /// `F32`, `I32` and `U32` run on every backend. `F64` runs on the CPU reference backend only:
 /// it exists so gradients can be checked by finite differences without f32 round-off.
+/// `F16` ([`half::f16`]) is a storage type for memory-bound and tensor-core work: every op
+/// runs on it on the CPU backend (each result rounded once to f16); on wgpu it needs the
+/// adapter's `SHADER_F16` feature and runs in `cast` and `matmul`/`linear` (which sum
+/// in f32); cast to f32 for the rest.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    F16,
     F32,
     F64,
     I32,
@@ -19,13 +24,14 @@ impl DType {
     pub fn size_bytes(self) -> usize {
         match self {
             DType::F64 => 8,
+            DType::F16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
         }
     }
 
-    /// True for `F32` and `F64`.
+    /// True for `F16`, `F32` and `F64`.
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64)
+        matches!(self, DType::F16 | DType::F32 | DType::F64)
     }
 
     /// True for `I32` and `U32`.
@@ -41,6 +47,7 @@ impl DType {
     /// The WGSL spelling of the type (`f64` has none in core WGSL).
     pub fn wgsl_name(self) -> &'static str {
         match self {
+            DType::F16 => "f16",
             DType::F32 => "f32",
             DType::F64 => "f64",
             DType::I32 => "i32",
@@ -49,7 +56,7 @@ impl DType {
     }
 
     /// All dtypes, for tests that sweep them.
-    pub const ALL: [DType; 4] = [DType::F32, DType::F64, DType::I32, DType::U32];
+    pub const ALL: [DType; 5] = [DType::F16, DType::F32, DType::F64, DType::I32, DType::U32];
 }
 
 impl fmt::Display for DType {
@@ -96,6 +103,26 @@ macro_rules! element {
 }
 
 element!(f32, F32);
+
+impl Element for half::f16 {
+    const DTYPE: DType = DType::F16;
+    fn wrap(values: Vec<Self>) -> crate::data::Storage {
+        crate::data::Storage::F16(values)
+    }
+    fn view(storage: &crate::data::Storage) -> Option<&[Self]> {
+        match storage {
+            crate::data::Storage::F16(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+    /// Rounds to nearest even, once (f64 to f16 directly, not through f32).
+    fn from_f64(v: f64) -> Self {
+        half::f16::from_f64(v)
+    }
+}
 element!(f64, F64);
 element!(i32, I32);
 element!(u32, U32);

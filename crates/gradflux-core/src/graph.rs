@@ -261,6 +261,7 @@ impl Graph {
     /// A rank-0 constant of `dtype` holding `value` (converted like `as`).
     pub fn scalar(&self, value: f64, dtype: DType) -> Result<Tensor> {
         let data = match dtype {
+            DType::F16 => TensorData::scalar(half::f16::from_f64(value)),
             DType::F32 => TensorData::scalar(value as f32),
             DType::F64 => TensorData::scalar(value),
             DType::I32 => TensorData::scalar(value as i32),

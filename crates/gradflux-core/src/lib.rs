@@ -31,3 +31,6 @@ pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};
 pub use shape::Shape;
 pub use tolerance::{compare, Mismatch, Tolerance};
 pub use wgsl::validate_wgsl;
+
+/// The `half` crate, whose `f16` is gradflux's f16 element type.
+pub use half;

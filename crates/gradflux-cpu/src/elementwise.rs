@@ -13,6 +13,7 @@ use crate::strided::broadcast_offsets;
 
 pub(crate) fn unary(op: UnaryOp, x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let storage = match out.dtype {
+        DType::F16 => map::<half::f16>(x, float_unary(op))?,
         DType::F32 => map::<f32>(x, float_unary(op))?,
         DType::F64 => map::<f64>(x, float_unary(op))?,
         DType::I32 => map::<i32>(
@@ -34,6 +35,7 @@ pub(crate) fn binary(
     out: &TensorType,
 ) -> Result<TensorData> {
     let storage = match out.dtype {
+        DType::F16 => zip_map::<half::f16>(a, b, &out.shape, float_binary(op))?,
         DType::F32 => zip_map::<f32>(a, b, &out.shape, float_binary(op))?,
         DType::F64 => zip_map::<f64>(a, b, &out.shape, float_binary(op))?,
         DType::I32 => {
@@ -102,6 +104,9 @@ pub(crate) fn cast(x: &TensorData, out: &TensorType) -> Result<TensorData> {
     macro_rules! cast_to {
         ($v:expr) => {
             match out.dtype {
+                DType::F16 => {
+                    Storage::F16($v.iter().map(|&e| half::f16::from_f64(e as f64)).collect())
+                }
                 DType::F32 => Storage::F32($v.iter().map(|&e| e as f32).collect()),
                 DType::F64 => Storage::F64($v.iter().map(|&e| e as f64).collect()),
                 DType::I32 => Storage::I32($v.iter().map(|&e| e as i32).collect()),
@@ -121,6 +126,21 @@ pub(crate) fn cast(x: &TensorData, out: &TensorType) -> Result<TensorData> {
                 .collect(),
         ),
         (Storage::F32(v), _) => cast_to!(v),
+        // WGSL clamps f16 to integer conversions at f16's largest finite value.
+        (Storage::F16(v), DType::I32) => Storage::I32(
+            v.iter()
+                .map(|&e| e.to_f32().clamp(-65504.0, 65504.0) as i32)
+                .collect(),
+        ),
+        (Storage::F16(v), DType::U32) => Storage::U32(
+            v.iter()
+                .map(|&e| e.to_f32().clamp(0.0, 65504.0) as u32)
+                .collect(),
+        ),
+        (Storage::F16(v), _) => {
+            let wide: Vec<f64> = v.iter().map(|e| e.to_f64()).collect();
+            cast_to!(wide)
+        }
         (Storage::F64(v), _) => cast_to!(v),
         (Storage::I32(v), _) => cast_to!(v),
         (Storage::U32(v), _) => cast_to!(v),

@@ -66,6 +66,7 @@ pub(crate) fn concat(axis: usize, xs: &[&TensorData], out: &TensorType) -> Resul
 
 fn gather_through(x: &TensorData, offsets: &[usize], out: &TensorType) -> Result<TensorData> {
     let storage = match x.storage() {
+        Storage::F16(v) => Storage::F16(gather(v, offsets)),
         Storage::F32(v) => Storage::F32(gather(v, offsets)),
         Storage::F64(v) => Storage::F64(gather(v, offsets)),
         Storage::I32(v) => Storage::I32(gather(v, offsets)),

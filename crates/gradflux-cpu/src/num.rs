@@ -110,6 +110,73 @@ macro_rules! float_num {
 float_num!(f32);
 float_num!(f64);
 
+use half::f16;
+
+/// f16 arithmetic is done in f64 and rounded once to f16, which is the correctly rounded
+/// f16 result (f64 holds every exact sum and product of two f16 values, and is wide enough
+/// that rounding a quotient or a transcendental twice does not change it).
+fn h(f: impl FnOnce(f64) -> f64, x: f16) -> f16 {
+    f16::from_f64(f(x.to_f64()))
+}
+
+impl Num for f16 {
+    const ZERO: Self = f16::ZERO;
+    type Acc = f64;
+    const ACC_ZERO: f64 = 0.0;
+    fn acc_add(acc: f64, x: Self) -> f64 {
+        acc + x.to_f64()
+    }
+    fn acc_mul_add(acc: f64, a: Self, b: Self) -> f64 {
+        acc + a.to_f64() * b.to_f64()
+    }
+    fn acc_finish(acc: f64) -> Self {
+        f16::from_f64(acc)
+    }
+    fn add(self, o: Self) -> Self {
+        h(|x| x + o.to_f64(), self)
+    }
+    fn sub(self, o: Self) -> Self {
+        h(|x| x - o.to_f64(), self)
+    }
+    fn mul(self, o: Self) -> Self {
+        h(|x| x * o.to_f64(), self)
+    }
+    fn div(self, o: Self) -> Self {
+        h(|x| x / o.to_f64(), self)
+    }
+    fn neg(self) -> Self {
+        -self
+    }
+    fn abs(self) -> Self {
+        h(f64::abs, self)
+    }
+    fn maximum(self, o: Self) -> Self {
+        h(|x| x.max(o.to_f64()), self)
+    }
+    fn minimum(self, o: Self) -> Self {
+        h(|x| x.min(o.to_f64()), self)
+    }
+}
+
+impl Float for f16 {
+    const ONE: Self = f16::ONE;
+    fn exp(self) -> Self {
+        h(f64::exp, self)
+    }
+    fn ln(self) -> Self {
+        h(f64::ln, self)
+    }
+    fn sqrt(self) -> Self {
+        h(f64::sqrt, self)
+    }
+    fn tanh(self) -> Self {
+        h(f64::tanh, self)
+    }
+    fn powf(self, e: Self) -> Self {
+        h(|x| x.powf(e.to_f64()), self)
+    }
+}
+
 macro_rules! int_num {
     ($t:ty, $abs:expr) => {
         impl Num for $t {
@@ -176,6 +243,10 @@ pub(crate) fn unsupported(op: &str, dtype: gradflux_core::DType) -> Error {
 macro_rules! by_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
+            gradflux_core::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
             gradflux_core::DType::F32 => {
                 type $T = f32;
                 $body
@@ -201,6 +272,10 @@ macro_rules! by_dtype {
 macro_rules! by_float_dtype {
     ($dtype:expr, $op:expr, $T:ident => $body:expr) => {
         match $dtype {
+            gradflux_core::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
             gradflux_core::DType::F32 => {
                 type $T = f32;
                 $body

@@ -1,5 +1,5 @@
 //! Every op the builder allows on a dtype runs on that dtype, and on small integers (exact
-//! in all four types) every dtype gives the same numbers as `f64`.
+//! in every type) every dtype gives the same numbers as `f64`.
 
 mod common;
 
@@ -8,6 +8,7 @@ use gradflux_core::{DType, Graph, Storage, Tensor, TensorData};
 
 fn tensor(dtype: DType, shape: &[usize], values: &[f64]) -> TensorData {
     let storage = match dtype {
+        DType::F16 => Storage::F16(values.iter().map(|&v| half::f16::from_f64(v)).collect()),
         DType::F32 => Storage::F32(values.iter().map(|&v| v as f32).collect()),
         DType::F64 => Storage::F64(values.to_vec()),
         DType::I32 => Storage::I32(values.iter().map(|&v| v as i32).collect()),
@@ -67,7 +68,7 @@ fn outputs_for(dtype: DType) -> Vec<Vec<f64>> {
 #[test]
 fn every_dtype_agrees_with_f64_on_small_integers() {
     let reference = outputs_for(DType::F64);
-    for dtype in [DType::F32, DType::I32, DType::U32] {
+    for dtype in [DType::F16, DType::F32, DType::I32, DType::U32] {
         let got = outputs_for(dtype);
         // Unsigned graphs lack the trailing `neg`.
         for (i, (r, v)) in reference.iter().zip(&got).enumerate() {
@@ -77,8 +78,8 @@ fn every_dtype_agrees_with_f64_on_small_integers() {
 }
 
 #[test]
-fn float_only_ops_run_on_both_float_dtypes() {
-    for dtype in [DType::F32, DType::F64] {
+fn float_only_ops_run_on_every_float_dtype() {
+    for dtype in [DType::F16, DType::F32, DType::F64] {
         let g = Graph::new();
         let x = g.input("x", [2, 2], dtype).unwrap();
         let outs = [

@@ -50,6 +50,17 @@ pub struct WgpuExecutable {
     outputs: Vec<Output>,
 }
 
+/// `write_buffer` takes whole 4-byte words; an f16 tensor of odd length is padded.
+fn write_padded(queue: &wgpu::Queue, buf: &wgpu::Buffer, bytes: &[u8]) {
+    if bytes.len().is_multiple_of(4) {
+        queue.write_buffer(buf, 0, bytes);
+    } else {
+        let mut padded = bytes.to_vec();
+        padded.resize(bytes.len().div_ceil(4) * 4, 0);
+        queue.write_buffer(buf, 0, &padded);
+    }
+}
+
 /// Device buffers hold at least 4 bytes and a multiple of 4 (wgpu's copy alignment).
 fn buffer_size(bytes: u64) -> u64 {
     bytes.max(4).div_ceil(4) * 4
@@ -59,7 +70,7 @@ impl WgpuExecutable {
     pub(crate) fn new(ctx: Arc<Context>, graph: &Graph, outputs: &[Tensor]) -> Result<Self> {
         ctx.check_health()?;
         let plan = Plan::new(graph, outputs)?;
-        check_supported(&plan, &ctx.summary.limits)?;
+        check_supported(&plan, &ctx.summary.limits, ctx.device.features())?;
 
         let device = &ctx.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -238,7 +249,7 @@ impl WgpuExecutable {
             .map(|(i, v)| Update {
                 source: buffer_of(v).clone(),
                 parameter: *i,
-                bytes: plan.parameters[*i].ty.size_bytes(),
+                bytes: buffer_size(plan.parameters[*i].ty.size_bytes()),
             })
             .collect();
         Ok(WgpuExecutable {
@@ -253,6 +264,39 @@ impl WgpuExecutable {
         })
     }
 
+    /// Device time of the graph's kernels alone, in seconds per run: the inputs are
+    /// uploaded once, then every dispatch of a run is encoded `reps` times into one compute
+    /// pass, timed with GPU timestamps where the adapter has them (wall clock around the
+    /// submission otherwise, see [`Clock`](crate::Clock)). Nothing is read back and
+    /// parameters are not updated. This is what benchmarks compare against a peer's kernel
+    /// time; [`run`](Executable::run) is the host-to-host figure.
+    pub fn kernel_seconds(&mut self, inputs: &Inputs, reps: u32) -> Result<(f64, crate::Clock)> {
+        self.ctx.check_health()?;
+        let data = bind_inputs(&self.graph_inputs, &self.plan, inputs)?;
+        let scope = self
+            .ctx
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        for (buf, d) in self.input_buffers.iter().zip(data) {
+            if d.numel() > 0 {
+                write_padded(&self.ctx.queue, buf, d.storage().as_bytes());
+            }
+        }
+        let steps = &self.steps;
+        let timed = crate::timing::time_passes(&self.ctx, reps, &|pass| {
+            for s in steps {
+                pass.set_pipeline(&s.pipeline.pipeline);
+                pass.set_bind_group(0, &s.bind_group, &[]);
+                let [x, y, z] = s.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Device(format!("timing the graph: {e}")));
+        }
+        timed
+    }
+
     /// Uploads inputs, encodes every dispatch and the output copies, and submits.
     fn submit(&mut self, inputs: &Inputs) -> Result<()> {
         self.ctx.check_health()?;
@@ -262,7 +306,7 @@ impl WgpuExecutable {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         for (buf, d) in self.input_buffers.iter().zip(data) {
             if d.numel() > 0 {
-                queue.write_buffer(buf, 0, d.storage().as_bytes());
+                write_padded(queue, buf, d.storage().as_bytes());
             }
         }
         let chunks: Vec<&[Step]> = if self.steps.is_empty() {
@@ -288,7 +332,7 @@ impl WgpuExecutable {
                 for o in &self.outputs {
                     let size = o.ty.size_bytes();
                     if size > 0 {
-                        enc.copy_buffer_to_buffer(&o.home, 0, &o.staging, 0, size);
+                        enc.copy_buffer_to_buffer(&o.home, 0, &o.staging, 0, buffer_size(size));
                     }
                 }
                 // After the output copies, so an output that reads a parameter shows the
@@ -354,7 +398,7 @@ impl WgpuExecutable {
 }
 
 /// Refuses, before allocating anything, what this backend cannot run or hold.
-fn check_supported(plan: &Plan, limits: &wgpu::Limits) -> Result<()> {
+fn check_supported(plan: &Plan, limits: &wgpu::Limits, features: wgpu::Features) -> Result<()> {
     for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
         for t in &node.outputs {
             let what = || format!("`{}` (node %{id}) producing {t}", node.op.name());
@@ -366,6 +410,37 @@ fn check_supported(plan: &Plan, limits: &wgpu::Limits) -> Result<()> {
                         what()
                     ),
                 });
+            }
+            if t.dtype == DType::F16 {
+                let f16_op = matches!(
+                    node.op,
+                    Op::Input { .. }
+                        | Op::Constant(_)
+                        | Op::Parameter { .. }
+                        | Op::Reshape
+                        | Op::Cast
+                        | Op::MatMul(_)
+                );
+                if !features.contains(wgpu::Features::SHADER_F16) {
+                    return Err(Error::Unsupported {
+                        backend: "wgpu".into(),
+                        what: format!(
+                            "{}: this adapter lacks SHADER_F16; cast to f32 on the host or run \
+                             on the CPU backend",
+                            what()
+                        ),
+                    });
+                }
+                if !f16_op {
+                    return Err(Error::Unsupported {
+                        backend: "wgpu".into(),
+                        what: format!(
+                            "{}: f16 on wgpu runs in cast, matmul and linear; cast to f32 \
+                             for this op",
+                            what()
+                        ),
+                    });
+                }
             }
             if t.shape.rank() > MAX_RANK {
                 return Err(Error::Unsupported {
@@ -455,7 +530,13 @@ impl Executable for WgpuExecutable {
             label: Some("parameter readback"),
         });
         if ty.size_bytes() > 0 {
-            enc.copy_buffer_to_buffer(&self.parameter_buffers[i], 0, &staging, 0, ty.size_bytes());
+            enc.copy_buffer_to_buffer(
+                &self.parameter_buffers[i],
+                0,
+                &staging,
+                0,
+                buffer_size(ty.size_bytes()),
+            );
         }
         self.ctx.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -483,9 +564,11 @@ impl Executable for WgpuExecutable {
         self.ctx.check_health()?;
         let i = find_parameter(&self.plan, name, Some(data))?;
         if data.numel() > 0 {
-            self.ctx
-                .queue
-                .write_buffer(&self.parameter_buffers[i], 0, data.storage().as_bytes());
+            write_padded(
+                &self.ctx.queue,
+                &self.parameter_buffers[i],
+                data.storage().as_bytes(),
+            );
         }
         Ok(())
     }

@@ -31,10 +31,14 @@ impl Backend for WgpuDevice {
     }
 
     fn compile(&self, graph: &Graph, outputs: &[Tensor]) -> Result<Box<dyn Executable>> {
-        Ok(Box::new(WgpuExecutable::new(
-            self.ctx.clone(),
-            graph,
-            outputs,
-        )?))
+        Ok(Box::new(self.compile_wgpu(graph, outputs)?))
+    }
+}
+
+impl WgpuDevice {
+    /// Like [`Backend::compile`], returning the concrete executable for what only wgpu
+    /// has, such as [`WgpuExecutable::kernel_seconds`].
+    pub fn compile_wgpu(&self, graph: &Graph, outputs: &[Tensor]) -> Result<WgpuExecutable> {
+        WgpuExecutable::new(self.ctx.clone(), graph, outputs)
     }
 }

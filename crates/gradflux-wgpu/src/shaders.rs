@@ -46,9 +46,12 @@ pub const ALL: &[ShaderFile] = &[
 ];
 
 /// Specialises a file: element types `t` (inputs) and `r` (output), and optionally the
-/// expression on the `@op` line.
+/// expression on the `@op` line. An f16 type adds the `enable f16;` directive.
 pub fn specialise(file: &ShaderFile, t: DType, r: DType, op_expr: Option<&str>) -> String {
     let mut out = String::with_capacity(file.source.len() + 64);
+    if t == DType::F16 || r == DType::F16 {
+        out.push_str("enable f16;\n");
+    }
     for line in file.source.lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("alias T = ") {

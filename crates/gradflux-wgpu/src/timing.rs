@@ -25,6 +25,20 @@ pub(crate) fn time_dispatch(
     workgroups: [u32; 3],
     reps: u32,
 ) -> Result<(f64, Clock)> {
+    time_passes(ctx, reps, &|pass: &mut wgpu::ComputePass| {
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+    })
+}
+
+/// Seconds per repetition of what `record` encodes into a compute pass, repeated `reps`
+/// times in one pass after one warm-up repetition.
+pub(crate) fn time_passes(
+    ctx: &Context,
+    reps: u32,
+    record: &dyn Fn(&mut wgpu::ComputePass),
+) -> Result<(f64, Clock)> {
     let device = &ctx.device;
     let encode = |timestamps: Option<wgpu::ComputePassTimestampWrites>, reps: u32| {
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -35,14 +49,13 @@ pub(crate) fn time_dispatch(
                 label: Some("timing"),
                 timestamp_writes: timestamps,
             });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, bind_group, &[]);
             for _ in 0..reps {
-                pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+                record(&mut pass);
             }
         }
         enc
     };
+    let reps = reps.max(1);
     let wait = || {
         device
             .poll(wgpu::PollType::wait_indefinitely())

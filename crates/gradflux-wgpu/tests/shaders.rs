@@ -9,15 +9,18 @@ use gradflux_wgpu::shaders::{self, specialise, ShaderFile};
 use gradflux_wgpu::{binary_expr, compare_expr, unary_expr};
 
 fn validate(label: &str, source: &str) {
+    // Default capabilities: the portable path must not need optional features; f16 is
+    // the one feature a kernel may ask for, with `enable f16;`.
+    let caps = if source.starts_with("enable f16;") {
+        naga::valid::Capabilities::SHADER_FLOAT16
+    } else {
+        naga::valid::Capabilities::default()
+    };
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
-    // Default capabilities: the portable path must not need optional features.
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
 }
 
 #[test]
@@ -72,8 +75,9 @@ fn every_specialisation_the_backend_emits_validates() {
             check(&shaders::UNARY, d, d, Some(unary_expr(op, d)));
         }
     }
-    for from in gpu_types {
-        for to in gpu_types {
+    let cast_types = [DType::F16, DType::F32, DType::I32, DType::U32];
+    for from in cast_types {
+        for to in cast_types {
             check(&shaders::UNARY, from, to, Some("R(a)"));
         }
     }
@@ -121,7 +125,7 @@ fn every_matmul_variant_validates() {
     for &(tm, tn) in &blocks {
         for bits in 0..64u32 {
             let bit = |i: u32| bits & (1 << i) != 0;
-            for dtype in [DType::F32, DType::I32, DType::U32] {
+            for dtype in [DType::F16, DType::F32, DType::I32, DType::U32] {
                 let v = Variant {
                     dtype,
                     transpose_a: bit(0),
@@ -141,7 +145,7 @@ fn every_matmul_variant_validates() {
         }
         for activation in Activation::ALL {
             for bias in [false, true] {
-                for dtype in [DType::F32, DType::I32] {
+                for dtype in [DType::F16, DType::F32, DType::I32] {
                     if dtype.is_int() && activation.unary().is_some_and(|u| u.float_only()) {
                         continue;
                     }
@@ -164,5 +168,5 @@ fn every_matmul_variant_validates() {
             }
         }
     }
-    assert!(count > 700, "{count}");
+    assert!(count > 1000, "{count}");
 }

@@ -149,6 +149,20 @@ fn f64_and_kernel_less_custom_ops_are_unsupported_on_wgpu() {
         "the CPU backend runs f64"
     );
 
+    // f16 runs in casts and matmuls on wgpu; anything else names the way out.
+    let g = Graph::new();
+    let x = g.input("x", [3], DType::F16).unwrap();
+    let y = g.exp(x).unwrap();
+    let e = dev.compile(&g, &[y]).err().expect("f16 exp is refused");
+    assert!(
+        matches!(&e, Error::Unsupported { .. }) && e.to_string().contains("f16"),
+        "{e}"
+    );
+    assert!(
+        Device::Cpu.compile(&g, &[y]).is_ok(),
+        "the CPU backend runs f16"
+    );
+
     let op = CustomOp::builder("cpu_only")
         .input([3], DType::F32)
         .output([3], DType::F32)

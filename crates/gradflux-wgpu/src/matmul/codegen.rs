@@ -17,7 +17,6 @@
 use std::fmt::Write;
 
 use gradflux_core::{Activation, DType};
-
 /// Everything that changes the kernel's code.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Variant {
@@ -43,7 +42,10 @@ pub struct Variant {
 impl Variant {
     /// Type the products are summed in: f32 for f16 storage, the storage type otherwise.
     fn acc(&self) -> &'static str {
-        self.dtype.wgsl_name()
+        match self.dtype {
+            DType::F16 => "f32",
+            t => t.wgsl_name(),
+        }
     }
 
     /// A short label for pipelines and reports.
@@ -104,6 +106,9 @@ pub fn source(v: &Variant) -> String {
     let acc = v.acc();
     let t = v.dtype.wgsl_name();
     let float = v.dtype.is_float();
+    if v.dtype == DType::F16 {
+        s.push_str("enable f16;\n\n");
+    }
     let _ = writeln!(s, "// {}", v.label());
     let _ = write!(
         s,

@@ -68,6 +68,12 @@ pub fn random(
     let shape = shape.into();
     let n = shape.numel();
     match dtype {
+        DType::F16 => TensorData::new(
+            shape,
+            (0..n)
+                .map(|_| gradflux::half::f16::from_f64(rng.uniform(lo, hi)))
+                .collect(),
+        ),
         DType::F32 => TensorData::new(shape, (0..n).map(|_| rng.uniform(lo, hi) as f32).collect()),
         DType::F64 => TensorData::new(shape, (0..n).map(|_| rng.uniform(lo, hi)).collect()),
         DType::I32 => TensorData::new(

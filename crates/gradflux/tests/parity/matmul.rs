@@ -234,3 +234,94 @@ fn every_tile_configuration_is_correct() {
         }
     }
 }
+
+/// f16 storage with f32 sums: the result differs from the reference (f64 sum, one rounding)
+/// by about one f16 rounding, plus the epilogue's own rounding on the reference side.
+fn tol_f16(k: usize) -> Tolerance {
+    Tolerance::new(4e-3, 1e-3 + 2e-6 * k as f64)
+}
+
+fn has_f16(device: &Device) -> bool {
+    match device {
+        Device::Wgpu(w) => w
+            .summary()
+            .features
+            .contains(gradflux::wgpu::Features::SHADER_F16),
+        Device::Cpu => true,
+    }
+}
+
+#[test]
+fn f16_matmul_sums_in_f32() {
+    let Some(device) = gpu() else { return };
+    if !has_f16(&device) {
+        // The refusal itself is covered by the errors suite.
+        eprintln!("adapter without SHADER_F16: f16 matmul parity does not apply");
+        assert!(!crate::common::in_ci() || !device.name().contains("llvmpipe"));
+        return;
+    }
+    let mut rng = Rng::new(36);
+    for &(m, k, n) in SHAPES.iter().chain(&[(2, 2048, 3), (5, 3, 2)]) {
+        let g = Graph::new();
+        let a = g.input("a", [m, k], DType::F16).unwrap();
+        let b = g.input("b", [k, n], DType::F16).unwrap();
+        let y = g.matmul(a, b).unwrap();
+        let da = random(&mut rng, [m, k], DType::F16, -1.0, 1.0);
+        let db = random(&mut rng, [k, n], DType::F16, -1.0, 1.0);
+        let out = check(
+            &format!("f16 matmul {m}x{k}x{n}"),
+            &g,
+            &[y],
+            &[("a", &da), ("b", &db)],
+            tol_f16(k),
+        );
+        assert_eq!(out[0].dtype(), DType::F16);
+    }
+    // The fused epilogue and transposed operands in f16, and casts in and out.
+    let (m, k, n) = (37, 64, 20);
+    for act in Activation::ALL {
+        let g = Graph::new();
+        let x = g.input("x", [m, k], DType::F32).unwrap();
+        let w = g.input("w", [n, k], DType::F16).unwrap();
+        let b = g.input("b", [n], DType::F16).unwrap();
+        let xh = g.cast(x, DType::F16).unwrap();
+        let wt = g.transpose(w, 0, 1).unwrap();
+        let y = g.linear(xh, wt, Some(b), act).unwrap();
+        let y32 = g.cast(y, DType::F32).unwrap();
+        let dx = random(&mut rng, [m, k], DType::F32, -1.0, 1.0);
+        let dw = random(&mut rng, [n, k], DType::F16, -1.0, 1.0);
+        let db = random(&mut rng, [n], DType::F16, -1.0, 1.0);
+        check(
+            &format!("f16 linear {act:?}"),
+            &g,
+            &[y32],
+            &[("x", &dx), ("w", &dw), ("b", &db)],
+            tol_f16(k),
+        );
+    }
+}
+
+#[test]
+fn f16_casts_round_to_nearest_and_odd_lengths_round_trip() {
+    let Some(device) = gpu() else { return };
+    if !has_f16(&device) {
+        return;
+    }
+    // Odd lengths exercise the padding of 2-byte elements to whole words.
+    for n in [1, 3, 7, 783] {
+        let g = Graph::new();
+        let x = g.input("x", [n], DType::F32).unwrap();
+        let h = g.cast(x, DType::F16).unwrap();
+        let back = g.cast(h, DType::F32).unwrap();
+        let i = g.cast(h, DType::I32).unwrap();
+        let mut rng = Rng::new(n as u64);
+        let dx = random(&mut rng, [n], DType::F32, -3000.0, 3000.0);
+        check(
+            &format!("f16 casts n={n}"),
+            &g,
+            &[h, back, i],
+            &[("x", &dx)],
+            Tolerance::EXACT,
+        );
+    }
+}
