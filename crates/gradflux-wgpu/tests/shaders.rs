@@ -170,3 +170,35 @@ fn every_matmul_variant_validates() {
     }
     assert!(count > 1000, "{count}");
 }
+
+/// The matrix-vector kernel in both layouts, every dtype, with and without an epilogue.
+#[test]
+fn every_matrix_vector_variant_validates() {
+    use gradflux_wgpu::matmul::gemv;
+    for dtype in [DType::F16, DType::F32, DType::I32, DType::U32] {
+        for transpose_b in [false, true] {
+            for vec_a in [false, true] {
+                for (bias, activation) in [
+                    (false, Activation::Identity),
+                    (true, Activation::Relu),
+                    (true, Activation::Identity),
+                ] {
+                    let v = Variant {
+                        dtype,
+                        transpose_a: false,
+                        transpose_b,
+                        vec_a,
+                        vec_b: true,
+                        vec_c: !transpose_b,
+                        checked: true,
+                        bias,
+                        activation,
+                        tm: 4,
+                        tn: 4,
+                    };
+                    validate(&format!("gemv {}", v.label()), &gemv::source(&v));
+                }
+            }
+        }
+    }
+}

@@ -102,6 +102,38 @@ struct Operand<'a> {
 
 /// The WGSL source of `v`.
 pub fn source(v: &Variant) -> String {
+    let mut s = header(v);
+    s.push_str(
+        "var<workgroup> sa: array<V, BK * WG_Y * (TM / 4u)>;
+var<workgroup> sb: array<V, BK * WG_X * (TN / 4u)>;
+
+",
+    );
+    write_store_fn(&mut s, v);
+    write_main(&mut s, v);
+    s
+}
+
+/// Offsets of this workgroup's batch entry in `a`, `b` and the bias, from `batch`.
+pub(super) const BATCH_OFFSETS: &str = "    var rem = batch;
+    var a_off = 0u;
+    var b_off = 0u;
+    var bias_off = 0u;
+    let rank = info[6];
+    for (var d = 0u; d < rank; d++) {
+        let axis = rank - 1u - d;
+        let dim = info[8u + axis];
+        let coord = rem % dim;
+        rem /= dim;
+        a_off += coord * info[8u + MAX_RANK + axis];
+        b_off += coord * info[8u + 2u * MAX_RANK + axis];
+        bias_off += coord * info[8u + 3u * MAX_RANK + axis];
+    }
+";
+
+/// Types, overrides, bindings, the activation and the bias reader: what every matmul
+/// kernel of a variant shares.
+pub(super) fn header(v: &Variant) -> String {
     let mut s = String::new();
     let acc = v.acc();
     let t = v.dtype.wgsl_name();
@@ -148,13 +180,7 @@ const MAX_RANK: u32 = 8u;
 ",
     );
     bind(&mut s, "info", "read", "u32");
-    s.push_str(
-        "
-var<workgroup> sa: array<V, BK * WG_Y * (TM / 4u)>;
-var<workgroup> sb: array<V, BK * WG_X * (TN / 4u)>;
-
-",
-    );
+    s.push('\n');
     if float {
         s.push_str(
             "fn act(v: V) -> V {
@@ -181,8 +207,6 @@ var<workgroup> sb: array<V, BK * WG_X * (TN / 4u)>;
         let _ = writeln!(s, "fn act(v: V) -> V {{\n    return {body};\n}}\n");
     }
     write_bias_fn(&mut s, v);
-    write_store_fn(&mut s, v);
-    write_main(&mut s, v);
     s
 }
 
@@ -209,7 +233,7 @@ fn write_bias_fn(s: &mut String, v: &Variant) {
     );
 }
 
-fn write_store_fn(s: &mut String, v: &Variant) {
+pub(super) fn write_store_fn(s: &mut String, v: &Variant) {
     let mut body = String::new();
     if v.checked {
         body.push_str("    if r >= m {\n        return;\n    }\n");
@@ -353,24 +377,10 @@ fn main(
     let col0 = (tile % tiles_n) * bn;
     let threads = WG_X * WG_Y;
 
-    var rem = batch;
-    var a_off = 0u;
-    var b_off = 0u;
-    var bias_off = 0u;
-    let rank = info[6];
-    for (var d = 0u; d < rank; d++) {
-        let axis = rank - 1u - d;
-        let dim = info[8u + axis];
-        let coord = rem % dim;
-        rem /= dim;
-        a_off += coord * info[8u + MAX_RANK + axis];
-        b_off += coord * info[8u + 2u * MAX_RANK + axis];
-        bias_off += coord * info[8u + 3u * MAX_RANK + axis];
-    }
-    let c_off = batch * m * n;
-
 ",
     );
+    s.push_str(BATCH_OFFSETS);
+    s.push_str("    let c_off = batch * m * n;\n\n");
     for p in 0..gm {
         for i in 0..4 {
             for q in 0..gn {

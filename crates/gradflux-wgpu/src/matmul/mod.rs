@@ -4,6 +4,7 @@
 
 pub mod codegen;
 pub mod config;
+pub mod gemv;
 pub mod tune;
 
 use gradflux_core::{DType, MatMulSpec, Result, Shape, TensorType, Value};
@@ -176,13 +177,42 @@ pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Laun
         std::mem::swap(&mut sa, &mut sb);
         bias_rc.swap(0, 1);
     }
-    let config = choose(&p)?;
-    let variant = p.variant(&config, spec);
     let mut binds = vec![va, vb];
     if let Some((v, _)) = ops.bias {
         binds.push(v);
     }
     binds.push(ops.out.0);
+    if gemv::applies(p.m, p.n, p.k, p.transpose_b) {
+        let mut variant = p.variant(&TileConfig::new(4, 4, 1, 1, 4), spec);
+        variant.checked = true;
+        // Rows-contiguous results are written one element at a time.
+        variant.vec_c &= !p.transpose_b;
+        let ((wg_x, wg_y), per_group) = gemv::shape(&variant);
+        let tiles_n = p.n.div_ceil(per_group as usize);
+        let mut words = info(
+            &p,
+            &TileConfig::new(4, 4, 1, 1, 4),
+            &batch,
+            [&sa, &sb, &s_bias],
+            bias_rc,
+        );
+        words[4] = 1;
+        words[5] = tiles_n as u32;
+        return Ok(Launch {
+            kernel: KernelSource {
+                label: format!("{} gemv", variant.label()),
+                source: gemv::source(&variant),
+                entry_point: "main".into(),
+                constants: vec![("WG_X", wg_x as f64), ("WG_Y", wg_y as f64)],
+                read_only: variant.read_only(),
+            },
+            binds,
+            info: words,
+            workgroups: Workgroups::Linear((p.batches * tiles_n) as u64),
+        });
+    }
+    let config = choose(&p)?;
+    let variant = p.variant(&config, spec);
     Ok(Launch {
         kernel: kernel(&variant, &config),
         binds,

@@ -325,3 +325,66 @@ fn f16_casts_round_to_nearest_and_odd_lengths_round_trip() {
         );
     }
 }
+
+/// Matrix-vector products take their own kernel (the inner dimension split across a
+/// workgroup): both layouts of the matrix, batches, ragged column counts, the epilogue,
+/// integers and f16.
+#[test]
+fn matrix_vector_products_match_in_both_layouts() {
+    let mut rng = Rng::new(37);
+    for dtype in [DType::F32, DType::I32, DType::F16] {
+        if dtype == DType::F16 && !gpu().is_some_and(|d| has_f16(&d)) {
+            continue;
+        }
+        for &(batch, k, n) in &[(1, 64, 36), (3, 100, 8), (2, 4, 52), (1, 1000, 4)] {
+            // x · w with w [k, n] (columns contiguous), and w · x with w [n, k], k % 4 == 0
+            // (rows contiguous after the launcher's swap).
+            for rows in [false, true] {
+                if rows && k % 4 != 0 {
+                    continue;
+                }
+                let g = Graph::new();
+                let x = g.input("x", [batch, 1, k], dtype).unwrap();
+                let ws = if rows { [n, k] } else { [k, n] };
+                let w = g.input("w", ws, dtype).unwrap();
+                let b = g.input("b", [n], dtype).unwrap();
+                let act = if dtype.is_float() {
+                    Activation::Tanh
+                } else {
+                    Activation::Relu
+                };
+                let y = if rows {
+                    // (w · xᵀ)ᵀ written as x · wᵀ with w read in place.
+                    g.linear(x, g.transpose(w, 0, 1).unwrap(), Some(b), act)
+                        .unwrap()
+                } else {
+                    g.linear(x, w, Some(b), act).unwrap()
+                };
+                let plain = g.matmul(
+                    x,
+                    if rows {
+                        g.transpose(w, 0, 1).unwrap()
+                    } else {
+                        w
+                    },
+                );
+                let data = [
+                    random(&mut rng, [batch, 1, k], dtype, -1.0, 1.0),
+                    random(&mut rng, ws, dtype, -1.0, 1.0),
+                    random(&mut rng, [n], dtype, -1.0, 1.0),
+                ];
+                let tol = match dtype {
+                    DType::F16 => tol_f16(k),
+                    d => tol_for(d, k),
+                };
+                check(
+                    &format!("matvec {dtype} batch {batch} k {k} n {n} rows={rows}"),
+                    &g,
+                    &[y, plain.unwrap()],
+                    &[("x", &data[0]), ("w", &data[1]), ("b", &data[2])],
+                    tol,
+                );
+            }
+        }
+    }
+}
