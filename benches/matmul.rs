@@ -20,18 +20,20 @@ use crate::{compile, declare_unit, devices, meta_line, random_f32};
 
 const GROUP: &str = "matmul";
 
-/// `(m, k, n)`: squares from 256 to 8192, then transformer shapes (an MLP up-projection of
-/// a 4096-token batch, and one token's matrix-vector product).
-pub const SHAPES: &[(usize, usize, usize)] = &[
-    (256, 256, 256),
-    (512, 512, 512),
-    (1024, 1024, 1024),
-    (2048, 2048, 2048),
-    (4096, 4096, 4096),
-    (8192, 8192, 8192),
-    (4096, 4096, 11008),
-    (1, 4096, 4096),
-];
+/// `(m, k, n)` from `benches/matmul_shapes.txt`, the list the peer script reads too.
+fn shapes() -> Vec<(usize, usize, usize)> {
+    include_str!("matmul_shapes.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let v: Vec<usize> = l
+                .split_whitespace()
+                .map(|x| x.parse().expect("a size"))
+                .collect();
+            (v[0], v[1], v[2])
+        })
+        .collect()
+}
 
 /// Most products timed in one compute pass.
 const MAX_REPS: u64 = 256;
@@ -98,7 +100,7 @@ pub fn bench(c: &mut Criterion) {
             if let Some(p) = peak(&d.device.name(), dtype) {
                 meta_line(&format!("peak\t{tag}\t{p}"));
             }
-            for &(m, k, n) in SHAPES {
+            for (m, k, n) in shapes() {
                 let flops = 2.0 * (m * k * n) as f64;
                 if !hardware && flops > SOFTWARE_FLOP_BUDGET {
                     continue;

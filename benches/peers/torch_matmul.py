@@ -15,17 +15,14 @@ import argparse
 import os
 import sys
 
-# Keep in step with SHAPES in benches/matmul.rs: (m, k, n).
-SHAPES = [
-    (256, 256, 256),
-    (512, 512, 512),
-    (1024, 1024, 1024),
-    (2048, 2048, 2048),
-    (4096, 4096, 4096),
-    (8192, 8192, 8192),
-    (4096, 4096, 11008),
-    (1, 4096, 4096),
-]
+# The shapes benches/matmul.rs times, (m, k, n) per line.
+SHAPES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "matmul_shapes.txt")
+
+
+def shapes():
+    with open(SHAPES_FILE) as f:
+        rows = [line.split() for line in f if line.strip() and not line.startswith("#")]
+    return [tuple(int(x) for x in row) for row in rows]
 
 
 def main():
@@ -76,7 +73,7 @@ def main():
     for dtype_name, dtype in [("f32", torch.float32), ("f16", torch.float16)]:
         if dtype == torch.float16 and not cuda:
             continue
-        for m, k, n in SHAPES:
+        for m, k, n in shapes():
             flop = 2.0 * m * k * n
             if flop > max_flop:
                 continue

@@ -50,6 +50,16 @@ pub struct WgpuExecutable {
     outputs: Vec<Output>,
 }
 
+/// Encodes the dispatches of `steps` into a compute pass.
+fn record(pass: &mut wgpu::ComputePass, steps: &[Step]) {
+    for s in steps {
+        pass.set_pipeline(&s.pipeline.pipeline);
+        pass.set_bind_group(0, &s.bind_group, &[]);
+        let [x, y, z] = s.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
 /// `write_buffer` takes whole 4-byte words; an f16 tensor of odd length is padded.
 fn write_padded(queue: &wgpu::Queue, buf: &wgpu::Buffer, bytes: &[u8]) {
     if bytes.len().is_multiple_of(4) {
@@ -249,7 +259,7 @@ impl WgpuExecutable {
             .map(|(i, v)| Update {
                 source: buffer_of(v).clone(),
                 parameter: *i,
-                bytes: buffer_size(plan.parameters[*i].ty.size_bytes()),
+                bytes: plan.parameters[*i].ty.size_bytes(),
             })
             .collect();
         Ok(WgpuExecutable {
@@ -277,24 +287,22 @@ impl WgpuExecutable {
             .ctx
             .device
             .push_error_scope(wgpu::ErrorFilter::Validation);
+        self.upload(data);
+        let steps = &self.steps;
+        let timed = crate::timing::time_passes(&self.ctx, reps, &|pass| record(pass, steps));
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Device(format!("timing the graph: {e}")));
+        }
+        timed
+    }
+
+    /// Writes inputs (already checked by `bind_inputs`) to their buffers.
+    fn upload(&self, data: Vec<&TensorData>) {
         for (buf, d) in self.input_buffers.iter().zip(data) {
             if d.numel() > 0 {
                 write_padded(&self.ctx.queue, buf, d.storage().as_bytes());
             }
         }
-        let steps = &self.steps;
-        let timed = crate::timing::time_passes(&self.ctx, reps, &|pass| {
-            for s in steps {
-                pass.set_pipeline(&s.pipeline.pipeline);
-                pass.set_bind_group(0, &s.bind_group, &[]);
-                let [x, y, z] = s.workgroups;
-                pass.dispatch_workgroups(x, y, z);
-            }
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Device(format!("timing the graph: {e}")));
-        }
-        timed
     }
 
     /// Uploads inputs, encodes every dispatch and the output copies, and submits.
@@ -304,11 +312,7 @@ impl WgpuExecutable {
         let device = &self.ctx.device;
         let queue = &self.ctx.queue;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        for (buf, d) in self.input_buffers.iter().zip(data) {
-            if d.numel() > 0 {
-                write_padded(queue, buf, d.storage().as_bytes());
-            }
-        }
+        self.upload(data);
         let chunks: Vec<&[Step]> = if self.steps.is_empty() {
             vec![&[]]
         } else {
@@ -321,12 +325,7 @@ impl WgpuExecutable {
             });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-                for s in chunk {
-                    pass.set_pipeline(&s.pipeline.pipeline);
-                    pass.set_bind_group(0, &s.bind_group, &[]);
-                    let [x, y, z] = s.workgroups;
-                    pass.dispatch_workgroups(x, y, z);
-                }
+                record(&mut pass, chunk);
             }
             if c == last {
                 for o in &self.outputs {
@@ -340,7 +339,7 @@ impl WgpuExecutable {
                 for u in &self.updates {
                     if u.bytes > 0 {
                         let dst = &self.parameter_buffers[u.parameter];
-                        enc.copy_buffer_to_buffer(&u.source, 0, dst, 0, u.bytes);
+                        enc.copy_buffer_to_buffer(&u.source, 0, dst, 0, buffer_size(u.bytes));
                     }
                 }
             }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use gradflux_core::{Activation, BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
-use gradflux_wgpu::matmul::{codegen, Variant, CANDIDATES};
+use gradflux_wgpu::matmul::{codegen, TileConfig, Variant};
 use gradflux_wgpu::shaders::{self, specialise, ShaderFile};
 use gradflux_wgpu::{binary_expr, compare_expr, unary_expr};
 
@@ -118,7 +118,10 @@ fn every_specialisation_the_backend_emits_validates() {
 /// choice, for every dtype; then every epilogue on f32.
 #[test]
 fn every_matmul_variant_validates() {
-    let mut blocks: Vec<(u32, u32)> = CANDIDATES.iter().map(|c| (c.tm, c.tn)).collect();
+    let mut blocks: Vec<(u32, u32)> = TileConfig::candidates()
+        .iter()
+        .map(|c| (c.tm, c.tn))
+        .collect();
     blocks.sort();
     blocks.dedup();
     let mut count = 0;

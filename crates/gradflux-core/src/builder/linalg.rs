@@ -101,7 +101,7 @@ impl Graph {
         };
         let (a2, ta) = self.fold_transpose(a2, false)?;
         let (b2, tb) = self.fold_transpose(b2, false)?;
-        let mut spec = MatMulSpec {
+        let spec = MatMulSpec {
             transpose_a: ta,
             transpose_b: tb,
             bias: bias.is_some(),
@@ -135,8 +135,6 @@ impl Graph {
                 bias
             };
             inputs.push(bias);
-        } else {
-            spec.bias = false;
         }
         let out = self.push1(
             Op::MatMul(spec),

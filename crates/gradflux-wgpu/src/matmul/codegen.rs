@@ -17,6 +17,7 @@
 use std::fmt::Write;
 
 use gradflux_core::{Activation, DType};
+
 /// Everything that changes the kernel's code.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Variant {
@@ -267,86 +268,74 @@ pub(super) fn write_store_fn(s: &mut String, v: &Variant) {
 }
 
 /// Stages one operand's slice for the k-step starting at `k0` into workgroup memory.
+///
+/// Invocations walk the slice in storage order (consecutive `idx` read consecutive
+/// addresses). Each element or `vec4` lands at depth `kk` and outer index `r` of the
+/// k-major tile; a `vec4` along the outer dimension is stored whole, one along `k` is
+/// scattered over four depths.
 fn write_load(s: &mut String, o: &Operand, checked: bool) {
     let (buf, sh, off, start, ext, block) = (o.buf, o.shared, o.offset, o.start, o.extent, o.block);
-    let guard = |cond: &str, assign: &str| {
-        if checked {
-            format!("if {cond} {{\n                {assign}\n            }}")
-        } else {
-            assign.to_string()
-        }
+    let outer_k = matches!(o.layout, Layout::OuterK);
+    // Names and ranges of the two indices `idx` splits into (slow, fast), where the
+    // fast one runs along the contiguous dimension, and the global element they address.
+    let (count, slow, fast, divisor, g, gk, at) = match (outer_k, o.vec) {
+        (true, true) => (
+            "BK / 4u",
+            "r",
+            "kq",
+            "(BK / 4u)",
+            "r",
+            "kq * 4u",
+            "g * k + gk",
+        ),
+        (true, false) => ("BK", "r", "kk", "BK", "r", "kk", "g * k + gk"),
+        (false, true) => (
+            "BK / 4u",
+            "kk",
+            "rq",
+            "({block} / 4u)",
+            "rq * 4u",
+            "kk",
+            "gk * {ext} + g",
+        ),
+        (false, false) => ("BK", "kk", "r", "{block}", "r", "kk", "gk * {ext} + g"),
     };
-    let _ = match (&o.layout, o.vec) {
-        (Layout::OuterK, true) => writeln!(
-            s,
-            "        for (var idx = li; idx < {block} * BK / 4u; idx += threads) {{
-            let r = idx / (BK / 4u);
-            let kq = idx % (BK / 4u);
-            let g = {start} + r;
-            let gk = k0 + kq * 4u;
-            var v = V(0);
-            {load}
-            let base = kq * 4u * ({block} / 4u) + r / 4u;
+    let (divisor, at) = (divisor.replace("{block}", block), at.replace("{ext}", ext));
+    let (zero, read) = if o.vec {
+        ("V(0)", format!("V({buf}[({off} + {at}) / 4u])"))
+    } else {
+        ("ACC(0)", format!("ACC({buf}[{off} + {at}])"))
+    };
+    let load = if checked {
+        format!("if g < {ext} && gk < k {{\n                v = {read};\n            }}")
+    } else {
+        format!("v = {read};")
+    };
+    let row = format!("{block} / 4u");
+    let write = match (outer_k, o.vec) {
+        (true, true) => format!(
+            "let base = kq * 4u * ({row}) + r / 4u;
             let lane = r % 4u;
             {sh}[base][lane] = v.x;
-            {sh}[base + {block} / 4u][lane] = v.y;
-            {sh}[base + 2u * ({block} / 4u)][lane] = v.z;
-            {sh}[base + 3u * ({block} / 4u)][lane] = v.w;
-        }}",
-            load = guard(
-                &format!("g < {ext} && gk < k"),
-                &format!("v = V({buf}[({off} + g * k + gk) / 4u]);")
-            ),
+            {sh}[base + {row}][lane] = v.y;
+            {sh}[base + 2u * ({row})][lane] = v.z;
+            {sh}[base + 3u * ({row})][lane] = v.w;"
         ),
-        (Layout::OuterK, false) => writeln!(
-            s,
-            "        for (var idx = li; idx < {block} * BK; idx += threads) {{
-            let r = idx / BK;
-            let kk = idx % BK;
-            let g = {start} + r;
-            let gk = k0 + kk;
-            var v = ACC(0);
-            {load}
-            {sh}[kk * ({block} / 4u) + r / 4u][r % 4u] = v;
-        }}",
-            load = guard(
-                &format!("g < {ext} && gk < k"),
-                &format!("v = ACC({buf}[{off} + g * k + gk]);")
-            ),
-        ),
-        (Layout::KOuter, true) => writeln!(
-            s,
-            "        for (var idx = li; idx < {block} * BK / 4u; idx += threads) {{
-            let kk = idx / ({block} / 4u);
-            let rq = idx % ({block} / 4u);
-            let g = {start} + rq * 4u;
-            let gk = k0 + kk;
-            var v = V(0);
-            {load}
-            {sh}[kk * ({block} / 4u) + rq] = v;
-        }}",
-            load = guard(
-                &format!("g < {ext} && gk < k"),
-                &format!("v = V({buf}[({off} + gk * {ext} + g) / 4u]);")
-            ),
-        ),
-        (Layout::KOuter, false) => writeln!(
-            s,
-            "        for (var idx = li; idx < {block} * BK; idx += threads) {{
-            let kk = idx / {block};
-            let r = idx % {block};
-            let g = {start} + r;
-            let gk = k0 + kk;
-            var v = ACC(0);
-            {load}
-            {sh}[kk * ({block} / 4u) + r / 4u][r % 4u] = v;
-        }}",
-            load = guard(
-                &format!("g < {ext} && gk < k"),
-                &format!("v = ACC({buf}[{off} + gk * {ext} + g]);")
-            ),
-        ),
+        (false, true) => format!("{sh}[kk * ({row}) + rq] = v;"),
+        (_, false) => format!("{sh}[kk * ({row}) + r / 4u][r % 4u] = v;"),
     };
+    let _ = writeln!(
+        s,
+        "        for (var idx = li; idx < {block} * {count}; idx += threads) {{
+            let {slow} = idx / {divisor};
+            let {fast} = idx % {divisor};
+            let g = {start} + {g};
+            let gk = k0 + {gk};
+            var v = {zero};
+            {load}
+            {write}
+        }}"
+    );
 }
 
 fn write_main(s: &mut String, v: &Variant) {

@@ -99,7 +99,7 @@ impl fmt::Display for TileConfig {
 
 /// Every configuration the kernel is built and tested with; the tuner picks among those
 /// that fit the adapter.
-pub const CANDIDATES: &[TileConfig] = &[
+pub(crate) const CANDIDATES: &[TileConfig] = &[
     // Skinny: a few rows (matrix-vector), wide in n.
     TileConfig::new(4, 4, 32, 1, 16),
     TileConfig::new(4, 4, 64, 1, 8),

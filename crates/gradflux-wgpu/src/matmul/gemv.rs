@@ -11,28 +11,68 @@
 
 use std::fmt::Write;
 
+use gradflux_core::MatMulSpec;
+
 use super::codegen::{header, write_store_fn, Variant, BATCH_OFFSETS};
+use super::Problem;
+use crate::pipelines::KernelSource;
 
-/// Invocations `(WG_X, WG_Y)` and output columns per workgroup, per layout.
-pub const COLUMNS_CONTIGUOUS: (u32, u32) = (8, 32);
-pub const ROWS_CONTIGUOUS: (u32, u32) = (32, 8);
+/// Invocations `(WG_X, WG_Y)` per layout.
+const COLUMNS_CONTIGUOUS: (u32, u32) = (8, 32);
+const ROWS_CONTIGUOUS: (u32, u32) = (32, 8);
 
-/// Whether the matrix-vector kernel applies to a problem of this shape and layout.
-pub fn applies(m: usize, n: usize, k: usize, transpose_b: bool) -> bool {
-    m == 1
-        && if transpose_b {
-            k.is_multiple_of(4)
-        } else {
-            n.is_multiple_of(4)
-        }
+/// A matrix-vector launch: the kernel variant and its workgroup shape.
+pub struct Gemv {
+    variant: Variant,
+    workgroup: (u32, u32),
+    /// Output columns per workgroup.
+    columns: u32,
 }
 
-/// `(WG_X, WG_Y)` and output columns per workgroup for `v`'s layout.
-pub fn shape(v: &Variant) -> ((u32, u32), u32) {
-    if v.transpose_b {
-        (ROWS_CONTIGUOUS, ROWS_CONTIGUOUS.1)
-    } else {
-        (COLUMNS_CONTIGUOUS, COLUMNS_CONTIGUOUS.0 * 4)
+impl Gemv {
+    /// The matrix-vector kernel for `p`, if it applies: one output row, and the matrix's
+    /// contiguous dimension a multiple of 4.
+    pub fn of(p: &Problem, spec: &MatMulSpec) -> Option<Self> {
+        let aligned = if p.transpose_b {
+            p.k.is_multiple_of(4)
+        } else {
+            p.n.is_multiple_of(4)
+        };
+        if p.m != 1 || !aligned {
+            return None;
+        }
+        // The register block does not apply here; bounds are always checked.
+        let mut variant = p.variant_with(spec, (4, 4), true);
+        // With rows contiguous the result is written one element at a time.
+        variant.vec_c &= !p.transpose_b;
+        let (workgroup, columns) = if p.transpose_b {
+            (ROWS_CONTIGUOUS, ROWS_CONTIGUOUS.1)
+        } else {
+            (COLUMNS_CONTIGUOUS, COLUMNS_CONTIGUOUS.0 * 4)
+        };
+        Some(Gemv {
+            variant,
+            workgroup,
+            columns,
+        })
+    }
+
+    /// Workgroups along n.
+    pub fn tiles_n(&self, n: usize) -> usize {
+        n.div_ceil(self.columns as usize)
+    }
+
+    pub fn kernel(&self) -> KernelSource {
+        KernelSource {
+            label: format!("{} gemv", self.variant.label()),
+            source: source(&self.variant),
+            entry_point: "main".into(),
+            constants: vec![
+                ("WG_X", self.workgroup.0 as f64),
+                ("WG_Y", self.workgroup.1 as f64),
+            ],
+            read_only: self.variant.read_only(),
+        }
     }
 }
 

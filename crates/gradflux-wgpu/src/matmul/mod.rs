@@ -12,7 +12,7 @@ use gradflux_core::{DType, MatMulSpec, Result, Shape, TensorType, Value};
 use crate::launch::{padded, Launch, Workgroups, MAX_RANK};
 use crate::pipelines::KernelSource;
 pub use codegen::Variant;
-pub use config::{ShapeClass, TileConfig, CANDIDATES};
+pub use config::{ShapeClass, TileConfig};
 
 /// One matmul as the kernel sees it, after the launcher's rewrites (rank-2 views, the
 /// `n == 1` swap): what a configuration is chosen for.
@@ -42,10 +42,15 @@ impl Problem {
     /// The kernel variant for `config`, with bounds checks only where the blocks do not
     /// divide the problem.
     pub fn variant(&self, config: &TileConfig, spec: &MatMulSpec) -> Variant {
-        let (vec_a, vec_b, vec_c) = self.vec_flags();
         let exact = self.m.is_multiple_of(config.bm() as usize)
             && self.n.is_multiple_of(config.bn() as usize)
             && self.k.is_multiple_of(config.bk as usize);
+        self.variant_with(spec, (config.tm, config.tn), !exact)
+    }
+
+    /// The kernel variant with an explicit register block and bounds-check choice.
+    pub fn variant_with(&self, spec: &MatMulSpec, (tm, tn): (u32, u32), checked: bool) -> Variant {
+        let (vec_a, vec_b, vec_c) = self.vec_flags();
         Variant {
             dtype: self.dtype,
             transpose_a: self.transpose_a,
@@ -53,11 +58,11 @@ impl Problem {
             vec_a,
             vec_b,
             vec_c,
-            checked: !exact,
+            checked,
             bias: spec.bias,
             activation: spec.activation,
-            tm: config.tm,
-            tn: config.tn,
+            tm,
+            tn,
         }
     }
 
@@ -70,11 +75,18 @@ impl Problem {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batches as f64
     }
 
+    /// Output blocks along m and n with `config`.
+    pub fn tiles(&self, config: &TileConfig) -> [usize; 2] {
+        [
+            self.m.div_ceil(config.bm() as usize),
+            self.n.div_ceil(config.bn() as usize),
+        ]
+    }
+
     /// Workgroups a launch with `config` needs.
     pub fn workgroups(&self, config: &TileConfig) -> u64 {
-        let tm = (self.m as u64).div_ceil(config.bm() as u64);
-        let tn = (self.n as u64).div_ceil(config.bn() as u64);
-        self.batches as u64 * tm * tn
+        let [tm, tn] = self.tiles(config);
+        (self.batches * tm * tn) as u64
     }
 }
 
@@ -96,13 +108,11 @@ pub fn kernel(variant: &Variant, config: &TileConfig) -> KernelSource {
 /// `a`, `b` and the bias, then the bias's row and column strides.
 pub fn info(
     p: &Problem,
-    config: &TileConfig,
+    [tiles_m, tiles_n]: [usize; 2],
     batch: &Shape,
     strides: [&[usize]; 3],
     bias_rc: [usize; 2],
 ) -> Vec<u32> {
-    let tiles_m = p.m.div_ceil(config.bm() as usize);
-    let tiles_n = p.n.div_ceil(config.bn() as usize);
     let mut info: Vec<u32> = [p.m, p.n, p.k, p.batches, tiles_m, tiles_n, batch.rank(), 0]
         .iter()
         .map(|&x| x as u32)
@@ -182,41 +192,21 @@ pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Laun
         binds.push(v);
     }
     binds.push(ops.out.0);
-    if gemv::applies(p.m, p.n, p.k, p.transpose_b) {
-        let mut variant = p.variant(&TileConfig::new(4, 4, 1, 1, 4), spec);
-        variant.checked = true;
-        // Rows-contiguous results are written one element at a time.
-        variant.vec_c &= !p.transpose_b;
-        let ((wg_x, wg_y), per_group) = gemv::shape(&variant);
-        let tiles_n = p.n.div_ceil(per_group as usize);
-        let mut words = info(
-            &p,
-            &TileConfig::new(4, 4, 1, 1, 4),
-            &batch,
-            [&sa, &sb, &s_bias],
-            bias_rc,
-        );
-        words[4] = 1;
-        words[5] = tiles_n as u32;
+    let strides = [&sa[..], &sb[..], &s_bias[..]];
+    if let Some(g) = gemv::Gemv::of(&p, spec) {
+        let tiles_n = g.tiles_n(p.n);
         return Ok(Launch {
-            kernel: KernelSource {
-                label: format!("{} gemv", variant.label()),
-                source: gemv::source(&variant),
-                entry_point: "main".into(),
-                constants: vec![("WG_X", wg_x as f64), ("WG_Y", wg_y as f64)],
-                read_only: variant.read_only(),
-            },
+            kernel: g.kernel(),
             binds,
-            info: words,
+            info: info(&p, [1, tiles_n], &batch, strides, bias_rc),
             workgroups: Workgroups::Linear((p.batches * tiles_n) as u64),
         });
     }
     let config = choose(&p)?;
-    let variant = p.variant(&config, spec);
     Ok(Launch {
-        kernel: kernel(&variant, &config),
+        kernel: kernel(&p.variant(&config, spec), &config),
         binds,
-        info: info(&p, &config, &batch, [&sa, &sb, &s_bias], bias_rc),
+        info: info(&p, p.tiles(&config), &batch, strides, bias_rc),
         workgroups: Workgroups::Linear(p.workgroups(&config)),
     })
 }

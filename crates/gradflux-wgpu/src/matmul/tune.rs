@@ -253,7 +253,7 @@ fn tune(ctx: &Context, p: &Problem) -> Result<(TileConfig, f64)> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let timed = (|| -> Result<f64> {
             let pipeline = ctx.pipelines.get(device, &kernel(&variant, config))?;
-            let words = info(&one, config, &no_batch, [&[], &[], &[]], [0, 0]);
+            let words = info(&one, one.tiles(config), &no_batch, [&[], &[], &[]], [0, 0]);
             let info_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("tune info"),
                 contents: bytemuck::cast_slice(&words),
