@@ -85,17 +85,26 @@ pub fn bench(c: &mut Criterion) {
             Device::Wgpu(w) => w.summary().info.device_type != gradflux::wgpu::DeviceType::Cpu,
             Device::Cpu => false,
         };
-        let mut paths = vec![DType::F32];
+        // (dtype, matrix units): where the adapter has them, each dtype they take is
+        // timed twice, with the cooperative kernel allowed (`-coop`) and without.
+        let mut paths = vec![(DType::F32, false)];
         if let Device::Wgpu(w) = &d.device {
             if w.summary()
                 .features
                 .contains(gradflux::wgpu::Features::SHADER_F16)
             {
-                paths.push(DType::F16);
+                paths.push((DType::F16, false));
+            }
+            if let Some(caps) = w.cooperative_matrix() {
+                for dtype in [DType::F32, DType::F16] {
+                    if caps.size(dtype).is_some() {
+                        paths.push((dtype, true));
+                    }
+                }
             }
         }
-        for &dtype in &paths {
-            let tag = format!("{}-{dtype}", d.tag);
+        for &(dtype, coop) in &paths {
+            let tag = format!("{}-{dtype}{}", d.tag, if coop { "-coop" } else { "" });
             meta_line(&format!("device\t{tag}\t{} ({dtype})", d.device.name()));
             if let Some(p) = peak(&d.device.name(), dtype) {
                 meta_line(&format!("peak\t{tag}\t{p}"));
@@ -118,6 +127,7 @@ pub fn bench(c: &mut Criterion) {
                 let id = BenchmarkId::new(&tag, shape_id((m, k, n)));
                 match &d.device {
                     Device::Wgpu(w) => {
+                        w.set_cooperative_matrix(coop);
                         let mut exe = w.compile_wgpu(&g, &[prod]).expect("compile");
                         group.bench_function(id, |bench| {
                             bench.iter_custom(|iters| {

@@ -423,7 +423,12 @@ fn matmul_section(md: &mut String, entries: &[Entry], meta: &Meta) {
     let _ = writeln!(md, "|---|---|---:|---:|---|---:|---:|");
     for e in rows {
         let Some(rate) = e.per_second() else { continue };
-        let dtype = e.function.rsplit('-').next().unwrap_or("");
+        // Paths are `{device}-{dtype}` with an optional `-coop`.
+        let dtype = e
+            .function
+            .split('-')
+            .find(|p| matches!(*p, "f32" | "f16"))
+            .unwrap_or("");
         let peak = meta
             .peaks
             .get(&e.function)

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use gradflux_core::{Error, Result};
 
 use crate::matmul::tune::{Tuner, TunerStats, Tuning};
+use crate::matmul::CoopCaps;
 use crate::pipelines::PipelineCache;
 
 /// What an adapter is and can do, for listings and for choosing one.
@@ -43,6 +44,20 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::SUBGROUP
         | wgpu::Features::SHADER_FLOAT32_ATOMIC
         | wgpu::Features::TIMESTAMP_QUERY
+}
+
+/// `GRADFLUX_COOPERATIVE_MATRIX` (`on`/`off`, also `1`/`0`); on when unset.
+fn coop_from_env() -> Result<bool> {
+    match std::env::var("GRADFLUX_COOPERATIVE_MATRIX") {
+        Err(_) => Ok(true),
+        Ok(v) => match v.to_ascii_lowercase().as_str() {
+            "on" | "1" | "true" => Ok(true),
+            "off" | "0" | "false" => Ok(false),
+            other => Err(Error::Device(format!(
+                "GRADFLUX_COOPERATIVE_MATRIX=`{other}` is not understood; expected `on` or `off`"
+            ))),
+        },
+    }
 }
 
 /// Shared state of one wgpu device: queue, limits, pipeline cache, and what went wrong.
@@ -181,16 +196,43 @@ impl WgpuDevice {
             features: adapter.features(),
             limits: adapter.limits(),
         };
+        let coop_feature = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        let coop = if summary.features.contains(coop_feature) && coop_from_env()? {
+            CoopCaps::of(
+                &adapter.cooperative_matrix_properties(),
+                summary.info.subgroup_max_size,
+            )
+        } else {
+            None
+        };
+        let (extra, experimental) = match coop {
+            // SAFETY: wgpu marks experimental features unsafe because its validation of
+            // them is incomplete. gradflux uses this one only in the cooperative matmul
+            // kernel, which loads tiles only where the launcher has checked they lie in
+            // bounds, and each of whose variants must match the portable kernel on this
+            // device before it is used (matmul::verify).
+            Some(_) => (coop_feature, unsafe {
+                wgpu::ExperimentalFeatures::enabled()
+            }),
+            None => (
+                wgpu::Features::empty(),
+                wgpu::ExperimentalFeatures::disabled(),
+            ),
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("gradflux"),
-            required_features: summary.features & wanted_features(),
+            required_features: (summary.features & wanted_features()) | extra,
             required_limits: summary.limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Device(format!("request_device on {}: {e}", summary.info.name)))?;
-        let tuner = Tuner::new(&summary.info, Tuning::from_env(summary.info.device_type)?);
+        let tuner = Tuner::new(
+            &summary.info,
+            Tuning::from_env(summary.info.device_type)?,
+            coop,
+        );
         let lost = Arc::new(Mutex::new(None));
         let lost_cb = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
@@ -238,7 +280,7 @@ impl WgpuDevice {
 
     /// Where tuning choices are kept between processes (`None`: in memory only). The
     /// default is `GRADFLUX_CACHE_DIR`, `$XDG_CACHE_HOME/gradflux` or `~/.cache/gradflux`,
-    /// file `matmul-tuning-v1.tsv`. Choices already made in memory are forgotten.
+    /// file `matmul-tuning-v2.tsv`. Choices already made in memory are forgotten.
     pub fn set_tune_cache(&self, file: Option<std::path::PathBuf>) {
         self.ctx.tuner.set_cache_file(file);
     }
@@ -246,6 +288,29 @@ impl WgpuDevice {
     /// How many shape classes were timed, and how many choices came from the cache file.
     pub fn tuner_stats(&self) -> TunerStats {
         self.ctx.tuner.stats()
+    }
+
+    /// The adapter's matrix units as the cooperative-matrix matmul uses them: tile sizes
+    /// for f16 and f32 storage (products accumulated in f32). `None` when the adapter
+    /// exposes no cooperative-matrix configuration that serves (Vulkan's
+    /// `VK_KHR_cooperative_matrix`, Metal's simdgroup matrices), when
+    /// `GRADFLUX_COOPERATIVE_MATRIX=off`, or after `set_cooperative_matrix(false)`.
+    pub fn cooperative_matrix(&self) -> Option<CoopCaps> {
+        self.ctx.tuner.coop()
+    }
+
+    /// Lets the tuner choose the cooperative-matrix kernel where it applies (the default
+    /// where the adapter has matrix units), or keeps every matmul on the portable kernel.
+    /// Affects graphs compiled afterwards; choices made so far are forgotten.
+    pub fn set_cooperative_matrix(&self, on: bool) {
+        self.ctx.tuner.set_coop(on);
+    }
+
+    /// Why cooperative-matrix kernels were refused on this device: each must reproduce
+    /// the portable kernel's result exactly before its first use, and one that does not
+    /// is never chosen.
+    pub fn cooperative_matrix_failures(&self) -> Vec<String> {
+        self.ctx.tuner.coop_failures()
     }
 
     /// Destroys the underlying device; later calls return [`Error::DeviceLost`]. Useful to

@@ -518,44 +518,14 @@ impl Executable for WgpuExecutable {
         self.ctx.check_health()?;
         let i = find_parameter(&self.plan, name, None)?;
         let ty = &self.plan.parameters[i].ty;
-        let device = &self.ctx.device;
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("parameter readback"),
-            size: buffer_size(ty.size_bytes()),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("parameter readback"),
-        });
-        if ty.size_bytes() > 0 {
-            enc.copy_buffer_to_buffer(
-                &self.parameter_buffers[i],
-                0,
-                &staging,
-                0,
-                buffer_size(ty.size_bytes()),
-            );
-        }
-        self.ctx.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?;
-        rx.recv()
-            .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?
-            .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?;
-        let data = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Device(format!("reading parameter `{name}`: {e}")))?;
-            Storage::from_bytes(ty.dtype, &view[..ty.size_bytes() as usize])
-        };
-        staging.unmap();
+        let bytes = crate::readback::read_buffer(
+            &self.ctx.device,
+            &self.ctx.queue,
+            &self.parameter_buffers[i],
+            ty.size_bytes(),
+            &format!("reading parameter `{name}`"),
+        )?;
+        let data = Storage::from_bytes(ty.dtype, &bytes);
         TensorData::from_storage(ty.shape.clone(), data)
     }
 

@@ -10,6 +10,7 @@ mod executable;
 mod launch;
 pub mod matmul;
 mod pipelines;
+mod readback;
 pub mod shaders;
 mod timing;
 

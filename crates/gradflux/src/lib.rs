@@ -34,7 +34,7 @@ pub use device::{Device, DEVICE_ENV};
 pub use gradcheck::{check_gradients, GradCheck, GradCheckReport};
 pub use gradflux_core::*;
 pub use gradflux_cpu::CpuBackend;
-pub use gradflux_wgpu::matmul::TileConfig;
+pub use gradflux_wgpu::matmul::{CoopCaps, TileConfig};
 pub use gradflux_wgpu::{
     AdapterSummary, TunerStats, Tuning, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT,
 };

@@ -30,7 +30,7 @@ fn tuning_times_once_and_the_cache_file_carries_the_choice() {
     let Some(_) = gpu() else { return };
     let dir = std::env::temp_dir().join(format!("gradflux-tune-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let file = dir.join("matmul-tuning-v1.tsv");
+    let file = dir.join("matmul-tuning-v2.tsv");
 
     let first = WgpuDevice::best().unwrap();
     first.set_tune_cache(Some(file.clone()));
@@ -86,4 +86,35 @@ fn tuning_off_is_deterministic_and_a_config_that_does_not_fit_is_refused() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("8x8/64x64/16"), "{err}");
+}
+
+/// Without matrix units the cooperative path stays off whatever is asked, and nothing is
+/// checked or refused; with them, every kernel the tuner may choose passed its check.
+#[test]
+fn cooperative_matrix_is_used_only_where_the_adapter_has_it() {
+    let Some(_) = gpu() else { return };
+    let device = WgpuDevice::best().unwrap();
+    device.set_tune_cache(None);
+    let has_units = device
+        .summary()
+        .features
+        .contains(gradflux::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+    device.set_cooperative_matrix(true);
+    if !has_units {
+        assert_eq!(device.cooperative_matrix(), None);
+    }
+    device.set_tuning(Tuning::Off);
+    compile_and_run(&device, 64, 32, 48);
+    let stats = device.tuner_stats();
+    if device.cooperative_matrix().is_none() {
+        assert_eq!((stats.coop_verified, stats.coop_rejected), (0, 0));
+    }
+    assert!(
+        device.cooperative_matrix_failures().is_empty(),
+        "cooperative kernels refused on {}: {:?}",
+        device.summary().describe(),
+        device.cooperative_matrix_failures()
+    );
+    device.set_cooperative_matrix(false);
+    assert_eq!(device.cooperative_matrix(), None);
 }

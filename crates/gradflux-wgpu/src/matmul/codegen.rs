@@ -115,6 +115,21 @@ var<workgroup> sb: array<V, BK * WG_X * (TN / 4u)>;
     s
 }
 
+/// The workgroup's place in a blocked launch: sizes from `info`, the batch entry and the
+/// output block (`tile`) it owns; workgroups past the last block return.
+pub(super) const BLOCK_PROLOGUE: &str = "    let w = wg.x + wg.y * nwg.x;
+    let m = info[0];
+    let n = info[1];
+    let k = info[2];
+    let tiles_n = info[5];
+    let tiles = info[4] * tiles_n;
+    if w >= info[3] * tiles {
+        return;
+    }
+    let batch = w / tiles;
+    let tile = w % tiles;
+";
+
 /// Offsets of this workgroup's batch entry in `a`, `b` and the bias, from `batch`.
 pub(super) const BATCH_OFFSETS: &str = "    var rem = batch;
     var a_off = 0u;
@@ -349,18 +364,11 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let w = wg.x + wg.y * nwg.x;
-    let m = info[0];
-    let n = info[1];
-    let k = info[2];
-    let tiles_n = info[5];
-    let tiles = info[4] * tiles_n;
-    if w >= info[3] * tiles {
-        return;
-    }
-    let batch = w / tiles;
-    let tile = w % tiles;
-    let bm = WG_Y * TM;
+",
+    );
+    s.push_str(BLOCK_PROLOGUE);
+    s.push_str(
+        "    let bm = WG_Y * TM;
     let bn = WG_X * TN;
     let row0 = (tile / tiles_n) * bm;
     let col0 = (tile % tiles_n) * bn;

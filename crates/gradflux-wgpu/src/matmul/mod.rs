@@ -1,11 +1,16 @@
 //! The matmul family: one blocked kernel, generated per variant ([`codegen`]), launched
 //! with a tile configuration ([`config`]) chosen per adapter and shape class by the tuner
-//! ([`tune`]).
+//! ([`tune`]); a matrix-vector kernel ([`gemv`]) for single rows; and a cooperative-matrix
+//! kernel ([`coop`]) the tuner may choose where the adapter has matrix units.
 
 pub mod codegen;
 pub mod config;
+pub mod coop;
 pub mod gemv;
 pub mod tune;
+mod verify;
+
+use std::fmt;
 
 use gradflux_core::{DType, MatMulSpec, Result, Shape, TensorType, Value};
 
@@ -13,6 +18,7 @@ use crate::launch::{padded, Launch, Workgroups, MAX_RANK};
 use crate::pipelines::KernelSource;
 pub use codegen::Variant;
 pub use config::{ShapeClass, TileConfig};
+pub use coop::{CoopCaps, CoopTile};
 
 /// One matmul as the kernel sees it, after the launcher's rewrites (rank-2 views, the
 /// `n == 1` swap): what a configuration is chosen for.
@@ -74,24 +80,70 @@ impl Problem {
     pub fn flops(&self) -> f64 {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batches as f64
     }
+}
 
-    /// Output blocks along m and n with `config`.
-    pub fn tiles(&self, config: &TileConfig) -> [usize; 2] {
-        [
-            self.m.div_ceil(config.bm() as usize),
-            self.n.div_ceil(config.bn() as usize),
-        ]
+/// How one matmul runs: the portable blocked kernel with a tile configuration, or the
+/// cooperative-matrix kernel with a tiling.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Plan {
+    Tiled(TileConfig),
+    Coop(CoopTile),
+}
+
+impl Plan {
+    /// Output rows and columns per workgroup.
+    fn block(&self) -> (u32, u32) {
+        match self {
+            Plan::Tiled(c) => (c.bm(), c.bn()),
+            Plan::Coop(t) => (t.bm(), t.bn()),
+        }
     }
 
-    /// Workgroups a launch with `config` needs.
-    pub fn workgroups(&self, config: &TileConfig) -> u64 {
-        let [tm, tn] = self.tiles(config);
-        (self.batches * tm * tn) as u64
+    /// Output blocks along m and n.
+    pub fn tiles(&self, p: &Problem) -> [usize; 2] {
+        let (bm, bn) = self.block();
+        [p.m.div_ceil(bm as usize), p.n.div_ceil(bn as usize)]
+    }
+
+    /// Workgroups a launch of `p` needs.
+    pub fn workgroups(&self, p: &Problem) -> u64 {
+        let [tm, tn] = self.tiles(p);
+        (p.batches * tm * tn) as u64
+    }
+
+    pub fn kernel(&self, p: &Problem, spec: &MatMulSpec) -> KernelSource {
+        match self {
+            Plan::Tiled(c) => kernel(&p.variant(c, spec), c),
+            Plan::Coop(t) => t.kernel(&t.variant(p, spec)),
+        }
+    }
+
+    pub fn fits(&self, limits: &wgpu::Limits) -> bool {
+        match self {
+            Plan::Tiled(c) => c.fits(limits),
+            Plan::Coop(t) => t.fits(limits),
+        }
+    }
+
+    /// Parses [`Display`](fmt::Display)'s form (either kind's).
+    pub fn parse(s: &str) -> Option<Self> {
+        TileConfig::parse(s)
+            .map(Plan::Tiled)
+            .or_else(|| CoopTile::parse(s).map(Plan::Coop))
     }
 }
 
-/// Picks the tile configuration for a problem (the tuner, or the fixed default).
-pub type Chooser<'a> = dyn Fn(&Problem) -> Result<TileConfig> + 'a;
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Plan::Tiled(c) => c.fmt(f),
+            Plan::Coop(t) => t.fmt(f),
+        }
+    }
+}
+
+/// Picks how a problem runs (the tuner, or the fixed default).
+pub type Chooser<'a> = dyn Fn(&Problem) -> Result<Plan> + 'a;
 
 /// The kernel source of `variant` with `config`'s override constants.
 pub fn kernel(variant: &Variant, config: &TileConfig) -> KernelSource {
@@ -202,11 +254,11 @@ pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Laun
             workgroups: Workgroups::Linear((p.batches * tiles_n) as u64),
         });
     }
-    let config = choose(&p)?;
+    let plan = choose(&p)?;
     Ok(Launch {
-        kernel: kernel(&p.variant(&config, spec), &config),
+        kernel: plan.kernel(&p, spec),
         binds,
-        info: info(&p, p.tiles(&config), &batch, strides, bias_rc),
-        workgroups: Workgroups::Linear(p.workgroups(&config)),
+        info: info(&p, plan.tiles(&p), &batch, strides, bias_rc),
+        workgroups: Workgroups::Linear(plan.workgroups(&p)),
     })
 }

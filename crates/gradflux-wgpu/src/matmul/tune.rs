@@ -7,6 +7,13 @@
 //! where timing would cost more than it saves; `GRADFLUX_TUNE=on|off` or
 //! [`WgpuDevice::set_tuning`](crate::WgpuDevice::set_tuning) overrides that. With tuning
 //! off the choice is [`default_config`], a function of the shape alone.
+//!
+//! Where the adapter has matrix units ([`CoopCaps`]), the cooperative-matrix tilings that
+//! apply to a problem join the candidates, and with tuning off the default cooperative
+//! tiling is preferred. Each cooperative kernel (per dtype, layout and tiling) must first
+//! reproduce the portable kernel's result exactly ([`plans_agree`]); one that does not is
+//! never used on that device, and the reason is kept for
+//! [`WgpuDevice::cooperative_matrix_failures`](crate::WgpuDevice::cooperative_matrix_failures).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -17,8 +24,11 @@ use gradflux_core::{Error, MatMulSpec, Result};
 use wgpu::util::DeviceExt;
 
 use super::config::{default_config, TileConfig, CANDIDATES};
-use super::{info, kernel, Problem};
+use super::coop::{CoopCaps, CoopTile};
+use super::verify::plans_agree;
+use super::{info, Plan, Problem};
 use crate::device::Context;
+use crate::pipelines::bind_buffers;
 use crate::timing::time_dispatch;
 
 /// Whether matmul configurations are timed on first use.
@@ -60,16 +70,29 @@ pub struct TunerStats {
     pub tuned: usize,
     /// Choices found in the cache file instead.
     pub from_file: usize,
+    /// Cooperative-matrix kernels that passed their check against the portable kernel,
+    /// and those that failed it (and are not used).
+    pub coop_verified: usize,
+    pub coop_rejected: usize,
 }
+
+/// A cooperative kernel as far as its self-check goes: dtype, layout and tiling.
+type CoopKey = (gradflux_core::DType, bool, bool, CoopTile);
 
 struct State {
     tuning: Tuning,
     file: Option<PathBuf>,
     loaded: bool,
-    choices: HashMap<String, TileConfig>,
+    choices: HashMap<String, Plan>,
     /// Keys read from the file and not used yet (each counts once in `stats.from_file`).
     unused_from_file: HashSet<String>,
     stats: TunerStats,
+    /// The adapter's matrix units, when it has some and they are switched on.
+    coop: Option<CoopCaps>,
+    coop_on: bool,
+    /// Self-check outcomes per cooperative kernel, and why the failed ones failed.
+    coop_checked: HashMap<CoopKey, bool>,
+    coop_failures: Vec<String>,
 }
 
 /// Per-device tuner state (one per [`Context`]).
@@ -84,7 +107,7 @@ pub fn default_cache_file() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("gradflux")))
         .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/gradflux")))?;
-    Some(dir.join("matmul-tuning-v1.tsv"))
+    Some(dir.join("matmul-tuning-v2.tsv"))
 }
 
 fn clean(s: &str) -> String {
@@ -92,7 +115,7 @@ fn clean(s: &str) -> String {
 }
 
 impl Tuner {
-    pub fn new(info: &wgpu::AdapterInfo, tuning: Tuning) -> Self {
+    pub fn new(info: &wgpu::AdapterInfo, tuning: Tuning, coop: Option<CoopCaps>) -> Self {
         Tuner {
             state: Mutex::new(State {
                 tuning,
@@ -101,6 +124,10 @@ impl Tuner {
                 choices: HashMap::new(),
                 unused_from_file: HashSet::new(),
                 stats: TunerStats::default(),
+                coop_on: coop.is_some(),
+                coop,
+                coop_checked: HashMap::new(),
+                coop_failures: Vec::new(),
             }),
             device_key: clean(&format!(
                 "{}|{:?}|{}|{}|{:04x}:{:04x}",
@@ -131,11 +158,33 @@ impl Tuner {
         self.state.lock().expect("tuner").stats
     }
 
-    fn key(&self, p: &Problem) -> String {
+    /// The matrix units in use: `None` when the adapter has none or they are switched off.
+    pub fn coop(&self) -> Option<CoopCaps> {
+        let s = self.state.lock().expect("tuner");
+        s.coop.clone().filter(|_| s.coop_on)
+    }
+
+    /// Switches the cooperative-matrix path on or off (it stays off on adapters without
+    /// matrix units). Choices made so far are forgotten.
+    pub fn set_coop(&self, on: bool) {
+        let mut s = self.state.lock().expect("tuner");
+        s.coop_on = on;
+        s.loaded = false;
+        s.choices.clear();
+        s.unused_from_file.clear();
+    }
+
+    pub fn coop_failures(&self) -> Vec<String> {
+        self.state.lock().expect("tuner").coop_failures.clone()
+    }
+
+    /// The cache key: `coop` marks problems the cooperative kernel applies to, which
+    /// share a shape class with problems it does not.
+    fn key(&self, p: &Problem, coop: bool) -> String {
         let (va, vb, vc) = p.vec_flags();
         let bit = |b: bool| if b { '1' } else { '0' };
         format!(
-            "{}|{}|t{}{}|v{}{}{}|{}",
+            "{}|{}|t{}{}|v{}{}{}|c{}|{}",
             self.device_key,
             p.dtype,
             bit(p.transpose_a),
@@ -143,18 +192,27 @@ impl Tuner {
             bit(va),
             bit(vb),
             bit(vc),
+            bit(coop),
             p.class()
         )
     }
 
-    /// The configuration for `p`: remembered, read from the cache file, timed now, or the
-    /// default when tuning is off.
-    pub fn choose(&self, ctx: &Context, p: &Problem) -> Result<TileConfig> {
+    /// How `p` runs: remembered, read from the cache file, timed now, or the default when
+    /// tuning is off.
+    pub fn choose(&self, ctx: &Context, p: &Problem) -> Result<Plan> {
         let limits = &ctx.summary.limits;
         let mut s = self.state.lock().expect("tuner");
         match s.tuning {
-            Tuning::Off => return Ok(default_config(p.m, p.n, limits)),
-            Tuning::Fixed(c) if c.fits(limits) => return Ok(c),
+            Tuning::Off => {
+                let coop = s.coop.as_ref().filter(|_| s.coop_on);
+                if let Some(t) = coop.and_then(|c| c.default_tiling(p)) {
+                    if coop_usable(&mut s, ctx, p, &t) {
+                        return Ok(Plan::Coop(t));
+                    }
+                }
+                return Ok(Plan::Tiled(default_config(p.m, p.n, limits)));
+            }
+            Tuning::Fixed(c) if c.fits(limits) => return Ok(Plan::Tiled(c)),
             Tuning::Fixed(c) => {
                 return Err(Error::Unsupported {
                     backend: ctx.summary.describe(),
@@ -180,7 +238,7 @@ impl Tuner {
                 for line in text.lines().filter(|l| !l.starts_with('#')) {
                     let mut parts = line.split('\t');
                     if let (Some(k), Some(c)) = (parts.next(), parts.next()) {
-                        if let Some(c) = TileConfig::parse(c).filter(|c| c.fits(limits)) {
+                        if let Some(c) = Plan::parse(c).filter(|c| c.fits(limits)) {
                             s.choices.insert(k.to_string(), c);
                             s.unused_from_file.insert(k.to_string());
                         }
@@ -188,14 +246,39 @@ impl Tuner {
                 }
             }
         }
-        let key = self.key(p);
+        let tilings: Vec<CoopTile> = match (&s.coop, s.coop_on) {
+            (Some(caps), true) => caps
+                .tilings(p)
+                .into_iter()
+                .filter(|t| t.fits(limits))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let key = self.key(p, !tilings.is_empty());
         if let Some(&c) = s.choices.get(&key) {
-            if s.unused_from_file.remove(&key) {
-                s.stats.from_file += 1;
+            // A remembered cooperative tiling still has to apply here and pass its check.
+            let usable = match c {
+                Plan::Tiled(_) => true,
+                Plan::Coop(t) => tilings.contains(&t) && coop_usable(&mut s, ctx, p, &t),
+            };
+            if usable {
+                if s.unused_from_file.remove(&key) {
+                    s.stats.from_file += 1;
+                }
+                return Ok(c);
             }
-            return Ok(c);
         }
-        let (best, secs) = tune(ctx, p)?;
+        let mut candidates: Vec<Plan> = CANDIDATES
+            .iter()
+            .filter(|c| c.fits(limits))
+            .map(|&c| Plan::Tiled(c))
+            .collect();
+        for t in tilings {
+            if coop_usable(&mut s, ctx, p, &t) {
+                candidates.push(Plan::Coop(t));
+            }
+        }
+        let (best, secs) = tune(ctx, p, &candidates)?;
         s.stats.tuned += 1;
         s.choices.insert(key.clone(), best);
         if let Some(file) = &s.file {
@@ -206,7 +289,33 @@ impl Tuner {
     }
 }
 
-fn append(file: &PathBuf, key: &str, c: &TileConfig, secs: f64) -> std::io::Result<()> {
+/// Whether the cooperative kernel for `p`'s dtype and layout with tiling `t` passed its
+/// self-check on this device (running the check the first time).
+fn coop_usable(s: &mut State, ctx: &Context, p: &Problem, t: &CoopTile) -> bool {
+    let key = (p.dtype, p.transpose_a, p.transpose_b, *t);
+    if let Some(&ok) = s.coop_checked.get(&key) {
+        return ok;
+    }
+    let (bm, bn, step) = (t.bm() as usize, t.bn() as usize, t.size as usize);
+    let reference = Plan::Tiled(default_config(bm + step, bn + step, &ctx.summary.limits));
+    let outcome = plans_agree(ctx, p, (bm, bn, step), &reference, &Plan::Coop(*t));
+    let ok = outcome.is_ok();
+    if let Err(e) = outcome {
+        s.coop_failures.push(format!(
+            "{} {}{}: {e}",
+            p.dtype,
+            if p.transpose_a { "t" } else { "n" },
+            if p.transpose_b { "t" } else { "n" }
+        ));
+        s.stats.coop_rejected += 1;
+    } else {
+        s.stats.coop_verified += 1;
+    }
+    s.coop_checked.insert(key, ok);
+    ok
+}
+
+fn append(file: &PathBuf, key: &str, c: &Plan, secs: f64) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -216,14 +325,14 @@ fn append(file: &PathBuf, key: &str, c: &TileConfig, secs: f64) -> std::io::Resu
         .append(true)
         .open(file)?;
     if new {
-        writeln!(f, "# gradflux matmul tuning cache: key, tile config (tm x tn / wg_x x wg_y / bk), microseconds")?;
+        writeln!(f, "# gradflux matmul tuning cache: key, plan (tm x tn / wg_x x wg_y / bk, or coop size / rm x rn / sg subgroup), microseconds")?;
     }
     writeln!(f, "{key}\t{c}\t{:.1}", secs * 1e6)
 }
 
-/// Times every fitting candidate on a single batch entry of `p` with zeroed operands and
-/// returns the fastest with its time per run.
-fn tune(ctx: &Context, p: &Problem) -> Result<(TileConfig, f64)> {
+/// Times every candidate on a single batch entry of `p` with zeroed operands and returns
+/// the fastest with its time per run.
+fn tune(ctx: &Context, p: &Problem, candidates: &[Plan]) -> Result<(Plan, f64)> {
     let device = &ctx.device;
     let one = Problem { batches: 1, ..*p };
     let elem = p.dtype.size_bytes() as u64;
@@ -243,35 +352,24 @@ fn tune(ctx: &Context, p: &Problem) -> Result<(TileConfig, f64)> {
     // Enough repetitions for about 2 GFLOP per measurement, at most 20.
     let reps = (2e9 / one.flops().max(1.0)).clamp(1.0, 20.0) as u32;
     let no_batch = gradflux_core::Shape(vec![]);
-    let mut best: Option<(TileConfig, f64)> = None;
-    for config in CANDIDATES.iter().filter(|c| c.fits(&ctx.summary.limits)) {
-        let wg = one.workgroups(config);
+    let mut best: Option<(Plan, f64)> = None;
+    for plan in candidates {
+        let wg = plan.workgroups(&one);
         if wg > ctx.summary.limits.max_compute_workgroups_per_dimension as u64 {
             continue;
         }
-        let variant = one.variant(config, &MatMulSpec::default());
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let timed = (|| -> Result<f64> {
-            let pipeline = ctx.pipelines.get(device, &kernel(&variant, config))?;
-            let words = info(&one, one.tiles(config), &no_batch, [&[], &[], &[]], [0, 0]);
+            let kernel = plan.kernel(&one, &MatMulSpec::default());
+            let pipeline = ctx.pipelines.get(device, &kernel)?;
+            let words = info(&one, plan.tiles(&one), &no_batch, [&[], &[], &[]], [0, 0]);
             let info_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("tune info"),
                 contents: bytemuck::cast_slice(&words),
                 usage: wgpu::BufferUsages::STORAGE,
             });
-            let entries: Vec<wgpu::BindGroupEntry> = [&a, &b, &c, &info_buf]
-                .iter()
-                .enumerate()
-                .map(|(i, buf)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: buf.as_entire_binding(),
-                })
-                .collect();
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("tune"),
-                layout: &pipeline.layout,
-                entries: &entries,
-            });
+            let bind_group =
+                bind_buffers(device, "tune", &pipeline.layout, &[&a, &b, &c, &info_buf]);
             let (secs, _) = time_dispatch(
                 ctx,
                 &pipeline.pipeline,
@@ -284,7 +382,7 @@ fn tune(ctx: &Context, p: &Problem) -> Result<(TileConfig, f64)> {
         let failed = pollster::block_on(scope.pop());
         if let (Ok(secs), None) = (timed, failed) {
             if best.is_none_or(|(_, b)| secs < b) {
-                best = Some((*config, secs));
+                best = Some((*plan, secs));
             }
         }
     }
