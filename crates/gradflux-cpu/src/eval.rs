@@ -4,7 +4,7 @@
 
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
-use crate::{elementwise, index, layout, matmul, reduce, BACKEND_NAME};
+use crate::{elementwise, index, layout, matmul, reduce, select, BACKEND_NAME};
 
 /// Computes every output of `node` (slot order) from its input values. `Input` nodes are
 /// bound by the executable, not here.
@@ -49,6 +49,13 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Gather { axis } => index::gather(*axis, arg(0)?, arg(1)?, out)?,
         Op::ScatterAdd { axis, dim_size } => {
             index::scatter_add(*axis, *dim_size, arg(0)?, arg(1)?, out)?
+        }
+        Op::TopK { axis, k } => {
+            return select::top_k(*axis, *k, arg(0)?, [&node.outputs[0], &node.outputs[1]])
+        }
+        Op::GatherAlong { axis } => select::gather_along(*axis, arg(0)?, arg(1)?, out)?,
+        Op::ScatterAlong { axis, dim_size } => {
+            select::scatter_along(*axis, *dim_size, arg(0)?, arg(1)?, out)?
         }
         Op::Custom(op) => return op.run_cpu(inputs),
     };

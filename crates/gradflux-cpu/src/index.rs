@@ -66,7 +66,7 @@ pub(crate) fn scatter_add(
 }
 
 /// The index tensor's values, widened so `i32` and `u32` indices share one range check.
-fn indices(idx: &TensorData, op: &str) -> Result<Vec<i64>> {
+pub(crate) fn indices(idx: &TensorData, op: &str) -> Result<Vec<i64>> {
     match idx.storage() {
         Storage::I32(v) => Ok(v.iter().map(|&i| i64::from(i)).collect()),
         Storage::U32(v) => Ok(v.iter().map(|&i| i64::from(i)).collect()),
@@ -75,7 +75,7 @@ fn indices(idx: &TensorData, op: &str) -> Result<Vec<i64>> {
 }
 
 /// Each index as a row number, or `None` where it falls outside `0..len`.
-fn checked_rows(indices: Vec<i64>, len: usize) -> Vec<Option<usize>> {
+pub(crate) fn checked_rows(indices: Vec<i64>, len: usize) -> Vec<Option<usize>> {
     indices
         .into_iter()
         .map(|i| usize::try_from(i).ok().filter(|&r| r < len))

@@ -27,6 +27,7 @@ mod index;
 mod layout;
 mod matmul;
 mod reduce;
+mod select;
 mod strided;
 
 use std::collections::HashMap;

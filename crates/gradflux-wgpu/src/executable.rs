@@ -71,6 +71,31 @@ fn write_padded(queue: &wgpu::Queue, buf: &wgpu::Buffer, bytes: &[u8]) {
     }
 }
 
+/// The scratch buffers a node's launches name, each sized for its largest request. Bind
+/// groups keep them alive for as long as the executable runs.
+fn scratch_buffers(
+    device: &wgpu::Device,
+    launches: &[crate::launch::Launch],
+) -> std::collections::HashMap<usize, wgpu::Buffer> {
+    let mut sizes = std::collections::HashMap::<usize, u64>::new();
+    for (slot, bytes) in launches.iter().flat_map(|l| &l.scratch) {
+        let size = sizes.entry(*slot).or_default();
+        *size = (*size).max(*bytes);
+    }
+    sizes
+        .into_iter()
+        .map(|(slot, bytes)| {
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("scratch"),
+                size: buffer_size(bytes),
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            (slot, buffer)
+        })
+        .collect()
+}
+
 /// Device buffers hold at least 4 bytes and a multiple of 4 (wgpu's copy alignment).
 fn buffer_size(bytes: u64) -> u64 {
     bytes.max(4).div_ceil(4) * 4
@@ -180,7 +205,9 @@ impl WgpuExecutable {
         let mut steps = Vec::new();
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
-            for launch in launches(node, id, &|v| types[&v].clone(), &choose)? {
+            let node_launches = launches(node, id, &|v| types[&v].clone(), &choose)?;
+            let scratch = scratch_buffers(device, &node_launches);
+            for launch in node_launches {
                 let workgroups = match launch.workgroups {
                     Workgroups::Linear(0) => continue,
                     Workgroups::Linear(n) => split_workgroups(n, max_wg, node.op.name())?,
@@ -216,6 +243,12 @@ impl WgpuExecutable {
                         resource: buffer_of(v).as_entire_binding(),
                     })
                     .collect();
+                for (slot, _) in &launch.scratch {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: entries.len() as u32,
+                        resource: scratch[slot].as_entire_binding(),
+                    });
+                }
                 if let Some(b) = &info_buffer {
                     entries.push(wgpu::BindGroupEntry {
                         binding: entries.len() as u32,

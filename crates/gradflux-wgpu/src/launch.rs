@@ -25,11 +25,16 @@ pub enum Workgroups {
     Fixed([u32; 3]),
 }
 
-/// One dispatch: kernel, bound values (then the `info` buffer, if any), and size.
+/// One dispatch: kernel, bound values, then scratch buffers, then the `info` buffer (if
+/// any), and size.
 #[derive(Clone, Debug)]
 pub struct Launch {
     pub kernel: KernelSource,
     pub binds: Vec<Value>,
+    /// Scratch buffers private to the node: `(slot, bytes)`. Launches of one node that
+    /// name the same slot share its buffer (sized for the largest request), so a
+    /// multi-pass kernel can hand data from one pass to the next.
+    pub scratch: Vec<(usize, u64)>,
     pub info: Vec<u32>,
     pub workgroups: Workgroups,
 }
@@ -139,6 +144,7 @@ fn copy_launch(src: Value, dst: Value, info: Vec<u32>) -> Launch {
             3,
         ),
         binds: vec![src, dst],
+        scratch: vec![],
         info,
         workgroups: per_element(numel),
     }
@@ -210,6 +216,7 @@ pub fn launches(
     let launch = |kernel: KernelSource, binds: Vec<Value>, info: Vec<u32>, wg: Workgroups| Launch {
         kernel,
         binds,
+        scratch: vec![],
         info,
         workgroups: wg,
     };
@@ -414,6 +421,48 @@ pub fn launches(
                 per_element(numel),
             )]
         }
+        Op::TopK { axis, k } => crate::topk::launches(
+            input(0),
+            [out, Value { node: id, slot: 1 }],
+            ins[0].dtype,
+            ins[0].shape.split_at_axis(*axis),
+            *k,
+        )?,
+        Op::GatherAlong { axis } => {
+            let len = ins[0].shape.dims()[*axis];
+            let (_, m, inner) = oty.shape.split_at_axis(*axis);
+            vec![launch(
+                kernel(
+                    &shaders::GATHER_ALONG,
+                    "gather_along".into(),
+                    DType::U32,
+                    DType::U32,
+                    None,
+                    vec![("WG", ELEMENTWISE_WG as f64)],
+                    4,
+                ),
+                vec![input(0), input(1), out],
+                u32s([numel, m, inner, len]),
+                per_element(numel),
+            )]
+        }
+        Op::ScatterAlong { axis, dim_size } => {
+            let (_, m, inner) = ins[0].shape.split_at_axis(*axis);
+            vec![launch(
+                kernel(
+                    &shaders::SCATTER_ALONG,
+                    format!("scatter_along<{}>", oty.dtype),
+                    oty.dtype,
+                    DType::U32,
+                    None,
+                    vec![("WG", ELEMENTWISE_WG as f64)],
+                    4,
+                ),
+                vec![input(0), input(1), out],
+                u32s([numel, m, inner, *dim_size]),
+                per_element(numel),
+            )]
+        }
         Op::Custom(op) => {
             let k = op.wgsl.as_ref().ok_or_else(|| Error::Unsupported {
                 backend: "wgpu".into(),
@@ -445,6 +494,7 @@ pub fn launches(
                     read_only,
                 },
                 binds,
+                scratch: vec![],
                 info: vec![],
                 workgroups,
             }]

@@ -13,6 +13,7 @@ mod pipelines;
 mod readback;
 pub mod shaders;
 mod timing;
+mod topk;
 
 pub use wgpu;
 
@@ -25,6 +26,7 @@ pub use launch::{binary_expr, compare_expr, unary_expr, ELEMENTWISE_WG, MAX_RANK
 pub use matmul::tune::{TunerStats, Tuning};
 pub use pipelines::KernelSource;
 pub use timing::Clock;
+pub use topk::key_expr as topk_key_expr;
 
 impl Backend for WgpuDevice {
     fn name(&self) -> String {

@@ -32,6 +32,9 @@ shader!(REDUCE, "reduce/reduce.wgsl");
 shader!(SOFTMAX, "reduce/softmax.wgsl");
 shader!(GATHER, "index/gather.wgsl");
 shader!(SCATTER_ADD, "index/scatter_add.wgsl");
+shader!(GATHER_ALONG, "index/gather_along.wgsl");
+shader!(SCATTER_ALONG, "index/scatter_along.wgsl");
+shader!(TOPK, "select/topk.wgsl");
 
 /// All shipped shader files.
 pub const ALL: &[ShaderFile] = &[
@@ -43,6 +46,9 @@ pub const ALL: &[ShaderFile] = &[
     SOFTMAX,
     GATHER,
     SCATTER_ADD,
+    GATHER_ALONG,
+    SCATTER_ALONG,
+    TOPK,
 ];
 
 /// Specialises a file: element types `t` (inputs) and `r` (output), and optionally the

@@ -6,7 +6,7 @@ use std::path::Path;
 use gradflux_core::{Activation, BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
 use gradflux_wgpu::matmul::{codegen, TileConfig, Variant};
 use gradflux_wgpu::shaders::{self, specialise, ShaderFile};
-use gradflux_wgpu::{binary_expr, compare_expr, unary_expr};
+use gradflux_wgpu::{binary_expr, compare_expr, topk_key_expr, unary_expr};
 
 fn validate(label: &str, source: &str) {
     // Default capabilities: the portable path must not need optional features; f16 is
@@ -89,6 +89,11 @@ fn every_specialisation_the_backend_emits_validates() {
             check(&shaders::BINARY, d, d, Some(binary_expr(op, d)));
         }
     }
+    for d in gpu_types {
+        check(&shaders::TOPK, d, d, Some(topk_key_expr(d).unwrap()));
+        check(&shaders::SCATTER_ALONG, d, DType::U32, None);
+    }
+    check(&shaders::GATHER_ALONG, DType::U32, DType::U32, None);
     for op in CompareOp::ALL {
         for d in gpu_types {
             check(&shaders::BINARY, d, DType::U32, Some(&compare_expr(op)));

@@ -291,6 +291,37 @@ fn gather_and_scatter_add_gradients() {
 }
 
 #[test]
+fn top_k_gradient_reaches_the_selected_positions() {
+    // Random f64 data has no ties, so the selection is stable under the finite-difference
+    // step; the middle axis exercises the strided view.
+    check_op("top_k last axis", &[arg(&[5, 9], -1.0, 1.0)], |g, x| {
+        Ok(g.top_k(x[0], 3, -1)?.0)
+    });
+    check_op(
+        "top_k middle axis",
+        &[arg(&[2, 7, 3], -1.0, 1.0)],
+        |g, x| Ok(g.top_k(x[0], 7, 1)?.0),
+    );
+    // Through a softmax over the chosen logits: the usual router.
+    check_op("softmax of top_k", &[arg(&[4, 6], -2.0, 2.0)], |g, x| {
+        g.softmax(g.top_k(x[0], 2, -1)?.0, -1)
+    });
+}
+
+#[test]
+fn gather_along_and_scatter_along_gradients() {
+    let idx = TensorData::new([3, 2], vec![0u32, 4, 4, 4, 9, 1]).unwrap();
+    let i = idx.clone();
+    check_op("gather_along", &[arg(&[3, 5], -1.0, 1.0)], move |g, x| {
+        g.gather_along(x[0], 1, g.constant(i.clone())?)
+    });
+    let i = idx.clone();
+    check_op("scatter_along", &[arg(&[3, 2], -1.0, 1.0)], move |g, x| {
+        g.scatter_along(x[0], 1, g.constant(i.clone())?, 5)
+    });
+}
+
+#[test]
 fn a_value_used_several_times_accumulates_its_gradients() {
     check_op("reuse", &[arg(&[50], -1.0, 1.0)], |g, x| {
         let a = g.mul(x[0], x[0])?;

@@ -206,6 +206,20 @@ pub(super) fn vjp(
             vec![Some(g.scatter_add(gy, *axis as isize, x(1), len)?), None]
         }
         Op::ScatterAdd { axis, .. } => vec![Some(g.gather(gy, *axis as isize, x(1))?), None],
+        // Each selected position gets its value's cotangent (the indices of one row are
+        // distinct); the indices output has no gradient.
+        Op::TopK { axis, .. } => {
+            let len = xs(0)?.dims()[*axis];
+            let idx = g.tensor(Value { node: id, slot: 1 });
+            vec![Some(g.scatter_along(gy, *axis as isize, idx, len)?)]
+        }
+        Op::GatherAlong { axis } => {
+            let len = xs(0)?.dims()[*axis];
+            vec![Some(g.scatter_along(gy, *axis as isize, x(1), len)?), None]
+        }
+        Op::ScatterAlong { axis, .. } => {
+            vec![Some(g.gather_along(gy, *axis as isize, x(1))?), None]
+        }
         Op::Cast => {
             let from = g.dtype(x(0))?;
             if from.is_float() && dtype.is_float() {

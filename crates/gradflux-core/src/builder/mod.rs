@@ -6,6 +6,7 @@ mod index;
 mod layout;
 mod linalg;
 mod reduce;
+mod select;
 
 use crate::{DType, Error, Graph, Result, Shape, Tensor};
 

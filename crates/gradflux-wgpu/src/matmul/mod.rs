@@ -250,6 +250,7 @@ pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Laun
         return Ok(Launch {
             kernel: g.kernel(),
             binds,
+            scratch: vec![],
             info: info(&p, [1, tiles_n], &batch, strides, bias_rc),
             workgroups: Workgroups::Linear((p.batches * tiles_n) as u64),
         });
@@ -258,6 +259,7 @@ pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Laun
     Ok(Launch {
         kernel: plan.kernel(&p, spec),
         binds,
+        scratch: vec![],
         info: info(&p, plan.tiles(&p), &batch, strides, bias_rc),
         workgroups: Workgroups::Linear(plan.workgroups(&p)),
     })

@@ -8,3 +8,4 @@ mod index;
 mod layout;
 mod matmul;
 mod reduce;
+mod select;
