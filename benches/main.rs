@@ -20,6 +20,7 @@ use gradflux::{DType, Device, Executable, Graph, Tensor, TensorData};
 mod dispatch;
 mod elementwise;
 mod matmul;
+mod top_k;
 mod training;
 
 /// A device a benchmark runs on, with the tag used in benchmark ids.
@@ -106,6 +107,7 @@ criterion_group!(
     benches,
     elementwise::bench,
     matmul::bench,
+    top_k::bench,
     dispatch::bench,
     training::bench
 );

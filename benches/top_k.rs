@@ -1,0 +1,84 @@
+//! `top_k` throughput per shape, in input elements per second: routing shapes (8192
+//! tokens over 8, 64 and 256 experts) and long rows. Shapes come from
+//! `benches/top_k_shapes.txt`, which `benches/peers/torch_top_k.py` reads too.
+//!
+//! On a wgpu adapter the timed quantity is the kernels' device time with the input
+//! resident ([`WgpuExecutable::kernel_seconds`]), as the peer script measures
+//! `torch.topk` with CUDA events; on the CPU backend it is a whole `run()`. Rows of more
+//! than `SOFTWARE_ELEMENT_BUDGET` elements in all run only on hardware adapters.
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use gradflux::{DType, Device, Graph};
+
+use crate::{compile, declare_unit, devices, random_f32};
+
+const GROUP: &str = "top_k";
+const SOFTWARE_ELEMENT_BUDGET: usize = 1 << 20;
+const MAX_REPS: u64 = 256;
+
+/// `(rows, n, k)` from `benches/top_k_shapes.txt`.
+fn shapes() -> Vec<(usize, usize, usize)> {
+    include_str!("top_k_shapes.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let v: Vec<usize> = l
+                .split_whitespace()
+                .map(|x| x.parse().expect("a size"))
+                .collect();
+            (v[0], v[1], v[2])
+        })
+        .collect()
+}
+
+pub fn bench(c: &mut Criterion) {
+    declare_unit(GROUP, "elem");
+    let mut group = c.benchmark_group(GROUP);
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    for d in devices() {
+        let hardware = match &d.device {
+            Device::Wgpu(w) => w.summary().info.device_type != gradflux::wgpu::DeviceType::Cpu,
+            Device::Cpu => false,
+        };
+        let tag = format!("{}-f32", d.tag);
+        for (rows, n, k) in shapes() {
+            if !hardware && rows * n > SOFTWARE_ELEMENT_BUDGET {
+                continue;
+            }
+            let g = Graph::new();
+            let x = g.input("x", [rows, n], DType::F32).expect("input");
+            let (values, indices) = g.top_k(x, k, -1).expect("top_k");
+            let data = random_f32(&[rows, n], 11);
+            let inputs = [("x", &data)];
+            group.throughput(Throughput::Elements((rows * n) as u64));
+            let id = BenchmarkId::new(&tag, format!("{rows}x{n}k{k}"));
+            match &d.device {
+                Device::Wgpu(w) => {
+                    let mut exe = w.compile_wgpu(&g, &[values, indices]).expect("compile");
+                    group.bench_function(id, |bench| {
+                        bench.iter_custom(|iters| {
+                            let mut total = 0.0;
+                            let mut left = iters.max(1);
+                            while left > 0 {
+                                let reps = left.min(MAX_REPS);
+                                let (secs, _) =
+                                    exe.kernel_seconds(&inputs, reps as u32).expect("timing");
+                                total += secs * reps as f64;
+                                left -= reps;
+                            }
+                            Duration::from_secs_f64(total)
+                        })
+                    });
+                }
+                Device::Cpu => {
+                    let mut exe = compile(&d.device, &g, &[values, indices]);
+                    group.bench_function(id, |bench| bench.iter(|| exe.run(&inputs).expect("run")));
+                }
+            }
+        }
+    }
+    group.finish();
+}
