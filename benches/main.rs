@@ -98,6 +98,26 @@ pub fn compile(device: &Device, graph: &Graph, outputs: &[Tensor]) -> Box<dyn Ex
         .unwrap_or_else(|e| panic!("compile on {}: {e}", device.name()))
 }
 
+/// Device time of `iters` runs of `exe`'s kernels with the inputs resident, measured in
+/// passes of at most 256 runs so the encoded command stream stays small when criterion
+/// asks for many.
+pub fn kernel_time(
+    exe: &mut gradflux_wgpu::WgpuExecutable,
+    inputs: &[(&str, &TensorData)],
+    iters: u64,
+) -> std::time::Duration {
+    const MAX_REPS: u64 = 256;
+    let mut total = 0.0;
+    let mut left = iters.max(1);
+    while left > 0 {
+        let reps = left.min(MAX_REPS);
+        let (secs, _) = exe.kernel_seconds(inputs, reps as u32).expect("timing");
+        total += secs * reps as f64;
+        left -= reps;
+    }
+    std::time::Duration::from_secs_f64(total)
+}
+
 /// An f32 input of the given shape.
 pub fn input_f32(g: &Graph, name: &str, dims: &[usize]) -> Tensor {
     g.input(name, dims.to_vec(), DType::F32).expect("input")

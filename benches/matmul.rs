@@ -11,12 +11,10 @@
 //! Shapes above `SOFTWARE_FLOP_BUDGET` run only on hardware adapters; the CPU backend and
 //! software adapters would take minutes per sample there.
 
-use std::time::Duration;
-
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use gradflux::{DType, Device, Graph, TensorData};
 
-use crate::{compile, declare_unit, devices, meta_line, random_f32};
+use crate::{compile, declare_unit, devices, kernel_time, meta_line, random_f32};
 
 const GROUP: &str = "matmul";
 
@@ -34,9 +32,6 @@ fn shapes() -> Vec<(usize, usize, usize)> {
         })
         .collect()
 }
-
-/// Most products timed in one compute pass.
-const MAX_REPS: u64 = 256;
 
 /// Largest product (in FLOP) benchmarked on the CPU backend and on software adapters.
 const SOFTWARE_FLOP_BUDGET: f64 = 3e8;
@@ -130,20 +125,7 @@ pub fn bench(c: &mut Criterion) {
                         w.set_cooperative_matrix(coop);
                         let mut exe = w.compile_wgpu(&g, &[prod]).expect("compile");
                         group.bench_function(id, |bench| {
-                            bench.iter_custom(|iters| {
-                                // Passes of at most MAX_REPS products keep the encoded
-                                // command stream small when criterion asks for many.
-                                let mut total = 0.0;
-                                let mut left = iters.max(1);
-                                while left > 0 {
-                                    let reps = left.min(MAX_REPS);
-                                    let (secs, _) =
-                                        exe.kernel_seconds(&inputs, reps as u32).expect("timing");
-                                    total += secs * reps as f64;
-                                    left -= reps;
-                                }
-                                Duration::from_secs_f64(total)
-                            })
+                            bench.iter_custom(|iters| kernel_time(&mut exe, &inputs, iters))
                         });
                     }
                     Device::Cpu => {

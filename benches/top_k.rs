@@ -7,16 +7,13 @@
 //! `torch.topk` with CUDA events; on the CPU backend it is a whole `run()`. Rows of more
 //! than `SOFTWARE_ELEMENT_BUDGET` elements in all run only on hardware adapters.
 
-use std::time::Duration;
-
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use gradflux::{DType, Device, Graph};
 
-use crate::{compile, declare_unit, devices, random_f32};
+use crate::{compile, declare_unit, devices, kernel_time, random_f32};
 
 const GROUP: &str = "top_k";
 const SOFTWARE_ELEMENT_BUDGET: usize = 1 << 20;
-const MAX_REPS: u64 = 256;
 
 /// `(rows, n, k)` from `benches/top_k_shapes.txt`.
 fn shapes() -> Vec<(usize, usize, usize)> {
@@ -59,18 +56,7 @@ pub fn bench(c: &mut Criterion) {
                 Device::Wgpu(w) => {
                     let mut exe = w.compile_wgpu(&g, &[values, indices]).expect("compile");
                     group.bench_function(id, |bench| {
-                        bench.iter_custom(|iters| {
-                            let mut total = 0.0;
-                            let mut left = iters.max(1);
-                            while left > 0 {
-                                let reps = left.min(MAX_REPS);
-                                let (secs, _) =
-                                    exe.kernel_seconds(&inputs, reps as u32).expect("timing");
-                                total += secs * reps as f64;
-                                left -= reps;
-                            }
-                            Duration::from_secs_f64(total)
-                        })
+                        bench.iter_custom(|iters| kernel_time(&mut exe, &inputs, iters))
                     });
                 }
                 Device::Cpu => {
