@@ -20,6 +20,7 @@ mod tolerance;
 mod wgsl;
 
 pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, RunFuture};
+pub use builder::{ExpertChoice, GroupedTopK, Router, Routing};
 pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
 pub use data::{Storage, TensorData};
 pub use dtype::{DType, Element};

@@ -309,6 +309,60 @@ fn top_k_gradient_reaches_the_selected_positions() {
 }
 
 #[test]
+fn router_gates_and_auxiliary_losses_have_gradients() {
+    use gradflux::{GroupedTopK, Router};
+    let logits = || arg(&[6, 8], -2.0, 2.0);
+    for router in [
+        Router::SoftmaxTopK {
+            k: 2,
+            renormalize: true,
+        },
+        Router::SoftmaxTopK {
+            k: 3,
+            renormalize: false,
+        },
+        Router::TopKSoftmax { k: 2 },
+        Router::SigmoidTopK {
+            k: 2,
+            renormalize: true,
+        },
+    ] {
+        check_op(&format!("{router:?}"), &[logits()], move |g, x| {
+            Ok(g.route(x[0], router)?.gates)
+        });
+    }
+    check_op("grouped top-k with bias", &[logits()], |g, x| {
+        let bias = TensorData::new([8], vec![0.1f32, -0.2, 0.0, 0.3, -0.1, 0.2, 0.05, -0.3])?;
+        let bias = g.cast(g.constant(bias)?, g.dtype(x[0])?)?;
+        let gk = GroupedTopK {
+            k: 3,
+            groups: 4,
+            topk_groups: 2,
+            routed_scaling: 2.5,
+            bias: Some(bias),
+        };
+        Ok(g.route(x[0], Router::Grouped(gk))?.gates)
+    });
+    check_op("relu router", &[arg(&[5, 7], -1.0, 2.0)], |g, x| {
+        g.relu_router(x[0], 1e-3)
+    });
+    check_op("expert choice", &[logits()], |g, x| {
+        Ok(g.expert_choice(x[0], 3)?.gates)
+    });
+    check_op("load balancing loss", &[logits()], |g, x| {
+        let r = g.route(
+            x[0],
+            Router::SoftmaxTopK {
+                k: 2,
+                renormalize: true,
+            },
+        )?;
+        g.load_balancing_loss(r.probs, r.experts, 0.1)
+    });
+    check_op("router z-loss", &[logits()], |g, x| g.router_z_loss(x[0]));
+}
+
+#[test]
 fn gather_along_and_scatter_along_gradients() {
     let idx = TensorData::new([3, 2], vec![0u32, 4, 4, 4, 9, 1]).unwrap();
     let i = idx.clone();

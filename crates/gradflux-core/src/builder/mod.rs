@@ -6,7 +6,10 @@ mod index;
 mod layout;
 mod linalg;
 mod reduce;
+mod routing;
 mod select;
+
+pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
 
 use crate::{DType, Error, Graph, Result, Shape, Tensor};
 

@@ -8,4 +8,5 @@ mod index;
 mod layout;
 mod matmul;
 mod reduce;
+mod routing;
 mod select;
