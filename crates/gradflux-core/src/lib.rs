@@ -20,13 +20,17 @@ mod tolerance;
 mod wgsl;
 
 pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, RunFuture};
-pub use builder::{ExpertChoice, GroupedTopK, Router, Routing};
+pub use builder::{
+    Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, GroupedTopK, Router, Routing,
+};
 pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
 pub use data::{Storage, TensorData};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use graph::{Graph, Node, Tensor, TensorType, Value};
-pub use op::{Activation, BinaryOp, CompareOp, MatMulSpec, Op, ReduceOp, UnaryOp};
+pub use op::{
+    Activation, BinaryOp, CompareOp, DropPolicy, MatMulSpec, MoeDispatchSpec, Op, ReduceOp, UnaryOp,
+};
 pub use optim::{Adam, Optimizer, Sgd};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};
 pub use shape::Shape;

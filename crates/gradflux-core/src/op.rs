@@ -209,6 +209,28 @@ impl ReduceOp {
     }
 }
 
+/// Which of an over-capacity expert's routed tokens it keeps.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DropPolicy {
+    /// The earliest routing choices in token order (`t * k + j` increasing).
+    #[default]
+    FirstCome,
+    /// The choices with the largest gates (ties: earlier choice first); the expert's
+    /// segment is then ordered by gate, largest first.
+    HighestGate,
+}
+
+/// Attributes of [`Op::MoeDispatch`], resolved by the builder.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MoeDispatchSpec {
+    pub num_experts: usize,
+    /// Each expert's segment is padded to a multiple of this many rows.
+    pub block: usize,
+    /// Most choices an expert keeps; `None` is dropless.
+    pub capacity: Option<usize>,
+    pub policy: DropPolicy,
+}
+
 /// What a node computes. Shapes and dtypes live on the node, so ops carry only the
 /// attributes a kernel needs.
 #[derive(Clone, Debug)]
@@ -290,6 +312,24 @@ pub enum Op {
         axis: usize,
         dim_size: usize,
     },
+    /// Groups `[T, k]` routing choices by expert on the device. Inputs: `experts` (`u32`),
+    /// then `gates` for [`DropPolicy::HighestGate`] with a capacity. Outputs, in order:
+    /// `sorted_ids [P]`, `block_experts [P / block]`, `positions [T, k]`, `counts [E]`,
+    /// `dropped [E]`, `offsets [E + 1]` (see `Graph::moe_dispatch`).
+    MoeDispatch(MoeDispatchSpec),
+    /// `out[p] = x[p] · w[e]` for each row `p` of `x: [P, K]`, where
+    /// `e = block_experts[p / block]` and `w` is `[E, K, N]` (`[E, N, K]` read transposed
+    /// when `transpose_b`); rows of blocks whose expert is `>= E` are zero.
+    GroupedMatMul {
+        block: usize,
+        transpose_b: bool,
+    },
+    /// The weight gradient of `GroupedMatMul`: `dw[e] = Σ_{p in e's blocks} x[p]ᵀ · dy[p]`,
+    /// `[E, K, N]` from `x: [P, K]`, `dy: [P, N]` and `block_experts`.
+    GroupedMatMulWeightGrad {
+        block: usize,
+        num_experts: usize,
+    },
     /// Converts to the node's dtype: floats to ints truncate toward zero and saturate at the
     /// largest f32 inside the integer range (WGSL's rule); `i32`/`u32` reinterpret bits.
     Cast,
@@ -322,6 +362,9 @@ impl Op {
             Op::TopK { .. } => "top_k",
             Op::GatherAlong { .. } => "gather_along",
             Op::ScatterAlong { .. } => "scatter_along",
+            Op::MoeDispatch(_) => "moe_dispatch",
+            Op::GroupedMatMul { .. } => "grouped_matmul",
+            Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
             Op::Cast => "cast",
             Op::Custom(_) => "custom",
         }

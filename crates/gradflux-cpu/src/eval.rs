@@ -4,7 +4,7 @@
 
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
-use crate::{elementwise, index, layout, matmul, reduce, select, BACKEND_NAME};
+use crate::{elementwise, index, layout, matmul, moe, reduce, select, BACKEND_NAME};
 
 /// Computes every output of `node` (slot order) from its input values. `Input` nodes are
 /// bound by the executable, not here.
@@ -56,6 +56,20 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::GatherAlong { axis } => select::gather_along(*axis, arg(0)?, arg(1)?, out)?,
         Op::ScatterAlong { axis, dim_size } => {
             select::scatter_along(*axis, *dim_size, arg(0)?, arg(1)?, out)?
+        }
+        Op::MoeDispatch(spec) => {
+            let gates = if inputs.len() > 1 {
+                Some(arg(1)?)
+            } else {
+                None
+            };
+            return moe::dispatch(spec, arg(0)?, gates, &node.outputs);
+        }
+        Op::GroupedMatMul { block, transpose_b } => {
+            moe::grouped_matmul((*block, *transpose_b), arg(0)?, arg(1)?, arg(2)?, out)?
+        }
+        Op::GroupedMatMulWeightGrad { block, .. } => {
+            moe::grouped_matmul_weight_grad(*block, arg(0)?, arg(1)?, arg(2)?, out)?
         }
         Op::Custom(op) => return op.run_cpu(inputs),
     };

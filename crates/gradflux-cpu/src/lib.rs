@@ -26,6 +26,7 @@ mod eval;
 mod index;
 mod layout;
 mod matmul;
+mod moe;
 mod reduce;
 mod select;
 mod strided;

@@ -463,6 +463,35 @@ pub fn launches(
                 per_element(numel),
             )]
         }
+        Op::MoeDispatch(spec) => {
+            let outs = std::array::from_fn(|slot| Value { node: id, slot });
+            let (n, rows) = (ins[0].shape.numel(), node.outputs[0].shape.numel());
+            crate::moe::dispatch_launches(
+                spec,
+                &node.inputs,
+                ins.get(1).map(|t| t.dtype),
+                outs,
+                (n, rows),
+            )?
+        }
+        Op::GroupedMatMul { block, transpose_b } => {
+            let (rows, k) = (ins[0].shape.dims()[0], ins[0].shape.dims()[1]);
+            vec![crate::moe::grouped_matmul_launch(
+                [input(0), input(1), input(2), out],
+                oty.dtype,
+                (rows, k, oty.shape.dims()[1], ins[1].shape.dims()[0]),
+                (*block, *transpose_b),
+            )?]
+        }
+        Op::GroupedMatMulWeightGrad { block, num_experts } => {
+            let (rows, k) = (ins[0].shape.dims()[0], ins[0].shape.dims()[1]);
+            vec![crate::moe::grouped_matmul_weight_grad_launch(
+                [input(0), input(1), input(2), out],
+                oty.dtype,
+                (rows, k, ins[1].shape.dims()[1], *num_experts),
+                *block,
+            )?]
+        }
         Op::Custom(op) => {
             let k = op.wgsl.as_ref().ok_or_else(|| Error::Unsupported {
                 backend: "wgpu".into(),

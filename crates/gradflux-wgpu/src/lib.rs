@@ -9,6 +9,7 @@ mod dispatch;
 mod executable;
 mod launch;
 pub mod matmul;
+mod moe;
 mod pipelines;
 mod readback;
 pub mod shaders;

@@ -35,6 +35,13 @@ shader!(SCATTER_ADD, "index/scatter_add.wgsl");
 shader!(GATHER_ALONG, "index/gather_along.wgsl");
 shader!(SCATTER_ALONG, "index/scatter_along.wgsl");
 shader!(TOPK, "select/topk.wgsl");
+shader!(MOE_COUNT, "moe/dispatch_count.wgsl");
+shader!(MOE_SCAN, "moe/dispatch_scan.wgsl");
+shader!(MOE_FILL, "moe/dispatch_fill.wgsl");
+shader!(MOE_PLACE, "moe/dispatch_place.wgsl");
+shader!(MOE_RANK_GATE, "moe/dispatch_rank_gate.wgsl");
+shader!(GROUPED_MATMUL, "moe/grouped_matmul.wgsl");
+shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
 /// All shipped shader files.
 pub const ALL: &[ShaderFile] = &[
@@ -49,6 +56,13 @@ pub const ALL: &[ShaderFile] = &[
     GATHER_ALONG,
     SCATTER_ALONG,
     TOPK,
+    MOE_COUNT,
+    MOE_SCAN,
+    MOE_FILL,
+    MOE_PLACE,
+    MOE_RANK_GATE,
+    GROUPED_MATMUL,
+    GROUPED_MATMUL_WGRAD,
 ];
 
 /// Specialises a file: element types `t` (inputs) and `r` (output), and optionally the

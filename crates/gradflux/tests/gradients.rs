@@ -363,6 +363,45 @@ fn router_gates_and_auxiliary_losses_have_gradients() {
 }
 
 #[test]
+fn a_whole_moe_layer_has_gradients_for_inputs_router_and_experts() {
+    use gradflux::{Capacity, DispatchOptions, DropPolicy, Router};
+    // x [6, 4] -> router [4, 4 experts] -> top-2 -> experts 4 -> 5 -> 4, dropless and
+    // with a capacity that drops (keeping the highest gates), w2 read transposed.
+    for (capacity, policy) in [
+        (Capacity::Dropless, DropPolicy::FirstCome),
+        (Capacity::PerExpert(2), DropPolicy::HighestGate),
+    ] {
+        let args = [
+            arg(&[6, 4], -1.0, 1.0),
+            arg(&[4, 4], -1.0, 1.0),
+            arg(&[4, 4, 5], -1.0, 1.0),
+            arg(&[4, 4, 5], -1.0, 1.0),
+        ];
+        check_op(&format!("moe layer {capacity:?}"), &args, move |g, x| {
+            let logits = g.matmul(x[0], x[1])?;
+            let r = g.route(
+                logits,
+                Router::SoftmaxTopK {
+                    k: 2,
+                    renormalize: true,
+                },
+            )?;
+            let opts = DispatchOptions {
+                num_experts: 4,
+                block: 4,
+                capacity,
+                policy,
+            };
+            let d = g.moe_dispatch(r.experts, Some(r.gates), opts)?;
+            let xs = g.moe_gather(x[0], &d)?;
+            let h = g.relu(g.grouped_matmul(xs, x[2], d.block_experts, 4, false)?)?;
+            let y = g.grouped_matmul(h, x[3], d.block_experts, 4, true)?;
+            g.moe_combine(y, &d, r.gates)
+        });
+    }
+}
+
+#[test]
 fn gather_along_and_scatter_along_gradients() {
     let idx = TensorData::new([3, 2], vec![0u32, 4, 4, 4, 9, 1]).unwrap();
     let i = idx.clone();

@@ -220,6 +220,34 @@ pub(super) fn vjp(
         Op::ScatterAlong { axis, .. } => {
             vec![Some(g.gather_along(gy, *axis as isize, x(1))?), None]
         }
+        // Integer outputs only.
+        Op::MoeDispatch(_) => none(),
+        Op::GroupedMatMul { block, transpose_b } => {
+            let (a, w, experts) = (x(0), x(1), x(2));
+            // out = a · B with B = w[e] (or its transpose): da = gy · Bᵀ reads w the
+            // other way; dw sums aᵀ · gy over each expert's blocks.
+            let da = needs[0]
+                .then(|| g.grouped_matmul(gy, w, experts, *block, !*transpose_b))
+                .transpose()?;
+            let dw = needs[1]
+                .then(|| {
+                    let e = xs(1)?.dims()[0];
+                    let d = g.grouped_matmul_weight_grad(a, gy, experts, *block, e)?;
+                    if *transpose_b {
+                        g.permute(d, &[0, 2, 1])
+                    } else {
+                        Ok(d)
+                    }
+                })
+                .transpose()?;
+            vec![da, dw, None]
+        }
+        Op::GroupedMatMulWeightGrad { .. } => {
+            return Err(Error::Unsupported {
+                backend: "autodiff".into(),
+                what: "a second derivative through grouped_matmul".into(),
+            })
+        }
         Op::Cast => {
             let from = g.dtype(x(0))?;
             if from.is_float() && dtype.is_float() {

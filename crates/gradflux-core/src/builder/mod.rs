@@ -5,10 +5,12 @@ mod elementwise;
 mod index;
 mod layout;
 mod linalg;
+mod moe;
 mod reduce;
 mod routing;
 mod select;
 
+pub use moe::{Capacity, DispatchOptions, ExpertDispatch};
 pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
 
 use crate::{DType, Error, Graph, Result, Shape, Tensor};

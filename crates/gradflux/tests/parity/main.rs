@@ -7,6 +7,7 @@ mod elementwise;
 mod index;
 mod layout;
 mod matmul;
+mod moe;
 mod reduce;
 mod routing;
 mod select;

@@ -1,0 +1,197 @@
+//! Launch planning for mixture-of-experts dispatch (`shaders/moe/dispatch_*.wgsl`) and the
+//! grouped matmul (`shaders/moe/grouped_matmul*.wgsl`).
+//!
+//! Dispatch is four passes with no host round-trip: count (each choice's rank among its
+//! expert's choices in its tile of 256, and per-tile counts), scan (one workgroup: tile
+//! bases, counts, drops, padded offsets), fill (padding and the expert of each block), and
+//! place (each choice to `offsets[e] + rank`). Keeping the highest gates adds a pass that
+//! ranks each choice by gate within its expert's choices.
+
+use gradflux_core::{DType, DropPolicy, Error, MoeDispatchSpec, Result, Value};
+
+use crate::launch::{Launch, Workgroups};
+use crate::pipelines::KernelSource;
+use crate::shaders::{self, ShaderFile};
+
+/// Choices per tile of the count pass (its `TILE`).
+const TILE: usize = 256;
+/// Threads per workgroup of the one-thread-per-item passes.
+const WG: u32 = 256;
+
+/// A kernel from `file` (no dtype specialisation); `read_only` covers every binding.
+fn source(
+    file: &ShaderFile,
+    what: &str,
+    constants: Vec<(&'static str, f64)>,
+    read_only: &[bool],
+) -> KernelSource {
+    let name = file
+        .path
+        .trim_start_matches("moe/")
+        .trim_end_matches(".wgsl");
+    KernelSource {
+        label: format!("{name} {what}").trim_end().to_string(),
+        source: file.source.to_string(),
+        entry_point: "main".into(),
+        constants,
+        read_only: read_only.to_vec(),
+    }
+}
+
+fn f32_only(op: &str, dtype: DType) -> Result<()> {
+    if dtype == DType::F32 {
+        Ok(())
+    } else {
+        Err(Error::Unsupported {
+            backend: "wgpu".into(),
+            what: format!("{op} on {dtype}; cast to f32 first"),
+        })
+    }
+}
+
+/// The passes of `moe_dispatch`: `inputs` are `experts` and, for the highest-gate
+/// policy, `gates`; `outs` are the op's six outputs in order; `n` choices, `rows` padded
+/// rows.
+pub fn dispatch_launches(
+    spec: &MoeDispatchSpec,
+    inputs: &[Value],
+    gate_dtype: Option<DType>,
+    outs: [Value; 6],
+    (n, rows): (usize, usize),
+) -> Result<Vec<Launch>> {
+    let [sorted_ids, block_experts, positions, counts, dropped, offsets] = outs;
+    let e = spec.num_experts;
+    let highest = spec.policy == DropPolicy::HighestGate;
+    if let Some(d) = gate_dtype.filter(|_| highest) {
+        f32_only("moe_dispatch gates", d)?;
+    }
+    let tiles = n.div_ceil(TILE);
+    let capacity = spec.capacity.unwrap_or(n).min(n);
+    let info: Vec<u32> = [n, e, spec.block, capacity, rows, tiles, highest as usize]
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
+    // Ranks in tile, per-(tile, expert) counts, segment starts, then the members list.
+    let scratch_words = n + tiles * e + e + 1 + if highest { n } else { 0 };
+    let scratch = vec![(0, (scratch_words * 4) as u64)];
+    let wg = vec![("WG", WG as f64)];
+    let per = |items: usize| Workgroups::Linear(items.div_ceil(WG as usize) as u64);
+    let launch = |kernel, binds, workgroups| Launch {
+        kernel,
+        binds,
+        scratch: scratch.clone(),
+        info: info.clone(),
+        workgroups,
+    };
+    let mut out = vec![
+        launch(
+            source(&shaders::MOE_COUNT, "count", vec![], &[true, false, true]),
+            vec![inputs[0]],
+            Workgroups::Linear(tiles as u64),
+        ),
+        launch(
+            source(
+                &shaders::MOE_SCAN,
+                "scan",
+                vec![],
+                &[false, false, false, false, true],
+            ),
+            vec![counts, dropped, offsets],
+            Workgroups::Linear(1),
+        ),
+        Launch {
+            scratch: vec![],
+            ..launch(
+                source(
+                    &shaders::MOE_FILL,
+                    "fill",
+                    wg.clone(),
+                    &[true, false, false, true],
+                ),
+                vec![offsets, sorted_ids, block_experts],
+                per(rows),
+            )
+        },
+        launch(
+            source(
+                &shaders::MOE_PLACE,
+                "place",
+                wg.clone(),
+                &[true, true, false, false, false, true],
+            ),
+            vec![inputs[0], offsets, sorted_ids, positions],
+            per(n),
+        ),
+    ];
+    if highest {
+        out.push(launch(
+            source(
+                &shaders::MOE_RANK_GATE,
+                "rank by gate",
+                wg,
+                &[true, true, true, false, false, true, true],
+            ),
+            vec![inputs[0], inputs[1], offsets, sorted_ids, positions],
+            per(n),
+        ));
+    }
+    Ok(out)
+}
+
+/// `grouped_matmul` of `x: [rows, k]` by `w` into `[rows, n]`: one workgroup per
+/// `bm x 64` tile, `bm` the largest power of two up to 64 dividing `block`.
+pub fn grouped_matmul_launch(
+    [x, w, block_experts, out]: [Value; 4],
+    dtype: DType,
+    (rows, k, n, experts): (usize, usize, usize, usize),
+    (block, transpose_b): (usize, bool),
+) -> Result<Launch> {
+    f32_only("grouped_matmul", dtype)?;
+    let bm = 1usize << block.trailing_zeros().min(6);
+    let col_tiles = n.div_ceil(64);
+    Ok(Launch {
+        kernel: source(
+            &shaders::GROUPED_MATMUL,
+            &format!("bm {bm}{}", if transpose_b { " wT" } else { "" }),
+            vec![
+                ("BM", bm as f64),
+                ("TRANSPOSE_B", if transpose_b { 1.0 } else { 0.0 }),
+            ],
+            &[true, true, true, false, true],
+        ),
+        binds: vec![x, w, block_experts, out],
+        scratch: vec![],
+        info: [rows, k, n, experts, block, col_tiles]
+            .iter()
+            .map(|&v| v as u32)
+            .collect(),
+        workgroups: Workgroups::Linear(((rows / bm) * col_tiles) as u64),
+    })
+}
+
+/// `grouped_matmul_weight_grad` into `dw: [experts, k, n]`: one workgroup per 64 x 64
+/// tile of one expert's gradient.
+pub fn grouped_matmul_weight_grad_launch(
+    [x, dy, block_experts, dw]: [Value; 4],
+    dtype: DType,
+    (rows, k, n, experts): (usize, usize, usize, usize),
+    block: usize,
+) -> Result<Launch> {
+    f32_only("grouped_matmul_weight_grad", dtype)?;
+    let (k_tiles, n_tiles) = (k.div_ceil(64), n.div_ceil(64));
+    Ok(Launch {
+        kernel: source(
+            &shaders::GROUPED_MATMUL_WGRAD,
+            "",
+            vec![],
+            &[true, true, true, false, true],
+        ),
+        binds: vec![x, dy, block_experts, dw],
+        scratch: vec![],
+        info: [rows, k, n, experts, block, k_tiles, n_tiles]
+            .iter()
+            .map(|&v| v as u32)
+            .collect(),
+        workgroups: Workgroups::Linear((experts * k_tiles * n_tiles) as u64),
+    })
+}

@@ -1,0 +1,57 @@
+// MoE dispatch with the highest gates kept: a choice's rank in its expert is the number
+// of the expert's choices with a larger gate (NaN largest, -0 == 0), or an equal gate and
+// a lower choice index; ranks below the capacity are placed in that order.
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<storage, read> experts: array<u32>;
+@group(0) @binding(1) var<storage, read> gates: array<f32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> sorted_ids: array<u32>;
+@group(0) @binding(4) var<storage, read_write> positions: array<u32>;
+@group(0) @binding(5) var<storage, read> scratch: array<u32>;
+// info: [n, E, block, capacity, rows, tiles, highest gate]
+@group(0) @binding(6) var<storage, read> info: array<u32>;
+
+// An unsigned key whose order is the gate order: NaN highest, -0 equal to +0.
+fn float_key(v: f32) -> u32 {
+    var b = bitcast<u32>(v);
+    if (b & 0x7fffffffu) > 0x7f800000u {
+        return 0xffffffffu;
+    }
+    if b == 0x80000000u {
+        b = 0u;
+    }
+    return select(b | 0x80000000u, ~b, (b >> 31u) == 1u);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let a = gid.x + gid.y * nwg.x * WG;
+    let n = info[0];
+    let num_experts = info[1];
+    if a >= n {
+        return;
+    }
+    let e = experts[a];
+    if e >= num_experts {
+        return;
+    }
+    let starts = n + info[5] * num_experts;
+    let members = starts + num_experts + 1u;
+    let key = float_key(gates[a]);
+    var rank = 0u;
+    for (var i = scratch[starts + e]; i < scratch[starts + e + 1u]; i++) {
+        let b = scratch[members + i];
+        let kb = float_key(gates[b]);
+        if kb > key || (kb == key && b < a) {
+            rank += 1u;
+        }
+    }
+    if rank < info[3] {
+        let pos = offsets[e] + rank;
+        positions[a] = pos;
+        sorted_ids[pos] = a;
+    } else {
+        positions[a] = info[4];
+    }
+}
