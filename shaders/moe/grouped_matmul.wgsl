@@ -37,7 +37,12 @@ fn main(
     let e = block_experts[row0 / info[4]];
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 16>;
+    // Rows ty, ty + 16, ty + 32, ty + 48 of the tile, four columns each; written out by
+    // hand because naga keeps loops, and an indexed array would live in slow memory.
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
     if e < info[3] {
         for (var k0 = 0u; k0 < k; k0 += BK) {
             for (var i = lid; i < BM * BK; i += 256u) {
@@ -69,29 +74,37 @@ fn main(
                     ws[kk * BN + tx * 4u + 2u],
                     ws[kk * BN + tx * 4u + 3u],
                 );
-                for (var i = 0u; i < 4u; i++) {
-                    let r = ty + 16u * i;
-                    if r < BM {
-                        let a = xs[r * BK + kk];
-                        acc[i * 4u] += a * b.x;
-                        acc[i * 4u + 1u] += a * b.y;
-                        acc[i * 4u + 2u] += a * b.z;
-                        acc[i * 4u + 3u] += a * b.w;
-                    }
+                if ty < BM {
+                    acc0 += xs[ty * BK + kk] * b;
+                }
+                if ty + 16u < BM {
+                    acc1 += xs[(ty + 16u) * BK + kk] * b;
+                }
+                if ty + 32u < BM {
+                    acc2 += xs[(ty + 32u) * BK + kk] * b;
+                    acc3 += xs[(ty + 48u) * BK + kk] * b;
                 }
             }
             workgroupBarrier();
         }
     }
-    for (var i = 0u; i < 4u; i++) {
-        let r = ty + 16u * i;
-        if r < BM {
-            for (var j = 0u; j < 4u; j++) {
-                let c = col0 + tx * 4u + j;
-                if c < n {
-                    out[(row0 + r) * n + c] = acc[i * 4u + j];
-                }
-            }
+    if ty < BM {
+        store(row0 + ty, col0 + tx * 4u, n, acc0);
+    }
+    if ty + 16u < BM {
+        store(row0 + ty + 16u, col0 + tx * 4u, n, acc1);
+    }
+    if ty + 32u < BM {
+        store(row0 + ty + 32u, col0 + tx * 4u, n, acc2);
+        store(row0 + ty + 48u, col0 + tx * 4u, n, acc3);
+    }
+}
+
+// Writes the columns of `v` that lie inside the n columns of row r.
+fn store(r: u32, c: u32, n: u32, v: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        if c + j < n {
+            out[r * n + c + j] = v[j];
         }
     }
 }

@@ -38,7 +38,12 @@ fn main(
     let n0 = (tile % n_tiles) * TN;
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 16>;
+    // Rows ty * 4 .. ty * 4 + 3 of the tile (of K), four columns (of N) each; unrolled
+    // by hand because naga keeps loops, and an indexed array would live in slow memory.
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
     for (var b = 0u; b < rows / block; b++) {
         if block_experts[b] != e {
             continue;
@@ -65,23 +70,38 @@ fn main(
             }
             workgroupBarrier();
             for (var rr = 0u; rr < R; rr++) {
-                for (var i = 0u; i < 4u; i++) {
-                    let a = xs[rr * TK + ty * 4u + i];
-                    for (var j = 0u; j < 4u; j++) {
-                        acc[i * 4u + j] += a * ds[rr * TN + tx * 4u + j];
-                    }
-                }
+                let d = vec4<f32>(
+                    ds[rr * TN + tx * 4u],
+                    ds[rr * TN + tx * 4u + 1u],
+                    ds[rr * TN + tx * 4u + 2u],
+                    ds[rr * TN + tx * 4u + 3u],
+                );
+                let a = rr * TK + ty * 4u;
+                acc0 += xs[a] * d;
+                acc1 += xs[a + 1u] * d;
+                acc2 += xs[a + 2u] * d;
+                acc3 += xs[a + 3u] * d;
             }
             workgroupBarrier();
         }
     }
-    for (var i = 0u; i < 4u; i++) {
-        let kk = k0 + ty * 4u + i;
-        for (var j = 0u; j < 4u; j++) {
-            let c = n0 + tx * 4u + j;
-            if kk < k && c < n {
-                dw[(e * k + kk) * n + c] = acc[i * 4u + j];
-            }
+    let c = n0 + tx * 4u;
+    store(e, k0 + ty * 4u, c, acc0);
+    store(e, k0 + ty * 4u + 1u, c, acc1);
+    store(e, k0 + ty * 4u + 2u, c, acc2);
+    store(e, k0 + ty * 4u + 3u, c, acc3);
+}
+
+// Writes the part of row kk of dw[e] that lies inside [K, N].
+fn store(e: u32, kk: u32, c: u32, v: vec4<f32>) {
+    let k = info[1];
+    let n = info[2];
+    if kk >= k {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if c + j < n {
+            dw[(e * k + kk) * n + c + j] = v[j];
         }
     }
 }

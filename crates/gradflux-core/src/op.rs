@@ -312,6 +312,12 @@ pub enum Op {
         axis: usize,
         dim_size: usize,
     },
+    /// `Gather` along axis 0 whose adjoint is a gather too: inputs `x`, `idx`, and
+    /// `inverse: [x rows, r]`, listing for each row of `x` the (flattened) positions of
+    /// `idx` that read it, out-of-range entries for none. The builder only emits it where
+    /// the inverse is exact by construction (MoE dispatch), so the backward pass costs
+    /// a gather instead of a scatter over every index.
+    GatherRowsWithInverse,
     /// Groups `[T, k]` routing choices by expert on the device. Inputs: `experts` (`u32`),
     /// then `gates` for [`DropPolicy::HighestGate`] with a capacity. Outputs, in order:
     /// `sorted_ids [P]`, `block_experts [P / block]`, `positions [T, k]`, `counts [E]`,
@@ -362,6 +368,7 @@ impl Op {
             Op::TopK { .. } => "top_k",
             Op::GatherAlong { .. } => "gather_along",
             Op::ScatterAlong { .. } => "scatter_along",
+            Op::GatherRowsWithInverse => "gather_rows",
             Op::MoeDispatch(_) => "moe_dispatch",
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",

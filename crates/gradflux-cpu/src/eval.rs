@@ -57,6 +57,7 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::ScatterAlong { axis, dim_size } => {
             select::scatter_along(*axis, *dim_size, arg(0)?, arg(1)?, out)?
         }
+        Op::GatherRowsWithInverse => index::gather(0, arg(0)?, arg(1)?, out)?,
         Op::MoeDispatch(spec) => {
             let gates = if inputs.len() > 1 {
                 Some(arg(1)?)

@@ -385,7 +385,11 @@ pub fn launches(
             },
             choose,
         )?],
-        Op::Gather { axis } => {
+        Op::Gather { .. } | Op::GatherRowsWithInverse => {
+            let axis = match &node.op {
+                Op::Gather { axis } => axis,
+                _ => &0,
+            };
             let (_, dim, inner) = ins[0].shape.split_at_axis(*axis);
             let n_idx = ins[1].shape.numel();
             vec![launch(

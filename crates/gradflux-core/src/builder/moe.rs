@@ -201,7 +201,28 @@ impl Graph {
     pub fn moe_gather(&self, x: Tensor, d: &ExpertDispatch) -> Result<Tensor> {
         let k = self.shape(d.positions)?.dims()[1];
         let tokens = self.div(d.sorted_ids, self.scalar(k as f64, DType::U32)?)?;
-        self.gather(x, 0, tokens)
+        // Token t was read at rows positions[t, ..].
+        self.gather_rows_with_inverse(x, tokens, d.positions)
+    }
+
+    /// `gather(x, 0, idx)` whose gradient gathers through `inverse` (see
+    /// [`Op::GatherRowsWithInverse`]); callers guarantee `inverse` is exact.
+    fn gather_rows_with_inverse(&self, x: Tensor, idx: Tensor, inverse: Tensor) -> Result<Tensor> {
+        let (tx, ti, tv) = (self.ty(x)?, self.ty(idx)?, self.ty(inverse)?);
+        let rows = tx.shape.dims().first().copied().unwrap_or(0);
+        if tv.shape.rank() != 2 || tv.shape.dims()[0] != rows || ti.dtype != DType::U32 {
+            return Err(Error::Graph(format!(
+                "gather_rows: inverse {} must be [{rows}, r] for x {} and u32 idx {}",
+                tv.shape, tx.shape, ti.shape
+            )));
+        }
+        let mut dims = ti.shape.0.clone();
+        dims.extend(&tx.shape.0[1..]);
+        self.push1(
+            Op::GatherRowsWithInverse,
+            &[x, idx, inverse],
+            TensorType::new(dims, tx.dtype),
+        )
     }
 
     /// Back to token order: `out[t] = Σ_j gates[t, j] · y[positions[t, j]]` for
@@ -215,9 +236,24 @@ impl Graph {
                 format!("gates {} must have the positions' shape {pos}", tg.shape),
             ));
         }
-        let picked = self.gather(y, 0, d.positions)?; // [T, k, N]; dropped rows read 0
-        let weighted = self.mul(picked, self.unsqueeze(gates, 2)?)?;
-        self.sum(weighted, 1, false)
+        // [T, k, N]; dropped choices read 0. Row p of y was read at choice sorted_ids[p].
+        let rows = self.shape(d.sorted_ids)?.numel();
+        let inverse = self.reshape(d.sorted_ids, [rows, 1])?;
+        let picked = self.gather_rows_with_inverse(y, d.positions, inverse)?;
+        // The sum over the k choices as k - 1 adds of slices: k is small, and elementwise
+        // work beats a reduction over so short an axis.
+        let (t, k) = (pos.dims()[0], pos.dims()[1]);
+        let n = self.shape(y)?.dims()[1];
+        let mut out = None;
+        for j in 0..k {
+            let choice = self.reshape(self.slice(picked, 1, j, j + 1)?, [t, n])?;
+            let term = self.mul(choice, self.slice(gates, 1, j, j + 1)?)?;
+            out = Some(match out {
+                None => term,
+                Some(acc) => self.add(acc, term)?,
+            });
+        }
+        out.ok_or_else(|| shape_error("moe_combine", "there are no choices to combine".into()))
     }
 
     /// One matmul per expert over its rows: `out[p] = x[p] · w[e]` with
