@@ -20,6 +20,7 @@ use gradflux::{DType, Device, Executable, Graph, Tensor, TensorData};
 mod dispatch;
 mod elementwise;
 mod matmul;
+mod moe;
 mod top_k;
 mod training;
 
@@ -128,6 +129,7 @@ criterion_group!(
     elementwise::bench,
     matmul::bench,
     top_k::bench,
+    moe::bench,
     dispatch::bench,
     training::bench
 );
