@@ -115,7 +115,8 @@ pub fn bench(c: &mut Criterion) {
                     let disp = g
                         .moe_dispatch(r.experts, None, DispatchOptions::dropless(e, BLOCK))
                         .expect("dispatch");
-                    let data = vec![("logits".to_string(), random_f32(&[t, e], 21))];
+                    let data: Vec<(String, TensorData)> =
+                        vec![("logits".to_string(), random_f32(&[t, e], 21))];
                     let outs = vec![r.gates, disp.sorted_ids, disp.positions, disp.counts];
                     (
                         "moe_routing",
@@ -155,7 +156,6 @@ pub fn bench(c: &mut Criterion) {
             if !hardware && work > SOFTWARE_BUDGET * 64 {
                 continue;
             }
-            let data: Vec<(String, TensorData)> = data;
             let inputs: Vec<(&str, &TensorData)> =
                 data.iter().map(|(n, v)| (n.as_str(), v)).collect();
             let mut bench_group = c.benchmark_group(group);

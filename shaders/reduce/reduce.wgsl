@@ -1,10 +1,13 @@
 // Reduction over one axis of a tensor viewed as [outer, len, inner]: one workgroup per
-// output element, threads striding over the axis, then a tree in workgroup memory.
+// output element, threads striding over the axis, then a tree in workgroup memory. With
+// SERIAL (sums and means over short axes) each thread owns one output and adds its axis
+// in order instead, so a short axis does not cost a whole workgroup per element.
 // OP: 0 sum, 1 mean, 2 max, 3 min, 4 logsumexp, 5 argmax (ties go to the smallest index).
 alias T = f32;
 alias R = f32;
 
 override OP: u32 = 0u;
+override SERIAL: bool = false;
 const WG: u32 = 256u;
 const NONE: u32 = 0xffffffffu;
 
@@ -31,6 +34,25 @@ fn better(v: T, vi: u32, cur: T, ci: u32) -> bool {
     return v > cur || (v == cur && vi < ci);
 }
 
+// The SERIAL path: output o's sum (or mean) by one thread, in index order.
+fn sum_in_order(o: u32) {
+    if o >= info[0] {
+        return;
+    }
+    let len = info[1];
+    let inner = info[2];
+    let base = (o / inner) * len * inner + o % inner;
+    var acc = T(0);
+    for (var k = 0u; k < len; k++) {
+        acc += x[base + k * inner];
+    }
+    if OP == 1u {
+        out[o] = R(f32(acc) / f32(len));
+    } else {
+        out[o] = R(acc);
+    }
+}
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -38,6 +60,10 @@ fn main(
     @builtin(local_invocation_index) t: u32,
 ) {
     let w = wg.x + wg.y * nwg.x;
+    if SERIAL {
+        sum_in_order(w * WG + t);
+        return;
+    }
     if w >= info[0] {
         return;
     }

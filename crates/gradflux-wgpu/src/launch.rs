@@ -13,6 +13,9 @@ use crate::shaders::{self, ShaderFile};
 
 /// Threads per workgroup of the one-thread-per-element kernels (their `WG` override).
 pub const ELEMENTWISE_WG: u32 = 256;
+/// Longest axis a sum or mean reduces with one thread per output (the reduce kernel's
+/// `SERIAL` path); longer axes take a workgroup per output.
+pub const SERIAL_REDUCE_LEN: usize = 32;
 /// Largest rank the strided kernels index (the size of their `info` stride arrays).
 pub const MAX_RANK: usize = 8;
 
@@ -284,19 +287,29 @@ pub fn launches(
         Op::Reduce { op, axis, .. } => {
             let (outer, len, inner) = ins[0].shape.split_at_axis(*axis);
             let outputs = outer * inner;
+            // Sums over short axes: a thread per output instead of a workgroup.
+            let serial = matches!(op, ReduceOp::Sum | ReduceOp::Mean) && len <= SERIAL_REDUCE_LEN;
+            let (tag, workgroups) = if serial {
+                (" serial", per_element(outputs))
+            } else {
+                ("", Workgroups::Linear(outputs as u64))
+            };
             vec![launch(
                 kernel(
                     &shaders::REDUCE,
-                    format!("{}<{}>", op.name(), ins[0].dtype),
+                    format!("{}<{}>{tag}", op.name(), ins[0].dtype),
                     ins[0].dtype,
                     oty.dtype,
                     None,
-                    vec![("OP", reduce_code(*op))],
+                    vec![
+                        ("OP", reduce_code(*op)),
+                        ("SERIAL", if serial { 1.0 } else { 0.0 }),
+                    ],
                     3,
                 ),
                 vec![input(0), out],
                 u32s([outputs, len, inner]),
-                Workgroups::Linear(outputs as u64),
+                workgroups,
             )]
         }
         Op::Softmax { axis, log } => {

@@ -224,24 +224,8 @@ pub(super) fn vjp(
         Op::GatherRowsWithInverse => {
             let mut flat = vec![g.shape(x(1))?.numel()];
             flat.extend(&xs(0)?.dims()[1..]);
-            let gy = g.reshape(gy, flat)?;
-            // One gather per column of the inverse, added: r is small (the k of top-k),
-            // and elementwise adds beat a reduction over so short an axis.
-            let inverse = x(2);
-            let [rows, r] =
-                g.shape(inverse)?.dims().try_into().map_err(|_| {
-                    Error::Graph("gather_rows: the inverse must be [rows, r]".into())
-                })?;
-            let mut dx = None;
-            for j in 0..r {
-                let col = g.reshape(g.slice(inverse, 1, j, j + 1)?, [rows])?;
-                let part = g.gather(gy, 0, col)?;
-                dx = Some(match dx {
-                    None => part,
-                    Some(acc) => g.add(acc, part)?,
-                });
-            }
-            vec![dx, None, None]
+            let picked = g.gather(g.reshape(gy, flat)?, 0, x(2))?;
+            vec![Some(g.sum(picked, 1, false)?), None, None]
         }
         // Integer outputs only.
         Op::MoeDispatch(_) => none(),

@@ -240,20 +240,8 @@ impl Graph {
         let rows = self.shape(d.sorted_ids)?.numel();
         let inverse = self.reshape(d.sorted_ids, [rows, 1])?;
         let picked = self.gather_rows_with_inverse(y, d.positions, inverse)?;
-        // The sum over the k choices as k - 1 adds of slices: k is small, and elementwise
-        // work beats a reduction over so short an axis.
-        let (t, k) = (pos.dims()[0], pos.dims()[1]);
-        let n = self.shape(y)?.dims()[1];
-        let mut out = None;
-        for j in 0..k {
-            let choice = self.reshape(self.slice(picked, 1, j, j + 1)?, [t, n])?;
-            let term = self.mul(choice, self.slice(gates, 1, j, j + 1)?)?;
-            out = Some(match out {
-                None => term,
-                Some(acc) => self.add(acc, term)?,
-            });
-        }
-        out.ok_or_else(|| shape_error("moe_combine", "there are no choices to combine".into()))
+        let weighted = self.mul(picked, self.unsqueeze(gates, 2)?)?;
+        self.sum(weighted, 1, false)
     }
 
     /// One matmul per expert over its rows: `out[p] = x[p] · w[e]` with

@@ -105,9 +105,10 @@ impl Graph {
     pub fn route(&self, logits: Tensor, router: Router) -> Result<Routing> {
         let (_, e) = self.router_logits("route", logits)?;
         let k = match router {
-            Router::SoftmaxTopK { k, .. } | Router::TopKSoftmax { k } => k,
-            Router::SigmoidTopK { k, .. } => k,
-            Router::Grouped(gk) => gk.k,
+            Router::SoftmaxTopK { k, .. }
+            | Router::TopKSoftmax { k }
+            | Router::SigmoidTopK { k, .. }
+            | Router::Grouped(GroupedTopK { k, .. }) => k,
         };
         if k == 0 || k > e {
             return Err(shape_error(
@@ -118,12 +119,7 @@ impl Graph {
         match router {
             Router::SoftmaxTopK { k, renormalize } => {
                 let probs = self.softmax(logits, -1)?;
-                let (gates, experts) = self.top_k(probs, k, -1)?;
-                let gates = if renormalize {
-                    self.normalize_rows(gates)?
-                } else {
-                    gates
-                };
+                let (gates, experts) = self.top_k_gates(probs, k, renormalize)?;
                 Ok(Routing {
                     gates,
                     experts,
@@ -140,12 +136,7 @@ impl Graph {
             }
             Router::SigmoidTopK { k, renormalize } => {
                 let s = self.sigmoid(logits)?;
-                let (gates, experts) = self.top_k(s, k, -1)?;
-                let gates = if renormalize {
-                    self.normalize_rows(gates)?
-                } else {
-                    gates
-                };
+                let (gates, experts) = self.top_k_gates(s, k, renormalize)?;
                 Ok(Routing {
                     gates,
                     experts,
@@ -154,6 +145,18 @@ impl Graph {
             }
             Router::Grouped(gk) => self.grouped_top_k(logits, e, gk),
         }
+    }
+
+    /// The `k` best `scores` of each token and their experts, optionally divided by their
+    /// sum.
+    fn top_k_gates(&self, scores: Tensor, k: usize, renormalize: bool) -> Result<(Tensor, Tensor)> {
+        let (gates, experts) = self.top_k(scores, k, -1)?;
+        let gates = if renormalize {
+            self.normalize_rows(gates)?
+        } else {
+            gates
+        };
+        Ok((gates, experts))
     }
 
     /// Each row of `x` divided by its sum over the last axis.
