@@ -82,7 +82,7 @@ fn elementwise_kernel(
     )
 }
 
-fn per_element(numel: usize) -> Workgroups {
+pub(crate) fn per_element(numel: usize) -> Workgroups {
     Workgroups::Linear((numel as u64).div_ceil(ELEMENTWISE_WG as u64))
 }
 

@@ -9,14 +9,12 @@
 
 use gradflux_core::{DType, DropPolicy, Error, MoeDispatchSpec, Result, Value};
 
-use crate::launch::{Launch, Workgroups};
+use crate::launch::{per_element, Launch, Workgroups, ELEMENTWISE_WG};
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, ShaderFile};
 
 /// Choices per tile of the count pass (its `TILE`).
 const TILE: usize = 256;
-/// Threads per workgroup of the one-thread-per-item passes.
-const WG: u32 = 256;
 
 /// A kernel from `file` (no dtype specialisation); `read_only` covers every binding.
 fn source(
@@ -74,8 +72,7 @@ pub fn dispatch_launches(
     // Ranks in tile, per-(tile, expert) counts, segment starts, then the members list.
     let scratch_words = n + tiles * e + e + 1 + if highest { n } else { 0 };
     let scratch = vec![(0, (scratch_words * 4) as u64)];
-    let wg = vec![("WG", WG as f64)];
-    let per = |items: usize| Workgroups::Linear(items.div_ceil(WG as usize) as u64);
+    let wg = vec![("WG", ELEMENTWISE_WG as f64)];
     let launch = |kernel, binds, workgroups| Launch {
         kernel,
         binds,
@@ -109,7 +106,7 @@ pub fn dispatch_launches(
                     &[true, false, false, true],
                 ),
                 vec![offsets, sorted_ids, block_experts],
-                per(rows),
+                per_element(rows),
             )
         },
         launch(
@@ -120,7 +117,7 @@ pub fn dispatch_launches(
                 &[true, true, false, false, false, true],
             ),
             vec![inputs[0], offsets, sorted_ids, positions],
-            per(n),
+            per_element(n),
         ),
     ];
     if highest {
@@ -132,7 +129,7 @@ pub fn dispatch_launches(
                 &[true, true, true, false, false, true, true],
             ),
             vec![inputs[0], inputs[1], offsets, sorted_ids, positions],
-            per(n),
+            per_element(n),
         ));
     }
     Ok(out)
