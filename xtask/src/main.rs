@@ -86,8 +86,23 @@ fn no_args(cmd: &str, rest: &[String]) -> Res {
     }
 }
 
-/// The workspace root (xtask lives one level below it).
+/// The workspace root: the nearest ancestor of the working directory whose `Cargo.toml`
+/// declares a workspace with an `xtask` member. Found at run time, not from the path
+/// this binary was built at, so an xtask binary left in a shared target directory by
+/// another clone still works on the clone it was run from. Falls back to the build-time
+/// path when run from outside any checkout.
 pub fn root() -> PathBuf {
+    let is_root = |dir: &Path| {
+        dir.join("xtask").join("Cargo.toml").is_file()
+            && std::fs::read_to_string(dir.join("Cargo.toml"))
+                .map(|toml| toml.contains("[workspace]"))
+                .unwrap_or(false)
+    };
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Some(found) = cwd.ancestors().find(|dir| is_root(dir)) {
+            return found.to_path_buf();
+        }
+    }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
