@@ -1,6 +1,6 @@
-//! Mixture-of-experts benches, in tokens per second: routing alone (softmax top-k,
-//! renormalised, and a dropless dispatch) and a whole MoE layer forward and
-//! forward+backward. Shapes come from `benches/moe_shapes.txt`, which
+//! Mixture-of-experts benches, in tokens per second: routing alone (the fused softmax
+//! top-k kernel with its histogram, `fused-`, and that plus a dropless dispatch) and a
+//! whole MoE layer forward and forward+backward. Shapes come from `benches/moe_shapes.txt`, which
 //! `benches/peers/torch_moe.py` (an eager PyTorch layer) reads too.
 //!
 //! On a wgpu adapter the timed quantity is the kernels' device time with the inputs
@@ -122,7 +122,9 @@ pub fn bench(c: &mut Criterion) {
                         "moe_routing",
                         format!("T{t}E{e}k{k}"),
                         t,
-                        vec![("", outs)],
+                        // The fused routing kernel alone (gates, experts, histogram), then
+                        // routing with the dispatch.
+                        vec![("fused-", vec![r.gates, r.experts, r.counts]), ("", outs)],
                         data,
                         t * e,
                     )

@@ -2,8 +2,9 @@
 """An eager PyTorch MoE layer and router on the shapes of gradflux's moe bench
 (benches/moe.rs, shapes in benches/moe_shapes.txt), for ratios.
 
-Routing: softmax over experts, torch.topk, renormalisation, the per-expert histogram
-(torch.bincount) and the stable grouping of choices by expert (torch.argsort, stable).
+Routing: softmax over experts, torch.topk, renormalisation and the per-expert histogram
+(torch.bincount), the peer of gradflux's fused routing kernel (ids prefixed fused-); then
+the same plus the stable grouping of choices by expert (torch.argsort, stable).
 Layer: router, the same routing, then for each expert its tokens' relu(x w1) w2, scaled
 by the gates and summed back with index_add_ (the usual eager implementation), forward
 and forward+backward. Times device work with CUDA events, f32, TF32 off. Writes one line
@@ -11,7 +12,7 @@ per measurement to a TSV:
 
     torch<TAB>f32<TAB>{id}<TAB>seconds per call<TAB>device name
 
-where id is T{t}E{e}k{k} (routing) or fwd-/fwdbwd-T{t}D{d}H{h}E{e}k{k} (layer), as the
+where id is [fused-]T{t}E{e}k{k} (routing) or fwd-/fwdbwd-T{t}D{d}H{h}E{e}k{k} (layer), as the
 gradflux bench names them.
 
 Usage: python3 benches/peers/torch_moe.py [--out bench-report/peers/torch_moe.tsv] [--reps 20]
@@ -65,6 +66,13 @@ def main():
         torch.cuda.synchronize()
         return start.elapsed_time(end) / 1e3 / args.reps
 
+    def route_only(logits, e, k):
+        probs = torch.softmax(logits, dim=-1)
+        gates, experts = torch.topk(probs, k, dim=-1)
+        gates = gates / gates.sum(dim=-1, keepdim=True)
+        counts = torch.bincount(experts.reshape(-1), minlength=e)
+        return gates, experts, counts
+
     def route(logits, e, k):
         probs = torch.softmax(logits, dim=-1)
         gates, experts = torch.topk(probs, k, dim=-1)
@@ -90,10 +98,11 @@ def main():
         if kind == "routing":
             t, e, k = dims
             logits = torch.rand(t, e, device=device) * 2 - 1
-            s = seconds(lambda: route(logits, e, k))
             ident = f"T{t}E{e}k{k}"
-            lines.append(f"torch\tf32\t{ident}\t{s:.9g}\t{name}")
-            print(f"torch routing {ident}: {s * 1e6:.1f} us")
+            for prefix, fn in (("fused-", route_only), ("", route)):
+                s = seconds(lambda: fn(logits, e, k))
+                lines.append(f"torch\tf32\t{prefix}{ident}\t{s:.9g}\t{name}")
+                print(f"torch routing {prefix}{ident}: {s * 1e6:.1f} us")
             continue
         t, d, h, e, k = dims
         if not cuda and t * d * h > 1 << 26:

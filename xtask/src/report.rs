@@ -370,6 +370,7 @@ fn markdown(entries: &[Entry], meta: &Meta, quick: bool) -> String {
         );
     }
     matmul_section(&mut md, entries, meta);
+    peer_section(&mut md, entries, meta);
     let dispatch: Vec<&Entry> = entries
         .iter()
         .filter(|e| matches!(&e.throughput, Some((_, u)) if u == "dispatch"))
@@ -424,11 +425,7 @@ fn matmul_section(md: &mut String, entries: &[Entry], meta: &Meta) {
     for e in rows {
         let Some(rate) = e.per_second() else { continue };
         // Paths are `{device}-{dtype}` with an optional `-coop`.
-        let dtype = e
-            .function
-            .split('-')
-            .find(|p| matches!(*p, "f32" | "f16"))
-            .unwrap_or("");
+        let dtype = function_dtype(&e.function);
         let peak = meta
             .peaks
             .get(&e.function)
@@ -468,6 +465,60 @@ fn matmul_section(md: &mut String, entries: &[Entry], meta: &Meta) {
                 ratio
             );
         }
+    }
+}
+
+/// The dtype part of a bench function id (`{device}-{dtype}[-path]`).
+fn function_dtype(function: &str) -> &str {
+    function
+        .split('-')
+        .find(|p| matches!(*p, "f32" | "f16"))
+        .unwrap_or("")
+}
+
+/// Every benchmark outside matmul that a peer script timed on the same shape and dtype in
+/// this session, as a speed-up: peer time over gradflux time (above 1: gradflux is faster).
+fn peer_section(md: &mut String, entries: &[Entry], meta: &Meta) {
+    let rows: Vec<(&Entry, &Peer)> = entries
+        .iter()
+        .filter(|e| e.group != "matmul")
+        .flat_map(|e| {
+            let dtype = function_dtype(&e.function);
+            meta.peers
+                .iter()
+                .filter(move |p| p.dtype == dtype && p.shape == e.value)
+                .map(move |p| (e, p))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## Against peers\n");
+    let _ = writeln!(
+        md,
+        "The same shape timed by a `benches/peers/` script in this session. Speed-up is the \
+         peer's time over gradflux's (above 1: gradflux is faster). Compare device time \
+         with device time: on a wgpu adapter gradflux's figure is kernel time, as the \
+         peers' CUDA-event figures are.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| Benchmark | Path | gradflux | Peer | Peer time | Speed-up |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---|---:|---:|");
+    for (e, p) in rows {
+        let _ = writeln!(
+            md,
+            "| `{}/{}` | {} | {} | {} on {} | {} | {:.2}× |",
+            e.group,
+            e.value,
+            e.function,
+            fmt_time(e.mean_ns),
+            p.tool,
+            p.device,
+            fmt_time(p.seconds * 1e9),
+            p.seconds * 1e9 / e.mean_ns
+        );
     }
 }
 
@@ -530,6 +581,43 @@ mod tests {
         assert_eq!(fmt_time(12_345_678.0), "12.35 ms");
         assert_eq!(fmt_rate(2.5e9, "FLOP"), "2.500 GFLOP/s");
         assert_eq!(fmt_rate(999.0, "elem"), "999.0 elem/s");
+    }
+
+    #[test]
+    fn peers_on_the_same_shape_and_dtype_give_speed_ups() {
+        let entry = |group: &str, function: &str, value: &str| Entry {
+            id: format!("{group}/{function}/{value}"),
+            group: group.into(),
+            function: function.into(),
+            value: value.into(),
+            device: "gpu".into(),
+            mean_ns: 10_000.0,
+            lower_ns: 9_000.0,
+            upper_ns: 11_000.0,
+            median_ns: 10_000.0,
+            std_dev_ns: 1.0,
+            throughput: None,
+        };
+        let peer = |dtype: &str, shape: &str| Peer {
+            tool: "torch".into(),
+            dtype: dtype.into(),
+            shape: shape.into(),
+            seconds: 20e-6,
+            device: "H200".into(),
+        };
+        let meta = Meta {
+            peers: vec![peer("f32", "fused-T8192E256k8"), peer("f16", "1x2048k8")],
+            ..Meta::default()
+        };
+        let entries = [
+            entry("moe_routing", "gpu-f32", "fused-T8192E256k8"),
+            entry("top_k", "gpu-f32", "1x2048k8"),
+        ];
+        let mut md = String::new();
+        peer_section(&mut md, &entries, &meta);
+        assert!(md.contains("| `moe_routing/fused-T8192E256k8` | gpu-f32 | 10.00 µs | torch on H200 | 20.00 µs | 2.00× |"), "{md}");
+        // The top_k peer measured f16, not f32: no row.
+        assert!(!md.contains("top_k/"), "{md}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ mod wgsl;
 
 pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, RunFuture};
 pub use builder::{
-    Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, GroupedTopK, Router, Routing,
+    Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK, Router,
+    Routing,
 };
 pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
 pub use data::{Storage, TensorData};
@@ -29,7 +30,8 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use graph::{Graph, Node, Tensor, TensorType, Value};
 pub use op::{
-    Activation, BinaryOp, CompareOp, DropPolicy, MatMulSpec, MoeDispatchSpec, Op, ReduceOp, UnaryOp,
+    Activation, BinaryOp, CompareOp, DropPolicy, FusedRouteSpec, MatMulSpec, MoeDispatchSpec, Op,
+    ReduceOp, RouteScore, UnaryOp,
 };
 pub use optim::{Adam, Optimizer, Sgd};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};

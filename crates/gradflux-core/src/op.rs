@@ -231,6 +231,25 @@ pub struct MoeDispatchSpec {
     pub policy: DropPolicy,
 }
 
+/// How [`Op::FusedRoute`] turns a token's router logits into gate weights.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RouteScore {
+    /// Softmax over the experts.
+    Softmax,
+    /// An independent sigmoid per expert.
+    Sigmoid,
+}
+
+/// Attributes of [`Op::FusedRoute`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FusedRouteSpec {
+    /// Experts per token.
+    pub k: usize,
+    pub score: RouteScore,
+    /// Divide each token's `k` gates by their sum.
+    pub renormalize: bool,
+}
+
 /// What a node computes. Shapes and dtypes live on the node, so ops carry only the
 /// attributes a kernel needs.
 #[derive(Clone, Debug)]
@@ -323,6 +342,12 @@ pub enum Op {
     /// `sorted_ids [P]`, `block_experts [P / block]`, `positions [T, k]`, `counts [E]`,
     /// `dropped [E]`, `offsets [E + 1]` (see `Graph::moe_dispatch`).
     MoeDispatch(MoeDispatchSpec),
+    /// Top-k routing in one kernel: input `logits [T, E]`; outputs `gates [T, k]` (the
+    /// logits' dtype), `experts [T, k]` (`u32`) and `counts [E]` (`u32`, how many of the
+    /// `T·k` choices went to each expert). Experts are chosen by logit with `top_k`'s
+    /// order (NaN first, ties to the lower expert); gates are the chosen experts' scores,
+    /// optionally renormalised (see `Graph::fused_route`).
+    FusedRoute(FusedRouteSpec),
     /// `out[p] = x[p] · w[e]` for each row `p` of `x: [P, K]`, where
     /// `e = block_experts[p / block]` and `w` is `[E, K, N]` (`[E, N, K]` read transposed
     /// when `transpose_b`); rows of blocks whose expert is `>= E` are zero.
@@ -370,6 +395,7 @@ impl Op {
             Op::ScatterAlong { .. } => "scatter_along",
             Op::GatherRowsWithInverse => "gather_rows",
             Op::MoeDispatch(_) => "moe_dispatch",
+            Op::FusedRoute(_) => "fused_route",
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
             Op::Cast => "cast",

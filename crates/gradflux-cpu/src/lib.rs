@@ -28,6 +28,7 @@ mod layout;
 mod matmul;
 mod moe;
 mod reduce;
+mod route;
 mod select;
 mod strided;
 

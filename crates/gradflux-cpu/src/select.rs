@@ -40,8 +40,13 @@ pub(crate) fn top_k(
                 let at = |j: usize| &v[(o * len + j) * inner + i];
                 order.clear();
                 order.extend(0..len);
-                // Stable: equal ranks keep index order.
-                order.sort_by(|&a, &b| rank(at(b), at(a)));
+                // Best first, equal ranks in index order: a strict total order, so
+                // selecting the k best and sorting only those gives the full sort's prefix.
+                let best_first = |&a: &usize, &b: &usize| rank(at(b), at(a)).then(a.cmp(&b));
+                if k < len {
+                    order.select_nth_unstable_by(k - 1, best_first);
+                }
+                order[..k].sort_unstable_by(best_first);
                 for (j, &p) in order[..k].iter().enumerate() {
                     let dst = (o * k + j) * inner + i;
                     values[dst] = *at(p);

@@ -491,6 +491,16 @@ pub fn launches(
                 (n, rows),
             )?
         }
+        Op::FusedRoute(spec) => {
+            let dims = ins[0].shape.dims();
+            crate::route::launches(
+                spec,
+                input(0),
+                ins[0].dtype,
+                std::array::from_fn(|slot| Value { node: id, slot }),
+                (dims[0], dims[1]),
+            )?
+        }
         Op::GroupedMatMul { block, transpose_b } => {
             let (rows, k) = (ins[0].shape.dims()[0], ins[0].shape.dims()[1]);
             vec![crate::moe::grouped_matmul_launch(

@@ -12,6 +12,7 @@ pub mod matmul;
 mod moe;
 mod pipelines;
 mod readback;
+mod route;
 pub mod shaders;
 mod timing;
 mod topk;

@@ -17,7 +17,7 @@ use crate::shaders::{self, ShaderFile};
 const TILE: usize = 256;
 
 /// A kernel from `file` (no dtype specialisation); `read_only` covers every binding.
-fn source(
+pub(crate) fn source(
     file: &ShaderFile,
     what: &str,
     constants: Vec<(&'static str, f64)>,

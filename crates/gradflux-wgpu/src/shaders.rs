@@ -40,6 +40,8 @@ shader!(MOE_SCAN, "moe/dispatch_scan.wgsl");
 shader!(MOE_FILL, "moe/dispatch_fill.wgsl");
 shader!(MOE_PLACE, "moe/dispatch_place.wgsl");
 shader!(MOE_RANK_GATE, "moe/dispatch_rank_gate.wgsl");
+shader!(ROUTE_CLEAR, "moe/route_clear.wgsl");
+shader!(ROUTE_FUSED, "moe/route_fused.wgsl");
 shader!(GROUPED_MATMUL, "moe/grouped_matmul.wgsl");
 shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
@@ -61,6 +63,8 @@ pub const ALL: &[ShaderFile] = &[
     MOE_FILL,
     MOE_PLACE,
     MOE_RANK_GATE,
+    ROUTE_CLEAR,
+    ROUTE_FUSED,
     GROUPED_MATMUL,
     GROUPED_MATMUL_WGRAD,
 ];

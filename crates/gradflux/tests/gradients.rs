@@ -326,6 +326,10 @@ fn router_gates_and_auxiliary_losses_have_gradients() {
             k: 2,
             renormalize: true,
         },
+        Router::SigmoidTopK {
+            k: 3,
+            renormalize: false,
+        },
     ] {
         check_op(&format!("{router:?}"), &[logits()], move |g, x| {
             Ok(g.route(x[0], router)?.gates)

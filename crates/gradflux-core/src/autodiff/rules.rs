@@ -7,8 +7,8 @@
 //! equal to the result; `abs` and `relu` have gradient 0 at 0.
 
 use crate::{
-    Activation, BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, Tensor, TensorData, UnaryOp,
-    Value,
+    Activation, BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, RouteScore, Tensor, TensorData,
+    UnaryOp, Value,
 };
 
 pub(super) fn vjp(
@@ -229,6 +229,35 @@ pub(super) fn vjp(
         }
         // Integer outputs only.
         Op::MoeDispatch(_) => none(),
+        // With g the gates, gy their cotangent and dot = Σ_j gy_j g_j per token, the
+        // chosen logits get (the others only through the softmax denominator):
+        // softmax over the chosen: g (gy − dot); softmax over all: gy g at the chosen,
+        // minus p · dot everywhere; sigmoid: gy g (1 − g); sigmoid renormalised by
+        // S = Σ s_j: (gy − dot) / S · s (1 − s).
+        Op::FusedRoute(spec) => {
+            let logits = x(0);
+            let e = xs(0)?.dims()[1];
+            let experts = g.tensor(Value { node: id, slot: 1 });
+            let dot = g.sum(g.mul(gy, y)?, -1, true)?;
+            let to_logits = |chosen: Tensor| g.scatter_along(chosen, -1, experts, e);
+            let d = match (spec.score, spec.renormalize) {
+                (RouteScore::Softmax, true) => to_logits(g.mul(y, g.sub(gy, dot)?)?)?,
+                (RouteScore::Softmax, false) => {
+                    let p = g.softmax(logits, -1)?;
+                    g.sub(to_logits(g.mul(gy, y)?)?, g.mul(p, dot)?)?
+                }
+                (RouteScore::Sigmoid, false) => {
+                    to_logits(g.mul(g.mul(gy, y)?, g.sub(c(1.0)?, y)?)?)?
+                }
+                (RouteScore::Sigmoid, true) => {
+                    let s = g.sigmoid(g.gather_along(logits, -1, experts)?)?;
+                    let total = g.sum(s, -1, true)?;
+                    let ds = g.div(g.sub(gy, dot)?, total)?;
+                    to_logits(g.mul(ds, g.mul(s, g.sub(c(1.0)?, s)?)?)?)?
+                }
+            };
+            vec![Some(d)]
+        }
         Op::GroupedMatMul { block, transpose_b } => {
             let (a, w, experts) = (x(0), x(1), x(2));
             // out = a · B with B = w[e] (or its transpose): da = gy · Bᵀ reads w the

@@ -2,6 +2,7 @@
 //! and returns an error naming the op and the offending shapes or dtypes.
 
 mod elementwise;
+mod fused_route;
 mod index;
 mod layout;
 mod linalg;
@@ -10,6 +11,7 @@ mod reduce;
 mod routing;
 mod select;
 
+pub use fused_route::FusedRouting;
 pub use moe::{Capacity, DispatchOptions, ExpertDispatch};
 pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
 

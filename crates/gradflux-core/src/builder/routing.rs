@@ -7,9 +7,14 @@
 //! logits; expert choices (integers) are not.
 
 use super::require_float;
-use crate::{DType, Error, Graph, Result, Tensor, TensorData};
+use crate::{DType, Error, Graph, Result, RouteScore, Tensor, TensorData};
 
 /// Which top-k router [`Graph::route`] builds. `k` is the number of experts per token.
+///
+/// The softmax and sigmoid routers compile to one [`Graph::fused_route`] op, which
+/// chooses by logit: the same experts as choosing by score, since both scores are
+/// increasing, except that two logits whose scores round to equal values still rank by
+/// logit.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Router {
     /// `p = softmax(logits)` over the experts, then the `k` largest `p`; with
@@ -58,6 +63,8 @@ pub struct Routing {
     /// [`Graph::load_balancing_loss`]: the softmax for the softmax routers, `s / sum(s)`
     /// for the sigmoid ones.
     pub probs: Tensor,
+    /// `[E]` `u32`: how many of the `T·k` choices went to each expert.
+    pub counts: Tensor,
 }
 
 /// What expert-choice routing produces for `E` experts each taking `C` tokens.
@@ -75,7 +82,7 @@ fn shape_error(op: &'static str, detail: String) -> Error {
 
 impl Graph {
     /// `[T, E]` router logits (float) → the shape, or an error naming what is wrong.
-    fn router_logits(&self, op: &'static str, logits: Tensor) -> Result<(usize, usize)> {
+    pub(super) fn router_logits(&self, op: &'static str, logits: Tensor) -> Result<(usize, usize)> {
         let ty = self.ty(logits)?;
         require_float(op, ty.dtype)?;
         match ty.shape.dims() {
@@ -116,47 +123,34 @@ impl Graph {
                 format!("k = {k} experts per token must be between 1 and the {e} experts"),
             ));
         }
-        match router {
-            Router::SoftmaxTopK { k, renormalize } => {
-                let probs = self.softmax(logits, -1)?;
-                let (gates, experts) = self.top_k_gates(probs, k, renormalize)?;
-                Ok(Routing {
-                    gates,
-                    experts,
-                    probs,
-                })
+        // The softmax and sigmoid routers are one fused op each (see `fused_route`):
+        // choosing by logit is choosing by score, as both are increasing.
+        let (score, renormalize, probs) = match router {
+            Router::SoftmaxTopK { renormalize, .. } => {
+                (RouteScore::Softmax, renormalize, self.softmax(logits, -1)?)
             }
-            Router::TopKSoftmax { k } => {
-                let (top, experts) = self.top_k(logits, k, -1)?;
-                Ok(Routing {
-                    gates: self.softmax(top, -1)?,
-                    experts,
-                    probs: self.softmax(logits, -1)?,
-                })
-            }
-            Router::SigmoidTopK { k, renormalize } => {
-                let s = self.sigmoid(logits)?;
-                let (gates, experts) = self.top_k_gates(s, k, renormalize)?;
-                Ok(Routing {
-                    gates,
-                    experts,
-                    probs: self.normalize_rows(s)?,
-                })
-            }
-            Router::Grouped(gk) => self.grouped_top_k(logits, e, gk),
-        }
+            Router::TopKSoftmax { .. } => (RouteScore::Softmax, true, self.softmax(logits, -1)?),
+            Router::SigmoidTopK { renormalize, .. } => (
+                RouteScore::Sigmoid,
+                renormalize,
+                self.normalize_rows(self.sigmoid(logits)?)?,
+            ),
+            Router::Grouped(gk) => return self.grouped_top_k(logits, e, gk),
+        };
+        let fused = self.fused_route(logits, k, score, renormalize)?;
+        Ok(Routing {
+            gates: fused.gates,
+            experts: fused.experts,
+            probs,
+            counts: fused.counts,
+        })
     }
 
-    /// The `k` best `scores` of each token and their experts, optionally divided by their
-    /// sum.
-    fn top_k_gates(&self, scores: Tensor, k: usize, renormalize: bool) -> Result<(Tensor, Tensor)> {
-        let (gates, experts) = self.top_k(scores, k, -1)?;
-        let gates = if renormalize {
-            self.normalize_rows(gates)?
-        } else {
-            gates
-        };
-        Ok((gates, experts))
+    /// `[E]` `u32` histogram of `experts` (any shape, `u32` ids below `e`).
+    fn expert_counts(&self, experts: Tensor, e: usize) -> Result<Tensor> {
+        let n = self.shape(experts)?.numel();
+        let ones = self.constant(TensorData::new([n], vec![1u32; n])?)?;
+        self.scatter_add(ones, 0, self.reshape(experts, [n])?, e)
     }
 
     /// Each row of `x` divided by its sum over the last axis.
@@ -242,6 +236,7 @@ impl Graph {
             gates,
             experts,
             probs: self.normalize_rows(s)?,
+            counts: self.expert_counts(experts, e)?,
         })
     }
 

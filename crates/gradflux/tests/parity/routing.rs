@@ -112,8 +112,21 @@ fn router_case(
         r => r,
     };
     let r = g.route(x, router).unwrap();
-    let out = check(label, &g, &[r.gates, r.experts, r.probs], &inputs, GATES);
+    let out = check(
+        label,
+        &g,
+        &[r.gates, r.experts, r.probs, r.counts],
+        &inputs,
+        GATES,
+    );
     let (gates, experts) = (out[0].to_f64_vec(), out[1].values::<u32>().unwrap());
+    let mut histogram = vec![0u32; e];
+    experts.iter().for_each(|&x| histogram[x as usize] += 1);
+    assert_eq!(
+        out[3].values::<u32>().unwrap(),
+        histogram,
+        "{label}: counts are not the histogram of the experts"
+    );
     let rows = logits.to_f64_vec();
     let k = gates.len() / t.max(1);
     for (tok, row) in rows.chunks(e).enumerate() {
@@ -175,6 +188,116 @@ fn top_k_routers_match_the_reference_with_ties() {
                     &logits,
                     false,
                 );
+            }
+        }
+    }
+}
+
+/// The fused kernel's lane layouts: experts not a power of two, fewer than one per lane,
+/// `k = E`, and wide rows, on random (tie-free) logits.
+#[test]
+fn fused_routers_cover_every_lane_layout() {
+    let mut rng = Rng::new(62);
+    for (t, e, k) in [
+        (3, 2, 2),
+        (65, 3, 3),
+        (130, 64, 64),
+        (257, 300, 16),
+        (64, 1000, 8),
+        (9, 4096, 32),
+    ] {
+        let logits = random(&mut rng, [t, e], DType::F32, -4.0, 4.0);
+        for router in [
+            Router::SoftmaxTopK {
+                k,
+                renormalize: false,
+            },
+            Router::TopKSoftmax { k },
+            Router::SigmoidTopK {
+                k,
+                renormalize: false,
+            },
+            Router::SigmoidTopK {
+                k,
+                renormalize: true,
+            },
+        ] {
+            router_case(
+                &format!("{router:?} T={t} E={e}"),
+                router,
+                (t, e),
+                &logits,
+                false,
+            );
+        }
+    }
+}
+
+/// NaN is chosen first and makes its token's gates NaN (only its own gate for an
+/// independent sigmoid); `+inf` does too (as in
+/// `softmax`); `-inf` logits are chosen last; `-0.0` ties with `0.0`.
+#[test]
+fn fused_route_special_values_match_on_every_backend() {
+    use gradflux::RouteScore;
+    let (nan, inf) = (f32::NAN, f32::INFINITY);
+    let rows: [[f32; 5]; 5] = [
+        [1.0, nan, 3.0, 0.0, -1.0],
+        [-inf, 2.0, -inf, 1.0, 0.5],
+        [0.0, -0.0, 0.0, -0.0, -inf],
+        [1.0, inf, 0.0, 2.0, -1.0],
+        [-inf; 5],
+    ];
+    let logits = TensorData::new([5, 5], rows.concat()).unwrap();
+    let want_experts: [[u32; 3]; 5] = [[1, 2, 0], [1, 3, 4], [0, 1, 2], [1, 3, 0], [0, 1, 2]];
+    for (score, renormalize) in [
+        (RouteScore::Softmax, false),
+        (RouteScore::Softmax, true),
+        (RouteScore::Sigmoid, false),
+        (RouteScore::Sigmoid, true),
+    ] {
+        let label = format!("special values {score:?} renormalize={renormalize}");
+        let g = Graph::new();
+        let x = g.input("logits", [5, 5], DType::F32).unwrap();
+        let r = g.fused_route(x, 3, score, renormalize).unwrap();
+        let out = check(
+            &label,
+            &g,
+            &[r.gates, r.experts, r.counts],
+            &[("logits", &logits)],
+            GATES,
+        );
+        assert_eq!(
+            out[1].values::<u32>().unwrap(),
+            want_experts.concat(),
+            "{label}"
+        );
+        assert_eq!(out[2].values::<u32>().unwrap(), [4, 5, 3, 2, 1], "{label}");
+        let gates = out[0].values::<f32>().unwrap();
+        let nan_row = |row: usize| gates[row * 3..][..3].iter().all(|g| g.is_nan());
+        let finite_row = |row: usize| gates[row * 3..][..3].iter().all(|g| g.is_finite());
+        if (score, renormalize) == (RouteScore::Sigmoid, false) {
+            assert!(gates[0].is_nan() && gates[1..3].iter().all(|g| g.is_finite()));
+        } else {
+            assert!(nan_row(0), "{label}: a NaN logit makes the gates NaN");
+        }
+        assert!(
+            finite_row(1) && finite_row(2),
+            "{label}: -inf and -0.0 are numbers"
+        );
+        match (score, renormalize) {
+            (RouteScore::Softmax, _) => {
+                assert!(
+                    nan_row(3) && nan_row(4),
+                    "{label}: +inf or all -inf, as softmax"
+                );
+            }
+            (RouteScore::Sigmoid, false) => {
+                assert!(finite_row(3), "{label}: sigmoid(+inf) = 1");
+                assert_eq!(&gates[12..], [0.0; 3], "{label}: sigmoid(-inf) = 0");
+            }
+            (RouteScore::Sigmoid, true) => {
+                assert!(finite_row(3), "{label}: sigmoid(+inf) = 1");
+                assert!(nan_row(4), "{label}: renormalising zeros is 0 / 0");
             }
         }
     }

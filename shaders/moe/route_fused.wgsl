@@ -1,0 +1,150 @@
+// Fused routing, pass 2 of 2: for each token (a row of [T, E] logits), its k largest
+// logits in top_k's order, their gates, and the histogram of chosen experts.
+//
+// G lanes share a token; each lane owns experts lane, lane + G, ... and keeps the best of
+// its experts not yet chosen. Each of the k rounds reduces the lanes' bests in workgroup
+// memory to the token's next expert; only the lane that owned it rescans, for its best
+// expert after the one just taken (rank order is total, so "after the last taken" is
+// exactly "not yet taken"). The winning key is inverted back to its logit, so gates need
+// no second read. Gates are written unnormalised as they are found, then divided by the
+// row's sum once it is known.
+override G: u32 = 32u;
+override WG: u32 = 64u;
+override SIGMOID: bool = false;
+override RENORM: bool = false;
+
+// A lane with no expert left offers (0, NONE), which ranks after every real candidate.
+const NONE: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> gates: array<f32>;
+@group(0) @binding(2) var<storage, read_write> experts: array<u32>;
+@group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
+// info: [T, E, k]
+@group(0) @binding(4) var<storage, read> info: array<u32>;
+
+var<workgroup> red_key: array<u32, WG>;
+var<workgroup> red_id: array<u32, WG>;
+var<workgroup> red_sum: array<f32, WG>;
+
+// An unsigned key whose order is the rank order: NaN highest, -0 equal to +0.
+fn float_key(v: f32) -> u32 {
+    var b = bitcast<u32>(v);
+    if (b & 0x7fffffffu) > 0x7f800000u {
+        return 0xffffffffu;
+    }
+    if b == 0x80000000u {
+        b = 0u;
+    }
+    return select(b | 0x80000000u, ~b, (b >> 31u) == 1u);
+}
+
+// The logit a key came from (+0 for a -0 logit, a quiet NaN for NaN).
+fn key_value(k: u32) -> f32 {
+    if k == 0xffffffffu {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    return bitcast<f32>(select(~k, k & 0x7fffffffu, (k >> 31u) == 1u));
+}
+
+// Whether candidate (ka, ia) comes before (kb, ib).
+fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
+    return ka > kb || (ka == kb && ia < ib);
+}
+
+// The best of this lane's experts, among those after (lk, li) when `after` is set.
+fn lane_best(base: u32, e: u32, lane: u32, after: bool, lk: u32, li: u32) -> vec2<u32> {
+    var bk = 0u;
+    var bi = NONE;
+    for (var x = lane; x < e; x += G) {
+        let kx = float_key(logits[base + x]);
+        if (!after || before(lk, li, kx, x)) && before(kx, x, bk, bi) {
+            bk = kx;
+            bi = x;
+        }
+    }
+    return vec2<u32>(bk, bi);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let tokens = info[0];
+    let e = info[1];
+    let k = info[2];
+    let lane = t % G;
+    let head = t - lane;
+    let token = (wg.x + wg.y * nwg.x) * (WG / G) + t / G;
+    let live = token < tokens;
+    let base = token * e;
+    let out = token * k;
+
+    var best = vec2<u32>(0u, NONE);
+    if live {
+        best = lane_best(base, e, lane, false, 0u, 0u);
+    }
+    var top = 0.0;
+    var total = 0.0;
+    for (var j = 0u; j < k; j++) {
+        red_key[t] = best.x;
+        red_id[t] = best.y;
+        workgroupBarrier();
+        for (var s = G / 2u; s > 0u; s >>= 1u) {
+            if lane < s && before(red_key[t + s], red_id[t + s], red_key[t], red_id[t]) {
+                red_key[t] = red_key[t + s];
+                red_id[t] = red_id[t + s];
+            }
+            workgroupBarrier();
+        }
+        let wk = red_key[head];
+        let wi = red_id[head];
+        workgroupBarrier();
+        let z = key_value(wk);
+        if j == 0u {
+            top = z;
+        }
+        var u: f32;
+        if SIGMOID {
+            u = 1.0 / (1.0 + exp(-z));
+        } else {
+            u = exp(z - top);
+        }
+        total += u;
+        if live && lane == j % G {
+            gates[out + j] = u;
+            experts[out + j] = wi;
+            atomicAdd(&counts[wi], 1u);
+        }
+        if live && best.y == wi {
+            best = lane_best(base, e, lane, true, wk, wi);
+        }
+    }
+
+    // A softmax over every expert divides by the sum over the whole row.
+    if !SIGMOID && !RENORM {
+        var part = 0.0;
+        if live {
+            for (var x = lane; x < e; x += G) {
+                part += exp(logits[base + x] - top);
+            }
+        }
+        red_sum[t] = part;
+        workgroupBarrier();
+        for (var s = G / 2u; s > 0u; s >>= 1u) {
+            if lane < s {
+                red_sum[t] += red_sum[t + s];
+            }
+            workgroupBarrier();
+        }
+        total = red_sum[head];
+    }
+    if live && (RENORM || !SIGMOID) {
+        // Each lane rescales the gates it wrote.
+        for (var j = lane; j < k; j += G) {
+            gates[out + j] = gates[out + j] / total;
+        }
+    }
+}
