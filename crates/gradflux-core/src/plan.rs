@@ -14,6 +14,10 @@ pub struct MemoryReport {
     pub total_value_bytes: u64,
     /// Number of pooled intermediate buffers.
     pub pooled_buffers: usize,
+    /// Bytes of a backend's private scratch buffers (the wgpu passes of `top_k` on long
+    /// rows and of MoE dispatch hand data between passes in them), held for the
+    /// executable's life and included in `peak_bytes`.
+    pub scratch_bytes: u64,
 }
 
 /// Where a value's bytes live.
@@ -217,6 +221,7 @@ impl Plan {
             peak_bytes: fixed_bytes + pool_sizes.iter().sum::<u64>(),
             total_value_bytes,
             pooled_buffers: pool_sizes.len(),
+            scratch_bytes: 0,
         };
         Ok(Plan {
             nodes,

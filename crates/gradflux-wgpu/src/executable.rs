@@ -48,6 +48,8 @@ pub struct WgpuExecutable {
     updates: Vec<Update>,
     steps: Vec<Step>,
     outputs: Vec<Output>,
+    /// Bytes of every node's scratch buffers.
+    scratch_bytes: u64,
 }
 
 /// Encodes the dispatches of `steps` into a compute pass.
@@ -203,10 +205,12 @@ impl WgpuExecutable {
 
         let max_wg = ctx.summary.limits.max_compute_workgroups_per_dimension;
         let mut steps = Vec::new();
+        let mut scratch_bytes = 0;
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
             let node_launches = launches(node, id, &|v| types[&v].clone(), &choose)?;
             let scratch = scratch_buffers(device, &node_launches);
+            scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
             for launch in node_launches {
                 let workgroups = match launch.workgroups {
                     Workgroups::Linear(0) => continue,
@@ -304,6 +308,7 @@ impl WgpuExecutable {
             updates,
             steps,
             outputs,
+            scratch_bytes,
         })
     }
 
@@ -540,7 +545,11 @@ impl Executable for WgpuExecutable {
     }
 
     fn memory(&self) -> MemoryReport {
-        self.plan.memory
+        MemoryReport {
+            peak_bytes: self.plan.memory.peak_bytes + self.scratch_bytes,
+            scratch_bytes: self.scratch_bytes,
+            ..self.plan.memory
+        }
     }
 
     fn backend_name(&self) -> String {

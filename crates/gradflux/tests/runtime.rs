@@ -81,7 +81,23 @@ fn memory_report_shows_reuse_in_a_deep_chain() {
         let m = exe.memory();
         assert_eq!(m.total_value_bytes, 201 * 4096);
         assert_eq!(m.peak_bytes, 3 * 4096, "input + two ping-pong buffers");
+        assert_eq!(m.scratch_bytes, 0);
     }
+}
+
+/// Multi-pass kernels' private buffers count towards the peak on wgpu.
+#[test]
+fn scratch_buffers_are_reported_in_memory() {
+    let Some(gpu) = gpu() else { return };
+    let g = Graph::new();
+    let x = g.input("x", [2, 10_000], DType::F32).unwrap();
+    let (values, _) = g.top_k(x, 8, -1).unwrap();
+    let cpu = Device::Cpu.compile(&g, &[values]).unwrap().memory();
+    let m = gpu.compile(&g, &[values]).unwrap().memory();
+    // Two passes over 5 chunks of 2048 per row: 2 rows x 5 x 8 survivors as u32, and
+    // the 4-byte slot the first pass does not touch.
+    assert_eq!(m.scratch_bytes, 2 * 5 * 8 * 4 + 4);
+    assert_eq!(m.peak_bytes, cpu.peak_bytes + m.scratch_bytes);
 }
 
 #[test]
