@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use graph::{Graph, Node, Tensor, TensorType, Value};
 pub use op::{
     Activation, BinaryOp, CompareOp, DropPolicy, FusedRouteSpec, MatMulSpec, MoeDispatchSpec, Op,
-    ReduceOp, RouteScore, UnaryOp,
+    ReduceOp, RouteScore, SoftminAxis, UnaryOp,
 };
 pub use optim::{Adam, Optimizer, Sgd};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};

@@ -250,6 +250,17 @@ pub struct FusedRouteSpec {
     pub renormalize: bool,
 }
 
+/// Which way [`Op::Softmin`] reduces a `[.., n, m]` cost matrix.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SoftminAxis {
+    /// One value per row `i`, reducing over the columns `j` (`h` is `[.., m]`): the
+    /// Sinkhorn update of the first potential.
+    PerRow,
+    /// One value per column `j`, reducing over the rows `i` (`h` is `[.., n]`): the update
+    /// of the second potential, without transposing the cost.
+    PerColumn,
+}
+
 /// What a node computes. Shapes and dtypes live on the node, so ops carry only the
 /// attributes a kernel needs.
 #[derive(Clone, Debug)]
@@ -342,6 +353,13 @@ pub enum Op {
     /// `sorted_ids [P]`, `block_experts [P / block]`, `positions [T, k]`, `counts [E]`,
     /// `dropped [E]`, `offsets [E + 1]` (see `Graph::moe_dispatch`).
     MoeDispatch(MoeDispatchSpec),
+    /// The entropic soft minimum of optimal transport: inputs `cost [.., n, m]` and
+    /// `h`; for [`SoftminAxis::PerRow`], `out[.., i] = −eps · log Σ_j exp(h[.., j] −
+    /// cost[.., i, j] / eps)`, and symmetrically per column. Batch dimensions must match.
+    Softmin {
+        eps: f64,
+        axis: SoftminAxis,
+    },
     /// Top-k routing in one kernel: input `logits [T, E]`; outputs `gates [T, k]` (the
     /// logits' dtype), `experts [T, k]` (`u32`) and `counts [E]` (`u32`, how many of the
     /// `T·k` choices went to each expert). Experts are chosen by logit with `top_k`'s
@@ -396,6 +414,7 @@ impl Op {
             Op::GatherRowsWithInverse => "gather_rows",
             Op::MoeDispatch(_) => "moe_dispatch",
             Op::FusedRoute(_) => "fused_route",
+            Op::Softmin { .. } => "softmin",
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
             Op::Cast => "cast",

@@ -4,7 +4,7 @@
 
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
-use crate::{elementwise, index, layout, matmul, moe, reduce, route, select, BACKEND_NAME};
+use crate::{elementwise, index, layout, matmul, moe, ot, reduce, route, select, BACKEND_NAME};
 
 /// Computes every output of `node` (slot order) from its input values. `Input` nodes are
 /// bound by the executable, not here.
@@ -66,6 +66,7 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
             };
             return moe::dispatch(spec, arg(0)?, gates, &node.outputs);
         }
+        Op::Softmin { eps, axis } => ot::softmin(*eps, *axis, arg(0)?, arg(1)?, out)?,
         Op::FusedRoute(spec) => return route::fused_route(spec, arg(0)?, &node.outputs),
         Op::GroupedMatMul { block, transpose_b } => {
             moe::grouped_matmul((*block, *transpose_b), arg(0)?, arg(1)?, arg(2)?, out)?

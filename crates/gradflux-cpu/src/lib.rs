@@ -27,6 +27,7 @@ mod index;
 mod layout;
 mod matmul;
 mod moe;
+mod ot;
 mod reduce;
 mod route;
 mod select;

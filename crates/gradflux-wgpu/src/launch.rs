@@ -491,6 +491,18 @@ pub fn launches(
                 (n, rows),
             )?
         }
+        Op::Softmin { eps, axis } => {
+            let dims = ins[0].shape.dims();
+            let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+            let batch = ins[0].shape.numel().checked_div(n * m).unwrap_or(0);
+            vec![crate::ot::softmin_launch(
+                [input(0), input(1), out],
+                ins[0].dtype,
+                (batch, n, m),
+                *eps,
+                *axis,
+            )?]
+        }
         Op::FusedRoute(spec) => {
             let dims = ins[0].shape.dims();
             crate::route::launches(

@@ -10,6 +10,7 @@ mod executable;
 mod launch;
 pub mod matmul;
 mod moe;
+mod ot;
 mod pipelines;
 mod readback;
 mod route;

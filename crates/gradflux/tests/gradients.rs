@@ -309,6 +309,24 @@ fn top_k_gradient_reaches_the_selected_positions() {
 }
 
 #[test]
+fn softmin_has_gradients_in_cost_and_h() {
+    use gradflux::SoftminAxis;
+    for axis in [SoftminAxis::PerRow, SoftminAxis::PerColumn] {
+        let h_len = if axis == SoftminAxis::PerRow { 4 } else { 3 };
+        check_op(
+            &format!("softmin {axis:?}"),
+            &[arg(&[3, 4], 0.0, 1.0), arg(&[h_len], -1.0, 1.0)],
+            move |g, x| g.softmin(x[0], x[1], 0.3, axis),
+        );
+        check_op(
+            &format!("batched softmin {axis:?}"),
+            &[arg(&[2, 3, 4], 0.0, 1.0), arg(&[2, h_len], -1.0, 1.0)],
+            move |g, x| g.softmin(x[0], x[1], 0.8, axis),
+        );
+    }
+}
+
+#[test]
 fn router_gates_and_auxiliary_losses_have_gradients() {
     use gradflux::{GroupedTopK, Router};
     let logits = || arg(&[6, 8], -2.0, 2.0);

@@ -7,8 +7,8 @@
 //! equal to the result; `abs` and `relu` have gradient 0 at 0.
 
 use crate::{
-    Activation, BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, RouteScore, Tensor, TensorData,
-    UnaryOp, Value,
+    Activation, BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, RouteScore, SoftminAxis,
+    Tensor, TensorData, UnaryOp, Value,
 };
 
 pub(super) fn vjp(
@@ -229,6 +229,24 @@ pub(super) fn vjp(
         }
         // Integer outputs only.
         Op::MoeDispatch(_) => none(),
+        // w[i, j] = exp(h[j] − cost[i, j]/eps + out[i]/eps) (per row; per column swaps the
+        // roles): d cost = gy[i] w[i, j], d h[j] = −eps Σ_i gy[i] w[i, j].
+        Op::Softmin { eps, axis } => {
+            let (cost, h) = (x(0), x(1));
+            let rank = xs(0)?.rank();
+            let (h_at, out_at) = match axis {
+                SoftminAxis::PerRow => (rank - 2, rank - 1),
+                SoftminAxis::PerColumn => (rank - 1, rank - 2),
+            };
+            let e = c(*eps)?;
+            let logits = g.sub(g.unsqueeze(h, h_at)?, g.div(cost, e)?)?;
+            let w = g.exp(g.add(logits, g.div(g.unsqueeze(y, out_at)?, e)?)?)?;
+            let weighted = g.mul(w, g.unsqueeze(gy, out_at)?)?;
+            let dh = needs[1]
+                .then(|| g.mul(g.sum(weighted, h_at as isize, false)?, g.neg(e)?))
+                .transpose()?;
+            vec![needs[0].then_some(weighted), dh]
+        }
         // With g the gates, gy their cotangent and dot = Σ_j gy_j g_j per token, the
         // chosen logits get (the others only through the softmax denominator):
         // softmax over the chosen: g (gy − dot); softmax over all: gy g at the chosen,

@@ -7,6 +7,7 @@ mod index;
 mod layout;
 mod linalg;
 mod moe;
+mod ot;
 mod reduce;
 mod routing;
 mod select;

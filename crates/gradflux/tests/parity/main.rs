@@ -8,6 +8,7 @@ mod index;
 mod layout;
 mod matmul;
 mod moe;
+mod ot;
 mod reduce;
 mod routing;
 mod select;

@@ -1,0 +1,83 @@
+//! Optimal-transport building blocks: the entropic soft minimum that a log-domain
+//! Sinkhorn iteration applies to each potential in turn.
+
+use super::require_float;
+use crate::{Error, Graph, Op, Result, SoftminAxis, Tensor, TensorType};
+
+impl Graph {
+    /// The entropic soft minimum of a cost matrix against a log-weighted potential, one
+    /// half of a log-domain Sinkhorn iteration:
+    ///
+    /// - [`SoftminAxis::PerRow`]: `out[i] = −eps · log Σ_j exp(h[j] − cost[i, j] / eps)`,
+    ///   with `cost [.., n, m]`, `h [.., m]` and `out [.., n]`;
+    /// - [`SoftminAxis::PerColumn`]: `out[j] = −eps · log Σ_i exp(h[i] − cost[i, j] / eps)`,
+    ///   with `h [.., n]` and `out [.., m]`, reading the cost in place.
+    ///
+    /// With `h = log b + g / eps` this is the update `f = −eps · LSE(log b + (g − C) / eps)`;
+    /// as `eps → 0` it tends to `min_j (cost[i, j] − eps·h[j])`. Leading (batch) dimensions
+    /// of `cost` and `h` must be equal. A row whose terms are all `-inf` gives `+inf`; a
+    /// NaN anywhere in a row gives NaN.
+    ///
+    /// Differentiable in `cost` and `h`: with `w[i, j] = exp(h[j] − cost[i, j]/eps +
+    /// out[i]/eps)` (each row's softmax weights), `∂out[i]/∂cost[i, j] = w[i, j]` and
+    /// `∂out[i]/∂h[j] = −eps · w[i, j]`.
+    ///
+    /// ```
+    /// # use gradflux_core::{Graph, DType, SoftminAxis};
+    /// let g = Graph::new();
+    /// let cost = g.input("cost", [4, 300, 200], DType::F32)?; // 4 problems
+    /// let h = g.input("h", [4, 200], DType::F32)?;
+    /// let f = g.softmin(cost, h, 0.05, SoftminAxis::PerRow)?;
+    /// assert_eq!(g.shape(f)?.dims(), &[4, 300]);
+    /// # Ok::<(), gradflux_core::Error>(())
+    /// ```
+    pub fn softmin(&self, cost: Tensor, h: Tensor, eps: f64, axis: SoftminAxis) -> Result<Tensor> {
+        let op = "softmin";
+        let (ct, ht) = (self.ty(cost)?, self.ty(h)?);
+        require_float(op, ct.dtype)?;
+        if ht.dtype != ct.dtype {
+            return Err(Error::DType {
+                op,
+                expected: format!("h in the cost's dtype {}", ct.dtype),
+                got: ht.dtype,
+            });
+        }
+        if !(eps > 0.0 && eps.is_finite()) {
+            return Err(Error::Shape {
+                op,
+                detail: format!("eps = {eps} must be a positive finite number"),
+            });
+        }
+        let dims = ct.shape.dims();
+        let rank = dims.len();
+        if rank < 2 {
+            return Err(Error::Shape {
+                op,
+                detail: format!("cost {} must be [.., n, m] with rank 2 or more", ct.shape),
+            });
+        }
+        let (batch, n, m) = (&dims[..rank - 2], dims[rank - 2], dims[rank - 1]);
+        let (reduced, kept) = match axis {
+            SoftminAxis::PerRow => (m, n),
+            SoftminAxis::PerColumn => (n, m),
+        };
+        let mut want = batch.to_vec();
+        want.push(reduced);
+        if ht.shape.dims() != want.as_slice() {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "h must be {want:?} for cost {} reduced {axis:?}, got {}",
+                    ct.shape, ht.shape
+                ),
+            });
+        }
+        let mut out = batch.to_vec();
+        out.push(kept);
+        self.push1(
+            Op::Softmin { eps, axis },
+            &[cost, h],
+            TensorType::new(out, ct.dtype),
+        )
+    }
+}

@@ -1,0 +1,58 @@
+//! Launch planning for `softmin` (`shaders/ot/softmin_*.wgsl`): a workgroup per row, or
+//! a workgroup per tile of adjacent columns that reads the cost in place.
+
+use gradflux_core::{DType, Error, Result, SoftminAxis, Value};
+
+use crate::launch::{Launch, Workgroups};
+use crate::pipelines::KernelSource;
+use crate::shaders::{self, specialise};
+
+/// Threads per workgroup of both kernels.
+const WG: usize = 256;
+/// Adjacent columns per workgroup of the per-column kernel (`WG / COLS` row slices).
+const COLS: usize = 64;
+
+/// The launch computing `softmin` of `cost [batch, n, m]` against `h` into `out`.
+pub fn softmin_launch(
+    [cost, h, out]: [Value; 3],
+    dtype: DType,
+    (batch, n, m): (usize, usize, usize),
+    eps: f64,
+    axis: SoftminAxis,
+) -> Result<Launch> {
+    if dtype != DType::F32 {
+        return Err(Error::Unsupported {
+            backend: "wgpu".into(),
+            what: format!("softmin on {dtype}; cast the cost and h to f32 first"),
+        });
+    }
+    let eps_bits = (eps as f32).to_bits();
+    let tiles = m.div_ceil(COLS);
+    let (file, info, workgroups, constants) = match axis {
+        SoftminAxis::PerRow => (
+            &shaders::SOFTMIN_ROWS,
+            vec![(batch * n) as u32, n as u32, m as u32, eps_bits],
+            batch * n,
+            vec![("WG", WG as f64)],
+        ),
+        SoftminAxis::PerColumn => (
+            &shaders::SOFTMIN_COLUMNS,
+            vec![batch as u32, n as u32, m as u32, eps_bits, tiles as u32],
+            batch * tiles,
+            vec![("WG", WG as f64), ("COLS", COLS as f64)],
+        ),
+    };
+    Ok(Launch {
+        kernel: KernelSource {
+            label: format!("softmin {axis:?}"),
+            source: specialise(file, dtype, dtype, None),
+            entry_point: "main".into(),
+            constants,
+            read_only: vec![true, true, false, true],
+        },
+        binds: vec![cost, h, out],
+        scratch: vec![],
+        info,
+        workgroups: Workgroups::Linear(workgroups as u64),
+    })
+}

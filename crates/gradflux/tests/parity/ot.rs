@@ -1,0 +1,193 @@
+//! `softmin`, the half-step of log-domain Sinkhorn: CPU (f64 inside) against wgpu (f32)
+//! at awkward and batched shapes, down to eps = 1e-4 of the cost scale, both axes.
+
+use gradflux::{DType, Graph, SoftminAxis, TensorData, Tolerance};
+
+use crate::common::{check, random, Rng};
+
+/// Potentials are O(1) like the cost; f32 rounds `h − cost/eps` to about one ulp of
+/// `cost/eps`, which `eps` scales back to about one ulp of the cost.
+const POTENTIALS: Tolerance = Tolerance::new(1e-5, 1e-5);
+
+/// `h = log(1/len) + g/eps` for potentials `g` in [0, 0.5]: what a Sinkhorn step feeds in.
+fn log_weighted(rng: &mut Rng, dims: &[usize], eps: f64) -> TensorData {
+    let len = *dims.last().unwrap() as f64;
+    let g = random(rng, dims.to_vec(), DType::F64, 0.0, 0.5).to_f64_vec();
+    let h: Vec<f32> = g.iter().map(|v| (-len.ln() + v / eps) as f32).collect();
+    TensorData::new(dims.to_vec(), h).unwrap()
+}
+
+fn case(rng: &mut Rng, batch: &[usize], (n, m): (usize, usize), eps: f64, axis: SoftminAxis) {
+    let label = format!("softmin {axis:?} batch {batch:?} {n}x{m} eps {eps}");
+    let mut cdims = batch.to_vec();
+    cdims.extend([n, m]);
+    let mut hdims = batch.to_vec();
+    hdims.push(if axis == SoftminAxis::PerRow { m } else { n });
+    let cost = random(rng, cdims.clone(), DType::F32, 0.0, 1.0);
+    let h = log_weighted(rng, &hdims, eps);
+    let g = Graph::new();
+    let c = g.input("cost", cdims, DType::F32).unwrap();
+    let hv = g.input("h", hdims, DType::F32).unwrap();
+    let out = g.softmin(c, hv, eps, axis).unwrap();
+    let got = check(
+        &label,
+        &g,
+        &[out],
+        &[("cost", &cost), ("h", &h)],
+        POTENTIALS,
+    );
+    // As eps shrinks the soft minimum approaches min(cost − eps·h) from below by at most
+    // eps·log(len) (the CPU output, checked here against that bound).
+    let want = got[0].to_f64_vec();
+    let (c64, h64) = (cost.to_f64_vec(), h.to_f64_vec());
+    let per = n * m;
+    for (k, w) in want.iter().enumerate() {
+        let (b, o) = match axis {
+            SoftminAxis::PerRow => (k / n, k % n),
+            SoftminAxis::PerColumn => (k / m, k % m),
+        };
+        let len = if axis == SoftminAxis::PerRow { m } else { n };
+        let hard = (0..len)
+            .map(|r| {
+                let (i, j) = if axis == SoftminAxis::PerRow {
+                    (o, r)
+                } else {
+                    (r, o)
+                };
+                c64[b * per + i * m + j] - eps * h64[b * len + r]
+            })
+            .fold(f64::INFINITY, f64::min);
+        let slack = eps * (len as f64).ln() + 1e-6;
+        assert!(
+            *w <= hard + 1e-6 && *w >= hard - slack,
+            "{label}: output {k} = {w} is not within eps·log(len) below the minimum {hard}"
+        );
+    }
+}
+
+#[test]
+fn softmin_matches_at_awkward_and_batched_shapes() {
+    let mut rng = Rng::new(70);
+    for axis in [SoftminAxis::PerRow, SoftminAxis::PerColumn] {
+        for (batch, shape) in [
+            (vec![], (1, 1)),
+            (vec![], (3, 5)),
+            (vec![], (127, 129)),
+            (vec![], (1000, 7)),
+            (vec![], (7, 3000)),
+            (vec![3], (65, 63)),
+            (vec![2, 2], (17, 200)),
+        ] {
+            case(&mut rng, &batch, shape, 0.1, axis);
+        }
+    }
+}
+
+#[test]
+fn softmin_is_stable_down_to_eps_1e_minus_4() {
+    let mut rng = Rng::new(71);
+    for eps in [1.0, 1e-2, 1e-3, 1e-4] {
+        for axis in [SoftminAxis::PerRow, SoftminAxis::PerColumn] {
+            case(&mut rng, &[2], (300, 257), eps, axis);
+        }
+    }
+}
+
+/// A row whose every term is `-inf` (infinite costs) gives `+inf`; an infinite `h` term
+/// gives `-inf`; NaN spreads to its row only.
+#[test]
+fn softmin_special_values_match() {
+    let inf = f32::INFINITY;
+    let cost = TensorData::new(
+        [4, 3],
+        vec![
+            inf,
+            inf,
+            inf,
+            0.0,
+            f32::NAN,
+            1.0,
+            0.5,
+            0.25,
+            2.0,
+            1.0,
+            1.0,
+            1.0,
+        ],
+    )
+    .unwrap();
+    let h = TensorData::new([3], vec![0.0f32, 0.0, 0.0]).unwrap();
+    let g = Graph::new();
+    let c = g.input("cost", [4, 3], DType::F32).unwrap();
+    let hv = g.input("h", [3], DType::F32).unwrap();
+    let out = g.softmin(c, hv, 0.5, SoftminAxis::PerRow).unwrap();
+    // The same rows read as columns of the transposed cost.
+    let by_column = g
+        .softmin(
+            g.transpose(c, 0, 1).unwrap(),
+            hv,
+            0.5,
+            SoftminAxis::PerColumn,
+        )
+        .unwrap();
+    let got = check(
+        "softmin special",
+        &g,
+        &[out, by_column],
+        &[("cost", &cost), ("h", &h)],
+        POTENTIALS,
+    );
+    let (a, b) = (got[0].to_f64_vec(), got[1].to_f64_vec());
+    assert!(a
+        .iter()
+        .zip(&b)
+        .all(|(x, y)| x == y || (x.is_nan() && y.is_nan())));
+    let v = got[0].values::<f32>().unwrap();
+    assert_eq!(v[0], inf, "all-infinite costs");
+    assert!(v[1].is_nan(), "NaN cost");
+    assert!(v[2].is_finite() && v[3].is_finite(), "{v:?}");
+    // Three equal costs: −eps·log(3·exp(−1/eps)) = 1 − eps·log 3.
+    assert!((v[3] - (1.0 - 0.5 * 3f32.ln())).abs() < 1e-6, "{}", v[3]);
+    let h_inf = TensorData::new([3], vec![0.0f32, inf, 0.0]).unwrap();
+    let got = check(
+        "softmin +inf h",
+        &g,
+        &[out, by_column],
+        &[("cost", &cost), ("h", &h_inf)],
+        POTENTIALS,
+    );
+    assert_eq!(got[0].values::<f32>().unwrap()[2], -inf);
+    assert_eq!(got[1].values::<f32>().unwrap()[2], -inf);
+}
+
+#[test]
+fn softmin_misuse_is_refused_by_name() {
+    let g = Graph::new();
+    let c = g.input("cost", [4, 3], DType::F32).unwrap();
+    let h = g.input("h", [4], DType::F32).unwrap();
+    let err = g
+        .softmin(c, h, 0.1, SoftminAxis::PerRow)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("h must be [3]"), "{err}");
+    let h3 = g.input("h3", [3], DType::F32).unwrap();
+    for eps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = g
+            .softmin(c, h3, eps, SoftminAxis::PerRow)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("positive finite"), "{err}");
+    }
+    let v = g.input("v", [3], DType::F32).unwrap();
+    let err = g
+        .softmin(v, h3, 0.1, SoftminAxis::PerRow)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rank 2 or more"), "{err}");
+    let hi = g.input("hi", [3], DType::I32).unwrap();
+    let err = g
+        .softmin(c, hi, 0.1, SoftminAxis::PerRow)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dtype"), "{err}");
+}

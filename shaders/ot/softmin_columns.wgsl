@@ -1,0 +1,104 @@
+// Softmin per column of a batch of [n, m] cost matrices: out[b, j] = −eps · log Σ_i
+// exp(h[b, i] − cost[b, i, j] / eps), reading the cost in place. A workgroup covers COLS
+// adjacent columns with WG / COLS row slices: neighbouring threads read neighbouring
+// columns (coalesced), each keeps a running (max, sum of exp(t − max)) over its rows, and
+// the slices are merged in workgroup memory.
+alias T = f32;
+
+override WG: u32 = 256u;
+override COLS: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> cost: array<T>;
+@group(0) @binding(1) var<storage, read> h: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
+// info: [batch, n, m, eps as f32 bits, column tiles per problem]
+@group(0) @binding(3) var<storage, read> info: array<u32>;
+
+var<workgroup> red: array<vec2<f32>, WG>;
+var<workgroup> red_nan: array<u32, WG>;
+
+// NaN by its bits: float comparisons may be compiled on the assumption there is none.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// The running pair after the term t: -inf adds nothing; equal tops add exactly 1 (so two
+// +inf terms stay +inf). NaN terms are flagged apart (see `is_nan`).
+fn push(acc: vec2<f32>, t: f32) -> vec2<f32> {
+    let neg_inf = bitcast<f32>(0xff800000u);
+    if t == neg_inf {
+        return acc;
+    }
+    if t > acc.x {
+        return vec2<f32>(t, acc.y * exp(acc.x - t) + 1.0);
+    }
+    if t == acc.x {
+        return vec2<f32>(acc.x, acc.y + 1.0);
+    }
+    return vec2<f32>(acc.x, acc.y + exp(t - acc.x));
+}
+
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    let neg_inf = bitcast<f32>(0xff800000u);
+    if b.x == neg_inf {
+        return a;
+    }
+    if a.x == neg_inf {
+        return b;
+    }
+    // The larger side keeps its sum as is (so a +inf top never meets inf - inf).
+    let top = max(a.x, b.x);
+    let sa = select(a.y * exp(a.x - top), a.y, a.x == top);
+    let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
+    return vec2<f32>(top, sa + sb);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let w = wg.x + wg.y * nwg.x;
+    let tiles = info[4];
+    if w >= info[0] * tiles {
+        return;
+    }
+    let n = info[1];
+    let m = info[2];
+    let eps = bitcast<f32>(info[3]);
+    let inv_eps = 1.0 / eps;
+    let b = w / tiles;
+    let c = t % COLS;
+    let slice = t / COLS;
+    let slices = WG / COLS;
+    let j = (w % tiles) * COLS + c;
+
+    var acc = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
+    var nan = 0u;
+    if j < m {
+        for (var i = slice; i < n; i += slices) {
+            let term = f32(h[b * n + i]) - f32(cost[(b * n + i) * m + j]) * inv_eps;
+            if is_nan(term) {
+                nan = 1u;
+            } else {
+                acc = push(acc, term);
+            }
+        }
+    }
+    red[t] = acc;
+    red_nan[t] = nan;
+    workgroupBarrier();
+    for (var s = slices / 2u; s > 0u; s >>= 1u) {
+        if slice < s {
+            red[t] = merge(red[t], red[t + s * COLS]);
+            red_nan[t] |= red_nan[t + s * COLS];
+        }
+        workgroupBarrier();
+    }
+    if slice == 0u && j < m {
+        let total = red[t];
+        let nan_out = bitcast<f32>(0x7fc00000u);
+        out[b * m + j] = T(select(-eps * (total.x + log(total.y)), nan_out, red_nan[t] != 0u));
+    }
+}

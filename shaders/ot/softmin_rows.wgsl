@@ -1,0 +1,96 @@
+// Softmin per row of a batch of [n, m] cost matrices: out[b, i] = −eps · log Σ_j
+// exp(h[b, j] − cost[b, i, j] / eps). One workgroup per row; each thread keeps a running
+// (max, sum of exp(t − max)) over its columns, so the cost is read once, and the threads'
+// pairs are merged in workgroup memory.
+alias T = f32;
+
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<storage, read> cost: array<T>;
+@group(0) @binding(1) var<storage, read> h: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
+// info: [rows (batch · n), n, m, eps as f32 bits]
+@group(0) @binding(3) var<storage, read> info: array<u32>;
+
+var<workgroup> red: array<vec2<f32>, WG>;
+var<workgroup> red_nan: array<u32, WG>;
+
+// NaN by its bits: float comparisons may be compiled on the assumption there is none.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// The running pair after the term t: -inf adds nothing; equal tops add exactly 1 (so two
+// +inf terms stay +inf). NaN terms are flagged apart (see `is_nan`).
+fn push(acc: vec2<f32>, t: f32) -> vec2<f32> {
+    let neg_inf = bitcast<f32>(0xff800000u);
+    if t == neg_inf {
+        return acc;
+    }
+    if t > acc.x {
+        return vec2<f32>(t, acc.y * exp(acc.x - t) + 1.0);
+    }
+    if t == acc.x {
+        return vec2<f32>(acc.x, acc.y + 1.0);
+    }
+    return vec2<f32>(acc.x, acc.y + exp(t - acc.x));
+}
+
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    let neg_inf = bitcast<f32>(0xff800000u);
+    if b.x == neg_inf {
+        return a;
+    }
+    if a.x == neg_inf {
+        return b;
+    }
+    // The larger side keeps its sum as is (so a +inf top never meets inf - inf).
+    let top = max(a.x, b.x);
+    let sa = select(a.y * exp(a.x - top), a.y, a.x == top);
+    let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
+    return vec2<f32>(top, sa + sb);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let row = wg.x + wg.y * nwg.x;
+    if row >= info[0] {
+        return;
+    }
+    let n = info[1];
+    let m = info[2];
+    let eps = bitcast<f32>(info[3]);
+    let inv_eps = 1.0 / eps;
+    let base = row * m;
+    let hbase = (row / n) * m;
+
+    var acc = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
+    var nan = 0u;
+    for (var j = t; j < m; j += WG) {
+        let term = f32(h[hbase + j]) - f32(cost[base + j]) * inv_eps;
+        if is_nan(term) {
+            nan = 1u;
+        } else {
+            acc = push(acc, term);
+        }
+    }
+    red[t] = acc;
+    red_nan[t] = nan;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if t < s {
+            red[t] = merge(red[t], red[t + s]);
+            red_nan[t] |= red_nan[t + s];
+        }
+        workgroupBarrier();
+    }
+    if t == 0u {
+        let total = red[0];
+        let nan_out = bitcast<f32>(0x7fc00000u);
+        out[row] = T(select(-eps * (total.x + log(total.y)), nan_out, red_nan[0] != 0u));
+    }
+}
