@@ -294,6 +294,9 @@ pub enum Op {
     },
     /// Same data, new shape; backends may alias the input's storage.
     Reshape,
+    /// The input unchanged, with no gradient flowing back through it (a stop-gradient);
+    /// backends alias the input's storage.
+    Detach,
     Permute {
         perm: Vec<usize>,
     },
@@ -401,6 +404,7 @@ impl Op {
             Op::Softmax { log: false, .. } => "softmax",
             Op::Softmax { log: true, .. } => "log_softmax",
             Op::Reshape => "reshape",
+            Op::Detach => "detach",
             Op::Permute { .. } => "permute",
             Op::Slice { .. } => "slice",
             Op::Concat { .. } => "concat",

@@ -140,7 +140,7 @@ impl Plan {
                     slot,
                 };
                 let r = match node.op {
-                    Op::Reshape => root[&node.inputs[0]],
+                    Op::Reshape | Op::Detach => root[&node.inputs[0]],
                     _ => v,
                 };
                 root.insert(v, r);

@@ -38,6 +38,7 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Reduce { op, axis, .. } => reduce::reduce(*op, *axis, arg(0)?, out)?,
         Op::Softmax { axis, log } => reduce::softmax(*axis, *log, arg(0)?, out)?,
         Op::Reshape => layout::reshape(arg(0)?, out)?,
+        Op::Detach => arg(0)?.clone(),
         Op::Permute { perm } => layout::permute(perm, arg(0)?, out)?,
         Op::Slice { axis, start, step } => layout::slice(*axis, *start, *step, arg(0)?, out)?,
         Op::Concat { axis } => layout::concat(*axis, inputs, out)?,

@@ -455,6 +455,7 @@ fn check_supported(plan: &Plan, limits: &wgpu::Limits, features: wgpu::Features)
                         | Op::Constant(_)
                         | Op::Parameter { .. }
                         | Op::Reshape
+                        | Op::Detach
                         | Op::Cast
                         | Op::MatMul(_)
                 );

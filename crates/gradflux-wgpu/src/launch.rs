@@ -225,7 +225,9 @@ pub fn launches(
     };
     let numel = oty.shape.numel();
     let l = match &node.op {
-        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape => vec![],
+        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape | Op::Detach => {
+            vec![]
+        }
         Op::Unary(u) => vec![launch(
             elementwise_kernel(
                 &shaders::UNARY,

@@ -695,3 +695,23 @@ fn ties_follow_the_documented_rules() {
     assert_eq!(out[2].values::<f32>().unwrap(), &[0.0, 1.0], "abs'(0) = 0");
     assert_eq!(out[3].values::<f32>().unwrap(), &[1.0, 0.0, 0.0, 0.0]);
 }
+
+#[test]
+fn detach_stops_the_gradient_and_keeps_the_value() {
+    let g = Graph::new();
+    let x = g.input("x", [5], DType::F32).unwrap();
+    let d = g.detach(x).unwrap();
+    let y = g.sum_all(g.mul(x, d).unwrap()).unwrap();
+    let dx = g.grad(y, &[x]).unwrap()[0];
+    let data = TensorData::new([5], vec![1.0f32, -2.0, 0.5, 3.0, 0.0]).unwrap();
+    let out = check(
+        "detach",
+        &g,
+        &[d, y, dx],
+        &[("x", &data)],
+        gradflux::Tolerance::EXACT,
+    );
+    assert_eq!(out[0], data, "detach changes nothing forward");
+    assert_eq!(out[1].to_f64_vec(), [14.25], "x · x");
+    assert_eq!(out[2], data, "d/dx (x · detach(x)) = x, not 2x");
+}

@@ -135,6 +135,7 @@ pub(super) fn vjp(
             vec![Some(d)]
         }
         Op::Reshape => vec![Some(g.reshape(gy, xs(0)?)?)],
+        Op::Detach => none(),
         Op::Permute { perm } => {
             let mut inverse = vec![0; perm.len()];
             for (i, &p) in perm.iter().enumerate() {

@@ -24,6 +24,23 @@ impl Graph {
         self.push1(Op::Reshape, &[x], TensorType::new(shape, ty.dtype))
     }
 
+    /// `x` unchanged, but no gradient flows back through the result (a stop-gradient): what
+    /// is computed from it is treated as a constant by [`Graph::grad`]. Costs nothing at
+    /// run time (the result shares `x`'s buffer).
+    ///
+    /// ```
+    /// # use gradflux_core::{Graph, DType};
+    /// let g = Graph::new();
+    /// let x = g.input("x", [3], DType::F32)?;
+    /// let y = g.sum_all(g.mul(x, g.detach(x)?)?)?; // d y / d x = x, not 2x
+    /// let dx = g.grad(y, &[x])?[0];
+    /// # Ok::<(), gradflux_core::Error>(())
+    /// ```
+    pub fn detach(&self, x: Tensor) -> Result<Tensor> {
+        let ty = self.ty(x)?;
+        self.push1(Op::Detach, &[x], ty)
+    }
+
     /// Reorders dimensions: output dimension `i` is input dimension `perm[i]`.
     pub fn permute(&self, x: Tensor, perm: &[usize]) -> Result<Tensor> {
         let ty = self.ty(x)?;
