@@ -21,8 +21,8 @@ mod wgsl;
 
 pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, RunFuture};
 pub use builder::{
-    Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK, Router,
-    Routing,
+    Capacity, DispatchOptions, EpsScaling, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK,
+    OtGradient, OtSolution, Router, Routing, SinkhornOptions,
 };
 pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
 pub use data::{Storage, TensorData};

@@ -326,6 +326,37 @@ fn softmin_has_gradients_in_cost_and_h() {
     }
 }
 
+/// Unrolled Sinkhorn is an ordinary differentiable function of the cost and the weights
+/// (here a few iterations, balanced and unbalanced, with ε-scaling).
+#[test]
+fn unrolled_sinkhorn_has_exact_gradients() {
+    use gradflux::{EpsScaling, OtGradient, SinkhornOptions};
+    for (label, rho) in [("balanced", None), ("unbalanced", Some(0.7))] {
+        let options = SinkhornOptions {
+            rho_a: rho,
+            rho_b: rho,
+            eps_scaling: Some(EpsScaling {
+                start: 2.0,
+                factor: 0.5,
+            }),
+            gradient: OtGradient::Unrolled,
+            ..SinkhornOptions::new(0.4, 4)
+        };
+        check_op(
+            &format!("unrolled sinkhorn {label}"),
+            &[
+                arg(&[3, 4], 0.0, 1.0),
+                arg(&[3], 0.5, 1.0),
+                arg(&[4], 0.5, 1.0),
+            ],
+            move |g, x| {
+                let ot = g.sinkhorn(x[0], x[1], x[2], None, options)?;
+                g.add(g.ot_objective(&ot)?, g.ot_transport_cost(&ot)?)
+            },
+        );
+    }
+}
+
 #[test]
 fn router_gates_and_auxiliary_losses_have_gradients() {
     use gradflux::{GroupedTopK, Router};

@@ -11,10 +11,12 @@ mod ot;
 mod reduce;
 mod routing;
 mod select;
+mod sinkhorn;
 
 pub use fused_route::FusedRouting;
 pub use moe::{Capacity, DispatchOptions, ExpertDispatch};
 pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
+pub use sinkhorn::{EpsScaling, OtGradient, OtSolution, SinkhornOptions};
 
 use crate::{DType, Error, Graph, Result, Shape, Tensor};
 

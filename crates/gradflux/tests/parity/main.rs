@@ -12,3 +12,4 @@ mod ot;
 mod reduce;
 mod routing;
 mod select;
+mod sinkhorn;
