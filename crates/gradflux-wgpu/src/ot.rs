@@ -1,5 +1,5 @@
-//! Launch planning for `softmin` (`shaders/ot/softmin_*.wgsl`): a workgroup per row, or
-//! a workgroup per tile of adjacent columns that reads the cost in place.
+//! Launch planning for `softmin` (`shaders/ot/softmin.wgsl`): a workgroup per row, or a
+//! workgroup per tile of adjacent columns that reads the cost in place.
 
 use gradflux_core::{DType, Error, Result, SoftminAxis, Value};
 
@@ -26,33 +26,28 @@ pub fn softmin_launch(
             what: format!("softmin on {dtype}; cast the cost and h to f32 first"),
         });
     }
-    let eps_bits = (eps as f32).to_bits();
     let tiles = m.div_ceil(COLS);
-    let (file, info, workgroups, constants) = match axis {
-        SoftminAxis::PerRow => (
-            &shaders::SOFTMIN_ROWS,
-            vec![(batch * n) as u32, n as u32, m as u32, eps_bits],
-            batch * n,
-            vec![("WG", WG as f64)],
-        ),
-        SoftminAxis::PerColumn => (
-            &shaders::SOFTMIN_COLUMNS,
-            vec![batch as u32, n as u32, m as u32, eps_bits, tiles as u32],
-            batch * tiles,
-            vec![("WG", WG as f64), ("COLS", COLS as f64)],
-        ),
+    let (entry_point, workgroups) = match axis {
+        SoftminAxis::PerRow => ("per_row", batch * n),
+        SoftminAxis::PerColumn => ("per_column", batch * tiles),
     };
     Ok(Launch {
         kernel: KernelSource {
             label: format!("softmin {axis:?}"),
-            source: specialise(file, dtype, dtype, None),
-            entry_point: "main".into(),
-            constants,
+            source: specialise(&shaders::SOFTMIN, dtype, dtype, None),
+            entry_point: entry_point.into(),
+            constants: vec![("WG", WG as f64), ("COLS", COLS as f64)],
             read_only: vec![true, true, false, true],
         },
         binds: vec![cost, h, out],
         scratch: vec![],
-        info,
+        info: vec![
+            batch as u32,
+            n as u32,
+            m as u32,
+            (eps as f32).to_bits(),
+            tiles as u32,
+        ],
         workgroups: Workgroups::Linear(workgroups as u64),
     })
 }

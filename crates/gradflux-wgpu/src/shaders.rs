@@ -43,8 +43,7 @@ shader!(MOE_RANK_GATE, "moe/dispatch_rank_gate.wgsl");
 shader!(ROUTE_CLEAR, "moe/route_clear.wgsl");
 shader!(ROUTE_FUSED, "moe/route_fused.wgsl");
 shader!(GROUPED_MATMUL, "moe/grouped_matmul.wgsl");
-shader!(SOFTMIN_ROWS, "ot/softmin_rows.wgsl");
-shader!(SOFTMIN_COLUMNS, "ot/softmin_columns.wgsl");
+shader!(SOFTMIN, "ot/softmin.wgsl");
 shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
 /// All shipped shader files.
@@ -69,8 +68,7 @@ pub const ALL: &[ShaderFile] = &[
     ROUTE_FUSED,
     GROUPED_MATMUL,
     GROUPED_MATMUL_WGRAD,
-    SOFTMIN_ROWS,
-    SOFTMIN_COLUMNS,
+    SOFTMIN,
 ];
 
 /// Specialises a file: element types `t` (inputs) and `r` (output), and optionally the

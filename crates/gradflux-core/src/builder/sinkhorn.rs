@@ -219,17 +219,6 @@ impl Graph {
         })
     }
 
-    /// `f_i + g_j − C_ij`, divided by eps, as `[.., n, m]`.
-    fn ot_log_kernel(&self, s: &OtSolution) -> Result<Tensor> {
-        let rank = self.shape(s.cost)?.rank();
-        let fg = self.add(
-            self.unsqueeze(s.f, rank - 1)?,
-            self.unsqueeze(s.g, rank - 2)?,
-        )?;
-        let eps = self.scalar(s.options.eps, self.dtype(s.cost)?)?;
-        self.div(self.sub(fg, s.cost)?, eps)
-    }
-
     /// The transport plan `P_ij = a_i b_j exp((f_i + g_j − C_ij) / eps)`, `[.., n, m]`.
     pub fn ot_plan(&self, s: &OtSolution) -> Result<Tensor> {
         let rank = self.shape(s.cost)?.rank();
@@ -237,13 +226,23 @@ impl Graph {
             self.unsqueeze(s.a, rank - 1)?,
             self.unsqueeze(s.b, rank - 2)?,
         )?;
-        self.mul(ab, self.exp(self.ot_log_kernel(s)?)?)
+        let fg = self.add(
+            self.unsqueeze(s.f, rank - 1)?,
+            self.unsqueeze(s.g, rank - 2)?,
+        )?;
+        let eps = self.scalar(s.options.eps, self.dtype(s.cost)?)?;
+        let log_kernel = self.div(self.sub(fg, s.cost)?, eps)?;
+        self.mul(ab, self.exp(log_kernel)?)
     }
 
     /// `⟨P, C⟩` per problem (`[..]`): the quantity POT's `sinkhorn2` returns.
     pub fn ot_transport_cost(&self, s: &OtSolution) -> Result<Tensor> {
-        let pc = self.mul(self.ot_plan(s)?, s.cost)?;
-        self.sum(self.sum(pc, -1, false)?, -1, false)
+        self.sum_matrix(self.mul(self.ot_plan(s)?, s.cost)?)
+    }
+
+    /// `[.., n, m]` summed over its last two axes.
+    fn sum_matrix(&self, x: Tensor) -> Result<Tensor> {
+        self.sum(self.sum(x, -1, false)?, -1, false)
     }
 
     /// The entropic objective per problem (`[..]`), as the dual value
@@ -266,13 +265,10 @@ impl Graph {
         let dot = |w: Tensor, x: Tensor| self.sum(self.mul(w, x)?, -1, false);
         let fa = dot(s.a, phi(s.f, s.options.rho_a)?)?;
         let gb = dot(s.b, phi(s.g, s.options.rho_b)?)?;
-        let plan = self.ot_plan(s)?;
-        let rank = self.shape(s.cost)?.rank();
-        let ab = self.mul(
-            self.unsqueeze(s.a, rank - 1)?,
-            self.unsqueeze(s.b, rank - 2)?,
-        )?;
-        let excess = self.sum(self.sum(self.sub(plan, ab)?, -1, false)?, -1, false)?;
+        // ⟨a⊗b, exp(..) − 1⟩ = Σ P − (Σ a)(Σ b).
+        let mass = self.sum_matrix(self.ot_plan(s)?)?;
+        let ab = self.mul(self.sum(s.a, -1, false)?, self.sum(s.b, -1, false)?)?;
+        let excess = self.sub(mass, ab)?;
         self.sub(self.add(fa, gb)?, self.mul(excess, scalar(s.options.eps)?)?)
     }
 

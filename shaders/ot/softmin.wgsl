@@ -1,8 +1,11 @@
-// Softmin per column of a batch of [n, m] cost matrices: out[b, j] = −eps · log Σ_i
-// exp(h[b, i] − cost[b, i, j] / eps), reading the cost in place. A workgroup covers COLS
-// adjacent columns with WG / COLS row slices: neighbouring threads read neighbouring
-// columns (coalesced), each keeps a running (max, sum of exp(t − max)) over its rows, and
-// the slices are merged in workgroup memory.
+// Softmin of a batch of [n, m] cost matrices, reading the cost once: each thread keeps a
+// running (max, sum of exp(t − max)) over its terms and the threads' pairs are merged in
+// workgroup memory.
+// - per_row: out[b, i] = −eps · log Σ_j exp(h[b, j] − cost[b, i, j] / eps), one workgroup
+//   per row.
+// - per_column: out[b, j] = −eps · log Σ_i exp(h[b, i] − cost[b, i, j] / eps), reading the
+//   cost in place: a workgroup covers COLS adjacent columns (coalesced reads) with
+//   WG / COLS row slices.
 alias T = f32;
 
 override WG: u32 = 256u;
@@ -53,8 +56,66 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(top, sa + sb);
 }
 
+// Thread t's pair and NaN flag, stored for the merge.
+fn store(t: u32, acc: vec2<f32>, nan: bool) {
+    red[t] = acc;
+    red_nan[t] = u32(nan);
+}
+
+// Merges slot t with slot t + stride.
+fn merge_slots(t: u32, stride: u32) {
+    red[t] = merge(red[t], red[t + stride]);
+    red_nan[t] |= red_nan[t + stride];
+}
+
+// −eps · log Σ from merged slot t (NaN if any term was).
+fn result(t: u32, eps: f32) -> T {
+    let total = red[t];
+    let nan_out = bitcast<f32>(0x7fc00000u);
+    return T(select(-eps * (total.x + log(total.y)), nan_out, red_nan[t] != 0u));
+}
+
 @compute @workgroup_size(WG)
-fn main(
+fn per_row(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let row = wg.x + wg.y * nwg.x;
+    let n = info[1];
+    if row >= info[0] * n {
+        return;
+    }
+    let m = info[2];
+    let eps = bitcast<f32>(info[3]);
+    let inv_eps = 1.0 / eps;
+    let base = row * m;
+    let hbase = (row / n) * m;
+
+    var acc = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
+    var nan = false;
+    for (var j = t; j < m; j += WG) {
+        let term = f32(h[hbase + j]) - f32(cost[base + j]) * inv_eps;
+        nan = nan || is_nan(term);
+        if !is_nan(term) {
+            acc = push(acc, term);
+        }
+    }
+    store(t, acc, nan);
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if t < s {
+            merge_slots(t, s);
+        }
+        workgroupBarrier();
+    }
+    if t == 0u {
+        out[row] = result(0u, eps);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn per_column(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
@@ -69,36 +130,30 @@ fn main(
     let eps = bitcast<f32>(info[3]);
     let inv_eps = 1.0 / eps;
     let b = w / tiles;
-    let c = t % COLS;
     let slice = t / COLS;
     let slices = WG / COLS;
-    let j = (w % tiles) * COLS + c;
+    let j = (w % tiles) * COLS + t % COLS;
 
     var acc = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
-    var nan = 0u;
+    var nan = false;
     if j < m {
         for (var i = slice; i < n; i += slices) {
             let term = f32(h[b * n + i]) - f32(cost[(b * n + i) * m + j]) * inv_eps;
-            if is_nan(term) {
-                nan = 1u;
-            } else {
+            nan = nan || is_nan(term);
+            if !is_nan(term) {
                 acc = push(acc, term);
             }
         }
     }
-    red[t] = acc;
-    red_nan[t] = nan;
+    store(t, acc, nan);
     workgroupBarrier();
     for (var s = slices / 2u; s > 0u; s >>= 1u) {
         if slice < s {
-            red[t] = merge(red[t], red[t + s * COLS]);
-            red_nan[t] |= red_nan[t + s * COLS];
+            merge_slots(t, s * COLS);
         }
         workgroupBarrier();
     }
     if slice == 0u && j < m {
-        let total = red[t];
-        let nan_out = bitcast<f32>(0x7fc00000u);
-        out[b * m + j] = T(select(-eps * (total.x + log(total.y)), nan_out, red_nan[t] != 0u));
+        out[b * m + j] = result(t, eps);
     }
 }
