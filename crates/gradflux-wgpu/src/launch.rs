@@ -86,7 +86,7 @@ pub(crate) fn per_element(numel: usize) -> Workgroups {
     Workgroups::Linear((numel as u64).div_ceil(ELEMENTWISE_WG as u64))
 }
 
-fn u32s(v: impl IntoIterator<Item = usize>) -> Vec<u32> {
+pub(crate) fn u32s(v: impl IntoIterator<Item = usize>) -> Vec<u32> {
     v.into_iter().map(|x| x as u32).collect()
 }
 

@@ -9,7 +9,7 @@
 
 use gradflux_core::{DType, DropPolicy, Error, MoeDispatchSpec, Result, Value};
 
-use crate::launch::{per_element, Launch, Workgroups, ELEMENTWISE_WG};
+use crate::launch::{per_element, u32s, Launch, Workgroups, ELEMENTWISE_WG};
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, ShaderFile};
 
@@ -36,13 +36,14 @@ pub(crate) fn source(
     }
 }
 
-fn f32_only(op: &str, dtype: DType) -> Result<()> {
+/// Refuses a dtype other than f32 for `what`, saying what to cast.
+pub(crate) fn f32_only(what: &str, dtype: DType, cast: &str) -> Result<()> {
     if dtype == DType::F32 {
         Ok(())
     } else {
         Err(Error::Unsupported {
             backend: "wgpu".into(),
-            what: format!("{op} on {dtype}; cast to f32 first"),
+            what: format!("{what} on {dtype}; cast {cast} to f32 first"),
         })
     }
 }
@@ -61,14 +62,11 @@ pub fn dispatch_launches(
     let e = spec.num_experts;
     let highest = spec.policy == DropPolicy::HighestGate;
     if let Some(d) = gate_dtype.filter(|_| highest) {
-        f32_only("moe_dispatch gates", d)?;
+        f32_only("moe_dispatch gates", d, "them")?;
     }
     let tiles = n.div_ceil(TILE);
     let capacity = spec.capacity.unwrap_or(n).min(n);
-    let info: Vec<u32> = [n, e, spec.block, capacity, rows, tiles, highest as usize]
-        .iter()
-        .map(|&v| v as u32)
-        .collect();
+    let info = u32s([n, e, spec.block, capacity, rows, tiles, highest as usize]);
     // Ranks in tile, per-(tile, expert) counts, segment starts, then the members list.
     let scratch_words = n + tiles * e + e + 1 + if highest { n } else { 0 };
     let scratch = vec![(0, (scratch_words * 4) as u64)];
@@ -143,7 +141,7 @@ pub fn grouped_matmul_launch(
     (rows, k, n, experts): (usize, usize, usize, usize),
     (block, transpose_b): (usize, bool),
 ) -> Result<Launch> {
-    f32_only("grouped_matmul", dtype)?;
+    f32_only("grouped_matmul", dtype, "the operands")?;
     let bm = 1usize << block.trailing_zeros().min(6);
     let col_tiles = n.div_ceil(64);
     Ok(Launch {
@@ -158,10 +156,7 @@ pub fn grouped_matmul_launch(
         ),
         binds: vec![x, w, block_experts, out],
         scratch: vec![],
-        info: [rows, k, n, experts, block, col_tiles]
-            .iter()
-            .map(|&v| v as u32)
-            .collect(),
+        info: u32s([rows, k, n, experts, block, col_tiles]),
         workgroups: Workgroups::Linear(((rows / bm) * col_tiles) as u64),
     })
 }
@@ -174,7 +169,7 @@ pub fn grouped_matmul_weight_grad_launch(
     (rows, k, n, experts): (usize, usize, usize, usize),
     block: usize,
 ) -> Result<Launch> {
-    f32_only("grouped_matmul_weight_grad", dtype)?;
+    f32_only("grouped_matmul_weight_grad", dtype, "the operands")?;
     let (k_tiles, n_tiles) = (k.div_ceil(64), n.div_ceil(64));
     Ok(Launch {
         kernel: source(
@@ -185,10 +180,7 @@ pub fn grouped_matmul_weight_grad_launch(
         ),
         binds: vec![x, dy, block_experts, dw],
         scratch: vec![],
-        info: [rows, k, n, experts, block, k_tiles, n_tiles]
-            .iter()
-            .map(|&v| v as u32)
-            .collect(),
+        info: u32s([rows, k, n, experts, block, k_tiles, n_tiles]),
         workgroups: Workgroups::Linear((experts * k_tiles * n_tiles) as u64),
     })
 }

@@ -1,9 +1,10 @@
 //! Launch planning for `softmin` (`shaders/ot/softmin.wgsl`): a workgroup per row, or a
 //! workgroup per tile of adjacent columns that reads the cost in place.
 
-use gradflux_core::{DType, Error, Result, SoftminAxis, Value};
+use gradflux_core::{DType, Result, SoftminAxis, Value};
 
 use crate::launch::{Launch, Workgroups};
+use crate::moe::f32_only;
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, specialise};
 
@@ -20,12 +21,7 @@ pub fn softmin_launch(
     eps: f64,
     axis: SoftminAxis,
 ) -> Result<Launch> {
-    if dtype != DType::F32 {
-        return Err(Error::Unsupported {
-            backend: "wgpu".into(),
-            what: format!("softmin on {dtype}; cast the cost and h to f32 first"),
-        });
-    }
+    f32_only("softmin", dtype, "the cost and h")?;
     let tiles = m.div_ceil(COLS);
     let (entry_point, workgroups) = match axis {
         SoftminAxis::PerRow => ("per_row", batch * n),

@@ -1,10 +1,10 @@
 //! Launch planning for `fused_route` (`shaders/moe/route_*.wgsl`): one pass zeroes the
 //! `E` counters, one pass routes every token.
 
-use gradflux_core::{DType, Error, FusedRouteSpec, Result, RouteScore, Value};
+use gradflux_core::{DType, FusedRouteSpec, Result, RouteScore, Value};
 
-use crate::launch::{per_element, Launch, Workgroups, ELEMENTWISE_WG};
-use crate::moe::source;
+use crate::launch::{per_element, u32s, Launch, Workgroups, ELEMENTWISE_WG};
+use crate::moe::{f32_only, source};
 use crate::shaders;
 
 /// Threads per workgroup of the routing pass.
@@ -23,16 +23,8 @@ pub fn launches(
     [gates, ids, counts]: [Value; 3],
     (tokens, experts): (usize, usize),
 ) -> Result<Vec<Launch>> {
-    if dtype != DType::F32 {
-        return Err(Error::Unsupported {
-            backend: "wgpu".into(),
-            what: format!("fused_route on {dtype} logits; cast them to f32 first"),
-        });
-    }
-    let info: Vec<u32> = [tokens, experts, spec.k]
-        .iter()
-        .map(|&v| v as u32)
-        .collect();
+    f32_only("fused_route logits", dtype, "them")?;
+    let info = u32s([tokens, experts, spec.k]);
     let lanes = lanes_per_token(experts);
     let score = match spec.score {
         RouteScore::Softmax => "softmax",

@@ -9,7 +9,7 @@
 
 use gradflux_core::{DType, Error, Result, Value};
 
-use crate::launch::{Launch, Workgroups};
+use crate::launch::{u32s, Launch, Workgroups};
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, specialise};
 
@@ -84,10 +84,7 @@ pub fn launches(
             },
             binds: vec![x, values, indices],
             scratch: vec![((pass + 1) % 2, 4), (pass % 2, scratch_bytes)],
-            info: [rows, n, inner, k, len, chunks, keep]
-                .iter()
-                .map(|&v| v as u32)
-                .collect(),
+            info: u32s([rows, n, inner, k, len, chunks, keep]),
             workgroups: Workgroups::Linear((rows * chunks) as u64),
         });
         if last {

@@ -14,7 +14,7 @@ use std::fmt;
 
 use gradflux_core::{DType, MatMulSpec, Result, Shape, TensorType, Value};
 
-use crate::launch::{padded, Launch, Workgroups, MAX_RANK};
+use crate::launch::{padded, u32s, Launch, Workgroups, MAX_RANK};
 use crate::pipelines::KernelSource;
 pub use codegen::Variant;
 pub use config::{ShapeClass, TileConfig};
@@ -165,10 +165,7 @@ pub fn info(
     strides: [&[usize]; 3],
     bias_rc: [usize; 2],
 ) -> Vec<u32> {
-    let mut info: Vec<u32> = [p.m, p.n, p.k, p.batches, tiles_m, tiles_n, batch.rank(), 0]
-        .iter()
-        .map(|&x| x as u32)
-        .collect();
+    let mut info = u32s([p.m, p.n, p.k, p.batches, tiles_m, tiles_n, batch.rank(), 0]);
     info.extend(padded(batch.dims()));
     for s in strides {
         info.extend(padded(s));

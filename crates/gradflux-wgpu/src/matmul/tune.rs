@@ -28,6 +28,7 @@ use super::coop::{CoopCaps, CoopTile};
 use super::verify::plans_agree;
 use super::{info, Plan, Problem};
 use crate::device::Context;
+use crate::dispatch::split_workgroups;
 use crate::pipelines::bind_buffers;
 use crate::timing::time_dispatch;
 
@@ -354,10 +355,12 @@ fn tune(ctx: &Context, p: &Problem, candidates: &[Plan]) -> Result<(Plan, f64)> 
     let no_batch = gradflux_core::Shape(vec![]);
     let mut best: Option<(Plan, f64)> = None;
     for plan in candidates {
-        let wg = plan.workgroups(&one);
-        if wg > ctx.summary.limits.max_compute_workgroups_per_dimension as u64 {
+        // Spread over two dimensions like every other launch, so small-tile candidates
+        // stay in the running on large problems.
+        let max = ctx.summary.limits.max_compute_workgroups_per_dimension;
+        let Ok(wg) = split_workgroups(plan.workgroups(&one), max, "matmul") else {
             continue;
-        }
+        };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let timed = (|| -> Result<f64> {
             let kernel = plan.kernel(&one, &MatMulSpec::default());
@@ -370,13 +373,7 @@ fn tune(ctx: &Context, p: &Problem, candidates: &[Plan]) -> Result<(Plan, f64)> 
             });
             let bind_group =
                 bind_buffers(device, "tune", &pipeline.layout, &[&a, &b, &c, &info_buf]);
-            let (secs, _) = time_dispatch(
-                ctx,
-                &pipeline.pipeline,
-                &bind_group,
-                [wg as u32, 1, 1],
-                reps,
-            )?;
+            let (secs, _) = time_dispatch(ctx, &pipeline.pipeline, &bind_group, wg, reps)?;
             Ok(secs)
         })();
         let failed = pollster::block_on(scope.pop());
