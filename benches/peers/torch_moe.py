@@ -5,7 +5,8 @@
 Routing: softmax over experts, torch.topk, renormalisation and the per-expert histogram
 (torch.bincount), the peer of gradflux's fused routing kernel (ids prefixed fused-); then
 the same plus the stable grouping of choices by expert (torch.argsort, stable).
-Layer: router, the same routing, then for each expert its tokens' relu(x w1) w2, scaled
+Layer: router, softmax, topk and renormalisation (no histogram or sort: the eager layer
+finds each expert's tokens with torch.where), then for each expert its tokens' relu(x w1) w2, scaled
 by the gates and summed back with index_add_ (the usual eager implementation), forward
 and forward+backward. Times device work with CUDA events, f32, TF32 off. Writes one line
 per measurement to a TSV:
@@ -66,24 +67,21 @@ def main():
         torch.cuda.synchronize()
         return start.elapsed_time(end) / 1e3 / args.reps
 
-    def route_only(logits, e, k):
+    def gates_of(logits, k):
         probs = torch.softmax(logits, dim=-1)
         gates, experts = torch.topk(probs, k, dim=-1)
-        gates = gates / gates.sum(dim=-1, keepdim=True)
-        counts = torch.bincount(experts.reshape(-1), minlength=e)
-        return gates, experts, counts
+        return gates / gates.sum(dim=-1, keepdim=True), experts
+
+    def route_only(logits, e, k):
+        gates, experts = gates_of(logits, k)
+        return gates, experts, torch.bincount(experts.reshape(-1), minlength=e)
 
     def route(logits, e, k):
-        probs = torch.softmax(logits, dim=-1)
-        gates, experts = torch.topk(probs, k, dim=-1)
-        gates = gates / gates.sum(dim=-1, keepdim=True)
-        flat = experts.reshape(-1)
-        counts = torch.bincount(flat, minlength=e)
-        order = torch.argsort(flat, stable=True)
-        return gates, experts, counts, order
+        gates, experts, counts = route_only(logits, e, k)
+        return gates, experts, counts, torch.argsort(experts.reshape(-1), stable=True)
 
     def layer(x, wr, w1, w2, e, k):
-        gates, experts, _, _ = route(x @ wr, e, k)
+        gates, experts = gates_of(x @ wr, k)
         out = torch.zeros_like(x)
         for ex in range(e):
             tok, slot = torch.where(experts == ex)

@@ -2,7 +2,7 @@
 //! since a node can only read nodes added before it).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -82,6 +82,9 @@ struct GraphInner {
     parameters: BTreeMap<String, Value>,
     /// (parameter, its value for the next run), in the order assigned.
     updates: Vec<(Value, Value)>,
+    /// Scalar constants by (dtype, value bits), so builders and gradient rules that ask for
+    /// the same scalar again share one node (and one device buffer).
+    scalars: HashMap<(DType, u64), Tensor>,
 }
 
 /// A compute graph under construction.
@@ -258,8 +261,13 @@ impl Graph {
         Ok(self.push(Op::Constant(Arc::new(data)), &[], vec![ty])?[0])
     }
 
-    /// A rank-0 constant of `dtype` holding `value` (converted like `as`).
+    /// A rank-0 constant of `dtype` holding `value` (converted like `as`). Asking twice for
+    /// the same value and dtype returns the same tensor.
     pub fn scalar(&self, value: f64, dtype: DType) -> Result<Tensor> {
+        let key = (dtype, value.to_bits());
+        if let Some(&t) = self.inner.borrow().scalars.get(&key) {
+            return Ok(t);
+        }
         let data = match dtype {
             DType::F16 => TensorData::scalar(half::f16::from_f64(value)),
             DType::F32 => TensorData::scalar(value as f32),
@@ -267,7 +275,9 @@ impl Graph {
             DType::I32 => TensorData::scalar(value as i32),
             DType::U32 => TensorData::scalar(value as u32),
         };
-        self.constant(data)
+        let t = self.constant(data)?;
+        self.inner.borrow_mut().scalars.insert(key, t);
+        Ok(t)
     }
 
     /// The tensor of the input named `name`.

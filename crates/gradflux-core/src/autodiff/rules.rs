@@ -280,18 +280,18 @@ pub(super) fn vjp(
         Op::GroupedMatMul { block, transpose_b } => {
             let (a, w, experts) = (x(0), x(1), x(2));
             // out = a · B with B = w[e] (or its transpose): da = gy · Bᵀ reads w the
-            // other way; dw sums aᵀ · gy over each expert's blocks.
+            // other way; dw sums aᵀ · gy over each expert's blocks, or gyᵀ · a (its
+            // transpose, [E, N, K] as w is) when w is read transposed.
             let da = needs[0]
                 .then(|| g.grouped_matmul(gy, w, experts, *block, !*transpose_b))
                 .transpose()?;
             let dw = needs[1]
                 .then(|| {
                     let e = xs(1)?.dims()[0];
-                    let d = g.grouped_matmul_weight_grad(a, gy, experts, *block, e)?;
                     if *transpose_b {
-                        g.permute(d, &[0, 2, 1])
+                        g.grouped_matmul_weight_grad(gy, a, experts, *block, e)
                     } else {
-                        Ok(d)
+                        g.grouped_matmul_weight_grad(a, gy, experts, *block, e)
                     }
                 })
                 .transpose()?;

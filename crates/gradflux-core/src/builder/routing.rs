@@ -149,7 +149,7 @@ impl Graph {
     /// `[E]` `u32` histogram of `experts` (any shape, `u32` ids below `e`).
     fn expert_counts(&self, experts: Tensor, e: usize) -> Result<Tensor> {
         let n = self.shape(experts)?.numel();
-        let ones = self.constant(TensorData::new([n], vec![1u32; n])?)?;
+        let ones = self.full(1.0, [n], DType::U32)?;
         self.scatter_add(ones, 0, self.reshape(experts, [n])?, e)
     }
 
@@ -330,8 +330,7 @@ impl Graph {
         if choices == 0 {
             return Err(shape_error(op, "there are no routing choices".into()));
         }
-        let ones = self.constant(TensorData::new(ti.shape.clone(), vec![1.0f32; choices])?)?;
-        let counts = self.scatter_add(self.cast(ones, dtype)?, 0, experts, e)?;
+        let counts = self.cast(self.expert_counts(experts, e)?, dtype)?;
         let p = self.mean(probs, 0, false)?;
         let dot = self.sum(self.mul(counts, p)?, 0, false)?;
         self.mul(dot, self.scalar(alpha * e as f64 / choices as f64, dtype)?)

@@ -181,10 +181,7 @@ impl Graph {
         let (log_a, log_b) = (self.log(a)?, self.log(b)?);
         let (mut f, mut g) = match warm {
             Some(fg) => fg,
-            None => (
-                self.broadcast_to(scalar(0.0)?, self.shape(a)?)?,
-                self.broadcast_to(scalar(0.0)?, self.shape(b)?)?,
-            ),
+            None => (self.zeros_like(a)?, self.zeros_like(b)?),
         };
         let damp = |rho: Option<f64>, eps: f64, x: Tensor| match rho {
             Some(r) => self.mul(x, scalar(r / (r + eps))?),
