@@ -7,7 +7,8 @@
 // expert after the one just taken (rank order is total, so "after the last taken" is
 // exactly "not yet taken"). The winning key is inverted back to its logit, so gates need
 // no second read. Gates are written unnormalised as they are found, then divided by the
-// row's sum once it is known.
+// row's sum once it is known (for a softmax over every expert, that sum is gathered in the
+// first scan, so the row is read once).
 override G: u32 = 32u;
 override WG: u32 = 64u;
 override SIGMOID: bool = false;
@@ -25,7 +26,7 @@ const NONE: u32 = 0xffffffffu;
 
 var<workgroup> red_key: array<u32, WG>;
 var<workgroup> red_id: array<u32, WG>;
-var<workgroup> red_sum: array<f32, WG>;
+var<workgroup> red_sum: array<vec2<f32>, WG>;
 
 // An unsigned key whose order is the rank order: NaN highest, -0 equal to +0.
 fn float_key(v: f32) -> u32 {
@@ -47,18 +48,47 @@ fn key_value(k: u32) -> f32 {
     return bitcast<f32>(select(~k, k & 0x7fffffffu, (k >> 31u) == 1u));
 }
 
+// The running (max, sum of exp(z − max)) after the logit z: -inf adds nothing, equal tops
+// add exactly 1.
+fn push(acc: vec2<f32>, z: f32) -> vec2<f32> {
+    if z == bitcast<f32>(0xff800000u) {
+        return acc;
+    }
+    if z > acc.x {
+        return vec2<f32>(z, acc.y * exp(acc.x - z) + 1.0);
+    }
+    if z == acc.x {
+        return vec2<f32>(acc.x, acc.y + 1.0);
+    }
+    return vec2<f32>(acc.x, acc.y + exp(z - acc.x));
+}
+
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    let neg_inf = bitcast<f32>(0xff800000u);
+    if b.x == neg_inf {
+        return a;
+    }
+    if a.x == neg_inf {
+        return b;
+    }
+    let top = max(a.x, b.x);
+    let sa = select(a.y * exp(a.x - top), a.y, a.x == top);
+    let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
+    return vec2<f32>(top, sa + sb);
+}
+
 // Whether candidate (ka, ia) comes before (kb, ib).
 fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
     return ka > kb || (ka == kb && ia < ib);
 }
 
-// The best of this lane's experts, among those after (lk, li) when `after` is set.
-fn lane_best(base: u32, e: u32, lane: u32, after: bool, lk: u32, li: u32) -> vec2<u32> {
+// The best of this lane's experts after (lk, li), the one it just gave up.
+fn lane_best_after(base: u32, e: u32, lane: u32, lk: u32, li: u32) -> vec2<u32> {
     var bk = 0u;
     var bi = NONE;
     for (var x = lane; x < e; x += G) {
         let kx = float_key(logits[base + x]);
-        if (!after || before(lk, li, kx, x)) && before(kx, x, bk, bi) {
+        if before(lk, li, kx, x) && before(kx, x, bk, bi) {
             bk = kx;
             bi = x;
         }
@@ -82,9 +112,22 @@ fn main(
     let base = token * e;
     let out = token * k;
 
+    // The first scan finds each lane's best expert and, for a softmax over every expert,
+    // its running (max, sum of exp(z − max)), so the row is read once.
+    let softmax_all = !SIGMOID && !RENORM;
     var best = vec2<u32>(0u, NONE);
+    var pair = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
     if live {
-        best = lane_best(base, e, lane, false, 0u, 0u);
+        for (var x = lane; x < e; x += G) {
+            let z = logits[base + x];
+            let kx = float_key(z);
+            if before(kx, x, best.x, best.y) {
+                best = vec2<u32>(kx, x);
+            }
+            if softmax_all {
+                pair = push(pair, z);
+            }
+        }
     }
     var top = 0.0;
     var total = 0.0;
@@ -112,34 +155,36 @@ fn main(
         } else {
             u = exp(z - top);
         }
-        total += u;
+        if RENORM {
+            total += u;
+        }
         if live && lane == j % G {
             gates[out + j] = u;
             experts[out + j] = wi;
             atomicAdd(&counts[wi], 1u);
         }
         if live && best.y == wi {
-            best = lane_best(base, e, lane, true, wk, wi);
+            best = lane_best_after(base, e, lane, wk, wi);
         }
     }
 
-    // A softmax over every expert divides by the sum over the whole row.
-    if !SIGMOID && !RENORM {
-        var part = 0.0;
-        if live {
-            for (var x = lane; x < e; x += G) {
-                part += exp(logits[base + x] - top);
-            }
-        }
-        red_sum[t] = part;
+    // A softmax over every expert divides by the sum over the whole row: the lanes' pairs
+    // merged, rescaled from their max to the row's largest logit `top`.
+    if softmax_all {
+        red_sum[t] = pair;
         workgroupBarrier();
         for (var s = G / 2u; s > 0u; s >>= 1u) {
             if lane < s {
-                red_sum[t] += red_sum[t + s];
+                red_sum[t] = merge(red_sum[t], red_sum[t + s]);
             }
             workgroupBarrier();
         }
-        total = red_sum[head];
+        let row = red_sum[head];
+        total = select(row.y * exp(row.x - top), row.y, row.x == top);
+        // As in softmax, a +inf logit meets itself in exp(z − max): the row is NaN.
+        if top == bitcast<f32>(0x7f800000u) {
+            total = bitcast<f32>(0x7fc00000u);
+        }
     }
     if live && (RENORM || !SIGMOID) {
         // Each lane rescales the gates it wrote.

@@ -14,13 +14,18 @@ pub(crate) fn fused_route(
 ) -> Result<Vec<TensorData>> {
     let dims = logits.shape().dims();
     let (t, e, k) = (dims[0], dims[1], spec.k);
-    let chosen = top_k(1, k, logits, [&outs[0], &outs[1]])?;
-    let experts = chosen[1].values::<u32>()?.to_vec();
-    let z = logits.to_f64_vec();
-    let top = chosen[0].to_f64_vec();
+    let [values, experts]: [TensorData; 2] = top_k(1, k, logits, [&outs[0], &outs[1]])?
+        .try_into()
+        .expect("top_k returns values and indices");
+    let top = values.to_f64_vec();
+    // Every logit is read only for a softmax over all experts.
+    let z = if spec.score == RouteScore::Softmax && !spec.renormalize {
+        logits.to_f64_vec()
+    } else {
+        vec![]
+    };
     let mut gates = vec![0f64; t * k];
     for row in 0..t {
-        let z = &z[row * e..(row + 1) * e];
         let top = &top[row * k..(row + 1) * k];
         let out = &mut gates[row * k..(row + 1) * k];
         match spec.score {
@@ -32,6 +37,7 @@ pub(crate) fn fused_route(
                     *g = (zj - m).exp();
                 }
                 if !spec.renormalize {
+                    let z = &z[row * e..(row + 1) * e];
                     let total: f64 = z.iter().map(|&ze| (ze - m).exp()).sum();
                     out.iter_mut().for_each(|g| *g /= total);
                 }
@@ -48,7 +54,7 @@ pub(crate) fn fused_route(
         }
     }
     let mut counts = vec![0u32; e];
-    for &x in &experts {
+    for &x in experts.values::<u32>()? {
         counts[x as usize] += 1;
     }
     let gates = by_float_dtype!(outs[0].dtype, "fused_route", T => {
@@ -56,7 +62,7 @@ pub(crate) fn fused_route(
     })?;
     Ok(vec![
         TensorData::from_storage(outs[0].shape.clone(), gates)?,
-        chosen[1].clone(),
+        experts,
         TensorData::new(outs[2].shape.clone(), counts)?,
     ])
 }
