@@ -33,6 +33,23 @@ pub(crate) fn resolve_axis(op: &'static str, axis: isize, rank: usize) -> Result
     Ok(a as usize)
 }
 
+/// An `Error::Shape` from `op`.
+pub(crate) fn shape_error(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+/// Refuses `v` unless it is a positive finite number, naming the parameter.
+pub(crate) fn require_positive(op: &'static str, name: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(shape_error(
+            op,
+            format!("{name} = {v} must be a positive finite number"),
+        ))
+    }
+}
+
 pub(crate) fn require_float(op: &'static str, dtype: DType) -> Result<()> {
     if dtype.is_float() {
         Ok(())

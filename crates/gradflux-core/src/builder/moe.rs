@@ -6,6 +6,7 @@
 //! `block` rows, padding rows holding the sentinel choice `T·k`. A grouped matmul then
 //! takes one expert per block of rows, with no host round-trip anywhere.
 
+use super::shape_error;
 use crate::{DType, DropPolicy, Error, Graph, MoeDispatchSpec, Op, Result, Tensor, TensorType};
 
 /// How many routing choices an expert may keep.
@@ -63,10 +64,6 @@ pub struct ExpertDispatch {
     /// `[E + 1]` where each expert's padded segment starts; the last entry is the number
     /// of rows in use.
     pub offsets: Tensor,
-}
-
-fn shape_error(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
 }
 
 impl Graph {

@@ -1,7 +1,7 @@
 //! Optimal-transport building blocks: the entropic soft minimum that a log-domain
 //! Sinkhorn iteration applies to each potential in turn.
 
-use super::require_float;
+use super::{require_float, require_positive};
 use crate::{Error, Graph, Op, Result, SoftminAxis, Tensor, TensorType};
 
 impl Graph {
@@ -42,12 +42,7 @@ impl Graph {
                 got: ht.dtype,
             });
         }
-        if !(eps > 0.0 && eps.is_finite()) {
-            return Err(Error::Shape {
-                op,
-                detail: format!("eps = {eps} must be a positive finite number"),
-            });
-        }
+        require_positive(op, "eps", eps)?;
         let dims = ct.shape.dims();
         let rank = dims.len();
         if rank < 2 {

@@ -6,8 +6,8 @@
 //! gradient is the chain of their VJPs: gates are differentiable with respect to the
 //! logits; expert choices (integers) are not.
 
-use super::require_float;
-use crate::{DType, Error, Graph, Result, RouteScore, Tensor, TensorData};
+use super::{require_float, require_positive, shape_error};
+use crate::{DType, Graph, Result, RouteScore, Tensor, TensorData};
 
 /// Which top-k router [`Graph::route`] builds. `k` is the number of experts per token.
 ///
@@ -74,10 +74,6 @@ pub struct ExpertChoice {
     pub gates: Tensor,
     /// `[E, C]` `u32` tokens each expert takes, best first; ties go to the lower token.
     pub tokens: Tensor,
-}
-
-fn shape_error(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
 }
 
 impl Graph {
@@ -256,12 +252,7 @@ impl Graph {
     /// ```
     pub fn relu_router(&self, logits: Tensor, eps: f64) -> Result<Tensor> {
         self.router_logits("relu_router", logits)?;
-        if !(eps > 0.0 && eps.is_finite()) {
-            return Err(shape_error(
-                "relu_router",
-                format!("eps = {eps} must be a positive finite number"),
-            ));
-        }
+        require_positive("relu_router", "eps", eps)?;
         let dtype = self.dtype(logits)?;
         let r = self.relu(logits)?;
         let ms = self.mean(self.mul(r, r)?, -1, true)?;

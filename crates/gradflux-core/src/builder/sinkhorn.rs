@@ -8,7 +8,7 @@
 //! present only when unbalanced (as hard constraints when balanced). Potentials `f [.., n]`,
 //! `g [.., m]` give the plan `P_ij = a_i b_j exp((f_i + g_j − C_ij) / eps)`.
 
-use super::require_float;
+use super::{require_float, require_positive, shape_error};
 use crate::{Error, Graph, Result, SoftminAxis, Tensor};
 
 /// How gradients flow back through a Sinkhorn solve.
@@ -82,23 +82,6 @@ pub struct OtSolution {
     pub options: SinkhornOptions,
 }
 
-fn shape_error(detail: String) -> Error {
-    Error::Shape {
-        op: "sinkhorn",
-        detail,
-    }
-}
-
-fn check_positive(name: &str, v: f64) -> Result<()> {
-    if v > 0.0 && v.is_finite() {
-        Ok(())
-    } else {
-        Err(shape_error(format!(
-            "{name} = {v} must be a positive finite number"
-        )))
-    }
-}
-
 impl Graph {
     /// Solves entropic optimal transport between weights `a [.., n]` and `b [.., m]` for a
     /// dense cost `[.., n, m]` (leading dimensions: independent problems, solved together)
@@ -131,27 +114,33 @@ impl Graph {
     ) -> Result<OtSolution> {
         let ct = self.ty(cost)?;
         require_float("sinkhorn", ct.dtype)?;
-        check_positive("eps", options.eps)?;
+        require_positive("sinkhorn", "eps", options.eps)?;
         for (name, rho) in [("rho_a", options.rho_a), ("rho_b", options.rho_b)] {
             if let Some(r) = rho {
-                check_positive(name, r)?;
+                require_positive("sinkhorn", name, r)?;
             }
         }
         if let Some(s) = options.eps_scaling {
-            check_positive("eps_scaling.start", s.start)?;
+            require_positive("sinkhorn", "eps_scaling.start", s.start)?;
             if !(s.factor > 0.0 && s.factor < 1.0) {
-                return Err(shape_error(format!(
-                    "eps_scaling.factor = {} must lie strictly between 0 and 1",
-                    s.factor
-                )));
+                return Err(shape_error(
+                    "sinkhorn",
+                    format!(
+                        "eps_scaling.factor = {} must lie strictly between 0 and 1",
+                        s.factor
+                    ),
+                ));
             }
         }
         let dims = ct.shape.dims();
         if dims.len() < 2 || dims[dims.len() - 2] == 0 || dims[dims.len() - 1] == 0 {
-            return Err(shape_error(format!(
-                "cost {} must be [.., n, m] with n and m at least 1",
-                ct.shape
-            )));
+            return Err(shape_error(
+                "sinkhorn",
+                format!(
+                    "cost {} must be [.., n, m] with n and m at least 1",
+                    ct.shape
+                ),
+            ));
         }
         let (batch, n, m) = (
             &dims[..dims.len() - 2],
@@ -163,10 +152,13 @@ impl Graph {
             let mut want = batch.to_vec();
             want.push(len);
             if ty.shape.dims() != want.as_slice() || ty.dtype != ct.dtype {
-                return Err(shape_error(format!(
-                    "{name} must be {want:?} {} for cost {}, got {} {}",
-                    ct.dtype, ct.shape, ty.shape, ty.dtype
-                )));
+                return Err(shape_error(
+                    "sinkhorn",
+                    format!(
+                        "{name} must be {want:?} {} for cost {}, got {} {}",
+                        ct.dtype, ct.shape, ty.shape, ty.dtype
+                    ),
+                ));
             }
             Ok(())
         };
