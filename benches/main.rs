@@ -7,9 +7,11 @@
 //! cargo test -p gradflux --benches                    # each benchmark once, as a test
 //! ```
 //!
-//! Benchmark ids are `<family>/<device>/<size>` with device `cpu` or `gpu`. Every iteration
-//! is one `run()`: upload the inputs, dispatch, wait for the device and read the outputs
-//! back, so device sync is inside the timed region.
+//! Benchmark ids are `<family>/<device>/<size>` with device `cpu` or `gpu`. On a wgpu
+//! adapter the kernel benches (elementwise, matmul, top_k, moe) time the kernels' device
+//! work with the inputs resident ([`kernel_time`]), the quantity the peer scripts measure;
+//! the dispatch and training benches, and everything on the CPU backend, time whole
+//! `run()`s (upload, dispatch, device sync and readback).
 
 use std::io::Write as _;
 use std::sync::OnceLock;
@@ -28,6 +30,23 @@ mod training;
 pub struct BenchDevice {
     pub tag: &'static str,
     pub device: Device,
+    /// A hardware adapter (not the CPU backend, not a software rasteriser): the large
+    /// shapes run only there.
+    pub hardware: bool,
+}
+
+/// The `(a, b, c)` size triples of a shapes file: one per line, `#` comments.
+pub fn size_triples(text: &str) -> Vec<(usize, usize, usize)> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let v: Vec<usize> = l
+                .split_whitespace()
+                .map(|x| x.parse().expect("a size"))
+                .collect();
+            (v[0], v[1], v[2])
+        })
+        .collect()
 }
 
 /// The CPU backend, then the best wgpu adapter if one exists; opened once and shared.
@@ -37,9 +56,22 @@ pub fn devices() -> &'static [BenchDevice] {
         let mut list = vec![BenchDevice {
             tag: "cpu",
             device: Device::Cpu,
+            hardware: false,
         }];
         match Device::gpu() {
-            Ok(device) => list.push(BenchDevice { tag: "gpu", device }),
+            Ok(device) => {
+                let hardware = match &device {
+                    Device::Wgpu(w) => {
+                        w.summary().info.device_type != gradflux::wgpu::DeviceType::Cpu
+                    }
+                    Device::Cpu => false,
+                };
+                list.push(BenchDevice {
+                    tag: "gpu",
+                    device,
+                    hardware,
+                })
+            }
             Err(e) => println!("gradflux benches: no wgpu adapter ({e}); CPU backend only"),
         }
         for d in &list {

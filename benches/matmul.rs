@@ -14,23 +14,13 @@
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use gradflux::{DType, Device, Graph, TensorData};
 
-use crate::{compile, declare_unit, devices, kernel_time, meta_line, random_f32};
+use crate::{compile, declare_unit, devices, kernel_time, meta_line, random_f32, size_triples};
 
 const GROUP: &str = "matmul";
 
 /// `(m, k, n)` from `benches/matmul_shapes.txt`, the list the peer script reads too.
 fn shapes() -> Vec<(usize, usize, usize)> {
-    include_str!("matmul_shapes.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let v: Vec<usize> = l
-                .split_whitespace()
-                .map(|x| x.parse().expect("a size"))
-                .collect();
-            (v[0], v[1], v[2])
-        })
-        .collect()
+    size_triples(include_str!("matmul_shapes.txt"))
 }
 
 /// Largest product (in FLOP) benchmarked on the CPU backend and on software adapters.
@@ -76,10 +66,7 @@ pub fn bench(c: &mut Criterion) {
     // Each iteration is long enough that equal-sized samples beat criterion's linear ramp.
     group.sampling_mode(SamplingMode::Flat);
     for d in devices {
-        let hardware = match &d.device {
-            Device::Wgpu(w) => w.summary().info.device_type != gradflux::wgpu::DeviceType::Cpu,
-            Device::Cpu => false,
-        };
+        let hardware = d.hardware;
         // (dtype, matrix units): where the adapter has them, each dtype they take is
         // timed twice, with the cooperative kernel allowed (`-coop`) and without.
         let mut paths = vec![(DType::F32, false)];

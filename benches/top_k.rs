@@ -10,24 +10,14 @@
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use gradflux::{DType, Device, Graph};
 
-use crate::{compile, declare_unit, devices, kernel_time, random_f32};
+use crate::{compile, declare_unit, devices, kernel_time, random_f32, size_triples};
 
 const GROUP: &str = "top_k";
 const SOFTWARE_ELEMENT_BUDGET: usize = 1 << 20;
 
 /// `(rows, n, k)` from `benches/top_k_shapes.txt`.
 fn shapes() -> Vec<(usize, usize, usize)> {
-    include_str!("top_k_shapes.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let v: Vec<usize> = l
-                .split_whitespace()
-                .map(|x| x.parse().expect("a size"))
-                .collect();
-            (v[0], v[1], v[2])
-        })
-        .collect()
+    size_triples(include_str!("top_k_shapes.txt"))
 }
 
 pub fn bench(c: &mut Criterion) {
@@ -36,10 +26,7 @@ pub fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     for d in devices() {
-        let hardware = match &d.device {
-            Device::Wgpu(w) => w.summary().info.device_type != gradflux::wgpu::DeviceType::Cpu,
-            Device::Cpu => false,
-        };
+        let hardware = d.hardware;
         let tag = format!("{}-f32", d.tag);
         for (rows, n, k) in shapes() {
             if !hardware && rows * n > SOFTWARE_ELEMENT_BUDGET {
