@@ -116,8 +116,8 @@ impl Graph {
         let v = self.state_like(p, format!("{name}.adam_v"))?;
         // b1^t and b2^t as state updated by multiplication, which every backend rounds
         // exactly, rather than `pow`, whose few-ulp error 1 - b2^t would magnify.
-        let b1_pow = self.parameter(&format!("{name}.adam_b1_pow"), scalar_one(d))?;
-        let b2_pow = self.parameter(&format!("{name}.adam_b2_pow"), scalar_one(d))?;
+        let b1_pow = self.parameter(&format!("{name}.adam_b1_pow"), scalar_one(d)?)?;
+        let b2_pow = self.parameter(&format!("{name}.adam_b2_pow"), scalar_one(d)?)?;
         let b1_next = self.mul(b1_pow, c(o.beta1)?)?;
         let b2_next = self.mul(b2_pow, c(o.beta2)?)?;
         let m_next = self.add(self.mul(c(o.beta1)?, m)?, self.mul(c(1.0 - o.beta1)?, g)?)?;
@@ -139,9 +139,27 @@ impl Graph {
     }
 }
 
-fn scalar_one(d: DType) -> TensorData {
-    match d {
-        DType::F64 => TensorData::scalar(1.0f64),
-        _ => TensorData::scalar(1.0f32),
+/// A rank-0 one in the parameter's dtype (an f16 parameter's state is f16 too).
+fn scalar_one(d: DType) -> Result<TensorData> {
+    TensorData::scalar(1.0f64).cast_to(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Adam, DType, Graph, Optimizer, TensorData};
+
+    #[test]
+    fn adam_builds_for_every_float_dtype() {
+        for d in [DType::F16, DType::F32, DType::F64] {
+            let g = Graph::new();
+            let init = TensorData::new([2], vec![0.5f64, -1.0])
+                .unwrap()
+                .cast_to(d)
+                .unwrap();
+            let w = g.parameter("w", init).unwrap();
+            let loss = g.sum_all(g.mul(w, w).unwrap()).unwrap();
+            g.minimize(loss, &[w], Optimizer::Adam(Adam::default()))
+                .unwrap_or_else(|e| panic!("Adam on {d}: {e}"));
+        }
     }
 }
