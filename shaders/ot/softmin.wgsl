@@ -1,6 +1,8 @@
 // Softmin of a batch of [n, m] cost matrices, reading the cost once: each thread keeps a
 // running (max, sum of exp(t − max)) over its terms and the threads' pairs are merged in
-// workgroup memory.
+// workgroup memory. The potential is h, or h + h2 · scale when info[5] is set (a Sinkhorn
+// step's log-weights plus potential / eps, fused), and the result is scaled by lambda
+// (info[7]; an unbalanced step's damping).
 // - per_row: out[b, i] = −eps · log Σ_j exp(h[b, j] − cost[b, i, j] / eps), one workgroup
 //   per row.
 // - per_column: out[b, j] = −eps · log Σ_i exp(h[b, i] − cost[b, i, j] / eps), reading the
@@ -13,9 +15,19 @@ override COLS: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> cost: array<T>;
 @group(0) @binding(1) var<storage, read> h: array<T>;
-@group(0) @binding(2) var<storage, read_write> out: array<T>;
-// info: [batch, n, m, eps as f32 bits, column tiles per problem]
-@group(0) @binding(3) var<storage, read> info: array<u32>;
+@group(0) @binding(2) var<storage, read> h2: array<T>;
+@group(0) @binding(3) var<storage, read_write> out: array<T>;
+// info: [batch, n, m, eps as f32 bits, column tiles per problem, use h2, h2 scale as f32
+// bits, lambda as f32 bits]
+@group(0) @binding(4) var<storage, read> info: array<u32>;
+
+// The potential at k: h[k], plus h2[k] · scale when fused.
+fn potential(k: u32) -> f32 {
+    if info[5] != 0u {
+        return f32(h[k]) + f32(h2[k]) * bitcast<f32>(info[6]);
+    }
+    return f32(h[k]);
+}
 
 var<workgroup> red: array<vec2<f32>, WG>;
 var<workgroup> red_nan: array<u32, WG>;
@@ -68,11 +80,12 @@ fn merge_slots(t: u32, stride: u32) {
     red_nan[t] |= red_nan[t + stride];
 }
 
-// −eps · log Σ from merged slot t (NaN if any term was).
+// lambda · (−eps · log Σ) from merged slot t (NaN if any term was).
 fn result(t: u32, eps: f32) -> T {
     let total = red[t];
     let nan_out = bitcast<f32>(0x7fc00000u);
-    return T(select(-eps * (total.x + log(total.y)), nan_out, red_nan[t] != 0u));
+    let soft = -eps * (total.x + log(total.y));
+    return T(select(bitcast<f32>(info[7]) * soft, nan_out, red_nan[t] != 0u));
 }
 
 @compute @workgroup_size(WG)
@@ -95,7 +108,7 @@ fn per_row(
     var acc = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
     var nan = false;
     for (var j = t; j < m; j += WG) {
-        let term = f32(h[hbase + j]) - f32(cost[base + j]) * inv_eps;
+        let term = potential(hbase + j) - f32(cost[base + j]) * inv_eps;
         nan = nan || is_nan(term);
         if !is_nan(term) {
             acc = push(acc, term);
@@ -138,7 +151,7 @@ fn per_column(
     var nan = false;
     if j < m {
         for (var i = slice; i < n; i += slices) {
-            let term = f32(h[b * n + i]) - f32(cost[(b * n + i) * m + j]) * inv_eps;
+            let term = potential(b * n + i) - f32(cost[(b * n + i) * m + j]) * inv_eps;
             nan = nan || is_nan(term);
             if !is_nan(term) {
                 acc = push(acc, term);

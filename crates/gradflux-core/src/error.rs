@@ -85,6 +85,24 @@ pub enum Error {
     #[error("custom op `{op}`: {detail}")]
     CustomOp { op: String, detail: String },
 
+    /// A value the op cannot accept, found only once the data is known (negative
+    /// transport weights, unequal masses of a balanced problem).
+    #[error("invalid value in `{op}`: {detail}")]
+    InvalidValue { op: &'static str, detail: String },
+
+    /// An iterative op ran out of iterations above its tolerance.
+    #[error(
+        "`{op}` did not converge: marginal error {error:e} after {iterations} iterations, \
+         tolerance {tolerance:e} ({hint})"
+    )]
+    NotConverged {
+        op: &'static str,
+        iterations: usize,
+        error: f64,
+        tolerance: f64,
+        hint: &'static str,
+    },
+
     // ---- device ----
     /// No adapter matched the request.
     #[error("no adapter: {0}")]

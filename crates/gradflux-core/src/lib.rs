@@ -14,6 +14,7 @@ mod error;
 mod graph;
 mod op;
 mod optim;
+mod ot;
 mod plan;
 mod shape;
 mod tolerance;
@@ -21,7 +22,7 @@ mod wgsl;
 
 pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, RunFuture};
 pub use builder::{
-    Capacity, DispatchOptions, EpsScaling, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK,
+    Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK, OtGeometry,
     OtGradient, OtSolution, Router, Routing, SinkhornOptions,
 };
 pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
@@ -34,6 +35,10 @@ pub use op::{
     ReduceOp, RouteScore, SoftminAxis, UnaryOp,
 };
 pub use optim::{Adam, Optimizer, Sgd};
+pub use ot::{
+    not_converged, within_tolerance, worst_error, EpsScaling, PointCost, SinkhornSpec,
+    MASS_TOLERANCE,
+};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};
 pub use shape::Shape;
 pub use tolerance::{compare, Mismatch, Tolerance};

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::{custom::CustomOp, TensorData};
+use crate::{PointCost, SinkhornSpec};
 
 /// One-input elementwise ops.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -363,6 +364,30 @@ pub enum Op {
         eps: f64,
         axis: SoftminAxis,
     },
+    /// The soft minimum of [`Op::Softmin`] per row, over a cost computed on the fly
+    /// between points: inputs `x [.., n, d]`, `y [.., m, d]`, `h [.., m]`;
+    /// `out[.., i] = −eps · log Σ_j exp(h[.., j] − cost(x_i, y_j) / eps)`. Swapping `x`
+    /// and `y` gives the per-column update. Memory is O(n + m).
+    PointSoftmin {
+        eps: f64,
+        cost: PointCost,
+    },
+    /// The vector-Jacobian product of [`Op::PointSoftmin`]: inputs `x`, `y`, `h`, its
+    /// output `out` and the cotangent `gy [.., n]`; outputs `dx`, `dy`, `dh`. With the
+    /// weights `w_ij = exp(h_j − c_ij/eps + out_i/eps)`: `dx_i = gy_i Σ_j w_ij ∂c_ij/∂x_i`,
+    /// `dy_j = −Σ_i gy_i w_ij ∂c_ij/∂x_i`, `dh_j = −eps Σ_i gy_i w_ij`, all online.
+    PointSoftminBackward {
+        eps: f64,
+        cost: PointCost,
+    },
+    /// Log-domain Sinkhorn iterations run to convergence inside the op. Inputs: the cost
+    /// `[.., n, m]` (or points `x [.., n, d]`, `y [.., m, d]` when
+    /// [`SinkhornSpec::points`] is set), weights `a [.., n]`, `b [.., m]` and starting
+    /// potentials `f [.., n]`, `g [.., m]`. Outputs: `f`, `g`, the final marginal error
+    /// per problem `[..]` (the cost's dtype) and the iterations run (`u32`, `[]`). With a
+    /// tolerance, a run that ends above it fails with [`Error::NotConverged`](crate::Error).
+    /// The outputs carry no gradient (the envelope theorem's constants).
+    Sinkhorn(SinkhornSpec),
     /// Top-k routing in one kernel: input `logits [T, E]`; outputs `gates [T, k]` (the
     /// logits' dtype), `experts [T, k]` (`u32`) and `counts [E]` (`u32`, how many of the
     /// `T·k` choices went to each expert). Experts are chosen by logit with `top_k`'s
@@ -419,6 +444,9 @@ impl Op {
             Op::MoeDispatch(_) => "moe_dispatch",
             Op::FusedRoute(_) => "fused_route",
             Op::Softmin { .. } => "softmin",
+            Op::PointSoftmin { .. } => "point_softmin",
+            Op::PointSoftminBackward { .. } => "point_softmin_backward",
+            Op::Sinkhorn(_) => "sinkhorn",
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
             Op::Cast => "cast",

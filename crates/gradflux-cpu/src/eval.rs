@@ -4,7 +4,10 @@
 
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
-use crate::{elementwise, index, layout, matmul, moe, ot, reduce, route, select, BACKEND_NAME};
+use crate::{
+    elementwise, index, layout, matmul, moe, ot, points, reduce, route, select, sinkhorn,
+    BACKEND_NAME,
+};
 
 /// Computes every output of `node` (slot order) from its input values. `Input` nodes are
 /// bound by the executable, not here.
@@ -68,6 +71,14 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
             return moe::dispatch(spec, arg(0)?, gates, &node.outputs);
         }
         Op::Softmin { eps, axis } => ot::softmin(*eps, *axis, arg(0)?, arg(1)?, out)?,
+        Op::PointSoftmin { eps, cost } => {
+            points::point_softmin(*eps, *cost, [arg(0)?, arg(1)?, arg(2)?], out)?
+        }
+        Op::PointSoftminBackward { eps, cost } => {
+            let args = [arg(0)?, arg(1)?, arg(2)?, arg(3)?, arg(4)?];
+            return points::point_softmin_backward(*eps, *cost, args, &node.outputs);
+        }
+        Op::Sinkhorn(spec) => return sinkhorn::sinkhorn(spec, inputs, &node.outputs),
         Op::FusedRoute(spec) => return route::fused_route(spec, arg(0)?, &node.outputs),
         Op::GroupedMatMul { block, transpose_b } => {
             moe::grouped_matmul((*block, *transpose_b), arg(0)?, arg(1)?, arg(2)?, out)?

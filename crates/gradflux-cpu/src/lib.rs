@@ -28,9 +28,11 @@ mod layout;
 mod matmul;
 mod moe;
 mod ot;
+mod points;
 mod reduce;
 mod route;
 mod select;
+mod sinkhorn;
 mod strided;
 
 use std::collections::HashMap;

@@ -56,7 +56,7 @@ fn softmin_typed<T: Float>(
 
 /// `log Σ exp(t)`: `-inf` for no terms or all `-inf`, NaN if any term is NaN, `+inf` if
 /// any is `+inf`.
-fn log_sum_exp(terms: &[f64]) -> f64 {
+pub(crate) fn log_sum_exp(terms: &[f64]) -> f64 {
     if terms.iter().any(|t| t.is_nan()) {
         return f64::NAN;
     }

@@ -14,16 +14,15 @@ use wgpu::util::DeviceExt;
 
 use crate::device::Context;
 use crate::dispatch::split_workgroups;
-use crate::launch::{launches, Workgroups, MAX_RANK};
+use crate::launch::{launches, Bind, Launch, Workgroups, MAX_RANK};
+use crate::looped::SinkhornLoop;
+use crate::recorder::{Recorder, Step};
 
-/// Dispatches encoded per submission; past it a run is split into several submissions so
-/// no single one runs long enough to trip a driver watchdog.
-pub const MAX_DISPATCHES_PER_SUBMIT: usize = 2048;
-
-struct Step {
-    pipeline: Arc<crate::pipelines::CachedPipeline>,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
+/// What a run does, in order.
+enum Stage {
+    Dispatch(Step),
+    /// An op that owns its loop.
+    Sinkhorn(Box<SinkhornLoop>),
 }
 
 struct Output {
@@ -46,19 +45,20 @@ pub struct WgpuExecutable {
     input_buffers: Vec<wgpu::Buffer>,
     parameter_buffers: Vec<wgpu::Buffer>,
     updates: Vec<Update>,
-    steps: Vec<Step>,
+    stages: Vec<Stage>,
     outputs: Vec<Output>,
     /// Bytes of every node's scratch buffers.
     scratch_bytes: u64,
 }
 
-/// Encodes the dispatches of `steps` into a compute pass.
-fn record(pass: &mut wgpu::ComputePass, steps: &[Step]) {
-    for s in steps {
-        pass.set_pipeline(&s.pipeline.pipeline);
-        pass.set_bind_group(0, &s.bind_group, &[]);
-        let [x, y, z] = s.workgroups;
-        pass.dispatch_workgroups(x, y, z);
+/// Encodes every dispatch of `stages` into a compute pass, a loop's whole schedule
+/// included (as timing needs it: no readback, no early stop).
+fn record(pass: &mut wgpu::ComputePass, stages: &[Stage]) {
+    for stage in stages {
+        match stage {
+            Stage::Dispatch(s) => s.record(pass),
+            Stage::Sinkhorn(l) => l.schedule().for_each(|s| s.record(pass)),
+        }
     }
 }
 
@@ -90,12 +90,79 @@ fn scratch_buffers(
             let buffer = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("scratch"),
                 size: buffer_size(bytes),
-                usage: wgpu::BufferUsages::STORAGE,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
             (slot, buffer)
         })
         .collect()
+}
+
+/// Turns one launch into a ready dispatch (pipeline and bind group); `None` for an empty
+/// one.
+fn make_step(
+    ctx: &Context,
+    launch: Launch,
+    buffer_of: &dyn Fn(&Value) -> wgpu::Buffer,
+    scratch: &HashMap<usize, wgpu::Buffer>,
+    max_wg: u32,
+    op: &'static str,
+) -> Result<Option<Step>> {
+    let device = &ctx.device;
+    let workgroups = match launch.workgroups {
+        Workgroups::Linear(0) => return Ok(None),
+        Workgroups::Linear(n) => split_workgroups(n, max_wg, op)?,
+        Workgroups::Fixed(w) => {
+            if w.contains(&0) {
+                return Ok(None);
+            }
+            if let Some(&big) = w.iter().find(|&&x| x > max_wg) {
+                return Err(Error::Limit {
+                    limit: "max_compute_workgroups_per_dimension",
+                    what: format!("custom op dispatch {w:?}"),
+                    requested: big as u64,
+                    allowed: max_wg as u64,
+                });
+            }
+            w
+        }
+    };
+    let pipeline = ctx.pipelines.get(device, &launch.kernel)?;
+    let mut buffers: Vec<wgpu::Buffer> = launch
+        .binds
+        .iter()
+        .map(|b| match b {
+            Bind::Value(v) => buffer_of(v),
+            Bind::Scratch(slot) => scratch[slot].clone(),
+        })
+        .collect();
+    if !launch.info.is_empty() {
+        buffers.push(
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("info"),
+                contents: bytemuck::cast_slice(&launch.info),
+                usage: wgpu::BufferUsages::STORAGE,
+            }),
+        );
+    }
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(&launch.kernel.label),
+        layout: &pipeline.layout,
+        entries: &entries,
+    });
+    Ok(Some(Step {
+        pipeline,
+        bind_group,
+        workgroups,
+    }))
 }
 
 /// Device buffers hold at least 4 bytes and a multiple of 4 (wgpu's copy alignment).
@@ -194,81 +261,96 @@ impl WgpuExecutable {
                 })
             })
             .collect();
-        let buffer_of = |v: &Value| -> &wgpu::Buffer {
+        let buffer_of = |v: &Value| -> wgpu::Buffer {
             match plan.homes[v] {
                 Home::Input(i) => &input_buffers[i],
                 Home::Constant(i) => &constant_buffers[i],
                 Home::Parameter(i) => &parameter_buffers[i],
                 Home::Pool(i) => &pool_buffers[i],
             }
+            .clone()
         };
 
         let max_wg = ctx.summary.limits.max_compute_workgroups_per_dimension;
-        let mut steps = Vec::new();
+        let mut stages = Vec::new();
         let mut scratch_bytes = 0;
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
+            if let Op::Sinkhorn(spec) = &node.op {
+                let ins: Vec<TensorType> = node.inputs.iter().map(|v| types[v].clone()).collect();
+                let sizes = match spec.points {
+                    Some(_) => crate::launch::point_sizes(&ins[0], &ins[1]),
+                    None => {
+                        let dims = ins[0].shape.dims();
+                        let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+                        (ins[0].shape.numel() / (n * m), n, m, 0)
+                    }
+                };
+                let l =
+                    crate::sinkhorn::loop_launches(spec, &node.inputs, id, ins[0].dtype, sizes)?;
+                let all: Vec<_> = l
+                    .prep
+                    .iter()
+                    .chain(l.levels.iter().flatten())
+                    .chain(&l.check)
+                    .cloned()
+                    .collect();
+                let scratch = scratch_buffers(device, &all);
+                scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
+                let make = |launches: Vec<crate::launch::Launch>| -> Result<Vec<Step>> {
+                    let mut steps = Vec::new();
+                    for launch in launches {
+                        steps.extend(make_step(
+                            ctx,
+                            launch,
+                            &buffer_of,
+                            &scratch,
+                            max_wg,
+                            node.op.name(),
+                        )?);
+                    }
+                    Ok(steps)
+                };
+                let prep = make(l.prep)?;
+                let check = make(l.check)?;
+                let levels = l
+                    .levels
+                    .into_iter()
+                    .map(|pair| {
+                        let [row, column] = pair;
+                        let mut steps = make(vec![row, column])?;
+                        let column = steps.pop().expect("two steps");
+                        let row = steps.pop().expect("two steps");
+                        Ok([row, column])
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                stages.push(Stage::Sinkhorn(Box::new(SinkhornLoop {
+                    prep,
+                    levels,
+                    check,
+                    spec: *spec,
+                    batch: sizes.0,
+                    status: scratch[&crate::sinkhorn::STATUS].clone(),
+                    masses: scratch[&crate::sinkhorn::MASSES].clone(),
+                    iterations_src: device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("sinkhorn iterations"),
+                        size: 4,
+                        usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }),
+                    iterations_out: buffer_of(&Value { node: id, slot: 3 }),
+                })));
+                continue;
+            }
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
             let node_launches = launches(node, id, &|v| types[&v].clone(), &choose)?;
             let scratch = scratch_buffers(device, &node_launches);
             scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
             for launch in node_launches {
-                let workgroups = match launch.workgroups {
-                    Workgroups::Linear(0) => continue,
-                    Workgroups::Linear(n) => split_workgroups(n, max_wg, node.op.name())?,
-                    Workgroups::Fixed(w) => {
-                        if w.contains(&0) {
-                            continue;
-                        }
-                        if let Some(&big) = w.iter().find(|&&x| x > max_wg) {
-                            return Err(Error::Limit {
-                                limit: "max_compute_workgroups_per_dimension",
-                                what: format!("custom op dispatch {w:?}"),
-                                requested: big as u64,
-                                allowed: max_wg as u64,
-                            });
-                        }
-                        w
-                    }
-                };
-                let pipeline = ctx.pipelines.get(device, &launch.kernel)?;
-                let info_buffer = (!launch.info.is_empty()).then(|| {
-                    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("info"),
-                        contents: bytemuck::cast_slice(&launch.info),
-                        usage: wgpu::BufferUsages::STORAGE,
-                    })
-                });
-                let mut entries: Vec<wgpu::BindGroupEntry> = launch
-                    .binds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource: buffer_of(v).as_entire_binding(),
-                    })
-                    .collect();
-                for (slot, _) in &launch.scratch {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: entries.len() as u32,
-                        resource: scratch[slot].as_entire_binding(),
-                    });
+                if let Some(step) =
+                    make_step(ctx, launch, &buffer_of, &scratch, max_wg, node.op.name())?
+                {
+                    stages.push(Stage::Dispatch(step));
                 }
-                if let Some(b) = &info_buffer {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: entries.len() as u32,
-                        resource: b.as_entire_binding(),
-                    });
-                }
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(&launch.kernel.label),
-                    layout: &pipeline.layout,
-                    entries: &entries,
-                });
-                steps.push(Step {
-                    pipeline,
-                    bind_group,
-                    workgroups,
-                });
             }
         }
 
@@ -278,7 +360,7 @@ impl WgpuExecutable {
             .map(|v| {
                 let ty = types[v].clone();
                 Output {
-                    home: buffer_of(v).clone(),
+                    home: buffer_of(v),
                     staging: device.create_buffer(&wgpu::BufferDescriptor {
                         label: Some("readback"),
                         size: buffer_size(ty.size_bytes()),
@@ -294,7 +376,7 @@ impl WgpuExecutable {
             .iter()
             .filter(|(i, v)| plan.homes[v] != Home::Parameter(*i))
             .map(|(i, v)| Update {
-                source: buffer_of(v).clone(),
+                source: buffer_of(v),
                 parameter: *i,
                 bytes: plan.parameters[*i].ty.size_bytes(),
             })
@@ -306,7 +388,7 @@ impl WgpuExecutable {
             input_buffers,
             parameter_buffers,
             updates,
-            steps,
+            stages,
             outputs,
             scratch_bytes,
         })
@@ -326,8 +408,8 @@ impl WgpuExecutable {
             .device
             .push_error_scope(wgpu::ErrorFilter::Validation);
         self.upload(data);
-        let steps = &self.steps;
-        let timed = crate::timing::time_passes(&self.ctx, reps, &|pass| record(pass, steps));
+        let stages = &self.stages;
+        let timed = crate::timing::time_passes(&self.ctx, reps, &|pass| record(pass, stages));
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Device(format!("timing the graph: {e}")));
         }
@@ -347,45 +429,36 @@ impl WgpuExecutable {
     fn submit(&mut self, inputs: &Inputs) -> Result<()> {
         self.ctx.check_health()?;
         let data = bind_inputs(&self.graph_inputs, &self.plan, inputs)?;
-        let device = &self.ctx.device;
-        let queue = &self.ctx.queue;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = self
+            .ctx
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
         self.upload(data);
-        let chunks: Vec<&[Step]> = if self.steps.is_empty() {
-            vec![&[]]
-        } else {
-            self.steps.chunks(MAX_DISPATCHES_PER_SUBMIT).collect()
-        };
-        let last = chunks.len() - 1;
-        for (c, chunk) in chunks.into_iter().enumerate() {
-            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("gradflux run"),
-            });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-                record(&mut pass, chunk);
-            }
-            if c == last {
-                for o in &self.outputs {
-                    let size = o.ty.size_bytes();
-                    if size > 0 {
-                        enc.copy_buffer_to_buffer(&o.home, 0, &o.staging, 0, buffer_size(size));
-                    }
-                }
-                // After the output copies, so an output that reads a parameter shows the
-                // value the run started with.
-                for u in &self.updates {
-                    if u.bytes > 0 {
-                        let dst = &self.parameter_buffers[u.parameter];
-                        enc.copy_buffer_to_buffer(&u.source, 0, dst, 0, buffer_size(u.bytes));
-                    }
-                }
-            }
-            queue.submit([enc.finish()]);
-        }
+        let ran = self.record_run();
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Device(format!("running graph: {e}")));
         }
+        ran
+    }
+
+    /// Records and submits every stage, then the output copies and parameter updates.
+    fn record_run(&self) -> Result<()> {
+        let mut rec = Recorder::new(&self.ctx);
+        for stage in &self.stages {
+            match stage {
+                Stage::Dispatch(s) => rec.dispatch(s),
+                Stage::Sinkhorn(l) => l.run(&mut rec)?,
+            }
+        }
+        for o in &self.outputs {
+            rec.copy(&o.home, &o.staging, o.ty.size_bytes());
+        }
+        // After the output copies, so an output that reads a parameter shows the value the
+        // run started with.
+        for u in &self.updates {
+            rec.copy(&u.source, &self.parameter_buffers[u.parameter], u.bytes);
+        }
+        rec.submit();
         Ok(())
     }
 

@@ -28,15 +28,34 @@ pub enum Workgroups {
     Fixed([u32; 3]),
 }
 
-/// One dispatch: kernel, bound values, then scratch buffers, then the `info` buffer (if
-/// any), and size.
+/// What one binding of a launch names.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Bind {
+    /// A graph value's buffer.
+    Value(Value),
+    /// One of the node's scratch buffers, by slot.
+    Scratch(usize),
+}
+
+impl From<Value> for Bind {
+    fn from(v: Value) -> Bind {
+        Bind::Value(v)
+    }
+}
+
+/// The bindings naming `values`, in order.
+pub(crate) fn values(values: impl IntoIterator<Item = Value>) -> Vec<Bind> {
+    values.into_iter().map(Bind::Value).collect()
+}
+
+/// One dispatch: kernel, its bindings in order (then the `info` buffer, if any), and size.
 #[derive(Clone, Debug)]
 pub struct Launch {
     pub kernel: KernelSource,
-    pub binds: Vec<Value>,
-    /// Scratch buffers private to the node: `(slot, bytes)`. Launches of one node that
-    /// name the same slot share its buffer (sized for the largest request), so a
-    /// multi-pass kernel can hand data from one pass to the next.
+    pub binds: Vec<Bind>,
+    /// Sizes of the scratch buffers the launch binds: `(slot, bytes)`. Launches of one
+    /// node that name the same slot share its buffer (sized for the largest request), so
+    /// a multi-pass kernel can hand data from one pass to the next.
     pub scratch: Vec<(usize, u64)>,
     pub info: Vec<u32>,
     pub workgroups: Workgroups,
@@ -146,7 +165,7 @@ fn copy_launch(src: Value, dst: Value, info: Vec<u32>) -> Launch {
             vec![("WG", ELEMENTWISE_WG as f64)],
             3,
         ),
-        binds: vec![src, dst],
+        binds: values([src, dst]),
         scratch: vec![],
         info,
         workgroups: per_element(numel),
@@ -218,7 +237,7 @@ pub fn launches(
     let input = |k: usize| node.inputs[k];
     let launch = |kernel: KernelSource, binds: Vec<Value>, info: Vec<u32>, wg: Workgroups| Launch {
         kernel,
-        binds,
+        binds: values(binds),
         scratch: vec![],
         info,
         workgroups: wg,
@@ -497,13 +516,41 @@ pub fn launches(
             let dims = ins[0].shape.dims();
             let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
             let batch = ins[0].shape.numel().checked_div(n * m).unwrap_or(0);
-            vec![crate::ot::softmin_launch(
+            vec![crate::ot::softmin_op_launch(
                 [input(0), input(1), out],
                 ins[0].dtype,
                 (batch, n, m),
                 *eps,
                 *axis,
             )?]
+        }
+        Op::PointSoftmin { eps, cost } => {
+            let how = crate::ot::Softmin {
+                eps: *eps,
+                lambda: 1.0,
+            };
+            vec![crate::ot::point_softmin_launch(
+                [input(0).into(), input(1).into(), out.into()],
+                crate::ot::Potential::plain(input(2)),
+                ins[0].dtype,
+                point_sizes(&ins[0], &ins[1]),
+                how,
+                *cost,
+            )?]
+        }
+        Op::PointSoftminBackward { eps, cost } => crate::ot::point_softmin_backward_launches(
+            std::array::from_fn(input),
+            std::array::from_fn(|slot| Value { node: id, slot }),
+            ins[0].dtype,
+            point_sizes(&ins[0], &ins[1]),
+            *eps,
+            *cost,
+        )?,
+        Op::Sinkhorn(_) => {
+            return Err(Error::Unsupported {
+                backend: "wgpu".into(),
+                what: "`sinkhorn` as a list of launches: it runs as a loop (see looped.rs)".into(),
+            })
         }
         Op::FusedRoute(spec) => {
             let dims = ins[0].shape.dims();
@@ -546,8 +593,8 @@ pub fn launches(
             let n_out = node.outputs.len();
             let mut read_only = vec![true; n_in];
             read_only.extend(vec![false; n_out]);
-            let mut binds = node.inputs.clone();
-            binds.extend((0..n_out).map(|slot| Value { node: id, slot }));
+            let mut binds = values(node.inputs.iter().copied());
+            binds.extend((0..n_out).map(|slot| Bind::Value(Value { node: id, slot })));
             let workgroups = match k.dispatch {
                 Dispatch::Workgroups(w) => Workgroups::Fixed(w),
                 Dispatch::Threads {
@@ -571,4 +618,12 @@ pub fn launches(
         }
     };
     Ok(l)
+}
+
+/// `(batch, n, m, d)` of point clouds `x [.., n, d]` and `y [.., m, d]`.
+pub(crate) fn point_sizes(x: &TensorType, y: &TensorType) -> (usize, usize, usize, usize) {
+    let (xd, yd) = (x.shape.dims(), y.shape.dims());
+    let r = xd.len();
+    let batch = xd[..r - 2].iter().product();
+    (batch, xd[r - 2], yd[r - 2], xd[r - 1])
 }

@@ -8,13 +8,16 @@ mod device;
 mod dispatch;
 mod executable;
 mod launch;
+mod looped;
 pub mod matmul;
 mod moe;
 mod ot;
 mod pipelines;
 mod readback;
+mod recorder;
 mod route;
 pub mod shaders;
+mod sinkhorn;
 mod timing;
 mod topk;
 
@@ -24,10 +27,11 @@ use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
 
 pub use device::{wanted_features, AdapterSummary, WgpuDevice};
 pub use dispatch::split_workgroups;
-pub use executable::{WgpuExecutable, MAX_DISPATCHES_PER_SUBMIT};
+pub use executable::WgpuExecutable;
 pub use launch::{binary_expr, compare_expr, unary_expr, ELEMENTWISE_WG, MAX_RANK};
 pub use matmul::tune::{TunerStats, Tuning};
 pub use pipelines::KernelSource;
+pub use recorder::MAX_DISPATCHES_PER_SUBMIT;
 pub use timing::Clock;
 pub use topk::key_expr as topk_key_expr;
 

@@ -9,7 +9,7 @@
 
 use gradflux_core::{DType, DropPolicy, Error, MoeDispatchSpec, Result, Value};
 
-use crate::launch::{per_element, u32s, Launch, Workgroups, ELEMENTWISE_WG};
+use crate::launch::{per_element, u32s, values, Bind, Launch, Workgroups, ELEMENTWISE_WG};
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, ShaderFile};
 
@@ -71,9 +71,13 @@ pub fn dispatch_launches(
     let scratch_words = n + tiles * e + e + 1 + if highest { n } else { 0 };
     let scratch = vec![(0, (scratch_words * 4) as u64)];
     let wg = vec![("WG", ELEMENTWISE_WG as f64)];
-    let launch = |kernel, binds, workgroups| Launch {
+    // Every pass but the fill binds the scratch buffer after its values.
+    let launch = |kernel, binds: Vec<Value>, workgroups| Launch {
         kernel,
-        binds,
+        binds: values(binds)
+            .into_iter()
+            .chain([Bind::Scratch(0)])
+            .collect(),
         scratch: scratch.clone(),
         info: info.clone(),
         workgroups,
@@ -96,6 +100,7 @@ pub fn dispatch_launches(
         ),
         Launch {
             scratch: vec![],
+            binds: values([offsets, sorted_ids, block_experts]),
             ..launch(
                 source(
                     &shaders::MOE_FILL,
@@ -154,7 +159,7 @@ pub fn grouped_matmul_launch(
             ],
             &[true, true, true, false, true],
         ),
-        binds: vec![x, w, block_experts, out],
+        binds: values([x, w, block_experts, out]),
         scratch: vec![],
         info: u32s([rows, k, n, experts, block, col_tiles]),
         workgroups: Workgroups::Linear(((rows / bm) * col_tiles) as u64),
@@ -178,7 +183,7 @@ pub fn grouped_matmul_weight_grad_launch(
             vec![],
             &[true, true, true, false, true],
         ),
-        binds: vec![x, dy, block_experts, dw],
+        binds: values([x, dy, block_experts, dw]),
         scratch: vec![],
         info: u32s([rows, k, n, experts, block, k_tiles, n_tiles]),
         workgroups: Workgroups::Linear((experts * k_tiles * n_tiles) as u64),

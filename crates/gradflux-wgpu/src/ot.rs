@@ -1,24 +1,79 @@
-//! Launch planning for `softmin` (`shaders/ot/softmin.wgsl`): a workgroup per row, or a
-//! workgroup per tile of adjacent columns that reads the cost in place.
+//! Launch planning for the soft minimum of optimal transport: over a dense cost
+//! (`shaders/ot/softmin.wgsl`: a workgroup per row, or per tile of adjacent columns read in
+//! place), and over costs computed on the fly between points
+//! (`shaders/ot/point_softmin.wgsl`, with its gradient in `point_softmin_grad.wgsl`).
 
-use gradflux_core::{DType, Result, SoftminAxis, Value};
+use gradflux_core::{DType, PointCost, Result, SoftminAxis, Value};
 
-use crate::launch::{Launch, Workgroups};
+use crate::launch::{u32s, Bind, Launch, Workgroups};
 use crate::moe::f32_only;
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, specialise};
 
-/// Threads per workgroup of both kernels.
+/// Threads per workgroup of the dense kernels.
 const WG: usize = 256;
 /// Adjacent columns per workgroup of the per-column kernel (`WG / COLS` row slices).
 const COLS: usize = 64;
+/// Output points per workgroup of the point kernels (one thread each).
+const POINT_WG: usize = 64;
+/// Coordinates of the gradient one workgroup of `point_softmin_grad` writes (its `GD`).
+const GRAD_COORDS: usize = 16;
 
-/// The launch computing `softmin` of `cost [batch, n, m]` against `h` into `out`.
+/// The potential a soft minimum reads: `h`, or `h + h2 · scale` (a Sinkhorn step's
+/// log-weights plus its potential over ε, fused into the read).
+#[derive(Copy, Clone, Debug)]
+pub struct Potential {
+    pub h: Bind,
+    pub scaled: Option<(Bind, f64)>,
+}
+
+impl Potential {
+    pub fn plain(h: Value) -> Potential {
+        Potential {
+            h: h.into(),
+            scaled: None,
+        }
+    }
+
+    /// `[h2, use h2, scale bits]` for the `info` arrays.
+    fn words(&self) -> (Bind, [u32; 2]) {
+        match self.scaled {
+            Some((h2, scale)) => (h2, [1, (scale as f32).to_bits()]),
+            None => (self.h, [0, 0]),
+        }
+    }
+}
+
+/// How a soft minimum is taken and scaled: `lambda · (−eps · log Σ ...)`.
+#[derive(Copy, Clone, Debug)]
+pub struct Softmin {
+    pub eps: f64,
+    pub lambda: f64,
+}
+
+fn source(
+    file: &shaders::ShaderFile,
+    label: String,
+    entry: &str,
+    read_only: Vec<bool>,
+    constants: Vec<(&'static str, f64)>,
+) -> KernelSource {
+    KernelSource {
+        label,
+        source: specialise(file, DType::F32, DType::F32, None),
+        entry_point: entry.into(),
+        constants,
+        read_only,
+    }
+}
+
+/// The dense launch writing `softmin` of `cost [batch, n, m]` against `pot` into `out`.
 pub fn softmin_launch(
-    [cost, h, out]: [Value; 3],
+    [cost, out]: [Bind; 2],
+    pot: Potential,
     dtype: DType,
     (batch, n, m): (usize, usize, usize),
-    eps: f64,
+    how: Softmin,
     axis: SoftminAxis,
 ) -> Result<Launch> {
     f32_only("softmin", dtype, "the cost and h")?;
@@ -27,23 +82,150 @@ pub fn softmin_launch(
         SoftminAxis::PerRow => ("per_row", batch * n),
         SoftminAxis::PerColumn => ("per_column", batch * tiles),
     };
+    let (h2, fused) = pot.words();
+    let mut info = u32s([batch, n, m]);
+    info.extend([(how.eps as f32).to_bits(), tiles as u32]);
+    info.extend(fused);
+    info.push((how.lambda as f32).to_bits());
     Ok(Launch {
-        kernel: KernelSource {
-            label: format!("softmin {axis:?}"),
-            source: specialise(&shaders::SOFTMIN, dtype, dtype, None),
-            entry_point: entry_point.into(),
-            constants: vec![("WG", WG as f64), ("COLS", COLS as f64)],
-            read_only: vec![true, true, false, true],
-        },
-        binds: vec![cost, h, out],
+        kernel: source(
+            &shaders::SOFTMIN,
+            format!("softmin {axis:?}"),
+            entry_point,
+            vec![true, true, true, false, true],
+            vec![("WG", WG as f64), ("COLS", COLS as f64)],
+        ),
+        binds: vec![cost, pot.h, h2, out],
         scratch: vec![],
-        info: vec![
-            batch as u32,
-            n as u32,
-            m as u32,
-            (eps as f32).to_bits(),
-            tiles as u32,
-        ],
+        info,
         workgroups: Workgroups::Linear(workgroups as u64),
     })
+}
+
+/// `Op::Softmin` as one launch.
+pub fn softmin_op_launch(
+    [cost, h, out]: [Value; 3],
+    dtype: DType,
+    dims: (usize, usize, usize),
+    eps: f64,
+    axis: SoftminAxis,
+) -> Result<Launch> {
+    let how = Softmin { eps, lambda: 1.0 };
+    softmin_launch(
+        [cost.into(), out.into()],
+        Potential::plain(h),
+        dtype,
+        dims,
+        how,
+        axis,
+    )
+}
+
+/// The launch writing the point soft minimum of each `x_i` against every `y_j` (roles of
+/// `x [batch, n, d]` and `y [batch, m, d]`; swap them for the column update).
+#[allow(clippy::too_many_arguments)]
+pub fn point_softmin_launch(
+    [x, y, out]: [Bind; 3],
+    pot: Potential,
+    dtype: DType,
+    (batch, n, m, d): (usize, usize, usize, usize),
+    how: Softmin,
+    cost: PointCost,
+) -> Result<Launch> {
+    f32_only("point_softmin", dtype, "the points and h")?;
+    let tiles = n.div_ceil(POINT_WG);
+    let (h2, fused) = pot.words();
+    let mut info = u32s([batch, n, m, d]);
+    info.push((how.eps as f32).to_bits());
+    info.extend(fused);
+    info.push((how.lambda as f32).to_bits());
+    info.extend(u32s([cost_code(cost), tiles]));
+    Ok(Launch {
+        kernel: source(
+            &shaders::POINT_SOFTMIN,
+            "point_softmin".into(),
+            "main",
+            vec![true, true, true, true, false, true],
+            vec![("WG", POINT_WG as f64)],
+        ),
+        binds: vec![x, y, pot.h, h2, out],
+        scratch: vec![],
+        info,
+        workgroups: Workgroups::Linear((batch * tiles) as u64),
+    })
+}
+
+fn cost_code(cost: PointCost) -> usize {
+    match cost {
+        PointCost::SqEuclidean => 0,
+        PointCost::Euclidean => 1,
+    }
+}
+
+/// The two launches of `Op::PointSoftminBackward`: one thread per `x_i` writes `dx`, then
+/// one per `y_j` writes `dy` and `dh`.
+pub fn point_softmin_backward_launches(
+    [x, y, h, s, gy]: [Value; 5],
+    [dx, dy, dh]: [Value; 3],
+    dtype: DType,
+    (batch, n, m, d): (usize, usize, usize, usize),
+    eps: f64,
+    cost: PointCost,
+) -> Result<Vec<Launch>> {
+    f32_only("point_softmin backward", dtype, "the points")?;
+    let inv_eps = ((1.0 / eps) as f32).to_bits();
+    let one = 1f32.to_bits();
+    let blocks = d.div_ceil(GRAD_COORDS).max(1);
+    // (output side, reduced side, alpha, beta, alpha scale, beta scale, u per output,
+    // gradient, scalar output)
+    let pass = |(p, q, alpha, beta): (Value, Value, Value, Value),
+                (a_scale, b_scale, u_per_output): (u32, u32, bool),
+                (grad, scalar): (Bind, Bind),
+                (len, other): (usize, usize)| {
+        let tiles = len.div_ceil(POINT_WG);
+        let mut info = u32s([batch, len, other, d]);
+        info.extend([
+            (eps as f32).to_bits(),
+            a_scale,
+            b_scale,
+            u32::from(u_per_output),
+        ]);
+        info.extend(u32s([cost_code(cost), tiles, blocks]));
+        info.push(u32::from(!u_per_output));
+        Launch {
+            kernel: source(
+                &shaders::POINT_SOFTMIN_GRAD,
+                "point_softmin_grad".into(),
+                "main",
+                vec![true, true, true, true, true, false, false, true],
+                vec![("WG", POINT_WG as f64)],
+            ),
+            binds: vec![
+                p.into(),
+                q.into(),
+                alpha.into(),
+                beta.into(),
+                gy.into(),
+                grad,
+                scalar,
+            ],
+            scratch: vec![(0, 4)],
+            info,
+            workgroups: Workgroups::Linear((batch * tiles * blocks) as u64),
+        }
+    };
+    Ok(vec![
+        pass(
+            (x, y, s, h),
+            (inv_eps, one, true),
+            (dx.into(), Bind::Scratch(0)),
+            (n, m),
+        ),
+        pass(
+            (y, x, h, s),
+            (one, inv_eps, false),
+            (dy.into(), dh.into()),
+            (m, n),
+        ),
+    ])
 }

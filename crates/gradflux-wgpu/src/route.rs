@@ -3,7 +3,7 @@
 
 use gradflux_core::{DType, FusedRouteSpec, Result, RouteScore, Value};
 
-use crate::launch::{per_element, u32s, Launch, Workgroups, ELEMENTWISE_WG};
+use crate::launch::{per_element, u32s, values, Launch, Workgroups, ELEMENTWISE_WG};
 use crate::moe::{f32_only, source};
 use crate::shaders;
 
@@ -43,7 +43,7 @@ pub fn launches(
                 vec![("WG", ELEMENTWISE_WG as f64)],
                 &[false, true],
             ),
-            binds: vec![counts],
+            binds: values([counts]),
             scratch: vec![],
             info: info.clone(),
             workgroups: per_element(experts),
@@ -60,7 +60,7 @@ pub fn launches(
                 ],
                 &[true, false, false, false, true],
             ),
-            binds: vec![logits, gates, ids, counts],
+            binds: values([logits, gates, ids, counts]),
             scratch: vec![],
             info,
             workgroups: Workgroups::Linear(tokens.div_ceil(WG / lanes) as u64),

@@ -44,6 +44,9 @@ shader!(ROUTE_CLEAR, "moe/route_clear.wgsl");
 shader!(ROUTE_FUSED, "moe/route_fused.wgsl");
 shader!(GROUPED_MATMUL, "moe/grouped_matmul.wgsl");
 shader!(SOFTMIN, "ot/softmin.wgsl");
+shader!(POINT_SOFTMIN, "ot/point_softmin.wgsl");
+shader!(POINT_SOFTMIN_GRAD, "ot/point_softmin_grad.wgsl");
+shader!(SINKHORN, "ot/sinkhorn.wgsl");
 shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
 /// All shipped shader files.
@@ -69,6 +72,9 @@ pub const ALL: &[ShaderFile] = &[
     GROUPED_MATMUL,
     GROUPED_MATMUL_WGRAD,
     SOFTMIN,
+    POINT_SOFTMIN,
+    POINT_SOFTMIN_GRAD,
+    SINKHORN,
 ];
 
 /// Specialises a file: element types `t` (inputs) and `r` (output), and optionally the

@@ -9,7 +9,7 @@
 
 use gradflux_core::{DType, Error, Result, Value};
 
-use crate::launch::{u32s, Launch, Workgroups};
+use crate::launch::{u32s, Bind, Launch, Workgroups};
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, specialise};
 
@@ -82,7 +82,13 @@ pub fn launches(
                 ],
                 read_only: vec![true, false, false, true, false, true],
             },
-            binds: vec![x, values, indices],
+            binds: vec![
+                x.into(),
+                values.into(),
+                indices.into(),
+                Bind::Scratch((pass + 1) % 2),
+                Bind::Scratch(pass % 2),
+            ],
             scratch: vec![((pass + 1) % 2, 4), (pass % 2, scratch_bytes)],
             info: u32s([rows, n, inner, k, len, chunks, keep]),
             workgroups: Workgroups::Linear((rows * chunks) as u64),

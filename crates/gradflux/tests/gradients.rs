@@ -326,6 +326,34 @@ fn softmin_has_gradients_in_cost_and_h() {
     }
 }
 
+/// The online soft minimum over points has gradients in both clouds and in `h`, for both
+/// costs, batched, with more coordinates than one gradient block (16) and more points than
+/// one tile (64) on the reduced side.
+#[test]
+fn point_softmin_has_gradients_in_the_points_and_h() {
+    use gradflux::PointCost;
+    for cost in [PointCost::SqEuclidean, PointCost::Euclidean] {
+        check_op(
+            &format!("point_softmin {cost:?}"),
+            &[
+                arg(&[3, 2], 0.0, 1.0),
+                arg(&[5, 2], 0.0, 1.0),
+                arg(&[5], -1.0, 1.0),
+            ],
+            move |g, x| g.point_softmin(x[0], x[1], x[2], 0.3, cost),
+        );
+        check_op(
+            &format!("batched point_softmin {cost:?}"),
+            &[
+                arg(&[2, 4, 17], 0.0, 1.0),
+                arg(&[2, 67, 17], 0.0, 1.0),
+                arg(&[2, 67], -1.0, 1.0),
+            ],
+            move |g, x| g.point_softmin(x[0], x[1], x[2], 2.0, cost),
+        );
+    }
+}
+
 /// Unrolled Sinkhorn is an ordinary differentiable function of the cost and the weights
 /// (here a few iterations, balanced and unbalanced, with ε-scaling).
 #[test]

@@ -248,6 +248,21 @@ pub(super) fn vjp(
                 .transpose()?;
             vec![needs[0].then_some(weighted), dh]
         }
+        Op::PointSoftmin { eps, cost } => {
+            let types = (0..3).map(|k| g.ty(x(k))).collect::<Result<Vec<_>>>()?;
+            let d = g.push(
+                Op::PointSoftminBackward {
+                    eps: *eps,
+                    cost: *cost,
+                },
+                &[x(0), x(1), x(2), y, gy],
+                types,
+            )?;
+            (0..3).map(|k| needs[k].then_some(d[k])).collect()
+        }
+        // Second derivatives of the point softmin are not provided; the loop's outputs are
+        // constants to the gradient (the envelope theorem).
+        Op::PointSoftminBackward { .. } | Op::Sinkhorn(_) => none(),
         // With g the gates, gy their cotangent and dot = Σ_j gy_j g_j per token, the
         // chosen logits get (the others only through the softmax denominator):
         // softmax over the chosen: g (gy − dot); softmax over all: gy g at the chosen,

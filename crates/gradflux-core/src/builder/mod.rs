@@ -16,7 +16,7 @@ mod sinkhorn;
 pub use fused_route::FusedRouting;
 pub use moe::{Capacity, DispatchOptions, ExpertDispatch};
 pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
-pub use sinkhorn::{EpsScaling, OtGradient, OtSolution, SinkhornOptions};
+pub use sinkhorn::{OtGeometry, OtGradient, OtSolution, SinkhornOptions};
 
 use crate::{DType, Error, Graph, Result, Shape, Tensor};
 

@@ -2,7 +2,7 @@
 //! Sinkhorn iteration applies to each potential in turn.
 
 use super::{require_float, require_positive};
-use crate::{Error, Graph, Op, Result, SoftminAxis, Tensor, TensorType};
+use crate::{Error, Graph, Op, PointCost, Result, SoftminAxis, Tensor, TensorType};
 
 impl Graph {
     /// The entropic soft minimum of a cost matrix against a log-weighted potential, one
@@ -75,4 +75,80 @@ impl Graph {
             TensorType::new(out, ct.dtype),
         )
     }
+
+    /// The row soft minimum of [`Graph::softmin`] over a cost computed on the fly between
+    /// points `x [.., n, d]` and `y [.., m, d]`:
+    /// `out[.., i] = −eps · log Σ_j exp(h[.., j] − cost(x_i, y_j) / eps)` with `h [.., m]`.
+    /// Memory is O(n + m); swap `x` and `y` (and give `h [.., n]`) for the column update.
+    ///
+    /// ```
+    /// # use gradflux_core::{Graph, DType, PointCost};
+    /// let g = Graph::new();
+    /// let x = g.input("x", [1000, 3], DType::F32)?;
+    /// let y = g.input("y", [800, 3], DType::F32)?;
+    /// let h = g.input("h", [800], DType::F32)?;
+    /// let f = g.point_softmin(x, y, h, 0.05, PointCost::SqEuclidean)?; // [1000]
+    /// # Ok::<(), gradflux_core::Error>(())
+    /// ```
+    pub fn point_softmin(
+        &self,
+        x: Tensor,
+        y: Tensor,
+        h: Tensor,
+        eps: f64,
+        cost: PointCost,
+    ) -> Result<Tensor> {
+        let op = "point_softmin";
+        let (xt, yt, ht) = (self.ty(x)?, self.ty(y)?, self.ty(h)?);
+        require_float(op, xt.dtype)?;
+        require_positive(op, "eps", eps)?;
+        let (batch, n, m, _) = point_dims(op, &xt, &yt)?;
+        let mut want = batch.clone();
+        want.push(m);
+        if ht.shape.dims() != want.as_slice() || ht.dtype != xt.dtype {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "h must be {want:?} {} for y {}, got {} {}",
+                    xt.dtype, yt.shape, ht.shape, ht.dtype
+                ),
+            });
+        }
+        let mut out = batch;
+        out.push(n);
+        self.push1(
+            Op::PointSoftmin { eps, cost },
+            &[x, y, h],
+            TensorType::new(out, xt.dtype),
+        )
+    }
+}
+
+/// `(batch, n, m, d)` of point clouds `x [.., n, d]` and `y [.., m, d]` with the same batch
+/// dimensions, dimension and dtype.
+pub(crate) fn point_dims(
+    op: &'static str,
+    x: &TensorType,
+    y: &TensorType,
+) -> Result<(Vec<usize>, usize, usize, usize)> {
+    let (xd, yd) = (x.shape.dims(), y.shape.dims());
+    let r = xd.len();
+    if r < 2 || yd.len() != r || xd[..r - 2] != yd[..r - 2] || xd[r - 1] != yd[r - 1] {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "points must be x [.., n, d] and y [.., m, d] with the same batch dimensions \
+                 and d, got {} and {}",
+                x.shape, y.shape
+            ),
+        });
+    }
+    if x.dtype != y.dtype {
+        return Err(Error::DType {
+            op,
+            expected: format!("y in x's dtype {}", x.dtype),
+            got: y.dtype,
+        });
+    }
+    Ok((xd[..r - 2].to_vec(), xd[r - 2], yd[r - 2], xd[r - 1]))
 }

@@ -8,47 +8,53 @@
 //! present only when unbalanced (as hard constraints when balanced). Potentials `f [.., n]`,
 //! `g [.., m]` give the plan `P_ij = a_i b_j exp((f_i + g_j − C_ij) / eps)`.
 
+use super::ot::point_dims;
 use super::{require_float, require_positive, shape_error};
-use crate::{Error, Graph, Result, SoftminAxis, Tensor};
+use crate::{
+    DType, EpsScaling, Error, Graph, Op, PointCost, Result, SinkhornSpec, SoftminAxis, Tensor,
+    TensorType,
+};
 
 /// How gradients flow back through a Sinkhorn solve.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum OtGradient {
     /// The potentials are constants to the gradient (the envelope theorem): the entropic
     /// objective's gradient is then exact at convergence (`∂/∂C = P`), and costs nothing
-    /// beyond evaluating the objective.
+    /// beyond evaluating the objective. The iterations run inside one [`Op::Sinkhorn`]
+    /// node, which can stop on a tolerance.
     #[default]
     Envelope,
     /// Back through every iteration, as written: exact for the finite number of
-    /// iterations run, at the memory and time of that many steps again.
+    /// iterations run, at the memory and time of that many steps again. The graph holds
+    /// every iteration, so it needs a fixed iteration count (no tolerance) and a dense
+    /// cost.
     Unrolled,
 }
 
-/// Geometric ε-scaling: iteration `t` uses `max(eps, start · factor^t)`, so early
-/// iterations move mass at a coarse scale and later ones refine it.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct EpsScaling {
-    pub start: f64,
-    pub factor: f64,
-}
-
-/// Options of [`Graph::sinkhorn`].
+/// Options of [`Graph::sinkhorn`] and [`Graph::sinkhorn_points`].
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct SinkhornOptions {
     /// The entropic regularisation, in the cost's units.
     pub eps: f64,
-    /// Iterations (each updates `f`, then `g`).
+    /// Iterations (each updates `f`, then `g`); the most that run when `tolerance` is set.
     pub iterations: usize,
     /// KL penalty on the first marginal; `None` keeps it exact (balanced).
     pub rho_a: Option<f64>,
     /// KL penalty on the second marginal; `None` keeps it exact.
     pub rho_b: Option<f64>,
     pub eps_scaling: Option<EpsScaling>,
+    /// Stop once the marginal error (see [`Graph::sinkhorn`]) is at most this, and fail
+    /// the run with [`Error::NotConverged`] if `iterations` pass first. `None` runs all
+    /// `iterations` with no host readback.
+    pub tolerance: Option<f64>,
+    /// Iterations between two checks of the marginal error: each check costs half an
+    /// iteration of work and one scalar readback.
+    pub check_every: usize,
     pub gradient: OtGradient,
 }
 
 impl SinkhornOptions {
-    /// Balanced, no ε-scaling, envelope gradients.
+    /// Balanced, no ε-scaling, a fixed iteration count, envelope gradients.
     pub fn new(eps: f64, iterations: usize) -> Self {
         SinkhornOptions {
             eps,
@@ -56,43 +62,109 @@ impl SinkhornOptions {
             rho_a: None,
             rho_b: None,
             eps_scaling: None,
+            tolerance: None,
+            check_every: 10,
             gradient: OtGradient::Envelope,
         }
     }
 
-    /// The ε of iteration `t`.
-    fn eps_at(&self, t: usize) -> f64 {
-        match self.eps_scaling {
-            Some(s) => (s.start * s.factor.powi(t.min(i32::MAX as usize) as i32)).max(self.eps),
-            None => self.eps,
+    /// Stops at marginal error `tolerance`, with `iterations` as the most allowed.
+    pub fn with_tolerance(self, tolerance: f64) -> Self {
+        SinkhornOptions {
+            tolerance: Some(tolerance),
+            ..self
         }
+    }
+
+    fn spec(&self, points: Option<PointCost>) -> SinkhornSpec {
+        SinkhornSpec {
+            eps: self.eps,
+            rho_a: self.rho_a,
+            rho_b: self.rho_b,
+            eps_scaling: self.eps_scaling,
+            max_iterations: self.iterations,
+            tolerance: self.tolerance,
+            check_every: self.check_every,
+            points,
+        }
+    }
+
+    fn validate(&self, op: &'static str) -> Result<()> {
+        require_positive(op, "eps", self.eps)?;
+        for (name, rho) in [("rho_a", self.rho_a), ("rho_b", self.rho_b)] {
+            if let Some(r) = rho {
+                require_positive(op, name, r)?;
+            }
+        }
+        if let Some(t) = self.tolerance {
+            require_positive(op, "tolerance", t)?;
+        }
+        if self.check_every == 0 {
+            return Err(shape_error(op, "check_every must be at least 1".into()));
+        }
+        if let Some(s) = self.eps_scaling {
+            require_positive(op, "eps_scaling.start", s.start)?;
+            if !(s.factor > 0.0 && s.factor < 1.0) {
+                return Err(shape_error(
+                    op,
+                    format!(
+                        "eps_scaling.factor = {} must lie strictly between 0 and 1",
+                        s.factor
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
-/// What [`Graph::sinkhorn`] returns: the problem it solved and its potentials.
+/// Where a solved problem's cost comes from.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum OtGeometry {
+    /// A dense `[.., n, m]` cost matrix.
+    Dense(Tensor),
+    /// Point clouds `x [.., n, d]` and `y [.., m, d]`, the cost computed on the fly.
+    Points {
+        x: Tensor,
+        y: Tensor,
+        cost: PointCost,
+    },
+}
+
+/// What [`Graph::sinkhorn`] returns: the problem it solved, its potentials, and how the
+/// solve went.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct OtSolution {
     /// `[.., n]` potential of the first marginal.
     pub f: Tensor,
     /// `[.., m]` potential of the second marginal.
     pub g: Tensor,
-    pub cost: Tensor,
+    pub geometry: OtGeometry,
     pub a: Tensor,
     pub b: Tensor,
     pub options: SinkhornOptions,
+    /// `[..]` final marginal error per problem (`None` when unrolled).
+    pub error: Option<Tensor>,
+    /// `[]` (`u32`) iterations run (`None` when unrolled).
+    pub iterations: Option<Tensor>,
 }
 
 impl Graph {
     /// Solves entropic optimal transport between weights `a [.., n]` and `b [.., m]` for a
     /// dense cost `[.., n, m]` (leading dimensions: independent problems, solved together)
-    /// by `options.iterations` log-domain Sinkhorn iterations:
+    /// by log-domain Sinkhorn iterations:
     ///
     /// `f ← λ_a · softmin_eps(C, log b + g/eps)` per row, then
     /// `g ← λ_b · softmin_eps(C, log a + f/eps)` per column,
     ///
     /// with `λ = ρ / (ρ + eps)` for a KL-penalised marginal and 1 for an exact one. `warm`
     /// gives starting potentials `(f, g)` (zeros otherwise; only `g` is read unless no
-    /// iteration runs). Weights must be positive; balanced problems need equal total mass.
+    /// iteration runs). Weights must be non-negative, with positive total mass; balanced
+    /// problems need equal total mass (checked at run time when a tolerance is set).
+    ///
+    /// The marginal error is the L1 distance between the plan's first marginal and its
+    /// target, `Σ_i |(P1)_i − a_i exp(−f_i/ρ_a)|` (the exponential is 1 for an exact
+    /// marginal), after an iteration (whose `g` update makes the second marginal exact).
     ///
     /// ```
     /// # use gradflux_core::{Graph, DType, SinkhornOptions};
@@ -100,7 +172,9 @@ impl Graph {
     /// let cost = g.input("cost", [200, 300], DType::F32)?;
     /// let a = g.input("a", [200], DType::F32)?;
     /// let b = g.input("b", [300], DType::F32)?;
-    /// let ot = g.sinkhorn(cost, a, b, None, SinkhornOptions::new(0.05, 100))?;
+    /// // At most 1000 iterations, stopping once the marginal error is below 1e-5.
+    /// let options = SinkhornOptions::new(0.05, 1000).with_tolerance(1e-5);
+    /// let ot = g.sinkhorn(cost, a, b, None, options)?;
     /// let loss = g.ot_objective(&ot)?; // differentiable in cost, a and b
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
@@ -112,51 +186,114 @@ impl Graph {
         warm: Option<(Tensor, Tensor)>,
         options: SinkhornOptions,
     ) -> Result<OtSolution> {
+        let op = "sinkhorn";
         let ct = self.ty(cost)?;
-        require_float("sinkhorn", ct.dtype)?;
-        require_positive("sinkhorn", "eps", options.eps)?;
-        for (name, rho) in [("rho_a", options.rho_a), ("rho_b", options.rho_b)] {
-            if let Some(r) = rho {
-                require_positive("sinkhorn", name, r)?;
-            }
-        }
-        if let Some(s) = options.eps_scaling {
-            require_positive("sinkhorn", "eps_scaling.start", s.start)?;
-            if !(s.factor > 0.0 && s.factor < 1.0) {
-                return Err(shape_error(
-                    "sinkhorn",
-                    format!(
-                        "eps_scaling.factor = {} must lie strictly between 0 and 1",
-                        s.factor
-                    ),
-                ));
-            }
-        }
+        require_float(op, ct.dtype)?;
+        options.validate(op)?;
         let dims = ct.shape.dims();
         if dims.len() < 2 || dims[dims.len() - 2] == 0 || dims[dims.len() - 1] == 0 {
             return Err(shape_error(
-                "sinkhorn",
+                op,
                 format!(
                     "cost {} must be [.., n, m] with n and m at least 1",
                     ct.shape
                 ),
             ));
         }
-        let (batch, n, m) = (
-            &dims[..dims.len() - 2],
-            dims[dims.len() - 2],
-            dims[dims.len() - 1],
-        );
+        let batch = &dims[..dims.len() - 2];
+        let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        self.check_marginals(op, (batch, ct.dtype, &ct.shape), (a, b), warm, (n, m))?;
+        if options.gradient == OtGradient::Unrolled {
+            return self.sinkhorn_unrolled(cost, a, b, warm, options);
+        }
+        self.sinkhorn_loop(
+            &[cost],
+            (a, b),
+            warm,
+            options,
+            OtGeometry::Dense(cost),
+            (batch, n, m),
+        )
+    }
+
+    /// [`Graph::sinkhorn`] between point clouds `x [.., n, d]` and `y [.., m, d]`, with
+    /// the cost between points computed on the fly: memory is O(n + m), so `n` and `m`
+    /// can be far past what a dense cost would fit. Gradients are the envelope theorem's
+    /// ([`OtGradient::Unrolled`] needs a dense cost).
+    ///
+    /// ```
+    /// # use gradflux_core::{Graph, DType, PointCost, SinkhornOptions};
+    /// let g = Graph::new();
+    /// let x = g.input("x", [100_000, 3], DType::F32)?;
+    /// let y = g.input("y", [80_000, 3], DType::F32)?;
+    /// let (a, b) = (g.input("a", [100_000], DType::F32)?, g.input("b", [80_000], DType::F32)?);
+    /// let options = SinkhornOptions::new(0.01, 500).with_tolerance(1e-4);
+    /// let ot = g.sinkhorn_points(x, y, a, b, None, PointCost::SqEuclidean, options)?;
+    /// # Ok::<(), gradflux_core::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn sinkhorn_points(
+        &self,
+        x: Tensor,
+        y: Tensor,
+        a: Tensor,
+        b: Tensor,
+        warm: Option<(Tensor, Tensor)>,
+        cost: PointCost,
+        options: SinkhornOptions,
+    ) -> Result<OtSolution> {
+        let op = "sinkhorn_points";
+        let (xt, yt) = (self.ty(x)?, self.ty(y)?);
+        require_float(op, xt.dtype)?;
+        options.validate(op)?;
+        let (batch, n, m, _) = point_dims(op, &xt, &yt)?;
+        if n == 0 || m == 0 {
+            return Err(shape_error(
+                op,
+                format!(
+                    "x {} and y {} need at least one point each",
+                    xt.shape, yt.shape
+                ),
+            ));
+        }
+        self.check_marginals(op, (&batch, xt.dtype, &xt.shape), (a, b), warm, (n, m))?;
+        if options.gradient == OtGradient::Unrolled {
+            return Err(shape_error(
+                op,
+                "unrolled gradients need a dense cost: build one with sq_euclidean_cost and \
+                 call sinkhorn, or use OtGradient::Envelope"
+                    .into(),
+            ));
+        }
+        self.sinkhorn_loop(
+            &[x, y],
+            (a, b),
+            warm,
+            options,
+            OtGeometry::Points { x, y, cost },
+            (&batch, n, m),
+        )
+    }
+
+    /// Checks that `a`, `b` and the warm start fit the problem's batch, sizes and dtype.
+    fn check_marginals(
+        &self,
+        op: &'static str,
+        (batch, dtype, source): (&[usize], DType, &crate::Shape),
+        (a, b): (Tensor, Tensor),
+        warm: Option<(Tensor, Tensor)>,
+        (n, m): (usize, usize),
+    ) -> Result<()> {
         let expect = |name: &str, t: Tensor, len: usize| -> Result<()> {
             let ty = self.ty(t)?;
             let mut want = batch.to_vec();
             want.push(len);
-            if ty.shape.dims() != want.as_slice() || ty.dtype != ct.dtype {
+            if ty.shape.dims() != want.as_slice() || ty.dtype != dtype {
                 return Err(shape_error(
-                    "sinkhorn",
+                    op,
                     format!(
-                        "{name} must be {want:?} {} for cost {}, got {} {}",
-                        ct.dtype, ct.shape, ty.shape, ty.dtype
+                        "{name} must be {want:?} {dtype} for input {source}, got {} {}",
+                        ty.shape, ty.dtype
                     ),
                 ));
             }
@@ -168,7 +305,74 @@ impl Graph {
             expect("the warm-start f", f0, n)?;
             expect("the warm-start g", g0, m)?;
         }
-        let dtype = ct.dtype;
+        Ok(())
+    }
+
+    /// One [`Op::Sinkhorn`] node running the whole loop.
+    fn sinkhorn_loop(
+        &self,
+        sources: &[Tensor],
+        (a, b): (Tensor, Tensor),
+        warm: Option<(Tensor, Tensor)>,
+        options: SinkhornOptions,
+        geometry: OtGeometry,
+        (batch, n, m): (&[usize], usize, usize),
+    ) -> Result<OtSolution> {
+        let dtype = self.dtype(a)?;
+        let (f0, g0) = match warm {
+            Some(fg) => fg,
+            None => (self.zeros_like(a)?, self.zeros_like(b)?),
+        };
+        let points = match geometry {
+            OtGeometry::Dense(_) => None,
+            OtGeometry::Points { cost, .. } => Some(cost),
+        };
+        let with = |len: usize| {
+            let mut d = batch.to_vec();
+            d.push(len);
+            TensorType::new(d, dtype)
+        };
+        let mut inputs = sources.to_vec();
+        inputs.extend([a, b, f0, g0]);
+        let outs = self.push(
+            Op::Sinkhorn(options.spec(points)),
+            &inputs,
+            vec![
+                with(n),
+                with(m),
+                TensorType::new(batch.to_vec(), dtype),
+                TensorType::new(Vec::<usize>::new(), DType::U32),
+            ],
+        )?;
+        Ok(OtSolution {
+            f: outs[0],
+            g: outs[1],
+            geometry,
+            a,
+            b,
+            options,
+            error: Some(outs[2]),
+            iterations: Some(outs[3]),
+        })
+    }
+
+    /// The loop written out as graph nodes, so gradients flow through every iteration.
+    fn sinkhorn_unrolled(
+        &self,
+        cost: Tensor,
+        a: Tensor,
+        b: Tensor,
+        warm: Option<(Tensor, Tensor)>,
+        options: SinkhornOptions,
+    ) -> Result<OtSolution> {
+        if options.tolerance.is_some() {
+            return Err(shape_error(
+                "sinkhorn",
+                "unrolled gradients need a fixed iteration count: set tolerance to None".into(),
+            ));
+        }
+        let spec = options.spec(None);
+        let dtype = self.dtype(cost)?;
         let scalar = |v: f64| self.scalar(v, dtype);
         let (log_a, log_b) = (self.log(a)?, self.log(b)?);
         let (mut f, mut g) = match warm {
@@ -176,11 +380,11 @@ impl Graph {
             None => (self.zeros_like(a)?, self.zeros_like(b)?),
         };
         let damp = |rho: Option<f64>, eps: f64, x: Tensor| match rho {
-            Some(r) => self.mul(x, scalar(r / (r + eps))?),
+            Some(_) => self.mul(x, scalar(SinkhornSpec::damping(rho, eps))?),
             None => Ok(x),
         };
         for t in 0..options.iterations {
-            let eps = options.eps_at(t);
+            let eps = spec.eps_at(t);
             let h = self.add(log_b, self.div(g, scalar(eps)?)?)?;
             f = damp(
                 options.rho_a,
@@ -194,23 +398,40 @@ impl Graph {
                 self.softmin(cost, h, eps, SoftminAxis::PerColumn)?,
             )?;
         }
-        if options.gradient == OtGradient::Envelope {
-            f = self.detach(f)?;
-            g = self.detach(g)?;
-        }
         Ok(OtSolution {
             f,
             g,
-            cost,
+            geometry: OtGeometry::Dense(cost),
             a,
             b,
             options,
+            error: None,
+            iterations: None,
         })
+    }
+
+    /// The solution's cost matrix: the dense input, or computed from the points (which
+    /// materialises `[.., n, m]`: for small point problems).
+    pub fn ot_cost_matrix(&self, s: &OtSolution) -> Result<Tensor> {
+        match s.geometry {
+            OtGeometry::Dense(cost) => Ok(cost),
+            OtGeometry::Points { x, y, cost } => {
+                let d2 = self.sq_euclidean_cost(x, y)?;
+                match cost {
+                    PointCost::SqEuclidean => Ok(d2),
+                    PointCost::Euclidean => {
+                        let zero = self.scalar(0.0, self.dtype(x)?)?;
+                        self.sqrt(self.maximum(d2, zero)?)
+                    }
+                }
+            }
+        }
     }
 
     /// The transport plan `P_ij = a_i b_j exp((f_i + g_j − C_ij) / eps)`, `[.., n, m]`.
     pub fn ot_plan(&self, s: &OtSolution) -> Result<Tensor> {
-        let rank = self.shape(s.cost)?.rank();
+        let cost = self.ot_cost_matrix(s)?;
+        let rank = self.shape(cost)?.rank();
         let ab = self.mul(
             self.unsqueeze(s.a, rank - 1)?,
             self.unsqueeze(s.b, rank - 2)?,
@@ -219,14 +440,16 @@ impl Graph {
             self.unsqueeze(s.f, rank - 1)?,
             self.unsqueeze(s.g, rank - 2)?,
         )?;
-        let eps = self.scalar(s.options.eps, self.dtype(s.cost)?)?;
-        let log_kernel = self.div(self.sub(fg, s.cost)?, eps)?;
+        let eps = self.scalar(s.options.eps, self.dtype(cost)?)?;
+        let log_kernel = self.div(self.sub(fg, cost)?, eps)?;
         self.mul(ab, self.exp(log_kernel)?)
     }
 
-    /// `⟨P, C⟩` per problem (`[..]`): the quantity POT's `sinkhorn2` returns.
+    /// `⟨P, C⟩` per problem (`[..]`): the quantity POT's `sinkhorn2` returns. It
+    /// materialises the plan, also for point clouds.
     pub fn ot_transport_cost(&self, s: &OtSolution) -> Result<Tensor> {
-        self.sum_matrix(self.mul(self.ot_plan(s)?, s.cost)?)
+        let cost = self.ot_cost_matrix(s)?;
+        self.sum_matrix(self.mul(self.ot_plan(s)?, cost)?)
     }
 
     /// `[.., n, m]` summed over its last two axes.
@@ -238,9 +461,10 @@ impl Graph {
     /// `⟨a, φ_a(f)⟩ + ⟨b, φ_b(g)⟩ − eps·⟨a⊗b, exp((f⊕g − C)/eps) − 1⟩`, with `φ(f) = f` for an
     /// exact marginal and `φ(f) = ρ(1 − exp(−f/ρ))` for a KL-penalised one. At the optimum
     /// it equals the primal `⟨P, C⟩ + eps·KL(P | a⊗b) + ...`; with [`OtGradient::Envelope`]
-    /// its gradient is the envelope theorem's (`∂/∂C = P`).
+    /// its gradient is the envelope theorem's (`∂/∂C = P`). For point clouds the plan's
+    /// mass comes from one more online pass, so memory stays O(n + m).
     pub fn ot_objective(&self, s: &OtSolution) -> Result<Tensor> {
-        let dtype = self.dtype(s.cost)?;
+        let dtype = self.dtype(s.a)?;
         let scalar = |v: f64| self.scalar(v, dtype);
         let phi = |x: Tensor, rho: Option<f64>| -> Result<Tensor> {
             match rho {
@@ -255,7 +479,17 @@ impl Graph {
         let fa = dot(s.a, phi(s.f, s.options.rho_a)?)?;
         let gb = dot(s.b, phi(s.g, s.options.rho_b)?)?;
         // ⟨a⊗b, exp(..) − 1⟩ = Σ P − (Σ a)(Σ b).
-        let mass = self.sum_matrix(self.ot_plan(s)?)?;
+        let mass = match s.geometry {
+            OtGeometry::Dense(_) => self.sum_matrix(self.ot_plan(s)?)?,
+            OtGeometry::Points { x, y, cost } => {
+                // Row i of the plan holds a_i exp((f_i − s_i)/eps), s the row softmin.
+                let eps = scalar(s.options.eps)?;
+                let h = self.add(self.log(s.b)?, self.div(s.g, eps)?)?;
+                let soft = self.point_softmin(x, y, h, s.options.eps, cost)?;
+                let rows = self.exp(self.div(self.sub(s.f, soft)?, eps)?)?;
+                dot(s.a, rows)?
+            }
+        };
         let ab = self.mul(self.sum(s.a, -1, false)?, self.sum(s.b, -1, false)?)?;
         let excess = self.sub(mass, ab)?;
         self.sub(self.add(fa, gb)?, self.mul(excess, scalar(s.options.eps)?)?)

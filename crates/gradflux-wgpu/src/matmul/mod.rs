@@ -236,11 +236,11 @@ pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Laun
         std::mem::swap(&mut sa, &mut sb);
         bias_rc.swap(0, 1);
     }
-    let mut binds = vec![va, vb];
+    let mut binds = vec![va.into(), vb.into()];
     if let Some((v, _)) = ops.bias {
-        binds.push(v);
+        binds.push(v.into());
     }
-    binds.push(ops.out.0);
+    binds.push(ops.out.0.into());
     let strides = [&sa[..], &sb[..], &s_bias[..]];
     if let Some(g) = gemv::Gemv::of(&p, spec) {
         let tiles_n = g.tiles_n(p.n);

@@ -13,3 +13,4 @@ mod reduce;
 mod routing;
 mod select;
 mod sinkhorn;
+mod sinkhorn_loop;

@@ -191,3 +191,102 @@ fn softmin_misuse_is_refused_by_name() {
         .to_string();
     assert!(err.contains("dtype"), "{err}");
 }
+
+/// The online soft minimum equals the dense one over the materialised cost, across tile
+/// (64 points) and chunk (8 coordinates) boundaries, batched; NaN and infinite points
+/// propagate as the dense kernel's special values do.
+#[test]
+fn point_softmin_matches_the_dense_softmin() {
+    use gradflux::PointCost;
+    let mut rng = Rng::new(71);
+    for (batch, (n, m, d), cost) in [
+        (vec![], (1, 1, 1), PointCost::SqEuclidean),
+        (vec![], (65, 130, 2), PointCost::SqEuclidean),
+        (vec![3], (7, 64, 9), PointCost::Euclidean),
+        (vec![], (129, 3, 24), PointCost::SqEuclidean),
+    ] {
+        let dims = |tail: &[usize]| [&batch[..], tail].concat();
+        let x = random(&mut rng, dims(&[n, d]), DType::F32, -1.0, 1.0);
+        let y = random(&mut rng, dims(&[m, d]), DType::F32, -1.0, 1.0);
+        let h = random(&mut rng, dims(&[m]), DType::F32, -2.0, 2.0);
+        let g = Graph::new();
+        let (xt, yt, ht) = (
+            g.input("x", x.shape().clone(), DType::F32).unwrap(),
+            g.input("y", y.shape().clone(), DType::F32).unwrap(),
+            g.input("h", h.shape().clone(), DType::F32).unwrap(),
+        );
+        let online = g.point_softmin(xt, yt, ht, 0.1, cost).unwrap();
+        let out = check(
+            &format!("point_softmin {batch:?} {n}x{m}x{d} {cost:?}"),
+            &g,
+            &[online],
+            &[("x", &x), ("y", &y), ("h", &h)],
+            Tolerance::new(1e-5, 1e-6),
+        );
+        // The same values from the dense kernel over the cost built point by point.
+        let (xv, yv) = (x.to_f64_vec(), y.to_f64_vec());
+        let problems: usize = batch.iter().product();
+        let mut c = Vec::with_capacity(problems * n * m);
+        for b in 0..problems {
+            for i in 0..n {
+                for j in 0..m {
+                    let d2: f64 = (0..d)
+                        .map(|k| (xv[(b * n + i) * d + k] - yv[(b * m + j) * d + k]).powi(2))
+                        .sum();
+                    c.push(cost.of_sq_distance(d2) as f32);
+                }
+            }
+        }
+        let c = TensorData::new(dims(&[n, m]), c).unwrap();
+        let g = Graph::new();
+        let (ct, ht) = (
+            g.input("c", c.shape().clone(), DType::F32).unwrap(),
+            g.input("h", h.shape().clone(), DType::F32).unwrap(),
+        );
+        let dense = g.softmin(ct, ht, 0.1, SoftminAxis::PerRow).unwrap();
+        let want = check(
+            "dense",
+            &g,
+            &[dense],
+            &[("c", &c), ("h", &h)],
+            Tolerance::new(1e-5, 1e-6),
+        );
+        gradflux::compare(&want[0], &out[0], Tolerance::new(1e-5, 1e-6)).unwrap();
+    }
+
+    // Special values: a NaN coordinate gives NaN; an infinite one drops the point from
+    // every sum (cost +inf); a row whose every point is dropped gets +inf.
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let x = TensorData::new([3, 1], vec![0.0f32, nan, 1.0]).unwrap();
+    let y = TensorData::new([2, 1], vec![inf, 0.5]).unwrap();
+    let h = TensorData::new([2], vec![0.0f32, 0.0]).unwrap();
+    let g = Graph::new();
+    let (xt, yt, ht) = (
+        g.input("x", [3, 1], DType::F32).unwrap(),
+        g.input("y", [2, 1], DType::F32).unwrap(),
+        g.input("h", [2], DType::F32).unwrap(),
+    );
+    let out = g
+        .point_softmin(xt, yt, ht, 1.0, gradflux::PointCost::SqEuclidean)
+        .unwrap();
+    let got = check(
+        "point_softmin special values",
+        &g,
+        &[out],
+        &[("x", &x), ("y", &y), ("h", &h)],
+        Tolerance::new(1e-6, 1e-7),
+    )[0]
+    .to_f64_vec();
+    assert!((got[0] - 0.25).abs() < 1e-6 && got[1].is_nan(), "{got:?}");
+    let y_all_inf = TensorData::new([2, 1], vec![inf, -inf]).unwrap();
+    let got = check(
+        "point_softmin all points dropped",
+        &g,
+        &[out],
+        &[("x", &x), ("y", &y_all_inf), ("h", &h)],
+        Tolerance::new(1e-6, 1e-7),
+    )[0]
+    .to_f64_vec();
+    assert_eq!(got[0], f64::INFINITY, "{got:?}");
+}

@@ -1,0 +1,187 @@
+//! `sinkhorn`: the whole log-domain loop of `Op::Sinkhorn`, in `f64` with the potentials
+//! rounded to the dtype after every half-step (as the GPU stores them), the same ε
+//! schedule, the same checks, and the same stopping rule as the wgpu launcher.
+
+use gradflux_core::{
+    not_converged, within_tolerance, worst_error, Error, Result, SinkhornSpec, TensorData,
+    TensorType,
+};
+
+use crate::ot::log_sum_exp;
+use crate::points::{round_to, to_tensor, Clouds};
+
+/// What the loop reads its costs from.
+enum Geometry {
+    Dense { cost: Vec<f64>, n: usize, m: usize },
+    Points(Clouds),
+}
+
+impl Geometry {
+    fn cost(&self, b: usize, i: usize, j: usize) -> f64 {
+        match self {
+            Geometry::Dense { cost, n, m } => cost[(b * n + i) * m + j],
+            Geometry::Points(c) => c.cost(b, i, j),
+        }
+    }
+}
+
+/// One problem's sizes and the geometry.
+struct Problem {
+    geometry: Geometry,
+    batch: usize,
+    n: usize,
+    m: usize,
+}
+
+impl Problem {
+    /// `−eps · log Σ_j exp(lw_j + pot_j/eps − c_ij/eps)` for every row (`rows`), or the
+    /// same over `i` for every column.
+    fn softmin(&self, eps: f64, rows: bool, lw: &[f64], pot: &[f64]) -> Vec<f64> {
+        let (kept, reduced) = if rows {
+            (self.n, self.m)
+        } else {
+            (self.m, self.n)
+        };
+        let mut out = Vec::with_capacity(self.batch * kept);
+        let mut terms = vec![0.0; reduced];
+        for b in 0..self.batch {
+            for o in 0..kept {
+                for (r, t) in terms.iter_mut().enumerate() {
+                    let (i, j) = if rows { (o, r) } else { (r, o) };
+                    let k = b * reduced + r;
+                    *t = lw[k] + (pot[k] - self.geometry.cost(b, i, j)) / eps;
+                }
+                out.push(-eps * log_sum_exp(&terms));
+            }
+        }
+        out
+    }
+}
+
+/// The outputs `f`, `g`, `error`, `iterations` of `Op::Sinkhorn`; inputs in its order.
+pub(crate) fn sinkhorn(
+    spec: &SinkhornSpec,
+    inputs: &[&TensorData],
+    outs: &[TensorType],
+) -> Result<Vec<TensorData>> {
+    let (geometry, rest) = match spec.points {
+        None => {
+            let dims = inputs[0].shape().dims();
+            let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+            let cost = inputs[0].to_f64_vec();
+            (Geometry::Dense { cost, n, m }, &inputs[1..])
+        }
+        Some(kind) => (
+            Geometry::Points(Clouds::new(inputs[0], inputs[1], kind)),
+            &inputs[2..],
+        ),
+    };
+    let [a, b, f0, g0] = [rest[0], rest[1], rest[2], rest[3]];
+    let (n, m) = (a.shape().dims().last(), b.shape().dims().last());
+    let (n, m) = (*n.expect("rank ≥ 1"), *m.expect("rank ≥ 1"));
+    let batch = a.numel() / n;
+    let problem = Problem {
+        geometry,
+        batch,
+        n,
+        m,
+    };
+    let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
+    if spec.tolerance.is_some() {
+        check_weights(spec, &a, &b, (batch, n, m))?;
+    }
+    let log = |w: &[f64]| w.iter().map(|v| v.ln()).collect::<Vec<_>>();
+    let (log_a, log_b) = (log(&a), log(&b));
+    let (mut f, mut g) = (f0.to_f64_vec(), g0.to_f64_vec());
+    let dtype = outs[0].dtype;
+    let update = |s: Vec<f64>, rho: Option<f64>, eps: f64| -> Vec<f64> {
+        let damping = SinkhornSpec::damping(rho, eps);
+        s.into_iter()
+            .map(|v| round_to(dtype, round_to(dtype, v) * damping))
+            .collect()
+    };
+    let error = |f: &[f64], g: &[f64]| -> Vec<f64> {
+        let eps = spec.eps;
+        let s = problem.softmin(eps, true, &log_b, g);
+        let inv_rho = spec.rho_a.map_or(0.0, |r| 1.0 / r);
+        (0..batch)
+            .map(|p| {
+                (p * n..(p + 1) * n)
+                    .map(|i| {
+                        let mass = a[i] * ((f[i] - s[i]) / eps).exp();
+                        (mass - a[i] * (-f[i] * inv_rho).exp()).abs()
+                    })
+                    .sum::<f64>()
+            })
+            .collect()
+    };
+    let mut iterations = 0;
+    let mut errors = None;
+    for t in 0..spec.max_iterations {
+        let eps = spec.eps_at(t);
+        f = update(problem.softmin(eps, true, &log_b, &g), spec.rho_a, eps);
+        g = update(problem.softmin(eps, false, &log_a, &f), spec.rho_b, eps);
+        iterations = t + 1;
+        errors = None;
+        if spec.checks_after(t) {
+            let e: Vec<f64> = error(&f, &g)
+                .into_iter()
+                .map(|v| round_to(dtype, v))
+                .collect();
+            let done = within_tolerance(&e, spec.tolerance);
+            errors = Some(e);
+            if done {
+                break;
+            }
+        }
+    }
+    let errors = match errors {
+        Some(e) => e,
+        None => error(&f, &g)
+            .into_iter()
+            .map(|v| round_to(dtype, v))
+            .collect(),
+    };
+    if let Some(tolerance) = spec.tolerance {
+        if !within_tolerance(&errors, spec.tolerance) {
+            return Err(not_converged(iterations, worst_error(&errors), tolerance));
+        }
+    }
+    Ok(vec![
+        to_tensor(&outs[0], &f)?,
+        to_tensor(&outs[1], &g)?,
+        to_tensor(&outs[2], &errors)?,
+        TensorData::new(outs[3].shape.clone(), vec![iterations as u32])?,
+    ])
+}
+
+/// Refuses negative or non-finite weights, a problem with no mass, and (when both
+/// marginals are exact) unequal masses.
+fn check_weights(
+    spec: &SinkhornSpec,
+    a: &[f64],
+    b: &[f64],
+    (batch, n, m): (usize, usize, usize),
+) -> Result<()> {
+    for p in 0..batch {
+        let (wa, wb) = (&a[p * n..(p + 1) * n], &b[p * m..(p + 1) * m]);
+        for (name, w) in [("a", wa), ("b", wb)] {
+            if let Some((i, v)) = w
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(Error::InvalidValue {
+                    op: "sinkhorn",
+                    detail: format!(
+                        "problem {p}: {name} holds a negative or non-finite weight ({name}[{i}] = \
+                         {v}); weights must be finite and non-negative"
+                    ),
+                });
+            }
+        }
+        let (sa, sb) = (wa.iter().sum::<f64>(), wb.iter().sum::<f64>());
+        spec.check_masses(p, sa, sb)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Launch planning for `Op::Sinkhorn`, the loop that owns its iterations: what runs once
+//! before the loop, the two half-steps at each ε of the schedule, and the check that
+//! measures the marginal error. The executable decides at run time how many iterations
+//! run and when to read the error back (`crate::looped`).
+
+use gradflux_core::{DType, Result, SinkhornSpec, SoftminAxis, Value};
+
+use crate::launch::{u32s, Bind, Launch, Workgroups};
+use crate::moe::f32_only;
+use crate::ot::{point_softmin_launch, softmin_launch, Potential, Softmin};
+use crate::pipelines::KernelSource;
+use crate::shaders::{self, specialise};
+
+/// Scratch slots of the loop.
+const LOG_A: usize = 0;
+const LOG_B: usize = 1;
+/// The check's undamped row soft minimum.
+const SOFT: usize = 2;
+/// Its per-row error terms.
+const TERMS: usize = 3;
+/// `[largest error]`, read back at each check.
+pub const STATUS: usize = 4;
+/// `[Σa, Σb, bad]` per problem, from the weight check before the loop.
+pub const MASSES: usize = 5;
+
+/// Threads of the loop's small kernels.
+const WG: usize = 256;
+
+/// The launches of one `Op::Sinkhorn` node.
+pub struct LoopLaunches {
+    /// Once per run before the first iteration: log-weights, the warm start, the weight
+    /// check.
+    pub prep: Vec<Launch>,
+    /// Per ε level of the schedule: the `f` half-step, then the `g` half-step.
+    pub levels: Vec<[Launch; 2]>,
+    /// Writes each problem's marginal error to the `error` output and the largest to
+    /// `STATUS`.
+    pub check: Vec<Launch>,
+}
+
+fn small_kernel(entry: &str, read_only: Vec<bool>) -> KernelSource {
+    KernelSource {
+        label: format!("sinkhorn {entry}"),
+        source: specialise(&shaders::SINKHORN, DType::F32, DType::F32, None),
+        entry_point: entry.into(),
+        constants: vec![("WG", WG as f64)],
+        read_only,
+    }
+}
+
+fn per_element(len: usize) -> Workgroups {
+    Workgroups::Linear(len.div_ceil(WG) as u64)
+}
+
+/// Plans the loop of the node `id` with inputs `inputs` (cost or points, a, b, f0, g0).
+pub fn loop_launches(
+    spec: &SinkhornSpec,
+    inputs: &[Value],
+    id: usize,
+    dtype: DType,
+    (batch, n, m, d): (usize, usize, usize, usize),
+) -> Result<LoopLaunches> {
+    f32_only("sinkhorn", dtype, "the cost, weights and potentials")?;
+    let sources = if spec.points.is_some() { 2 } else { 1 };
+    let [a, b, f0, g0] = std::array::from_fn(|k| inputs[sources + k]);
+    let [f, g, error] = std::array::from_fn(|slot| Value { node: id, slot });
+    let words = |len: usize| ((batch * len).max(1) * 4) as u64;
+    let elementwise = |entry: &str, src: Bind, dst: Bind, len: usize, slot: Option<usize>| Launch {
+        kernel: small_kernel(entry, vec![true, false, true]),
+        binds: vec![src, dst],
+        scratch: slot.map(|s| vec![(s, words(len))]).unwrap_or_default(),
+        info: u32s([batch * len]),
+        workgroups: per_element(batch * len),
+    };
+    let prep = vec![
+        elementwise(
+            "log_weights",
+            a.into(),
+            Bind::Scratch(LOG_A),
+            n,
+            Some(LOG_A),
+        ),
+        elementwise(
+            "log_weights",
+            b.into(),
+            Bind::Scratch(LOG_B),
+            m,
+            Some(LOG_B),
+        ),
+        elementwise("copy", f0.into(), f.into(), n, None),
+        elementwise("copy", g0.into(), g.into(), m, None),
+        Launch {
+            kernel: small_kernel("check_weights", vec![true, true, false, true]),
+            binds: vec![a.into(), b.into(), Bind::Scratch(MASSES)],
+            scratch: vec![(MASSES, (batch.max(1) * 3 * 4) as u64)],
+            info: u32s([batch, n, m]),
+            workgroups: Workgroups::Linear(1),
+        },
+    ];
+    // One half-step: `out ← lambda · softmin(reduce over the other side)`.
+    let half_step = |eps: f64, rows: bool, out: Bind, pot: Potential, lambda: f64| {
+        let how = Softmin { eps, lambda };
+        match spec.points {
+            None => softmin_launch(
+                [inputs[0].into(), out],
+                pot,
+                dtype,
+                (batch, n, m),
+                how,
+                if rows {
+                    SoftminAxis::PerRow
+                } else {
+                    SoftminAxis::PerColumn
+                },
+            ),
+            Some(cost) => {
+                let (x, y) = (inputs[0].into(), inputs[1].into());
+                if rows {
+                    point_softmin_launch([x, y, out], pot, dtype, (batch, n, m, d), how, cost)
+                } else {
+                    point_softmin_launch([y, x, out], pot, dtype, (batch, m, n, d), how, cost)
+                }
+            }
+        }
+    };
+    let pot = |log_w: usize, v: Value, eps: f64| Potential {
+        h: Bind::Scratch(log_w),
+        scaled: Some((v.into(), 1.0 / eps)),
+    };
+    let with_logs = |mut l: Launch| {
+        l.scratch.extend([(LOG_A, words(n)), (LOG_B, words(m))]);
+        l
+    };
+    let levels = (0..spec.eps_levels())
+        .map(|t| {
+            let eps = spec.eps_at(t);
+            let row = half_step(
+                eps,
+                true,
+                f.into(),
+                pot(LOG_B, g, eps),
+                SinkhornSpec::damping(spec.rho_a, eps),
+            )?;
+            let column = half_step(
+                eps,
+                false,
+                g.into(),
+                pot(LOG_A, f, eps),
+                SinkhornSpec::damping(spec.rho_b, eps),
+            )?;
+            Ok([with_logs(row), with_logs(column)])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut soft = half_step(
+        spec.eps,
+        true,
+        Bind::Scratch(SOFT),
+        pot(LOG_B, g, spec.eps),
+        1.0,
+    )?;
+    soft.scratch.extend([(SOFT, words(n)), (LOG_B, words(m))]);
+    let inv_rho = spec.rho_a.map_or(0.0, |r| 1.0 / r) as f32;
+    let check = vec![
+        with_logs(soft),
+        Launch {
+            kernel: small_kernel("error_terms", vec![true, true, true, false, true]),
+            binds: vec![
+                a.into(),
+                f.into(),
+                Bind::Scratch(SOFT),
+                Bind::Scratch(TERMS),
+            ],
+            scratch: vec![(SOFT, words(n)), (TERMS, words(n))],
+            info: vec![
+                (batch * n) as u32,
+                (spec.eps as f32).to_bits(),
+                inv_rho.to_bits(),
+            ],
+            workgroups: per_element(batch * n),
+        },
+        Launch {
+            kernel: small_kernel("reduce_error", vec![true, false, false, true]),
+            binds: vec![Bind::Scratch(TERMS), error.into(), Bind::Scratch(STATUS)],
+            scratch: vec![(TERMS, words(n)), (STATUS, 16)],
+            info: u32s([batch, n]),
+            workgroups: Workgroups::Linear(1),
+        },
+    ];
+    Ok(LoopLaunches {
+        prep,
+        levels,
+        check,
+    })
+}

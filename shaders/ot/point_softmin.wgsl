@@ -1,0 +1,138 @@
+// Soft minimum over costs computed on the fly between two point clouds:
+// out[b, i] = lambda · (−eps · log Σ_j exp(pot[b, j] − cost(x_i, y_j) / eps)), with
+// pot = h, or h + h2 · scale when info[5] is set (a Sinkhorn step's log-weights plus
+// potential / eps, fused). One thread per x_i; y streams through workgroup memory in tiles
+// of PT points, PD coordinates at a time, so memory is O(n + m) whatever d is. Each tile's
+// largest term is found first, so a tile costs one rescale of the running sum.
+alias T = f32;
+
+override WG: u32 = 64u;
+// Points of y per tile and coordinates per chunk of a tile.
+const PT: u32 = 64u;
+const PD: u32 = 8u;
+
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read> y: array<T>;
+@group(0) @binding(2) var<storage, read> h: array<T>;
+@group(0) @binding(3) var<storage, read> h2: array<T>;
+@group(0) @binding(4) var<storage, read_write> out: array<T>;
+// info: [batch, n, m, d, eps as f32 bits, use h2, h2 scale as f32 bits, lambda as f32
+// bits, cost (0 squared Euclidean, 1 Euclidean), tiles of x per problem]
+@group(0) @binding(5) var<storage, read> info: array<u32>;
+
+var<workgroup> ytile: array<f32, 512>; // PT * PD
+var<workgroup> ptile: array<f32, PT>;
+
+// NaN by its bits: float comparisons may be compiled on the assumption there is none.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn potential(k: u32) -> f32 {
+    if info[5] != 0u {
+        return f32(h[k]) + f32(h2[k]) * bitcast<f32>(info[6]);
+    }
+    return f32(h[k]);
+}
+
+fn ground_cost(d2: f32) -> f32 {
+    if info[8] == 1u {
+        return sqrt(d2);
+    }
+    return d2;
+}
+
+// exp(t − top), exactly 1 where t equals top (so two +inf stay +inf, never inf − inf).
+fn scaled(t: f32, top: f32) -> f32 {
+    return select(exp(t - top), 1.0, t == top);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let w = wg.x + wg.y * nwg.x;
+    let tiles = info[9];
+    if w >= info[0] * tiles {
+        return;
+    }
+    let n = info[1];
+    let m = info[2];
+    let d = info[3];
+    let eps = bitcast<f32>(info[4]);
+    let inv_eps = 1.0 / eps;
+    let b = w / tiles;
+    let i = (w % tiles) * WG + t;
+    let xbase = (b * n + min(i, n - 1u)) * d;
+    let neg_inf = bitcast<f32>(0xff800000u);
+
+    var top = neg_inf;
+    var sum = 0.0;
+    var nan = false;
+    for (var j0 = 0u; j0 < m; j0 += PT) {
+        let count = min(PT, m - j0);
+        workgroupBarrier();
+        for (var e = t; e < count; e += WG) {
+            ptile[e] = potential(b * m + j0 + e);
+        }
+        var dist: array<f32, PT>;
+        for (var d0 = 0u; d0 < d; d0 += PD) {
+            workgroupBarrier();
+            for (var e = t; e < PT * PD; e += WG) {
+                let jj = e / PD;
+                let k = d0 + e % PD;
+                var v = 0.0;
+                if jj < count && k < d {
+                    v = f32(y[(b * m + j0 + jj) * d + k]);
+                }
+                ytile[e] = v;
+            }
+            workgroupBarrier();
+            var xk: array<f32, PD>;
+            for (var k = 0u; k < PD; k++) {
+                if d0 + k < d {
+                    xk[k] = f32(x[xbase + d0 + k]);
+                }
+            }
+            for (var jj = 0u; jj < PT; jj++) {
+                var acc = dist[jj];
+                for (var k = 0u; k < PD; k++) {
+                    let diff = xk[k] - ytile[jj * PD + k];
+                    acc = fma(diff, diff, acc);
+                }
+                dist[jj] = acc;
+            }
+        }
+        workgroupBarrier();
+        // The tile's terms: largest first, then one rescale of the running sum.
+        var tile_top = neg_inf;
+        for (var jj = 0u; jj < count; jj++) {
+            let term = ptile[jj] - ground_cost(dist[jj]) * inv_eps;
+            if is_nan(term) {
+                nan = true;
+            } else {
+                tile_top = max(tile_top, term);
+            }
+        }
+        // Uniform control flow around the barriers: a thread with nothing to add skips
+        // only the arithmetic.
+        if tile_top != neg_inf {
+            let new_top = max(top, tile_top);
+            sum *= scaled(top, new_top);
+            for (var jj = 0u; jj < count; jj++) {
+                let term = ptile[jj] - ground_cost(dist[jj]) * inv_eps;
+                if !is_nan(term) {
+                    sum += scaled(term, new_top);
+                }
+            }
+            top = new_top;
+        }
+    }
+    if i < n {
+        let soft = -eps * (top + log(sum));
+        let value = bitcast<f32>(info[7]) * soft;
+        out[b * n + i] = T(select(value, bitcast<f32>(0x7fc00000u), nan));
+    }
+}

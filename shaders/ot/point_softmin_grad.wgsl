@@ -1,0 +1,145 @@
+// The gradient of point_softmin.wgsl, online: one thread per point p_o of the output side,
+// the other side q streaming through workgroup memory as in the forward kernel. With the
+// soft-min weights known exactly from the forward result,
+//   w_or = exp(alpha_o + beta_r − cost(p_o, q_r) / eps) · u_(o or r),
+// it writes grad[o] = G_o Σ_r w_or ∂cost(p_o, q_r)/∂p_o for GD coordinates per dispatch
+// row, and (when info[11] is set) scalar[o] = −eps G_o Σ_r w_or, G_o = u_o when the
+// cotangent is per output point (info[7]), else 1.
+// - the x pass: p = x, q = y, alpha = s / eps, beta = h, u per output: dx.
+// - the y pass: p = y, q = x, alpha = h, beta = s / eps, u per reduced point: dy and dh.
+alias T = f32;
+
+override WG: u32 = 64u;
+const PT: u32 = 64u;
+const PD: u32 = 8u;
+const GD: u32 = 16u;
+
+@group(0) @binding(0) var<storage, read> p: array<T>;
+@group(0) @binding(1) var<storage, read> q: array<T>;
+@group(0) @binding(2) var<storage, read> alpha: array<T>;
+@group(0) @binding(3) var<storage, read> beta: array<T>;
+@group(0) @binding(4) var<storage, read> u: array<T>;
+@group(0) @binding(5) var<storage, read_write> grad: array<T>;
+@group(0) @binding(6) var<storage, read_write> scalar: array<T>;
+// info: [batch, L (output points), R (reduced points), d, eps as f32 bits, alpha scale
+// bits, beta scale bits, u per output, cost (0 squared Euclidean, 1 Euclidean), tiles of p
+// per problem, coordinate blocks, write scalar]
+@group(0) @binding(7) var<storage, read> info: array<u32>;
+
+var<workgroup> qtile: array<f32, 512>; // PT * PD, for distances
+var<workgroup> gtile: array<f32, 1024>; // PT * GD, this block's coordinates
+var<workgroup> btile: array<f32, PT>;
+var<workgroup> utile: array<f32, PT>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let w = wg.x + wg.y * nwg.x;
+    let tiles = info[9];
+    let blocks = info[10];
+    if w >= info[0] * tiles * blocks {
+        return;
+    }
+    let len = info[1];
+    let other = info[2];
+    let d = info[3];
+    let eps = bitcast<f32>(info[4]);
+    let inv_eps = 1.0 / eps;
+    let b = w / (tiles * blocks);
+    let block = (w / tiles) % blocks;
+    let o = (w % tiles) * WG + t;
+    let oc = min(o, len - 1u);
+    let pbase = (b * len + oc) * d;
+    let u_per_output = info[7] != 0u;
+    let euclidean = info[8] == 1u;
+    let a = f32(alpha[b * len + oc]) * bitcast<f32>(info[5]);
+    let k0 = block * GD;
+
+    var pk: array<f32, GD>;
+    for (var k = 0u; k < GD; k++) {
+        if k0 + k < d {
+            pk[k] = f32(p[pbase + k0 + k]);
+        }
+    }
+    var acc: array<f32, GD>;
+    var total = 0.0;
+    for (var r0 = 0u; r0 < other; r0 += PT) {
+        let count = min(PT, other - r0);
+        workgroupBarrier();
+        for (var e = t; e < count; e += WG) {
+            let r = b * other + r0 + e;
+            btile[e] = f32(beta[r]) * bitcast<f32>(info[6]);
+            utile[e] = select(f32(u[r]), 1.0, u_per_output);
+        }
+        for (var e = t; e < PT * GD; e += WG) {
+            let rr = e / GD;
+            let k = k0 + e % GD;
+            var v = 0.0;
+            if rr < count && k < d {
+                v = f32(q[(b * other + r0 + rr) * d + k]);
+            }
+            gtile[e] = v;
+        }
+        var dist: array<f32, PT>;
+        for (var d0 = 0u; d0 < d; d0 += PD) {
+            workgroupBarrier();
+            for (var e = t; e < PT * PD; e += WG) {
+                let rr = e / PD;
+                let k = d0 + e % PD;
+                var v = 0.0;
+                if rr < count && k < d {
+                    v = f32(q[(b * other + r0 + rr) * d + k]);
+                }
+                qtile[e] = v;
+            }
+            workgroupBarrier();
+            var xk: array<f32, PD>;
+            for (var k = 0u; k < PD; k++) {
+                if d0 + k < d {
+                    xk[k] = f32(p[pbase + d0 + k]);
+                }
+            }
+            for (var rr = 0u; rr < PT; rr++) {
+                var s = dist[rr];
+                for (var k = 0u; k < PD; k++) {
+                    let diff = xk[k] - qtile[rr * PD + k];
+                    s = fma(diff, diff, s);
+                }
+                dist[rr] = s;
+            }
+        }
+        workgroupBarrier();
+        for (var rr = 0u; rr < count; rr++) {
+            var c = dist[rr];
+            var kappa = 2.0;
+            if euclidean {
+                c = sqrt(c);
+                kappa = select(0.0, 1.0 / c, c > 0.0);
+            }
+            let weight = exp(a + btile[rr] - c * inv_eps) * utile[rr];
+            total += weight;
+            let wk = weight * kappa;
+            for (var k = 0u; k < GD; k++) {
+                acc[k] = fma(wk, pk[k] - gtile[rr * GD + k], acc[k]);
+            }
+        }
+    }
+    if o >= len {
+        return;
+    }
+    var scale = 1.0;
+    if u_per_output {
+        scale = f32(u[b * len + o]);
+    }
+    for (var k = 0u; k < GD; k++) {
+        if k0 + k < d {
+            grad[(b * len + o) * d + k0 + k] = T(scale * acc[k]);
+        }
+    }
+    if info[11] != 0u && block == 0u {
+        scalar[b * len + o] = T(-eps * scale * total);
+    }
+}

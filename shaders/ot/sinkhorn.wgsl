@@ -1,0 +1,182 @@
+// The small kernels around the Sinkhorn loop's half-steps (which are softmin.wgsl and
+// point_softmin.wgsl). Each entry point binds its own buffers; none uses another's.
+// - log_weights: dst = log(src), once per run for both marginals.
+// - copy: dst = src, the warm start into the loop's potentials.
+// - check_weights: per problem [Σa, Σb, bad], bad = 1 when a holds a negative or
+//   non-finite weight, 2 when b does, 3 both; one workgroup.
+// - error_terms: per row, |a_i exp((f_i − s_i)/eps) − a_i exp(−f_i/rho_a)|, s the row's
+//   undamped soft minimum: the distance of the plan's row mass from its target.
+// - reduce_error: per problem the sum of its terms, and the largest over problems (NaN
+//   if any is) in status[0]; one workgroup, so the order of the sums is fixed.
+alias T = f32;
+
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<storage, read> src: array<T>;
+@group(0) @binding(1) var<storage, read_write> dst: array<T>;
+// info: [length]
+@group(0) @binding(2) var<storage, read> len_info: array<u32>;
+
+fn linear(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
+    return (wg.x + wg.y * nwg.x) * WG + t;
+}
+
+@compute @workgroup_size(WG)
+fn log_weights(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let k = linear(wg, nwg, t);
+    if k < len_info[0] {
+        dst[k] = T(log(f32(src[k])));
+    }
+}
+
+@compute @workgroup_size(WG)
+fn copy(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let k = linear(wg, nwg, t);
+    if k < len_info[0] {
+        dst[k] = src[k];
+    }
+}
+
+@group(0) @binding(0) var<storage, read> weights_a: array<T>;
+@group(0) @binding(1) var<storage, read> weights_b: array<T>;
+@group(0) @binding(2) var<storage, read_write> masses: array<f32>;
+// info: [batch, n, m]
+@group(0) @binding(3) var<storage, read> mass_info: array<u32>;
+
+var<workgroup> red_sum: array<f32, WG>;
+var<workgroup> red_bad: array<u32, WG>;
+
+// Negative, NaN or infinite, by the bits (float compares may assume no NaN).
+fn is_bad_weight(v: f32) -> bool {
+    let bits = bitcast<u32>(v);
+    let non_finite = (bits & 0x7f800000u) == 0x7f800000u;
+    let negative = (bits >> 31u) == 1u && bits != 0x80000000u;
+    return non_finite || negative;
+}
+
+// Sums `len` weights from `base` of a or b over the workgroup; returns (sum, any bad).
+fn sum_weights(t: u32, base: u32, len: u32, of_a: bool) -> vec2<f32> {
+    var s = 0.0;
+    var bad = 0u;
+    for (var k = t; k < len; k += WG) {
+        var v: f32;
+        if of_a {
+            v = f32(weights_a[base + k]);
+        } else {
+            v = f32(weights_b[base + k]);
+        }
+        if is_bad_weight(v) {
+            bad = 1u;
+        } else {
+            s += v;
+        }
+    }
+    red_sum[t] = s;
+    red_bad[t] = bad;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if t < stride {
+            red_sum[t] += red_sum[t + stride];
+            red_bad[t] |= red_bad[t + stride];
+        }
+        workgroupBarrier();
+    }
+    let out = vec2<f32>(red_sum[0], f32(red_bad[0]));
+    workgroupBarrier();
+    return out;
+}
+
+@compute @workgroup_size(WG)
+fn check_weights(@builtin(local_invocation_index) t: u32) {
+    let n = mass_info[1];
+    let m = mass_info[2];
+    for (var b = 0u; b < mass_info[0]; b++) {
+        let sa = sum_weights(t, b * n, n, true);
+        let sb = sum_weights(t, b * m, m, false);
+        if t == 0u {
+            masses[3u * b] = sa.x;
+            masses[3u * b + 1u] = sb.x;
+            masses[3u * b + 2u] = sa.y + 2.0 * sb.y;
+        }
+    }
+}
+
+@group(0) @binding(0) var<storage, read> row_a: array<T>;
+@group(0) @binding(1) var<storage, read> row_f: array<T>;
+@group(0) @binding(2) var<storage, read> row_soft: array<T>;
+@group(0) @binding(3) var<storage, read_write> terms: array<T>;
+// info: [length, eps as f32 bits, 1 / rho_a as f32 bits (0 for an exact marginal)]
+@group(0) @binding(4) var<storage, read> term_info: array<u32>;
+
+@compute @workgroup_size(WG)
+fn error_terms(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let k = linear(wg, nwg, t);
+    if k >= term_info[0] {
+        return;
+    }
+    let eps = bitcast<f32>(term_info[1]);
+    let inv_rho = bitcast<f32>(term_info[2]);
+    let a = f32(row_a[k]);
+    let f = f32(row_f[k]);
+    let mass = a * exp((f - f32(row_soft[k])) / eps);
+    var goal = a;
+    if inv_rho != 0.0 {
+        goal = a * exp(-f * inv_rho);
+    }
+    terms[k] = T(abs(mass - goal));
+}
+
+@group(0) @binding(0) var<storage, read> all_terms: array<T>;
+@group(0) @binding(1) var<storage, read_write> errors: array<T>;
+@group(0) @binding(2) var<storage, read_write> status: array<f32>;
+// info: [batch, n]
+@group(0) @binding(3) var<storage, read> reduce_info: array<u32>;
+
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+@compute @workgroup_size(WG)
+fn reduce_error(@builtin(local_invocation_index) t: u32) {
+    let n = reduce_info[1];
+    var worst = 0.0;
+    var nan = false;
+    for (var b = 0u; b < reduce_info[0]; b++) {
+        var s = 0.0;
+        for (var k = t; k < n; k += WG) {
+            s += f32(all_terms[b * n + k]);
+        }
+        red_sum[t] = s;
+        workgroupBarrier();
+        for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+            if t < stride {
+                red_sum[t] += red_sum[t + stride];
+            }
+            workgroupBarrier();
+        }
+        let e = red_sum[0];
+        workgroupBarrier();
+        if t == 0u {
+            errors[b] = T(e);
+        }
+        nan = nan || is_nan(e);
+        if !is_nan(e) {
+            worst = max(worst, e);
+        }
+    }
+    if t == 0u {
+        status[0] = select(worst, bitcast<f32>(0x7fc00000u), nan);
+    }
+}
