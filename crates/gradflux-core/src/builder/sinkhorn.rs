@@ -415,15 +415,18 @@ impl Graph {
     pub fn ot_cost_matrix(&self, s: &OtSolution) -> Result<Tensor> {
         match s.geometry {
             OtGeometry::Dense(cost) => Ok(cost),
-            OtGeometry::Points { x, y, cost } => {
-                let d2 = self.sq_euclidean_cost(x, y)?;
-                match cost {
-                    PointCost::SqEuclidean => Ok(d2),
-                    PointCost::Euclidean => {
-                        let zero = self.scalar(0.0, self.dtype(x)?)?;
-                        self.sqrt(self.maximum(d2, zero)?)
-                    }
-                }
+            OtGeometry::Points { x, y, cost } => self.point_cost_matrix(x, y, cost),
+        }
+    }
+
+    /// The dense `[.., n, m]` cost between point clouds `x [.., n, d]` and `y [.., m, d]`.
+    pub fn point_cost_matrix(&self, x: Tensor, y: Tensor, cost: PointCost) -> Result<Tensor> {
+        let d2 = self.sq_euclidean_cost(x, y)?;
+        match cost {
+            PointCost::SqEuclidean => Ok(d2),
+            PointCost::Euclidean => {
+                let zero = self.scalar(0.0, self.dtype(x)?)?;
+                self.sqrt(self.maximum(d2, zero)?)
             }
         }
     }
@@ -517,19 +520,38 @@ impl Graph {
         self.sub(self.add(xx, yy)?, self.mul(xy, two)?)
     }
 
-    /// The debiased Sinkhorn divergence between weighted point clouds under the squared
-    /// Euclidean cost: `S = OT(a, b) − ½ OT(a, a) − ½ OT(b, b)`, each `OT` the entropic
-    /// objective of [`Graph::ot_objective`] (`[..]`). `S` is zero when the clouds are
-    /// equal and positive otherwise, and its gradient moves `x` towards `y`.
+    /// The debiased Sinkhorn divergence between weighted point clouds `(x [.., n, d], a)`
+    /// and `(y [.., m, d], b)`: `S = OT(a, b) − ½ OT(a, a) − ½ OT(b, b)`, each `OT` the
+    /// entropic objective of [`Graph::ot_objective`] (`[..]`). `S` is zero when the clouds
+    /// are equal and positive otherwise, and its gradient moves `x` towards `y`. The three
+    /// problems run online (O(n + m) memory) unless `options` asks for unrolled gradients,
+    /// which need dense costs.
+    ///
+    /// ```
+    /// # use gradflux_core::{Graph, DType, PointCost, SinkhornOptions};
+    /// let g = Graph::new();
+    /// let (x, a) = (g.input("x", [500, 2], DType::F32)?, g.input("a", [500], DType::F32)?);
+    /// let (y, b) = (g.input("y", [400, 2], DType::F32)?, g.input("b", [400], DType::F32)?);
+    /// let options = SinkhornOptions::new(0.01, 100);
+    /// let s = g.sinkhorn_divergence((x, a), (y, b), PointCost::SqEuclidean, options)?;
+    /// let dx = g.grad(s, &[x])?[0]; // the flow that moves x onto y
+    /// # Ok::<(), gradflux_core::Error>(())
+    /// ```
     pub fn sinkhorn_divergence(
         &self,
         (x, a): (Tensor, Tensor),
         (y, b): (Tensor, Tensor),
+        cost: PointCost,
         options: SinkhornOptions,
     ) -> Result<Tensor> {
         let ot = |p: Tensor, wp: Tensor, q: Tensor, wq: Tensor| -> Result<Tensor> {
-            let cost = self.sq_euclidean_cost(p, q)?;
-            self.ot_objective(&self.sinkhorn(cost, wp, wq, None, options)?)
+            let solution = if options.gradient == OtGradient::Unrolled {
+                let matrix = self.point_cost_matrix(p, q, cost)?;
+                self.sinkhorn(matrix, wp, wq, None, options)?
+            } else {
+                self.sinkhorn_points(p, q, wp, wq, None, cost, options)?
+            };
+            self.ot_objective(&solution)
         };
         let xy = ot(x, a, y, b)?;
         let half = self.scalar(0.5, self.dtype(x)?)?;

@@ -232,8 +232,12 @@ fn sinkhorn_divergence_is_zero_on_equal_clouds_and_decreases_along_its_gradient(
     let a = g.input("a", [n], DType::F32).unwrap();
     let b = g.input("b", [m], DType::F32).unwrap();
     let options = SinkhornOptions::new(0.05, 200);
-    let div = g.sinkhorn_divergence((x, a), (y, b), options).unwrap();
-    let self_div = g.sinkhorn_divergence((x, a), (x, a), options).unwrap();
+    let div = g
+        .sinkhorn_divergence((x, a), (y, b), gradflux::PointCost::SqEuclidean, options)
+        .unwrap();
+    let self_div = g
+        .sinkhorn_divergence((x, a), (x, a), gradflux::PointCost::SqEuclidean, options)
+        .unwrap();
     let dx = g.grad(div, &[x]).unwrap()[0];
     let xs = random(&mut rng, [n, d], DType::F32, 0.0, 1.0);
     let ys = random(&mut rng, [m, d], DType::F32, 0.5, 1.5);
