@@ -23,6 +23,7 @@ mod dispatch;
 mod elementwise;
 mod matmul;
 mod moe;
+mod sinkhorn;
 mod top_k;
 mod training;
 
@@ -162,6 +163,7 @@ criterion_group!(
     matmul::bench,
     top_k::bench,
     moe::bench,
+    sinkhorn::bench,
     dispatch::bench,
     training::bench
 );

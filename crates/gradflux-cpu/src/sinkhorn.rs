@@ -35,25 +35,34 @@ struct Problem {
 
 impl Problem {
     /// `−eps · log Σ_j exp(lw_j + pot_j/eps − c_ij/eps)` for every row (`rows`), or the
-    /// same over `i` for every column.
+    /// same over `i` for every column. The outputs are independent, so they are split
+    /// over the machine's cores; each is computed the same way whatever the split.
     fn softmin(&self, eps: f64, rows: bool, lw: &[f64], pot: &[f64]) -> Vec<f64> {
         let (kept, reduced) = if rows {
             (self.n, self.m)
         } else {
             (self.m, self.n)
         };
-        let mut out = Vec::with_capacity(self.batch * kept);
-        let mut terms = vec![0.0; reduced];
-        for b in 0..self.batch {
-            for o in 0..kept {
-                for (r, t) in terms.iter_mut().enumerate() {
-                    let (i, j) = if rows { (o, r) } else { (r, o) };
-                    let k = b * reduced + r;
-                    *t = lw[k] + (pot[k] - self.geometry.cost(b, i, j)) / eps;
-                }
-                out.push(-eps * log_sum_exp(&terms));
+        let h: Vec<f64> = lw.iter().zip(pot).map(|(l, p)| l + p / eps).collect();
+        let mut out = vec![0.0; self.batch * kept];
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let chunk = out.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for (c, part) in out.chunks_mut(chunk).enumerate() {
+                let h = &h;
+                scope.spawn(move || {
+                    let mut terms = vec![0.0; reduced];
+                    for (k, value) in part.iter_mut().enumerate() {
+                        let (b, o) = ((c * chunk + k) / kept, (c * chunk + k) % kept);
+                        for (r, t) in terms.iter_mut().enumerate() {
+                            let (i, j) = if rows { (o, r) } else { (r, o) };
+                            *t = h[b * reduced + r] - self.geometry.cost(b, i, j) / eps;
+                        }
+                        *value = -eps * log_sum_exp(&terms);
+                    }
+                });
             }
-        }
+        });
         out
     }
 }
