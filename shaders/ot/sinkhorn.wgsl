@@ -2,12 +2,13 @@
 // point_softmin.wgsl). Each entry point binds its own buffers; none uses another's.
 // - log_weights: dst = log(src), once per run for both marginals.
 // - copy: dst = src, the warm start into the loop's potentials.
-// - check_weights: per problem [Σa, Σb, bad], bad = 1 when a holds a negative or
-//   non-finite weight, 2 when b does, 3 both; one workgroup.
-// - error_terms: per row, |a_i exp((f_i − s_i)/eps) − a_i exp(−f_i/rho_a)|, s the row's
-//   undamped soft minimum: the distance of the plan's row mass from its target.
-// - reduce_error: per problem the sum of its terms, and the largest over problems (NaN
-//   if any is) in status[0]; one workgroup, so the order of the sums is fixed.
+// - check_weights: per problem b, status[1 + 3b ..] = [Σa, Σb, bad], bad = 1 when a
+//   holds a negative or non-finite weight, 2 when b does, 3 both; one workgroup.
+// - marginal_error: per problem the sum over rows of |a_i exp((f_i − s_i)/eps) −
+//   a_i exp(−f_i/rho_a)|, s the row's undamped soft minimum (the distance of the plan's
+//   row mass from its target), and the largest over problems (NaN if any is) in
+//   status[0]; one workgroup, so the order of the sums is fixed.
+// status is what the host reads back at a check: one buffer, one copy.
 alias T = f32;
 
 override WG: u32 = 256u;
@@ -47,12 +48,25 @@ fn copy(
 
 @group(0) @binding(0) var<storage, read> weights_a: array<T>;
 @group(0) @binding(1) var<storage, read> weights_b: array<T>;
-@group(0) @binding(2) var<storage, read_write> masses: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mass_status: array<f32>;
 // info: [batch, n, m]
 @group(0) @binding(3) var<storage, read> mass_info: array<u32>;
 
 var<workgroup> red_sum: array<f32, WG>;
-var<workgroup> red_bad: array<u32, WG>;
+
+// The sum of every thread's v, in a fixed order; called by the whole workgroup.
+fn workgroup_sum(t: u32, v: f32) -> f32 {
+    workgroupBarrier();
+    red_sum[t] = v;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if t < stride {
+            red_sum[t] += red_sum[t + stride];
+        }
+        workgroupBarrier();
+    }
+    return red_sum[0];
+}
 
 // Negative, NaN or infinite, by the bits (float compares may assume no NaN).
 fn is_bad_weight(v: f32) -> bool {
@@ -62,10 +76,10 @@ fn is_bad_weight(v: f32) -> bool {
     return non_finite || negative;
 }
 
-// Sums `len` weights from `base` of a or b over the workgroup; returns (sum, any bad).
+// (sum of the good weights, 1 if any is bad) of `len` weights of a or b from `base`.
 fn sum_weights(t: u32, base: u32, len: u32, of_a: bool) -> vec2<f32> {
     var s = 0.0;
-    var bad = 0u;
+    var bad = 0.0;
     for (var k = t; k < len; k += WG) {
         var v: f32;
         if of_a {
@@ -74,24 +88,13 @@ fn sum_weights(t: u32, base: u32, len: u32, of_a: bool) -> vec2<f32> {
             v = f32(weights_b[base + k]);
         }
         if is_bad_weight(v) {
-            bad = 1u;
+            bad = 1.0;
         } else {
             s += v;
         }
     }
-    red_sum[t] = s;
-    red_bad[t] = bad;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if t < stride {
-            red_sum[t] += red_sum[t + stride];
-            red_bad[t] |= red_bad[t + stride];
-        }
-        workgroupBarrier();
-    }
-    let out = vec2<f32>(red_sum[0], f32(red_bad[0]));
-    workgroupBarrier();
-    return out;
+    let total = workgroup_sum(t, s);
+    return vec2<f32>(total, select(0.0, 1.0, workgroup_sum(t, bad) > 0.0));
 }
 
 @compute @workgroup_size(WG)
@@ -102,9 +105,9 @@ fn check_weights(@builtin(local_invocation_index) t: u32) {
         let sa = sum_weights(t, b * n, n, true);
         let sb = sum_weights(t, b * m, m, false);
         if t == 0u {
-            masses[3u * b] = sa.x;
-            masses[3u * b + 1u] = sb.x;
-            masses[3u * b + 2u] = sa.y + 2.0 * sb.y;
+            mass_status[1u + 3u * b] = sa.x;
+            mass_status[2u + 3u * b] = sb.x;
+            mass_status[3u + 3u * b] = sa.y + 2.0 * sb.y;
         }
     }
 }
@@ -112,62 +115,35 @@ fn check_weights(@builtin(local_invocation_index) t: u32) {
 @group(0) @binding(0) var<storage, read> row_a: array<T>;
 @group(0) @binding(1) var<storage, read> row_f: array<T>;
 @group(0) @binding(2) var<storage, read> row_soft: array<T>;
-@group(0) @binding(3) var<storage, read_write> terms: array<T>;
-// info: [length, eps as f32 bits, 1 / rho_a as f32 bits (0 for an exact marginal)]
-@group(0) @binding(4) var<storage, read> term_info: array<u32>;
-
-@compute @workgroup_size(WG)
-fn error_terms(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let k = linear(wg, nwg, t);
-    if k >= term_info[0] {
-        return;
-    }
-    let eps = bitcast<f32>(term_info[1]);
-    let inv_rho = bitcast<f32>(term_info[2]);
-    let a = f32(row_a[k]);
-    let f = f32(row_f[k]);
-    let mass = a * exp((f - f32(row_soft[k])) / eps);
-    var goal = a;
-    if inv_rho != 0.0 {
-        goal = a * exp(-f * inv_rho);
-    }
-    terms[k] = T(abs(mass - goal));
-}
-
-@group(0) @binding(0) var<storage, read> all_terms: array<T>;
-@group(0) @binding(1) var<storage, read_write> errors: array<T>;
-@group(0) @binding(2) var<storage, read_write> status: array<f32>;
-// info: [batch, n]
-@group(0) @binding(3) var<storage, read> reduce_info: array<u32>;
+@group(0) @binding(3) var<storage, read_write> errors: array<T>;
+@group(0) @binding(4) var<storage, read_write> status: array<f32>;
+// info: [batch, n, eps as f32 bits, 1 / rho_a as f32 bits (0 for an exact marginal)]
+@group(0) @binding(5) var<storage, read> error_info: array<u32>;
 
 fn is_nan(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
 @compute @workgroup_size(WG)
-fn reduce_error(@builtin(local_invocation_index) t: u32) {
-    let n = reduce_info[1];
+fn marginal_error(@builtin(local_invocation_index) t: u32) {
+    let n = error_info[1];
+    let eps = bitcast<f32>(error_info[2]);
+    let inv_rho = bitcast<f32>(error_info[3]);
     var worst = 0.0;
     var nan = false;
-    for (var b = 0u; b < reduce_info[0]; b++) {
+    for (var b = 0u; b < error_info[0]; b++) {
         var s = 0.0;
-        for (var k = t; k < n; k += WG) {
-            s += f32(all_terms[b * n + k]);
-        }
-        red_sum[t] = s;
-        workgroupBarrier();
-        for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-            if t < stride {
-                red_sum[t] += red_sum[t + stride];
+        for (var k = b * n + t; k < (b + 1u) * n; k += WG) {
+            let a = f32(row_a[k]);
+            let f = f32(row_f[k]);
+            let mass = a * exp((f - f32(row_soft[k])) / eps);
+            var goal = a;
+            if inv_rho != 0.0 {
+                goal = a * exp(-f * inv_rho);
             }
-            workgroupBarrier();
+            s += abs(mass - goal);
         }
-        let e = red_sum[0];
-        workgroupBarrier();
+        let e = workgroup_sum(t, s);
         if t == 0u {
             errors[b] = T(e);
         }

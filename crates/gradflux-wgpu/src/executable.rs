@@ -75,7 +75,7 @@ fn write_padded(queue: &wgpu::Queue, buf: &wgpu::Buffer, bytes: &[u8]) {
 
 /// The scratch buffers a node's launches name, each sized for its largest request. Bind
 /// groups keep them alive for as long as the executable runs.
-fn scratch_buffers(
+pub(crate) fn scratch_buffers(
     device: &wgpu::Device,
     launches: &[crate::launch::Launch],
 ) -> std::collections::HashMap<usize, wgpu::Buffer> {
@@ -100,7 +100,7 @@ fn scratch_buffers(
 
 /// Turns one launch into a ready dispatch (pipeline and bind group); `None` for an empty
 /// one.
-fn make_step(
+pub(crate) fn make_step(
     ctx: &Context,
     launch: Launch,
     buffer_of: &dyn Fn(&Value) -> wgpu::Buffer,
@@ -276,69 +276,15 @@ impl WgpuExecutable {
         let mut scratch_bytes = 0;
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
             if let Op::Sinkhorn(spec) = &node.op {
-                let ins: Vec<TensorType> = node.inputs.iter().map(|v| types[v].clone()).collect();
-                let sizes = match spec.points {
-                    Some(_) => crate::launch::point_sizes(&ins[0], &ins[1]),
-                    None => {
-                        let dims = ins[0].shape.dims();
-                        let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-                        (ins[0].shape.numel() / (n * m), n, m, 0)
-                    }
-                };
-                let l =
-                    crate::sinkhorn::loop_launches(spec, &node.inputs, id, ins[0].dtype, sizes)?;
-                let all: Vec<_> = l
-                    .prep
-                    .iter()
-                    .chain(l.levels.iter().flatten())
-                    .chain(&l.check)
-                    .cloned()
-                    .collect();
-                let scratch = scratch_buffers(device, &all);
-                scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
-                let make = |launches: Vec<crate::launch::Launch>| -> Result<Vec<Step>> {
-                    let mut steps = Vec::new();
-                    for launch in launches {
-                        steps.extend(make_step(
-                            ctx,
-                            launch,
-                            &buffer_of,
-                            &scratch,
-                            max_wg,
-                            node.op.name(),
-                        )?);
-                    }
-                    Ok(steps)
-                };
-                let prep = make(l.prep)?;
-                let check = make(l.check)?;
-                let levels = l
-                    .levels
-                    .into_iter()
-                    .map(|pair| {
-                        let [row, column] = pair;
-                        let mut steps = make(vec![row, column])?;
-                        let column = steps.pop().expect("two steps");
-                        let row = steps.pop().expect("two steps");
-                        Ok([row, column])
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                stages.push(Stage::Sinkhorn(Box::new(SinkhornLoop {
-                    prep,
-                    levels,
-                    check,
-                    spec: *spec,
-                    batch: sizes.0,
-                    status: scratch[&crate::sinkhorn::STATUS].clone(),
-                    masses: scratch[&crate::sinkhorn::MASSES].clone(),
-                    iterations_src: device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("sinkhorn iterations"),
-                        size: 4,
-                        usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    }),
-                    iterations_out: buffer_of(&Value { node: id, slot: 3 }),
-                })));
+                let (looped, bytes) = SinkhornLoop::build(
+                    ctx,
+                    (spec, &node.inputs, id),
+                    &|v| types[v].clone(),
+                    &buffer_of,
+                    max_wg,
+                )?;
+                scratch_bytes += bytes;
+                stages.push(Stage::Sinkhorn(Box::new(looped)));
                 continue;
             }
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);

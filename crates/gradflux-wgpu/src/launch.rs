@@ -513,13 +513,10 @@ pub fn launches(
             )?
         }
         Op::Softmin { eps, axis } => {
-            let dims = ins[0].shape.dims();
-            let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-            let batch = ins[0].shape.numel().checked_div(n * m).unwrap_or(0);
             vec![crate::ot::softmin_op_launch(
                 [input(0), input(1), out],
                 ins[0].dtype,
-                (batch, n, m),
+                matrix_sizes(&ins[0]),
                 *eps,
                 *axis,
             )?]
@@ -618,6 +615,13 @@ pub fn launches(
         }
     };
     Ok(l)
+}
+
+/// `(batch, n, m)` of a batch of `[.., n, m]` matrices.
+pub(crate) fn matrix_sizes(t: &TensorType) -> (usize, usize, usize) {
+    let dims = t.shape.dims();
+    let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    (t.shape.numel().checked_div(n * m).unwrap_or(0), n, m)
 }
 
 /// `(batch, n, m, d)` of point clouds `x [.., n, d]` and `y [.., m, d]`.

@@ -1,29 +1,110 @@
 //! Running `Op::Sinkhorn`'s loop: the iterations are encoded on the host one after the
 //! other, a check of the marginal error every `check_every` iterations is read back as one
-//! scalar, and the loop stops at the tolerance or at the iteration limit. With no tolerance
-//! there is no readback: the whole schedule is encoded at once.
+//! small buffer, and the loop stops at the tolerance or at the iteration limit. With no
+//! tolerance there is no readback: the whole schedule is encoded at once.
 
-use gradflux_core::{not_converged, Error, Result, SinkhornSpec};
+use std::collections::HashMap;
 
-use crate::readback::read_buffer;
+use gradflux_core::{
+    not_converged, within_tolerance, Error, Result, SinkhornSpec, TensorType, Value,
+};
+
+use crate::device::Context;
+use crate::executable::{make_step, scratch_buffers};
+use crate::launch::{point_sizes, Launch};
+use crate::readback::read_mapped;
 use crate::recorder::{Recorder, Step};
+use crate::sinkhorn::{loop_launches, status_bytes, STATUS};
 
 /// One compiled `Op::Sinkhorn` node.
 pub(crate) struct SinkhornLoop {
-    pub prep: Vec<Step>,
-    pub levels: Vec<[Step; 2]>,
-    pub check: Vec<Step>,
-    pub spec: SinkhornSpec,
-    pub batch: usize,
-    /// Scratch `[largest error]` and `[Σa, Σb, bad]` per problem.
-    pub status: wgpu::Buffer,
-    pub masses: wgpu::Buffer,
+    prep: Vec<Step>,
+    levels: Vec<[Step; 2]>,
+    check: Vec<Step>,
+    spec: SinkhornSpec,
+    batch: usize,
+    /// The scratch `[largest error, then Σa, Σb, bad per problem]`, and where a check
+    /// copies it to be read.
+    status: wgpu::Buffer,
+    staging: wgpu::Buffer,
     /// Holds the iteration count written by the host, copied into `iterations_out`.
-    pub iterations_src: wgpu::Buffer,
-    pub iterations_out: wgpu::Buffer,
+    iterations_src: wgpu::Buffer,
+    iterations_out: wgpu::Buffer,
 }
 
 impl SinkhornLoop {
+    /// Plans node `id` and makes its pipelines, bind groups and buffers; also returns the
+    /// bytes of its scratch buffers.
+    pub fn build(
+        ctx: &Context,
+        (spec, inputs, id): (&SinkhornSpec, &[Value], usize),
+        types: &dyn Fn(&Value) -> TensorType,
+        buffer_of: &dyn Fn(&Value) -> wgpu::Buffer,
+        max_wg: u32,
+    ) -> Result<(SinkhornLoop, u64)> {
+        let device = &ctx.device;
+        let first = types(&inputs[0]);
+        let sizes = match spec.points {
+            Some(_) => point_sizes(&first, &types(&inputs[1])),
+            None => {
+                let (batch, n, m) = crate::launch::matrix_sizes(&first);
+                (batch, n, m, 0)
+            }
+        };
+        let l = loop_launches(spec, inputs, id, first.dtype, sizes)?;
+        let all: Vec<Launch> = l
+            .prep
+            .iter()
+            .chain(l.levels.iter().flatten())
+            .chain(&l.check)
+            .cloned()
+            .collect();
+        let scratch: HashMap<usize, wgpu::Buffer> = scratch_buffers(device, &all);
+        let scratch_bytes = scratch.values().map(wgpu::Buffer::size).sum();
+        // Every launch of the loop has work: n, m and the batch are at least 1.
+        let step = |launch: Launch| -> Result<Step> {
+            let step = make_step(ctx, launch, buffer_of, &scratch, max_wg, "sinkhorn")?;
+            step.ok_or_else(|| Error::Graph("sinkhorn: a launch with no work".into()))
+        };
+        let steps = |launches: Vec<Launch>| -> Result<Vec<Step>> {
+            launches.into_iter().map(step).collect()
+        };
+        let levels = l
+            .levels
+            .into_iter()
+            .map(|[row, column]| Ok([step(row)?, step(column)?]))
+            .collect::<Result<Vec<_>>>()?;
+        let buffer = |label, size, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let batch = sizes.0;
+        let looped = SinkhornLoop {
+            prep: steps(l.prep)?,
+            levels,
+            check: steps(l.check)?,
+            spec: *spec,
+            batch,
+            status: scratch[&STATUS].clone(),
+            staging: buffer(
+                "sinkhorn status readback",
+                status_bytes(batch),
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+            iterations_src: buffer(
+                "sinkhorn iterations",
+                4,
+                wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            ),
+            iterations_out: buffer_of(&Value { node: id, slot: 3 }),
+        };
+        Ok((looped, scratch_bytes))
+    }
+
     fn level(&self, t: usize) -> &[Step; 2] {
         &self.levels[t.min(self.levels.len() - 1)]
     }
@@ -54,25 +135,22 @@ impl SinkhornLoop {
             if spec.checks_after(t) {
                 let error = self.measure(rec, &mut weights_checked)?;
                 last_error = Some(error);
-                if spec.tolerance.is_some_and(|tol| error <= tol) {
+                if within_tolerance(&[error], spec.tolerance) {
                     break;
                 }
             }
         }
-        if last_error.is_none() {
-            last_error = match spec.tolerance {
-                Some(_) => Some(self.measure(rec, &mut weights_checked)?),
-                None => {
-                    for s in &self.check {
-                        rec.dispatch(s);
-                    }
-                    None
+        match (spec.tolerance, last_error) {
+            // No tolerance: the error output is still written, with no readback.
+            (None, _) => self.check.iter().for_each(|s| rec.dispatch(s)),
+            (Some(tolerance), last) => {
+                let error = match last {
+                    Some(e) => e,
+                    None => self.measure(rec, &mut weights_checked)?,
+                };
+                if !within_tolerance(&[error], spec.tolerance) {
+                    return Err(not_converged(iterations, error, tolerance));
                 }
-            };
-        }
-        if let (Some(tolerance), Some(error)) = (spec.tolerance, last_error) {
-            if error.is_nan() || error > tolerance {
-                return Err(not_converged(iterations, error, tolerance));
             }
         }
         let queue = &rec.context().queue;
@@ -82,32 +160,27 @@ impl SinkhornLoop {
         Ok(())
     }
 
-    /// Runs the check, submits, and reads the largest error back (checking the weights
-    /// the first time).
+    /// Runs the check, submits it with the copy of the status, and reads the largest error
+    /// back (checking the weights the first time).
     fn measure<'a>(&'a self, rec: &mut Recorder<'a>, weights_checked: &mut bool) -> Result<f64> {
         for s in &self.check {
             rec.dispatch(s);
         }
+        rec.copy(&self.status, &self.staging, status_bytes(self.batch));
         rec.submit();
-        let ctx = rec.context();
-        let read = |buf: &wgpu::Buffer, bytes: u64| {
-            let raw = read_buffer(
-                &ctx.device,
-                &ctx.queue,
-                buf,
-                bytes,
-                "reading sinkhorn's error",
-            )?;
-            Ok::<Vec<f32>, Error>(bytemuck::pod_collect_to_vec(&raw))
-        };
+        let raw = read_mapped(
+            &rec.context().device,
+            &self.staging,
+            "reading sinkhorn's error",
+        )?;
+        let status: Vec<f32> = bytemuck::pod_collect_to_vec(&raw);
         if !*weights_checked {
             *weights_checked = true;
-            let masses = read(&self.masses, (self.batch.max(1) * 12) as u64)?;
-            for (p, m) in masses.chunks_exact(3).enumerate().take(self.batch) {
+            for (p, m) in status[1..].chunks_exact(3).enumerate() {
                 check_problem(&self.spec, p, m)?;
             }
         }
-        Ok(read(&self.status, 4)?[0] as f64)
+        Ok(status[0] as f64)
     }
 }
 

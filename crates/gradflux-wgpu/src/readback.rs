@@ -25,6 +25,17 @@ pub(crate) fn read_buffer(
         enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
     }
     queue.submit([enc.finish()]);
+    let out = read_mapped(device, &staging, what)?;
+    Ok(out[..bytes as usize].to_vec())
+}
+
+/// The contents of a `MAP_READ` buffer once the queue has finished with it; `what` names
+/// the read in errors.
+pub(crate) fn read_mapped(
+    device: &wgpu::Device,
+    staging: &wgpu::Buffer,
+    what: &str,
+) -> Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
@@ -34,10 +45,11 @@ pub(crate) fn read_buffer(
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| fail(&e))?;
     rx.recv().map_err(|e| fail(&e))?.map_err(|e| fail(&e))?;
-    let out = {
-        let view = staging.slice(..).get_mapped_range().map_err(|e| fail(&e))?;
-        view[..bytes as usize].to_vec()
-    };
+    let out = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| fail(&e))?
+        .to_vec();
     staging.unmap();
     Ok(out)
 }

@@ -16,12 +16,14 @@ const LOG_A: usize = 0;
 const LOG_B: usize = 1;
 /// The check's undamped row soft minimum.
 const SOFT: usize = 2;
-/// Its per-row error terms.
-const TERMS: usize = 3;
-/// `[largest error]`, read back at each check.
-pub const STATUS: usize = 4;
-/// `[Σa, Σb, bad]` per problem, from the weight check before the loop.
-pub const MASSES: usize = 5;
+/// What a check reads back: `[largest error, then Σa, Σb, bad per problem]` (the weight
+/// check before the loop writes the second part).
+pub const STATUS: usize = 3;
+
+/// Bytes of the `STATUS` buffer for `batch` problems.
+pub fn status_bytes(batch: usize) -> u64 {
+    ((1 + 3 * batch) * 4) as u64
+}
 
 /// Threads of the loop's small kernels.
 const WG: usize = 256;
@@ -34,7 +36,7 @@ pub struct LoopLaunches {
     /// Per ε level of the schedule: the `f` half-step, then the `g` half-step.
     pub levels: Vec<[Launch; 2]>,
     /// Writes each problem's marginal error to the `error` output and the largest to
-    /// `STATUS`.
+    /// `STATUS[0]`.
     pub check: Vec<Launch>,
 }
 
@@ -91,8 +93,8 @@ pub fn loop_launches(
         elementwise("copy", g0.into(), g.into(), m, None),
         Launch {
             kernel: small_kernel("check_weights", vec![true, true, false, true]),
-            binds: vec![a.into(), b.into(), Bind::Scratch(MASSES)],
-            scratch: vec![(MASSES, (batch.max(1) * 3 * 4) as u64)],
+            binds: vec![a.into(), b.into(), Bind::Scratch(STATUS)],
+            scratch: vec![(STATUS, status_bytes(batch))],
             info: u32s([batch, n, m]),
             workgroups: Workgroups::Linear(1),
         },
@@ -163,26 +165,21 @@ pub fn loop_launches(
     let check = vec![
         with_logs(soft),
         Launch {
-            kernel: small_kernel("error_terms", vec![true, true, true, false, true]),
+            kernel: small_kernel("marginal_error", vec![true, true, true, false, false, true]),
             binds: vec![
                 a.into(),
                 f.into(),
                 Bind::Scratch(SOFT),
-                Bind::Scratch(TERMS),
+                error.into(),
+                Bind::Scratch(STATUS),
             ],
-            scratch: vec![(SOFT, words(n)), (TERMS, words(n))],
+            scratch: vec![(SOFT, words(n)), (STATUS, status_bytes(batch))],
             info: vec![
-                (batch * n) as u32,
+                batch as u32,
+                n as u32,
                 (spec.eps as f32).to_bits(),
                 inv_rho.to_bits(),
             ],
-            workgroups: per_element(batch * n),
-        },
-        Launch {
-            kernel: small_kernel("reduce_error", vec![true, false, false, true]),
-            binds: vec![Bind::Scratch(TERMS), error.into(), Bind::Scratch(STATUS)],
-            scratch: vec![(TERMS, words(n)), (STATUS, 16)],
-            info: u32s([batch, n]),
             workgroups: Workgroups::Linear(1),
         },
     ];
