@@ -1,9 +1,26 @@
 //! `softmin`, the entropic soft minimum of optimal transport, computed in `f64` with the
 //! row's largest term subtracted before exponentiating, and rounded once.
 
-use gradflux_core::{Element, Result, SoftminAxis, TensorData, TensorType};
+use gradflux_core::{Result, SoftminAxis, TensorData, TensorType};
 
-use crate::num::Float;
+use crate::points::{to_tensor, Clouds};
+
+/// Where the costs of a soft minimum come from.
+pub(crate) enum Geometry {
+    /// A dense `[batch, n, m]` matrix.
+    Dense { cost: Vec<f64>, n: usize, m: usize },
+    /// Computed on the fly between point clouds.
+    Points(Clouds),
+}
+
+impl Geometry {
+    pub fn cost(&self, b: usize, i: usize, j: usize) -> f64 {
+        match self {
+            Geometry::Dense { cost, n, m } => cost[(b * n + i) * m + j],
+            Geometry::Points(c) => c.cost(b, i, j),
+        }
+    }
+}
 
 /// `out[i] = −eps · log Σ_j exp(h[j] − cost[i, j] / eps)` per row, or the same per column.
 pub(crate) fn softmin(
@@ -17,40 +34,49 @@ pub(crate) fn softmin(
     let rank = dims.len();
     let (n, m) = (dims[rank - 2], dims[rank - 1]);
     let batch = cost.numel().checked_div(n * m).unwrap_or(0);
-    let storage = by_float_dtype!(cost.dtype(), "softmin", T => {
-        let (c, hv) = (cost.values::<T>()?, h.values::<T>()?);
-        Ok(T::wrap(softmin_typed(eps, axis, c, hv, (batch, n, m))))
-    })?;
-    TensorData::from_storage(out.shape.clone(), storage)
+    let geometry = Geometry::Dense {
+        cost: cost.to_f64_vec(),
+        n,
+        m,
+    };
+    let rows = axis == SoftminAxis::PerRow;
+    to_tensor(
+        out,
+        &soft_minima(&geometry, (batch, n, m), eps, rows, &h.to_f64_vec()),
+    )
 }
 
-fn softmin_typed<T: Float>(
-    eps: f64,
-    axis: SoftminAxis,
-    cost: &[T],
-    h: &[T],
+/// `−eps · log Σ_r exp(h[b, r] − cost / eps)` for every row of every problem (`rows`),
+/// reducing over the columns, or for every column reducing over the rows; in `f64`, with
+/// the row's largest term taken out before exponentiating. The outputs are independent,
+/// so they are split over the machine's cores; each is computed the same way whatever the
+/// split.
+pub(crate) fn soft_minima(
+    geometry: &Geometry,
     (batch, n, m): (usize, usize, usize),
-) -> Vec<T> {
-    let (kept, reduced) = match axis {
-        SoftminAxis::PerRow => (n, m),
-        SoftminAxis::PerColumn => (m, n),
-    };
-    let mut out = Vec::with_capacity(batch * kept);
-    let mut terms = vec![0f64; reduced];
-    for b in 0..batch {
-        let c = &cost[b * n * m..][..n * m];
-        let h = &h[b * reduced..][..reduced];
-        for o in 0..kept {
-            for (r, t) in terms.iter_mut().enumerate() {
-                let (i, j) = match axis {
-                    SoftminAxis::PerRow => (o, r),
-                    SoftminAxis::PerColumn => (r, o),
-                };
-                *t = h[r].to_f64() - c[i * m + j].to_f64() / eps;
-            }
-            out.push(T::from_f64(-eps * log_sum_exp(&terms)));
+    eps: f64,
+    rows: bool,
+    h: &[f64],
+) -> Vec<f64> {
+    let (kept, reduced) = if rows { (n, m) } else { (m, n) };
+    let mut out = vec![0.0; batch * kept];
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let chunk = out.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (c, part) in out.chunks_mut(chunk).enumerate() {
+            scope.spawn(move || {
+                let mut terms = vec![0.0; reduced];
+                for (k, value) in part.iter_mut().enumerate() {
+                    let (b, o) = ((c * chunk + k) / kept, (c * chunk + k) % kept);
+                    for (r, t) in terms.iter_mut().enumerate() {
+                        let (i, j) = if rows { (o, r) } else { (r, o) };
+                        *t = h[b * reduced + r] - geometry.cost(b, i, j) / eps;
+                    }
+                    *value = -eps * log_sum_exp(&terms);
+                }
+            });
         }
-    }
+    });
     out
 }
 
@@ -70,6 +96,27 @@ pub(crate) fn log_sum_exp(terms: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn softmin_typed(
+        eps: f64,
+        axis: SoftminAxis,
+        cost: &[f64],
+        h: &[f64],
+        (batch, n, m): (usize, usize, usize),
+    ) -> Vec<f64> {
+        let geometry = Geometry::Dense {
+            cost: cost.to_vec(),
+            n,
+            m,
+        };
+        soft_minima(
+            &geometry,
+            (batch, n, m),
+            eps,
+            axis == SoftminAxis::PerRow,
+            h,
+        )
+    }
 
     #[test]
     fn matches_the_formula_by_hand_both_ways() {

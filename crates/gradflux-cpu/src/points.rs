@@ -3,7 +3,7 @@
 
 use gradflux_core::{DType, PointCost, Result, TensorData, TensorType};
 
-use crate::ot::log_sum_exp;
+use crate::ot::{soft_minima, Geometry};
 
 /// Point clouds `x [batch, n, d]` and `y [batch, m, d]` as `f64`, with their sizes.
 pub(crate) struct Clouds {
@@ -99,18 +99,12 @@ pub(crate) fn point_softmin(
     out: &TensorType,
 ) -> Result<TensorData> {
     let c = Clouds::new(x, y, cost);
-    let h = h.to_f64_vec();
-    let mut values = Vec::with_capacity(c.batch * c.n);
-    let mut terms = vec![0.0; c.m];
-    for b in 0..c.batch {
-        for i in 0..c.n {
-            for (j, t) in terms.iter_mut().enumerate() {
-                *t = h[b * c.m + j] - c.cost(b, i, j) / eps;
-            }
-            values.push(-eps * log_sum_exp(&terms));
-        }
-    }
-    to_tensor(out, &values)
+    let sizes = (c.batch, c.n, c.m);
+    let geometry = Geometry::Points(c);
+    to_tensor(
+        out,
+        &soft_minima(&geometry, sizes, eps, true, &h.to_f64_vec()),
+    )
 }
 
 /// `dx`, `dy`, `dh` of `point_softmin` (see `Op::PointSoftminBackward`).

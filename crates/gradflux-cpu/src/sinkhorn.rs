@@ -7,23 +7,8 @@ use gradflux_core::{
     TensorType,
 };
 
-use crate::ot::log_sum_exp;
+use crate::ot::{soft_minima, Geometry};
 use crate::points::{round_to, to_tensor, Clouds};
-
-/// What the loop reads its costs from.
-enum Geometry {
-    Dense { cost: Vec<f64>, n: usize, m: usize },
-    Points(Clouds),
-}
-
-impl Geometry {
-    fn cost(&self, b: usize, i: usize, j: usize) -> f64 {
-        match self {
-            Geometry::Dense { cost, n, m } => cost[(b * n + i) * m + j],
-            Geometry::Points(c) => c.cost(b, i, j),
-        }
-    }
-}
 
 /// One problem's sizes and the geometry.
 struct Problem {
@@ -35,35 +20,10 @@ struct Problem {
 
 impl Problem {
     /// `−eps · log Σ_j exp(lw_j + pot_j/eps − c_ij/eps)` for every row (`rows`), or the
-    /// same over `i` for every column. The outputs are independent, so they are split
-    /// over the machine's cores; each is computed the same way whatever the split.
+    /// same over `i` for every column.
     fn softmin(&self, eps: f64, rows: bool, lw: &[f64], pot: &[f64]) -> Vec<f64> {
-        let (kept, reduced) = if rows {
-            (self.n, self.m)
-        } else {
-            (self.m, self.n)
-        };
         let h: Vec<f64> = lw.iter().zip(pot).map(|(l, p)| l + p / eps).collect();
-        let mut out = vec![0.0; self.batch * kept];
-        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-        let chunk = out.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            for (c, part) in out.chunks_mut(chunk).enumerate() {
-                let h = &h;
-                scope.spawn(move || {
-                    let mut terms = vec![0.0; reduced];
-                    for (k, value) in part.iter_mut().enumerate() {
-                        let (b, o) = ((c * chunk + k) / kept, (c * chunk + k) % kept);
-                        for (r, t) in terms.iter_mut().enumerate() {
-                            let (i, j) = if rows { (o, r) } else { (r, o) };
-                            *t = h[b * reduced + r] - self.geometry.cost(b, i, j) / eps;
-                        }
-                        *value = -eps * log_sum_exp(&terms);
-                    }
-                });
-            }
-        });
-        out
+        soft_minima(&self.geometry, (self.batch, self.n, self.m), eps, rows, &h)
     }
 }
 
