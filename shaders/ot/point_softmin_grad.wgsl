@@ -2,9 +2,10 @@
 // the other side q streaming through workgroup memory as in the forward kernel. With the
 // soft-min weights known exactly from the forward result,
 //   w_or = exp(alpha_o + beta_r − cost(p_o, q_r) / eps) · u_(o or r),
-// it writes grad[o] = G_o Σ_r w_or ∂cost(p_o, q_r)/∂p_o for GD coordinates per dispatch
-// row, and (when info[11] is set) scalar[o] = −eps G_o Σ_r w_or, G_o = u_o when the
-// cotangent is per output point (info[7]), else 1.
+// it writes (when info[12] is set) grad[o] = G_o Σ_r w_or ∂cost(p_o, q_r)/∂p_o for GD
+// coordinates per dispatch row, and (when info[11] is set) scalar[o] = k G_o Σ_r w_or,
+// G_o = u_o when the cotangent is per output point (info[7]), else 1, and k = info[13]
+// (−eps for the gradient of h; 1 makes the pass a plan-vector product).
 // - the x pass: p = x, q = y, alpha = s / eps, beta = h, u per output: dx.
 // - the y pass: p = y, q = x, alpha = h, beta = s / eps, u per reduced point: dy and dh.
 alias T = f32;
@@ -23,7 +24,7 @@ const GD: u32 = 16u;
 @group(0) @binding(6) var<storage, read_write> scalar: array<T>;
 // info: [batch, L (output points), R (reduced points), d, eps as f32 bits, alpha scale
 // bits, beta scale bits, u per output, cost (0 squared Euclidean, 1 Euclidean), tiles of p
-// per problem, coordinate blocks, write scalar]
+// per problem, coordinate blocks, write scalar, write grad, scalar factor bits]
 @group(0) @binding(7) var<storage, read> info: array<u32>;
 
 var<workgroup> qtile: array<f32, 512>; // PT * PD, for distances
@@ -57,6 +58,7 @@ fn main(
     let euclidean = info[8] == 1u;
     let a = f32(alpha[b * len + oc]) * bitcast<f32>(info[5]);
     let k0 = block * GD;
+    let write_grad = info[12] != 0u;
 
     var pk: array<f32, GD>;
     for (var k = 0u; k < GD; k++) {
@@ -74,7 +76,7 @@ fn main(
             btile[e] = f32(beta[r]) * bitcast<f32>(info[6]);
             utile[e] = select(f32(u[r]), 1.0, u_per_output);
         }
-        for (var e = t; e < PT * GD; e += WG) {
+        for (var e = t; e < PT * GD && write_grad; e += WG) {
             let rr = e / GD;
             let k = k0 + e % GD;
             var v = 0.0;
@@ -121,9 +123,11 @@ fn main(
             }
             let weight = exp(a + btile[rr] - c * inv_eps) * utile[rr];
             total += weight;
-            let wk = weight * kappa;
-            for (var k = 0u; k < GD; k++) {
-                acc[k] = fma(wk, pk[k] - gtile[rr * GD + k], acc[k]);
+            if write_grad {
+                let wk = weight * kappa;
+                for (var k = 0u; k < GD; k++) {
+                    acc[k] = fma(wk, pk[k] - gtile[rr * GD + k], acc[k]);
+                }
             }
         }
     }
@@ -134,12 +138,12 @@ fn main(
     if u_per_output {
         scale = f32(u[b * len + o]);
     }
-    for (var k = 0u; k < GD; k++) {
+    for (var k = 0u; k < GD && write_grad; k++) {
         if k0 + k < d {
             grad[(b * len + o) * d + k0 + k] = T(scale * acc[k]);
         }
     }
     if info[11] != 0u && block == 0u {
-        scalar[b * len + o] = T(-eps * scale * total);
+        scalar[b * len + o] = T(bitcast<f32>(info[13]) * scale * total);
     }
 }

@@ -36,8 +36,8 @@ pub use op::{
 };
 pub use optim::{Adam, Optimizer, Sgd};
 pub use ot::{
-    not_converged, within_tolerance, worst_error, EpsScaling, PointCost, SinkhornSpec,
-    MASS_TOLERANCE,
+    not_converged, within_tolerance, worst_error, EpsScaling, ImplicitSolve, PointCost,
+    SinkhornSpec, MASS_TOLERANCE,
 };
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};
 pub use shape::Shape;

@@ -386,8 +386,19 @@ pub enum Op {
     /// potentials `f [.., n]`, `g [.., m]`. Outputs: `f`, `g`, the final marginal error
     /// per problem `[..]` (the cost's dtype) and the iterations run (`u32`, `[]`). With a
     /// tolerance, a run that ends above it fails with [`Error::NotConverged`](crate::Error).
-    /// The outputs carry no gradient (the envelope theorem's constants).
+    /// Without [`SinkhornSpec::implicit`] the outputs carry no gradient (the envelope
+    /// theorem's constants); with it, the gradient of `f` and `g` comes from implicit
+    /// differentiation of the fixed point (see [`Op::SinkhornAdjoint`]).
     Sinkhorn(SinkhornSpec),
+    /// The adjoint solve of implicit Sinkhorn gradients. Inputs: the cost (or points), `a`,
+    /// `b`, the solved potentials `f`, `g` and cotangents `vf [.., n]`, `vg [.., m]`;
+    /// outputs `wf`, `wg` solving `(I − ∂T/∂(f, g))ᵀ w = v`, where `T` is one Sinkhorn
+    /// iteration at the final ε: `wf + λ_b Π_c wg = vf`, `wg + λ_a Π_rᵀ wf = vg`, with
+    /// `Π_r` and `Π_c` the plan normalised by its row and its column sums. The gradient of
+    /// the inputs is then `w` pulled back through `T`. For a balanced problem the system is
+    /// singular along the potentials' constant shift `(f + k, g − k)`; the component of
+    /// `v` there (nonzero only for a loss that depends on that shift) is dropped.
+    SinkhornAdjoint(SinkhornSpec),
     /// Top-k routing in one kernel: input `logits [T, E]`; outputs `gates [T, k]` (the
     /// logits' dtype), `experts [T, k]` (`u32`) and `counts [E]` (`u32`, how many of the
     /// `T·k` choices went to each expert). Experts are chosen by logit with `top_k`'s
@@ -447,6 +458,7 @@ impl Op {
             Op::PointSoftmin { .. } => "point_softmin",
             Op::PointSoftminBackward { .. } => "point_softmin_backward",
             Op::Sinkhorn(_) => "sinkhorn",
+            Op::SinkhornAdjoint(_) => "sinkhorn_adjoint",
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
             Op::Cast => "cast",

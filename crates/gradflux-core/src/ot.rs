@@ -53,6 +53,33 @@ pub struct SinkhornSpec {
     /// `None`: a dense cost matrix is the first input. `Some`: point clouds `x`, `y` are,
     /// and the cost between them is computed on the fly.
     pub points: Option<PointCost>,
+    /// `Some`: gradients flow through the potentials by implicit differentiation, solving
+    /// the adjoint linear system this way ([`Op::SinkhornAdjoint`](crate::Op)). `None`:
+    /// the outputs are constants to the gradient.
+    pub implicit: Option<ImplicitSolve>,
+}
+
+/// How the adjoint system of implicit Sinkhorn gradients is solved: by conjugate gradients
+/// in the inner product weighted by the plan's inverse column marginal, where the system
+/// is symmetric and positive (semi-)definite, stopping once the residual has fallen by
+/// `tolerance` relative to its start or after `max_iterations` steps.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct ImplicitSolve {
+    pub max_iterations: usize,
+    /// Relative residual (weighted 2-norm) at which the solve stops. In `f32` the residual
+    /// stalls near 1e-6, so a smaller tolerance only runs every iteration.
+    pub tolerance: f64,
+}
+
+impl Default for ImplicitSolve {
+    /// 200 iterations at most, relative residual 1e-6: a problem that needs `T` Sinkhorn
+    /// iterations usually needs about `√T` conjugate-gradient steps.
+    fn default() -> Self {
+        ImplicitSolve {
+            max_iterations: 200,
+            tolerance: 1e-6,
+        }
+    }
 }
 
 impl SinkhornSpec {

@@ -6,7 +6,7 @@ use gradflux_core::{Error, Node, Op, Result, TensorData};
 
 use crate::{
     elementwise, index, layout, matmul, moe, ot, points, reduce, route, select, sinkhorn,
-    BACKEND_NAME,
+    sinkhorn_adjoint, BACKEND_NAME,
 };
 
 /// Computes every output of `node` (slot order) from its input values. `Input` nodes are
@@ -79,6 +79,9 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
             return points::point_softmin_backward(*eps, *cost, args, &node.outputs);
         }
         Op::Sinkhorn(spec) => return sinkhorn::sinkhorn(spec, inputs, &node.outputs),
+        Op::SinkhornAdjoint(spec) => {
+            return sinkhorn_adjoint::sinkhorn_adjoint(spec, inputs, &node.outputs)
+        }
         Op::FusedRoute(spec) => return route::fused_route(spec, arg(0)?, &node.outputs),
         Op::GroupedMatMul { block, transpose_b } => {
             moe::grouped_matmul((*block, *transpose_b), arg(0)?, arg(1)?, arg(2)?, out)?

@@ -33,6 +33,7 @@ mod reduce;
 mod route;
 mod select;
 mod sinkhorn;
+mod sinkhorn_adjoint;
 mod strided;
 
 use std::collections::HashMap;

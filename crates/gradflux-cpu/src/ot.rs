@@ -48,9 +48,7 @@ pub(crate) fn softmin(
 
 /// `−eps · log Σ_r exp(h[b, r] − cost / eps)` for every row of every problem (`rows`),
 /// reducing over the columns, or for every column reducing over the rows; in `f64`, with
-/// the row's largest term taken out before exponentiating. The outputs are independent,
-/// so they are split over the machine's cores; each is computed the same way whatever the
-/// split.
+/// the row's largest term taken out before exponentiating.
 pub(crate) fn soft_minima(
     geometry: &Geometry,
     (batch, n, m): (usize, usize, usize),
@@ -58,23 +56,83 @@ pub(crate) fn soft_minima(
     rows: bool,
     h: &[f64],
 ) -> Vec<f64> {
+    let reduced = if rows { m } else { n };
+    per_output(geometry, (batch, n, m), rows, |b, _, costs, terms| {
+        for (r, t) in terms.iter_mut().enumerate() {
+            *t = h[b * reduced + r] - costs(r) / eps;
+        }
+        -eps * log_sum_exp(terms)
+    })
+}
+
+/// `Σ_r exp(out_pot[b, o] + red_pot[b, r] − cost / eps) · u[b, r]` for every output `o`:
+/// a product of the plan-like kernel with a vector, per row (`rows`, reducing over the
+/// columns) or per column. The caller keeps the exponent at most about 0 (a normalised
+/// plan), so the terms are summed as they are.
+pub(crate) fn kernel_products(
+    geometry: &Geometry,
+    (batch, n, m): (usize, usize, usize),
+    eps: f64,
+    rows: bool,
+    (out_pot, red_pot): (&[f64], &[f64]),
+    u: &[f64],
+) -> Vec<f64> {
+    let (kept, reduced) = if rows { (n, m) } else { (m, n) };
+    per_output(geometry, (batch, n, m), rows, |b, o, costs, _| {
+        let alpha = out_pot[b * kept + o];
+        (0..reduced)
+            .map(|r| {
+                let k = b * reduced + r;
+                (alpha + red_pot[k] - costs(r) / eps).exp() * u[k]
+            })
+            .sum()
+    })
+}
+
+/// Terms below which `per_output` does not spread over threads.
+const PARALLEL_TERMS: usize = 1 << 15;
+
+/// One value per output of every problem (per row when `rows`, else per column), each
+/// from `value(problem, output, cost at reduced index r, scratch of the reduced length)`. The
+/// outputs are independent, so they are split over the machine's cores; each is computed
+/// the same way whatever the split.
+fn per_output<F>(
+    geometry: &Geometry,
+    (batch, n, m): (usize, usize, usize),
+    rows: bool,
+    value: F,
+) -> Vec<f64>
+where
+    F: Fn(usize, usize, &dyn Fn(usize) -> f64, &mut [f64]) -> f64 + Sync,
+{
     let (kept, reduced) = if rows { (n, m) } else { (m, n) };
     let mut out = vec![0.0; batch * kept];
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    // Small problems run on this thread: a thread costs more than they do.
+    let threads = if out.len() * reduced < PARALLEL_TERMS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |t| t.get())
+    };
     let chunk = out.len().div_ceil(threads).max(1);
+    let fill = |c: usize, part: &mut [f64]| {
+        let mut scratch = vec![0.0; reduced];
+        for (k, slot) in part.iter_mut().enumerate() {
+            let (b, o) = ((c * chunk + k) / kept, (c * chunk + k) % kept);
+            let costs = |r: usize| {
+                let (i, j) = if rows { (o, r) } else { (r, o) };
+                geometry.cost(b, i, j)
+            };
+            *slot = value(b, o, &costs, &mut scratch);
+        }
+    };
+    if threads == 1 {
+        fill(0, &mut out);
+        return out;
+    }
+    let fill = &fill;
     std::thread::scope(|scope| {
         for (c, part) in out.chunks_mut(chunk).enumerate() {
-            scope.spawn(move || {
-                let mut terms = vec![0.0; reduced];
-                for (k, value) in part.iter_mut().enumerate() {
-                    let (b, o) = ((c * chunk + k) / kept, (c * chunk + k) % kept);
-                    for (r, t) in terms.iter_mut().enumerate() {
-                        let (i, j) = if rows { (o, r) } else { (r, o) };
-                        *t = h[b * reduced + r] - geometry.cost(b, i, j) / eps;
-                    }
-                    *value = -eps * log_sum_exp(&terms);
-                }
-            });
+            scope.spawn(move || fill(c, part));
         }
     });
     out

@@ -10,18 +10,48 @@ use gradflux_core::{
 use crate::ot::{soft_minima, Geometry};
 use crate::points::{round_to, to_tensor, Clouds};
 
-/// One problem's sizes and the geometry.
-struct Problem {
-    geometry: Geometry,
-    batch: usize,
-    n: usize,
-    m: usize,
+/// One node's problems: their sizes and the geometry.
+pub(crate) struct Problem {
+    pub geometry: Geometry,
+    pub batch: usize,
+    pub n: usize,
+    pub m: usize,
 }
 
 impl Problem {
+    /// The geometry from the leading inputs of `Op::Sinkhorn` (or its adjoint), sized by
+    /// the weights `a`, `b` that follow; returns the inputs after the geometry.
+    pub fn from_inputs<'a>(
+        spec: &SinkhornSpec,
+        inputs: &'a [&'a TensorData],
+    ) -> (Problem, &'a [&'a TensorData]) {
+        let (geometry, rest) = match spec.points {
+            None => {
+                let dims = inputs[0].shape().dims();
+                let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+                let cost = inputs[0].to_f64_vec();
+                (Geometry::Dense { cost, n, m }, &inputs[1..])
+            }
+            Some(kind) => (
+                Geometry::Points(Clouds::new(inputs[0], inputs[1], kind)),
+                &inputs[2..],
+            ),
+        };
+        let (n, m) = (rest[0].shape().dims().last(), rest[1].shape().dims().last());
+        let (n, m) = (*n.expect("rank ≥ 1"), *m.expect("rank ≥ 1"));
+        let batch = rest[0].numel() / n;
+        let problem = Problem {
+            geometry,
+            batch,
+            n,
+            m,
+        };
+        (problem, rest)
+    }
+
     /// `−eps · log Σ_j exp(lw_j + pot_j/eps − c_ij/eps)` for every row (`rows`), or the
     /// same over `i` for every column.
-    fn softmin(&self, eps: f64, rows: bool, lw: &[f64], pot: &[f64]) -> Vec<f64> {
+    pub fn softmin(&self, eps: f64, rows: bool, lw: &[f64], pot: &[f64]) -> Vec<f64> {
         let h: Vec<f64> = lw.iter().zip(pot).map(|(l, p)| l + p / eps).collect();
         soft_minima(&self.geometry, (self.batch, self.n, self.m), eps, rows, &h)
     }
@@ -33,28 +63,9 @@ pub(crate) fn sinkhorn(
     inputs: &[&TensorData],
     outs: &[TensorType],
 ) -> Result<Vec<TensorData>> {
-    let (geometry, rest) = match spec.points {
-        None => {
-            let dims = inputs[0].shape().dims();
-            let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-            let cost = inputs[0].to_f64_vec();
-            (Geometry::Dense { cost, n, m }, &inputs[1..])
-        }
-        Some(kind) => (
-            Geometry::Points(Clouds::new(inputs[0], inputs[1], kind)),
-            &inputs[2..],
-        ),
-    };
+    let (problem, rest) = Problem::from_inputs(spec, inputs);
+    let (batch, n, m) = (problem.batch, problem.n, problem.m);
     let [a, b, f0, g0] = [rest[0], rest[1], rest[2], rest[3]];
-    let (n, m) = (a.shape().dims().last(), b.shape().dims().last());
-    let (n, m) = (*n.expect("rank ≥ 1"), *m.expect("rank ≥ 1"));
-    let batch = a.numel() / n;
-    let problem = Problem {
-        geometry,
-        batch,
-        n,
-        m,
-    };
     let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
     if spec.tolerance.is_some() {
         check_weights(spec, &a, &b, (batch, n, m))?;

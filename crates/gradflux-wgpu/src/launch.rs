@@ -543,6 +543,22 @@ pub fn launches(
             *eps,
             *cost,
         )?,
+        Op::SinkhornAdjoint(spec) => {
+            let (batch, n, m, d) = match spec.points {
+                None => {
+                    let (batch, n, m) = matrix_sizes(&ins[0]);
+                    (batch, n, m, 0)
+                }
+                Some(_) => point_sizes(&ins[0], &ins[1]),
+            };
+            crate::adjoint::adjoint_launches(
+                spec,
+                &node.inputs,
+                id,
+                ins[0].dtype,
+                (batch, n, m, d),
+            )?
+        }
         Op::Sinkhorn(_) => {
             return Err(Error::Unsupported {
                 backend: "wgpu".into(),

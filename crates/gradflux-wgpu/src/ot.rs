@@ -162,6 +162,75 @@ fn cost_code(cost: PointCost) -> usize {
     }
 }
 
+/// One pass of `point_softmin_grad.wgsl`: for each point `p_o` of the output side, the
+/// weights `w_or = exp(alpha_o · alpha_scale + beta_r · beta_scale − cost(p_o, q_r)/eps) ·
+/// u` summed against the reduced side `q`.
+struct PointPass {
+    /// Output side, reduced side, their potentials, the cotangent.
+    p: Bind,
+    q: Bind,
+    alpha: Bind,
+    beta: Bind,
+    u: Bind,
+    scales: (f32, f32),
+    /// `u` indexes the output points (else the reduced ones).
+    u_per_output: bool,
+    /// `Some(buffer)`: write the cost gradient there.
+    grad: Option<Bind>,
+    /// `Some((buffer, k))`: write `k · Σ_r w_or` there.
+    scalar: Option<(Bind, f32)>,
+    /// Points on the output side and on the reduced side.
+    sizes: (usize, usize),
+}
+
+/// Scratch slot a pass binds where it writes nothing (the grad or the scalar it skips).
+const UNUSED: usize = 15;
+
+fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: PointCost) -> Launch {
+    let (len, other) = pass.sizes;
+    let tiles = len.div_ceil(POINT_WG);
+    // The gradient needs a dispatch row per block of coordinates; a product needs one.
+    let blocks = if pass.grad.is_some() {
+        d.div_ceil(GRAD_COORDS).max(1)
+    } else {
+        1
+    };
+    let mut info = u32s([batch, len, other, d]);
+    info.extend([
+        (eps as f32).to_bits(),
+        pass.scales.0.to_bits(),
+        pass.scales.1.to_bits(),
+        u32::from(pass.u_per_output),
+    ]);
+    info.extend(u32s([cost_code(cost), tiles, blocks]));
+    info.extend([
+        u32::from(pass.scalar.is_some()),
+        u32::from(pass.grad.is_some()),
+        pass.scalar.map_or(0.0, |(_, k)| k).to_bits(),
+    ]);
+    let mut scratch = vec![];
+    let mut unused = || {
+        scratch.push((UNUSED, 4));
+        Bind::Scratch(UNUSED)
+    };
+    let grad = pass.grad.unwrap_or_else(&mut unused);
+    let scalar = pass.scalar.map(|(b, _)| b).unwrap_or_else(&mut unused);
+    scratch.dedup();
+    Launch {
+        kernel: source(
+            &shaders::POINT_SOFTMIN_GRAD,
+            "point_softmin_grad".into(),
+            "main",
+            vec![true, true, true, true, true, false, false, true],
+            vec![("WG", POINT_WG as f64)],
+        ),
+        binds: vec![pass.p, pass.q, pass.alpha, pass.beta, pass.u, grad, scalar],
+        scratch,
+        info,
+        workgroups: Workgroups::Linear((batch * tiles * blocks) as u64),
+    }
+}
+
 /// The two launches of `Op::PointSoftminBackward`: one thread per `x_i` writes `dx`, then
 /// one per `y_j` writes `dy` and `dh`.
 pub fn point_softmin_backward_launches(
@@ -173,59 +242,112 @@ pub fn point_softmin_backward_launches(
     cost: PointCost,
 ) -> Result<Vec<Launch>> {
     f32_only("point_softmin backward", dtype, "the points")?;
-    let inv_eps = ((1.0 / eps) as f32).to_bits();
-    let one = 1f32.to_bits();
-    let blocks = d.div_ceil(GRAD_COORDS).max(1);
-    // (output side, reduced side, alpha, beta, alpha scale, beta scale, u per output,
-    // gradient, scalar output)
-    let pass = |(p, q, alpha, beta): (Value, Value, Value, Value),
-                (a_scale, b_scale, u_per_output): (u32, u32, bool),
-                (grad, scalar): (Bind, Bind),
-                (len, other): (usize, usize)| {
-        let tiles = len.div_ceil(POINT_WG);
-        let mut info = u32s([batch, len, other, d]);
-        info.extend([
-            (eps as f32).to_bits(),
-            a_scale,
-            b_scale,
-            u32::from(u_per_output),
-        ]);
-        info.extend(u32s([cost_code(cost), tiles, blocks]));
-        info.push(u32::from(!u_per_output));
-        Launch {
-            kernel: source(
-                &shaders::POINT_SOFTMIN_GRAD,
-                "point_softmin_grad".into(),
-                "main",
-                vec![true, true, true, true, true, false, false, true],
-                vec![("WG", POINT_WG as f64)],
-            ),
-            binds: vec![
-                p.into(),
-                q.into(),
-                alpha.into(),
-                beta.into(),
-                gy.into(),
-                grad,
-                scalar,
-            ],
-            scratch: vec![(0, 4)],
-            info,
-            workgroups: Workgroups::Linear((batch * tiles * blocks) as u64),
-        }
-    };
+    let inv_eps = (1.0 / eps) as f32;
     Ok(vec![
-        pass(
-            (x, y, s, h),
-            (inv_eps, one, true),
-            (dx.into(), Bind::Scratch(0)),
-            (n, m),
+        point_pass(
+            PointPass {
+                p: x.into(),
+                q: y.into(),
+                alpha: s.into(),
+                beta: h.into(),
+                u: gy.into(),
+                scales: (inv_eps, 1.0),
+                u_per_output: true,
+                grad: Some(dx.into()),
+                scalar: None,
+                sizes: (n, m),
+            },
+            (batch, d),
+            eps,
+            cost,
         ),
-        pass(
-            (y, x, h, s),
-            (one, inv_eps, false),
-            (dy.into(), dh.into()),
-            (m, n),
+        point_pass(
+            PointPass {
+                p: y.into(),
+                q: x.into(),
+                alpha: h.into(),
+                beta: s.into(),
+                u: gy.into(),
+                scales: (1.0, inv_eps),
+                u_per_output: false,
+                grad: Some(dy.into()),
+                scalar: Some((dh.into(), -eps as f32)),
+                sizes: (m, n),
+            },
+            (batch, d),
+            eps,
+            cost,
         ),
     ])
+}
+
+/// The launch writing `out_o = Σ_r exp(out_pot_o + red_pot_r · red_scale − cost / eps) ·
+/// u_r` over points: `p [batch, len, d]` the output side, `q [batch, other, d]` the
+/// reduced one (a normalised plan times a vector, online).
+#[allow(clippy::too_many_arguments)]
+pub fn point_products_launch(
+    [p, q, out_pot, red_pot, u, out]: [Bind; 6],
+    red_scale: f64,
+    dtype: DType,
+    (batch, len, other, d): (usize, usize, usize, usize),
+    eps: f64,
+    cost: PointCost,
+) -> Result<Launch> {
+    f32_only("sinkhorn_adjoint", dtype, "the points")?;
+    Ok(point_pass(
+        PointPass {
+            p,
+            q,
+            alpha: out_pot,
+            beta: red_pot,
+            u,
+            scales: (1.0, red_scale as f32),
+            u_per_output: false,
+            grad: None,
+            scalar: Some((out, 1.0)),
+            sizes: (len, other),
+        },
+        (batch, d),
+        eps,
+        cost,
+    ))
+}
+
+/// The dense launch writing `out_o = Σ_r exp(out_pot_o + red_pot_r · red_scale −
+/// cost / eps) · u_r` per row of `cost [batch, n, m]` (`axis`), or per column.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_products_launch(
+    [cost, out_pot, red_pot, u, out]: [Bind; 5],
+    red_scale: f64,
+    dtype: DType,
+    (batch, n, m): (usize, usize, usize),
+    eps: f64,
+    axis: SoftminAxis,
+) -> Result<Launch> {
+    f32_only("sinkhorn_adjoint", dtype, "the cost")?;
+    let tiles = m.div_ceil(COLS);
+    let (entry_point, workgroups) = match axis {
+        SoftminAxis::PerRow => ("per_row", batch * n),
+        SoftminAxis::PerColumn => ("per_column", batch * tiles),
+    };
+    let mut info = u32s([batch, n, m]);
+    info.extend([
+        ((1.0 / eps) as f32).to_bits(),
+        tiles as u32,
+        1f32.to_bits(),
+        (red_scale as f32).to_bits(),
+    ]);
+    Ok(Launch {
+        kernel: source(
+            &shaders::PLAN_MATVEC,
+            format!("plan_matvec {axis:?}"),
+            entry_point,
+            vec![true, true, true, true, false, true],
+            vec![("WG", WG as f64), ("COLS", COLS as f64)],
+        ),
+        binds: vec![cost, out_pot, red_pot, u, out],
+        scratch: vec![],
+        info,
+        workgroups: Workgroups::Linear(workgroups as u64),
+    })
 }

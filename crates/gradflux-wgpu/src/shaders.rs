@@ -47,6 +47,8 @@ shader!(SOFTMIN, "ot/softmin.wgsl");
 shader!(POINT_SOFTMIN, "ot/point_softmin.wgsl");
 shader!(POINT_SOFTMIN_GRAD, "ot/point_softmin_grad.wgsl");
 shader!(SINKHORN, "ot/sinkhorn.wgsl");
+shader!(PLAN_MATVEC, "ot/plan_matvec.wgsl");
+shader!(SINKHORN_ADJOINT, "ot/sinkhorn_adjoint.wgsl");
 shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
 /// All shipped shader files.
@@ -75,6 +77,8 @@ pub const ALL: &[ShaderFile] = &[
     POINT_SOFTMIN,
     POINT_SOFTMIN_GRAD,
     SINKHORN,
+    PLAN_MATVEC,
+    SINKHORN_ADJOINT,
 ];
 
 /// Specialises a file: element types `t` (inputs) and `r` (output), and optionally the

@@ -385,6 +385,76 @@ fn unrolled_sinkhorn_has_exact_gradients() {
     }
 }
 
+/// Implicit Sinkhorn gradients are those of the converged solution: finite differences of
+/// a solve run to convergence agree with them, for losses that read the plan (balanced:
+/// the transport cost) or the potentials themselves (unbalanced, where they are unique),
+/// dense and batched, with ε-scaling, and online over point clouds.
+#[test]
+fn implicit_sinkhorn_gradients_match_finite_differences() {
+    use gradflux::{EpsScaling, ImplicitSolve, OtGradient, PointCost, SinkhornOptions};
+    let implicit = OtGradient::Implicit(ImplicitSolve {
+        max_iterations: 60,
+        tolerance: 1e-12,
+    });
+    for (label, rho) in [("balanced", None), ("unbalanced", Some(0.7))] {
+        let options = SinkhornOptions {
+            rho_a: rho,
+            rho_b: rho.map(|r| 2.0 * r),
+            eps_scaling: Some(EpsScaling {
+                start: 2.0,
+                factor: 0.5,
+            }),
+            gradient: implicit,
+            ..SinkhornOptions::new(0.3, 400)
+        };
+        let balanced = rho.is_none();
+        check_op(
+            &format!("implicit sinkhorn {label}"),
+            &[
+                arg(&[2, 3, 5], 0.0, 1.0),
+                arg(&[2, 3], 0.5, 1.0),
+                arg(&[2, 5], 0.5, 1.0),
+            ],
+            move |g, x| {
+                // Balanced problems need equal masses: normalise both sides.
+                let (a, b) = if balanced {
+                    let unit = |w| g.div(w, g.sum(w, -1, true)?);
+                    (unit(x[1])?, unit(x[2])?)
+                } else {
+                    (x[1], x[2])
+                };
+                let ot = g.sinkhorn(x[0], a, b, None, options)?;
+                if balanced {
+                    g.ot_transport_cost(&ot)
+                } else {
+                    Ok(ot.f)
+                }
+            },
+        );
+    }
+    for cost in [PointCost::SqEuclidean, PointCost::Euclidean] {
+        let options = SinkhornOptions {
+            gradient: implicit,
+            ..SinkhornOptions::new(0.5, 300)
+        };
+        check_op(
+            &format!("implicit sinkhorn_points {cost:?}"),
+            &[
+                arg(&[4, 3], 0.0, 1.0),
+                arg(&[6, 3], 0.0, 1.0),
+                arg(&[4], 0.5, 1.0),
+                arg(&[6], 0.5, 1.0),
+            ],
+            move |g, x| {
+                let unit = |w| g.div(w, g.sum(w, -1, true)?);
+                let (a, b) = (unit(x[2])?, unit(x[3])?);
+                let ot = g.sinkhorn_points(x[0], x[1], a, b, None, cost, options)?;
+                g.ot_transport_cost(&ot)
+            },
+        );
+    }
+}
+
 #[test]
 fn router_gates_and_auxiliary_losses_have_gradients() {
     use gradflux::{GroupedTopK, Router};

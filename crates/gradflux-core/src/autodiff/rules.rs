@@ -22,6 +22,14 @@ pub(super) fn vjp(
     if let Op::Custom(op) = &node.op {
         return custom(g, op, node, id, outs);
     }
+    if let Op::Sinkhorn(spec) = &node.op {
+        if spec.implicit.is_none() {
+            return Ok(none());
+        }
+        let inputs: Vec<Tensor> = node.inputs.iter().map(|v| g.tensor(*v)).collect();
+        let pot = |slot| g.tensor(Value { node: id, slot });
+        return g.sinkhorn_implicit_vjp(spec, &inputs, (pot(0), pot(1)), (outs[0], outs[1]), needs);
+    }
     let Some(gy) = outs[0] else {
         return Ok(none());
     };
@@ -260,9 +268,10 @@ pub(super) fn vjp(
             )?;
             (0..3).map(|k| needs[k].then_some(d[k])).collect()
         }
-        // Second derivatives of the point softmin are not provided; the loop's outputs are
-        // constants to the gradient (the envelope theorem).
-        Op::PointSoftminBackward { .. } | Op::Sinkhorn(_) => none(),
+        // Second derivatives of the point softmin and of implicit Sinkhorn gradients are
+        // not provided.
+        Op::PointSoftminBackward { .. } | Op::SinkhornAdjoint(_) => none(),
+        Op::Sinkhorn(_) => unreachable!("sinkhorn is handled above"),
         // With g the gates, gy their cotangent and dot = Σ_j gy_j g_j per token, the
         // chosen logits get (the others only through the softmax denominator):
         // softmax over the chosen: g (gy − dot); softmax over all: gy g at the chosen,

@@ -8,6 +8,7 @@ mod layout;
 mod linalg;
 mod moe;
 mod ot;
+mod ot_implicit;
 mod reduce;
 mod routing;
 mod select;

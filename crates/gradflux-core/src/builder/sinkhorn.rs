@@ -11,12 +11,22 @@
 use super::ot::point_dims;
 use super::{require_float, require_positive, shape_error};
 use crate::{
-    DType, EpsScaling, Error, Graph, Op, PointCost, Result, SinkhornSpec, SoftminAxis, Tensor,
+    DType, EpsScaling, Error, Graph, ImplicitSolve, Op, PointCost, Result, SinkhornSpec, Tensor,
     TensorType,
 };
 
 /// How gradients flow back through a Sinkhorn solve.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+///
+/// | | gradient of | exact when | costs |
+/// |---|---|---|---|
+/// | `Envelope` | the entropic objective only (potentials are constants) | converged | nothing extra |
+/// | `Unrolled` | anything | always (for the iterations run) | the iterations again, all kept in memory |
+/// | `Implicit` | anything | converged | one linear solve per backward pass |
+///
+/// Use `Envelope` for [`Graph::ot_objective`] and [`Graph::sinkhorn_divergence`] losses;
+/// `Implicit` when the loss reads the potentials, the plan or the transport cost;
+/// `Unrolled` to differentiate a deliberately short, unconverged solve.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
 pub enum OtGradient {
     /// The potentials are constants to the gradient (the envelope theorem): the entropic
     /// objective's gradient is then exact at convergence (`∂/∂C = P`), and costs nothing
@@ -29,6 +39,21 @@ pub enum OtGradient {
     /// every iteration, so it needs a fixed iteration count (no tolerance) and a dense
     /// cost.
     Unrolled,
+    /// Implicit differentiation of the fixed point: the gradient of `f` and `g` is that of
+    /// the converged solution whatever path the iterations took (ε-scaling, warm start),
+    /// found by one linear solve at the final ε (conjugate gradients; each step costs about
+    /// one Sinkhorn iteration). Works with a tolerance and with point clouds (online,
+    /// memory O(n + m)). For a balanced problem the potentials are only defined up to a
+    /// shift `(f + k, g − k)`; a loss that depends on that shift gets the gradient of its
+    /// shift-free part.
+    Implicit(ImplicitSolve),
+}
+
+impl OtGradient {
+    /// Implicit gradients with the default solve.
+    pub fn implicit() -> OtGradient {
+        OtGradient::Implicit(ImplicitSolve::default())
+    }
 }
 
 /// Options of [`Graph::sinkhorn`] and [`Graph::sinkhorn_points`].
@@ -86,6 +111,10 @@ impl SinkhornOptions {
             tolerance: self.tolerance,
             check_every: self.check_every,
             points,
+            implicit: match self.gradient {
+                OtGradient::Implicit(solve) => Some(solve),
+                _ => None,
+            },
         }
     }
 
@@ -101,6 +130,15 @@ impl SinkhornOptions {
         }
         if self.check_every == 0 {
             return Err(shape_error(op, "check_every must be at least 1".into()));
+        }
+        if let OtGradient::Implicit(solve) = self.gradient {
+            require_positive(op, "the implicit solve's tolerance", solve.tolerance)?;
+            if solve.max_iterations == 0 {
+                return Err(shape_error(
+                    op,
+                    "the implicit solve needs max_iterations of at least 1".into(),
+                ));
+            }
         }
         if let Some(s) = self.eps_scaling {
             require_positive(op, "eps_scaling.start", s.start)?;
@@ -219,7 +257,7 @@ impl Graph {
     /// [`Graph::sinkhorn`] between point clouds `x [.., n, d]` and `y [.., m, d]`, with
     /// the cost between points computed on the fly: memory is O(n + m), so `n` and `m`
     /// can be far past what a dense cost would fit. Gradients are the envelope theorem's
-    /// ([`OtGradient::Unrolled`] needs a dense cost).
+    /// or implicit ones ([`OtGradient::Unrolled`] needs a dense cost).
     ///
     /// ```
     /// # use gradflux_core::{Graph, DType, PointCost, SinkhornOptions};
@@ -261,7 +299,7 @@ impl Graph {
             return Err(shape_error(
                 op,
                 "unrolled gradients need a dense cost: build one with sq_euclidean_cost and \
-                 call sinkhorn, or use OtGradient::Envelope"
+                 call sinkhorn, or use OtGradient::Envelope or OtGradient::Implicit"
                     .into(),
             ));
         }
@@ -372,31 +410,15 @@ impl Graph {
             ));
         }
         let spec = options.spec(None);
-        let dtype = self.dtype(cost)?;
-        let scalar = |v: f64| self.scalar(v, dtype);
-        let (log_a, log_b) = (self.log(a)?, self.log(b)?);
         let (mut f, mut g) = match warm {
             Some(fg) => fg,
             None => (self.zeros_like(a)?, self.zeros_like(b)?),
         };
-        let damp = |rho: Option<f64>, eps: f64, x: Tensor| match rho {
-            Some(_) => self.mul(x, scalar(SinkhornSpec::damping(rho, eps))?),
-            None => Ok(x),
-        };
+        let (log_a, log_b) = (self.log(a)?, self.log(b)?);
         for t in 0..options.iterations {
             let eps = spec.eps_at(t);
-            let h = self.add(log_b, self.div(g, scalar(eps)?)?)?;
-            f = damp(
-                options.rho_a,
-                eps,
-                self.softmin(cost, h, eps, SoftminAxis::PerRow)?,
-            )?;
-            let h = self.add(log_a, self.div(f, scalar(eps)?)?)?;
-            g = damp(
-                options.rho_b,
-                eps,
-                self.softmin(cost, h, eps, SoftminAxis::PerColumn)?,
-            )?;
+            f = self.sinkhorn_half_step(&spec, &[cost], eps, true, log_b, g)?;
+            g = self.sinkhorn_half_step(&spec, &[cost], eps, false, log_a, f)?;
         }
         Ok(OtSolution {
             f,

@@ -13,4 +13,5 @@ mod reduce;
 mod routing;
 mod select;
 mod sinkhorn;
+mod sinkhorn_implicit;
 mod sinkhorn_loop;

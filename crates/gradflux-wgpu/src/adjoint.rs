@@ -1,0 +1,324 @@
+//! Launch planning for `Op::SinkhornAdjoint`, the linear solve of implicit Sinkhorn
+//! gradients (the method is described in `gradflux-cpu/src/sinkhorn_adjoint.rs`, which
+//! this follows step for step). Every conjugate-gradient step is three fixed dispatches
+//! (`Π_c p`, `Π_rᵀ` of that, then `cg_step`); a problem that has converged skips its
+//! steps on the device, so the whole solve is one list of launches with no readback.
+
+use gradflux_core::{DType, Result, SinkhornSpec, SoftminAxis, Value};
+
+use gradflux_core::Error;
+
+use crate::launch::{Bind, Launch, Workgroups};
+use crate::moe::f32_only;
+use crate::ot::{plan_products_launch, point_products_launch, point_softmin_launch};
+use crate::ot::{softmin_launch, Potential, Softmin};
+use crate::pipelines::KernelSource;
+use crate::shaders::{self, specialise};
+
+/// Scratch slots: the potentials `α = log a + f/ε` (n) and `β = log b + g/ε` (m), the row
+/// and column soft minima `s` (n) and `t` (m), the column sums `c` and weights `1/c`, two
+/// product results, the residual, the direction, and the per-problem scalars.
+const ALPHA: usize = 0;
+const BETA: usize = 1;
+const S: usize = 2;
+const T: usize = 3;
+const C: usize = 4;
+const W: usize = 5;
+const ROWS: usize = 6;
+const COLUMNS: usize = 7;
+const RESIDUAL: usize = 8;
+const DIRECTION: usize = 9;
+const SCALARS: usize = 10;
+
+/// Threads of the solve's small kernels.
+const WG: usize = 256;
+
+fn kernel(entry: &str, read_only: Vec<bool>) -> KernelSource {
+    KernelSource {
+        label: format!("sinkhorn_adjoint {entry}"),
+        source: specialise(&shaders::SINKHORN_ADJOINT, DType::F32, DType::F32, None),
+        entry_point: entry.into(),
+        constants: vec![("WG", WG as f64)],
+        read_only,
+    }
+}
+
+fn bits(v: f64) -> u32 {
+    (v as f32).to_bits()
+}
+
+/// The problem's sizes and where its cost comes from.
+struct Problem<'a> {
+    spec: &'a SinkhornSpec,
+    sources: &'a [Value],
+    dtype: DType,
+    batch: usize,
+    n: usize,
+    m: usize,
+    d: usize,
+}
+
+impl Problem<'_> {
+    fn words(&self, len: usize) -> u64 {
+        ((self.batch * len).max(1) * 4) as u64
+    }
+
+    /// Every scratch buffer with its size (launches name the ones they bind; declaring all
+    /// of them on each keeps the sizes in one place).
+    fn scratch(&self) -> Vec<(usize, u64)> {
+        let (n, m) = (self.n, self.m);
+        vec![
+            (ALPHA, self.words(n)),
+            (BETA, self.words(m)),
+            (S, self.words(n)),
+            (T, self.words(m)),
+            (C, self.words(m)),
+            (W, self.words(m)),
+            (ROWS, self.words(n)),
+            (COLUMNS, self.words(m)),
+            (RESIDUAL, self.words(m)),
+            (DIRECTION, self.words(m)),
+            (SCALARS, self.words(4)),
+        ]
+    }
+
+    fn with_scratch(&self, mut l: Launch) -> Launch {
+        l.scratch.extend(self.scratch());
+        l
+    }
+
+    /// `out = λ-free soft minimum` per row (`rows`) against `pot`, or per column.
+    fn softmin(&self, rows: bool, pot: Bind, out: Bind) -> Result<Launch> {
+        let how = Softmin {
+            eps: self.spec.eps,
+            lambda: 1.0,
+        };
+        let pot = Potential {
+            h: pot,
+            scaled: None,
+        };
+        let (batch, n, m, d) = (self.batch, self.n, self.m, self.d);
+        let l = match self.spec.points {
+            None => softmin_launch(
+                [self.sources[0].into(), out],
+                pot,
+                self.dtype,
+                (batch, n, m),
+                how,
+                if rows {
+                    SoftminAxis::PerRow
+                } else {
+                    SoftminAxis::PerColumn
+                },
+            )?,
+            Some(cost) => {
+                let (x, y) = (self.sources[0].into(), self.sources[1].into());
+                if rows {
+                    point_softmin_launch([x, y, out], pot, self.dtype, (batch, n, m, d), how, cost)?
+                } else {
+                    point_softmin_launch([y, x, out], pot, self.dtype, (batch, m, n, d), how, cost)?
+                }
+            }
+        };
+        Ok(self.with_scratch(l))
+    }
+
+    /// `out = Π_c u` (`rows`: `Σ_j exp(α_i + t_j/ε − C_ij/ε) u_j`) or `out = Π_rᵀ u`
+    /// (`Σ_i exp(β_j + s_i/ε − C_ij/ε) u_i`).
+    fn product(&self, rows: bool, u: Bind, out: Bind) -> Result<Launch> {
+        let (out_pot, red_pot) = if rows {
+            (Bind::Scratch(ALPHA), Bind::Scratch(T))
+        } else {
+            (Bind::Scratch(BETA), Bind::Scratch(S))
+        };
+        let (batch, n, m, d) = (self.batch, self.n, self.m, self.d);
+        let eps = self.spec.eps;
+        let l = match self.spec.points {
+            None => plan_products_launch(
+                [self.sources[0].into(), out_pot, red_pot, u, out],
+                1.0 / eps,
+                self.dtype,
+                (batch, n, m),
+                eps,
+                if rows {
+                    SoftminAxis::PerRow
+                } else {
+                    SoftminAxis::PerColumn
+                },
+            )?,
+            Some(cost) => {
+                let (x, y): (Bind, Bind) = (self.sources[0].into(), self.sources[1].into());
+                let (p, q, sizes) = if rows {
+                    (x, y, (batch, n, m, d))
+                } else {
+                    (y, x, (batch, m, n, d))
+                };
+                point_products_launch(
+                    [p, q, out_pot, red_pot, u, out],
+                    1.0 / eps,
+                    self.dtype,
+                    sizes,
+                    eps,
+                    cost,
+                )?
+            }
+        };
+        Ok(self.with_scratch(l))
+    }
+
+    /// A one-thread-per-element kernel over `len` values per problem.
+    fn elementwise(&self, entry: &str, binds: Vec<Bind>, info: Vec<u32>, len: usize) -> Launch {
+        let mut read_only = vec![true; binds.len() + 1];
+        let outputs = match entry {
+            "column_weights" => 2,
+            "start" => 2,
+            _ => 1,
+        };
+        for r in &mut read_only[binds.len() - outputs..binds.len()] {
+            *r = false;
+        }
+        self.with_scratch(Launch {
+            kernel: kernel(entry, read_only),
+            binds,
+            scratch: vec![],
+            info,
+            workgroups: Workgroups::Linear((self.batch * len).div_ceil(WG) as u64),
+        })
+    }
+
+    /// A one-workgroup-per-problem kernel whose first three bindings are read.
+    fn per_problem(&self, entry: &str, binds: Vec<Bind>, info: Vec<u32>) -> Launch {
+        let mut read_only = vec![false; binds.len() + 1];
+        read_only[..3].fill(true);
+        read_only[binds.len()] = true;
+        self.with_scratch(Launch {
+            kernel: kernel(entry, read_only),
+            binds,
+            scratch: vec![],
+            info,
+            workgroups: Workgroups::Fixed([self.batch as u32, 1, 1]),
+        })
+    }
+}
+
+/// The launches of the `Op::SinkhornAdjoint` node `id` with inputs (cost or points, a, b,
+/// f, g, vf, vg).
+pub fn adjoint_launches(
+    spec: &SinkhornSpec,
+    inputs: &[Value],
+    id: usize,
+    dtype: DType,
+    (batch, n, m, d): (usize, usize, usize, usize),
+) -> Result<Vec<Launch>> {
+    f32_only(
+        "sinkhorn_adjoint",
+        dtype,
+        "the cost, weights and potentials",
+    )?;
+    if batch > u16::MAX as usize {
+        return Err(Error::Unsupported {
+            backend: "wgpu".into(),
+            what: format!(
+                "implicit Sinkhorn gradients of {batch} problems at once (the solve runs a \
+                 workgroup per problem, at most {})",
+                u16::MAX
+            ),
+        });
+    }
+    let sources = if spec.points.is_some() { 2 } else { 1 };
+    let [a, b, f, g, vf, vg] = std::array::from_fn(|k| Bind::Value(inputs[sources + k]));
+    let [wf, wg] = std::array::from_fn(|slot| Bind::Value(Value { node: id, slot }));
+    let p = Problem {
+        spec,
+        sources: &inputs[..sources],
+        dtype,
+        batch,
+        n,
+        m,
+        d,
+    };
+    let solve = spec.implicit.unwrap_or_default();
+    let eps = spec.eps;
+    let (lambda_a, lambda_b) = (
+        SinkhornSpec::damping(spec.rho_a, eps),
+        SinkhornSpec::damping(spec.rho_b, eps),
+    );
+    let balanced = u32::from(spec.rho_a.is_none() && spec.rho_b.is_none());
+    let scratch = Bind::Scratch;
+    let per_problem_info = vec![
+        batch as u32,
+        m as u32,
+        bits(lambda_a * lambda_b),
+        balanced,
+        bits(solve.tolerance * solve.tolerance),
+    ];
+
+    let mut launches = vec![
+        p.elementwise(
+            "potentials",
+            vec![a, f, scratch(ALPHA)],
+            vec![(batch * n) as u32, bits(eps)],
+            n,
+        ),
+        p.elementwise(
+            "potentials",
+            vec![b, g, scratch(BETA)],
+            vec![(batch * m) as u32, bits(eps)],
+            m,
+        ),
+        p.softmin(true, scratch(BETA), scratch(S))?,
+        p.softmin(false, scratch(ALPHA), scratch(T))?,
+        p.elementwise(
+            "column_weights",
+            vec![scratch(BETA), scratch(T), scratch(C), scratch(W)],
+            vec![(batch * m) as u32, bits(eps)],
+            m,
+        ),
+        p.product(false, vf, scratch(COLUMNS))?,
+        p.elementwise(
+            "start",
+            vec![vg, scratch(COLUMNS), scratch(W), wg, scratch(RESIDUAL)],
+            vec![(batch * m) as u32, bits(lambda_a)],
+            m,
+        ),
+        p.product(true, wg, scratch(ROWS))?,
+        p.product(false, scratch(ROWS), scratch(COLUMNS))?,
+        p.per_problem(
+            "residual",
+            vec![
+                scratch(COLUMNS),
+                scratch(C),
+                scratch(W),
+                scratch(RESIDUAL),
+                scratch(DIRECTION),
+                scratch(SCALARS),
+            ],
+            per_problem_info[..4].to_vec(),
+        ),
+    ];
+    for _ in 0..solve.max_iterations {
+        launches.push(p.product(true, scratch(DIRECTION), scratch(ROWS))?);
+        launches.push(p.product(false, scratch(ROWS), scratch(COLUMNS))?);
+        launches.push(p.per_problem(
+            "cg_step",
+            vec![
+                scratch(COLUMNS),
+                scratch(C),
+                scratch(W),
+                wg,
+                scratch(RESIDUAL),
+                scratch(DIRECTION),
+                scratch(SCALARS),
+            ],
+            per_problem_info.clone(),
+        ));
+    }
+    launches.push(p.product(true, wg, scratch(ROWS))?);
+    launches.push(p.elementwise(
+        "finish",
+        vec![vf, scratch(ROWS), wf],
+        vec![(batch * n) as u32, bits(lambda_b)],
+        n,
+    ));
+    Ok(launches)
+}
