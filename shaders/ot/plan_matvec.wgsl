@@ -2,7 +2,9 @@
 // costs once:
 //   out[b, o] = Σ_r exp(out_pot[b, o] · info[5] + red_pot[b, r] · info[6] − cost / eps) · u[b, r]
 // The caller picks potentials that make each exponent a log-probability (at most 0), so
-// the terms are summed as they are, without a running maximum.
+// the terms are summed as they are, without a running maximum. When info[7] is set, a
+// problem whose solve has finished (skip[4b + 2] != 0, the flag of sinkhorn_adjoint.wgsl)
+// is skipped.
 // - per_row: o = i, r = j, one workgroup per row.
 // - per_column: o = j, r = i, reading the cost in place: a workgroup covers COLS adjacent
 //   columns (coalesced reads) with WG / COLS row slices.
@@ -16,9 +18,16 @@ override COLS: u32 = 64u;
 @group(0) @binding(2) var<storage, read> red_pot: array<T>;
 @group(0) @binding(3) var<storage, read> u: array<T>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
+@group(0) @binding(5) var<storage, read> skip: array<f32>;
 // info: [batch, n, m, 1 / eps as f32 bits, column tiles per problem, out_pot scale bits,
-// red_pot scale bits]
-@group(0) @binding(5) var<storage, read> info: array<u32>;
+// red_pot scale bits, use skip]
+@group(0) @binding(6) var<storage, read> info: array<u32>;
+
+// Whether problem b has finished its solve (read-only, so uniform: the early return
+// leaves every barrier in uniform control flow).
+fn skipped(b: u32) -> bool {
+    return info[7] != 0u && skip[4u * b + 2u] != 0.0;
+}
 
 var<workgroup> red: array<f32, WG>;
 
@@ -30,7 +39,7 @@ fn per_row(
 ) {
     let row = wg.x + wg.y * nwg.x;
     let n = info[1];
-    if row >= info[0] * n {
+    if row >= info[0] * n || skipped(row / n) {
         return;
     }
     let m = info[2];
@@ -66,7 +75,7 @@ fn per_column(
 ) {
     let w = wg.x + wg.y * nwg.x;
     let tiles = info[4];
-    if w >= info[0] * tiles {
+    if w >= info[0] * tiles || skipped(w / tiles) {
         return;
     }
     let n = info[1];

@@ -22,10 +22,13 @@ const GD: u32 = 16u;
 @group(0) @binding(4) var<storage, read> u: array<T>;
 @group(0) @binding(5) var<storage, read_write> grad: array<T>;
 @group(0) @binding(6) var<storage, read_write> scalar: array<T>;
+// When info[14] is set, problem b is skipped once skip[4b + 2] != 0 (a finished solve of
+// sinkhorn_adjoint.wgsl; read-only, so uniform).
+@group(0) @binding(7) var<storage, read> skip: array<f32>;
 // info: [batch, L (output points), R (reduced points), d, eps as f32 bits, alpha scale
 // bits, beta scale bits, u per output, cost (0 squared Euclidean, 1 Euclidean), tiles of p
-// per problem, coordinate blocks, write scalar, write grad, scalar factor bits]
-@group(0) @binding(7) var<storage, read> info: array<u32>;
+// per problem, coordinate blocks, write scalar, write grad, scalar factor bits, use skip]
+@group(0) @binding(8) var<storage, read> info: array<u32>;
 
 var<workgroup> qtile: array<f32, 512>; // PT * PD, for distances
 var<workgroup> gtile: array<f32, 1024>; // PT * GD, this block's coordinates
@@ -42,6 +45,9 @@ fn main(
     let tiles = info[9];
     let blocks = info[10];
     if w >= info[0] * tiles * blocks {
+        return;
+    }
+    if info[14] != 0u && skip[4u * (w / (tiles * blocks)) + 2u] != 0.0 {
         return;
     }
     let len = info[1];

@@ -2,7 +2,9 @@
 //! gradients (the method is described in `gradflux-cpu/src/sinkhorn_adjoint.rs`, which
 //! this follows step for step). Every conjugate-gradient step is three fixed dispatches
 //! (`Π_c p`, `Π_rᵀ` of that, then `cg_step`); a problem that has converged skips its
-//! steps on the device, so the whole solve is one list of launches with no readback.
+//! steps on the device (the products return at once, `cg_step` changes nothing), so the
+//! whole solve is one list of launches with no readback and a converged solve costs
+//! little more than its dispatches.
 
 use gradflux_core::{DType, Result, SinkhornSpec, SoftminAxis, Value};
 
@@ -124,8 +126,10 @@ impl Problem<'_> {
     }
 
     /// `out = Π_c u` (`rows`: `Σ_j exp(α_i + t_j/ε − C_ij/ε) u_j`) or `out = Π_rᵀ u`
-    /// (`Σ_i exp(β_j + s_i/ε − C_ij/ε) u_i`).
-    fn product(&self, rows: bool, u: Bind, out: Bind) -> Result<Launch> {
+    /// (`Σ_i exp(β_j + s_i/ε − C_ij/ε) u_i`). Inside the iterations (`in_loop`) a problem
+    /// whose solve has finished skips the product.
+    fn product(&self, rows: bool, u: Bind, out: Bind, in_loop: bool) -> Result<Launch> {
+        let skip = in_loop.then_some(Bind::Scratch(SCALARS));
         let (out_pot, red_pot) = if rows {
             (Bind::Scratch(ALPHA), Bind::Scratch(T))
         } else {
@@ -136,6 +140,7 @@ impl Problem<'_> {
         let l = match self.spec.points {
             None => plan_products_launch(
                 [self.sources[0].into(), out_pot, red_pot, u, out],
+                skip,
                 1.0 / eps,
                 self.dtype,
                 (batch, n, m),
@@ -155,6 +160,7 @@ impl Problem<'_> {
                 };
                 point_products_launch(
                     [p, q, out_pot, red_pot, u, out],
+                    skip,
                     1.0 / eps,
                     self.dtype,
                     sizes,
@@ -274,15 +280,15 @@ pub fn adjoint_launches(
             vec![(batch * m) as u32, bits(eps)],
             m,
         ),
-        p.product(false, vf, scratch(COLUMNS))?,
+        p.product(false, vf, scratch(COLUMNS), false)?,
         p.elementwise(
             "start",
             vec![vg, scratch(COLUMNS), scratch(W), wg, scratch(RESIDUAL)],
             vec![(batch * m) as u32, bits(lambda_a)],
             m,
         ),
-        p.product(true, wg, scratch(ROWS))?,
-        p.product(false, scratch(ROWS), scratch(COLUMNS))?,
+        p.product(true, wg, scratch(ROWS), false)?,
+        p.product(false, scratch(ROWS), scratch(COLUMNS), false)?,
         p.per_problem(
             "residual",
             vec![
@@ -297,8 +303,8 @@ pub fn adjoint_launches(
         ),
     ];
     for _ in 0..solve.max_iterations {
-        launches.push(p.product(true, scratch(DIRECTION), scratch(ROWS))?);
-        launches.push(p.product(false, scratch(ROWS), scratch(COLUMNS))?);
+        launches.push(p.product(true, scratch(DIRECTION), scratch(ROWS), true)?);
+        launches.push(p.product(false, scratch(ROWS), scratch(COLUMNS), true)?);
         launches.push(p.per_problem(
             "cg_step",
             vec![
@@ -313,7 +319,7 @@ pub fn adjoint_launches(
             per_problem_info.clone(),
         ));
     }
-    launches.push(p.product(true, wg, scratch(ROWS))?);
+    launches.push(p.product(true, wg, scratch(ROWS), false)?);
     launches.push(p.elementwise(
         "finish",
         vec![vf, scratch(ROWS), wf],

@@ -181,10 +181,22 @@ struct PointPass {
     scalar: Option<(Bind, f32)>,
     /// Points on the output side and on the reduced side.
     sizes: (usize, usize),
+    /// `Some(scalars)`: skip the problems whose solve has finished (see `adjoint.rs`).
+    skip: Option<Bind>,
 }
 
 /// Scratch slot a pass binds where it writes nothing (the grad or the scalar it skips).
 const UNUSED: usize = 15;
+/// Scratch slot a launch binds where it reads no skip flags.
+const NO_SKIP: usize = 14;
+
+/// The skip binding, `[use skip]` for `info`, and the scratch a missing one needs.
+fn skip_binding(skip: Option<Bind>) -> (Bind, u32, Vec<(usize, u64)>) {
+    match skip {
+        Some(b) => (b, 1, vec![]),
+        None => (Bind::Scratch(NO_SKIP), 0, vec![(NO_SKIP, 16)]),
+    }
+}
 
 fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: PointCost) -> Launch {
     let (len, other) = pass.sizes;
@@ -208,7 +220,8 @@ fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: Point
         u32::from(pass.grad.is_some()),
         pass.scalar.map_or(0.0, |(_, k)| k).to_bits(),
     ]);
-    let mut scratch = vec![];
+    let (skip, use_skip, mut scratch) = skip_binding(pass.skip);
+    info.push(use_skip);
     let mut unused = || {
         scratch.push((UNUSED, 4));
         Bind::Scratch(UNUSED)
@@ -221,10 +234,12 @@ fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: Point
             &shaders::POINT_SOFTMIN_GRAD,
             "point_softmin_grad".into(),
             "main",
-            vec![true, true, true, true, true, false, false, true],
+            vec![true, true, true, true, true, false, false, true, true],
             vec![("WG", POINT_WG as f64)],
         ),
-        binds: vec![pass.p, pass.q, pass.alpha, pass.beta, pass.u, grad, scalar],
+        binds: vec![
+            pass.p, pass.q, pass.alpha, pass.beta, pass.u, grad, scalar, skip,
+        ],
         scratch,
         info,
         workgroups: Workgroups::Linear((batch * tiles * blocks) as u64),
@@ -256,6 +271,7 @@ pub fn point_softmin_backward_launches(
                 grad: Some(dx.into()),
                 scalar: None,
                 sizes: (n, m),
+                skip: None,
             },
             (batch, d),
             eps,
@@ -273,6 +289,7 @@ pub fn point_softmin_backward_launches(
                 grad: Some(dy.into()),
                 scalar: Some((dh.into(), -eps as f32)),
                 sizes: (m, n),
+                skip: None,
             },
             (batch, d),
             eps,
@@ -283,10 +300,11 @@ pub fn point_softmin_backward_launches(
 
 /// The launch writing `out_o = Σ_r exp(out_pot_o + red_pot_r · red_scale − cost / eps) ·
 /// u_r` over points: `p [batch, len, d]` the output side, `q [batch, other, d]` the
-/// reduced one (a normalised plan times a vector, online).
+/// reduced one (a normalised plan times a vector, online). `skip`: see `plan_matvec.wgsl`.
 #[allow(clippy::too_many_arguments)]
 pub fn point_products_launch(
     [p, q, out_pot, red_pot, u, out]: [Bind; 6],
+    skip: Option<Bind>,
     red_scale: f64,
     dtype: DType,
     (batch, len, other, d): (usize, usize, usize, usize),
@@ -306,6 +324,7 @@ pub fn point_products_launch(
             grad: None,
             scalar: Some((out, 1.0)),
             sizes: (len, other),
+            skip,
         },
         (batch, d),
         eps,
@@ -314,10 +333,12 @@ pub fn point_products_launch(
 }
 
 /// The dense launch writing `out_o = Σ_r exp(out_pot_o + red_pot_r · red_scale −
-/// cost / eps) · u_r` per row of `cost [batch, n, m]` (`axis`), or per column.
+/// cost / eps) · u_r` per row of `cost [batch, n, m]` (`axis`), or per column; `skip`
+/// names the flags of finished problems (see `plan_matvec.wgsl`).
 #[allow(clippy::too_many_arguments)]
 pub fn plan_products_launch(
     [cost, out_pot, red_pot, u, out]: [Bind; 5],
+    skip: Option<Bind>,
     red_scale: f64,
     dtype: DType,
     (batch, n, m): (usize, usize, usize),
@@ -337,16 +358,18 @@ pub fn plan_products_launch(
         1f32.to_bits(),
         (red_scale as f32).to_bits(),
     ]);
+    let (skip, use_skip, scratch) = skip_binding(skip);
+    info.push(use_skip);
     Ok(Launch {
         kernel: source(
             &shaders::PLAN_MATVEC,
             format!("plan_matvec {axis:?}"),
             entry_point,
-            vec![true, true, true, true, false, true],
+            vec![true, true, true, true, false, true, true],
             vec![("WG", WG as f64), ("COLS", COLS as f64)],
         ),
-        binds: vec![cost, out_pot, red_pot, u, out],
-        scratch: vec![],
+        binds: vec![cost, out_pot, red_pot, u, out, skip],
+        scratch,
         info,
         workgroups: Workgroups::Linear(workgroups as u64),
     })

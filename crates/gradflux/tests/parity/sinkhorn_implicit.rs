@@ -309,3 +309,44 @@ fn implicit_solve_options_are_checked() {
         assert!(e.contains(says), "{e}");
     }
 }
+
+/// One compiled executable run on two problems: the second solve starts afresh (the
+/// first one's finished-flags must not skip its set-up), dense and online.
+#[test]
+fn a_second_run_solves_afresh() {
+    let Some(device) = crate::common::gpu() else {
+        return;
+    };
+    for online in [false, true] {
+        let mut rng = Rng::new(76);
+        let first = data(&mut rng, &[], (40, 33, 2));
+        let second = data(&mut rng, &[], (40, 33, 2));
+        let g = Graph::new();
+        let (t, a, b) = inputs(&g, &first);
+        let options = SinkhornOptions {
+            gradient: OtGradient::implicit(),
+            ..SinkhornOptions::new(0.05, 300)
+        };
+        let ot = if online {
+            g.sinkhorn_points(t[0], t[1], a, b, None, PointCost::SqEuclidean, options)
+        } else {
+            let cost = g.sq_euclidean_cost(t[0], t[1]).unwrap();
+            g.sinkhorn(cost, a, b, None, options)
+        }
+        .unwrap();
+        let outs = grads(&g, &ot, |s| g.ot_transport_cost(s), &[t[0], t[1]]);
+        let mut exe = device.compile(&g, &outs).unwrap();
+        exe.run(&named(&first)).unwrap();
+        let got = exe.run(&named(&second)).unwrap();
+        let want = gradflux::Device::Cpu
+            .compile(&g, &outs)
+            .and_then(|mut e| e.run(&named(&second)))
+            .unwrap();
+        agree(
+            &format!("second run, online {online}"),
+            &got,
+            &want,
+            Tolerance::new(2e-3, 1e-5),
+        );
+    }
+}
