@@ -1,8 +1,8 @@
 // Products of a normalised transport plan with a vector, reading a batch of dense [n, m]
 // costs once:
-//   out[b, o] = Σ_r exp(out_pot[b, o] · info[5] + red_pot[b, r] · info[6] − cost / eps) · u[b, r]
+//   out[b, o] = Σ_r exp(out_pot[b, o] + (red_pot[b, r] − cost) / eps) · u[b, r]
 // The caller picks potentials that make each exponent a log-probability (at most 0), so
-// the terms are summed as they are, without a running maximum. When info[7] is set, a
+// the terms are summed as they are, without a running maximum. When info[5] is set, a
 // problem whose solve has finished (skip[4b + 2] != 0, the flag of sinkhorn_adjoint.wgsl)
 // is skipped.
 // - per_row: o = i, r = j, one workgroup per row.
@@ -19,14 +19,13 @@ override COLS: u32 = 64u;
 @group(0) @binding(3) var<storage, read> u: array<T>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
 @group(0) @binding(5) var<storage, read> skip: array<f32>;
-// info: [batch, n, m, 1 / eps as f32 bits, column tiles per problem, out_pot scale bits,
-// red_pot scale bits, use skip]
+// info: [batch, n, m, 1 / eps as f32 bits, column tiles per problem, use skip]
 @group(0) @binding(6) var<storage, read> info: array<u32>;
 
 // Whether problem b has finished its solve (read-only, so uniform: the early return
 // leaves every barrier in uniform control flow).
 fn skipped(b: u32) -> bool {
-    return info[7] != 0u && skip[4u * b + 2u] != 0.0;
+    return info[5] != 0u && skip[4u * b + 2u] != 0.0;
 }
 
 var<workgroup> red: array<f32, WG>;
@@ -46,12 +45,11 @@ fn per_row(
     let inv_eps = bitcast<f32>(info[3]);
     let base = row * m;
     let rbase = (row / n) * m;
-    let alpha = f32(out_pot[row]) * bitcast<f32>(info[5]);
-    let beta_scale = bitcast<f32>(info[6]);
+    let alpha = f32(out_pot[row]);
 
     var acc = 0.0;
     for (var j = t; j < m; j += WG) {
-        let e = alpha + f32(red_pot[rbase + j]) * beta_scale - f32(cost[base + j]) * inv_eps;
+        let e = alpha + (f32(red_pot[rbase + j]) - f32(cost[base + j])) * inv_eps;
         acc += exp(e) * f32(u[rbase + j]);
     }
     red[t] = acc;
@@ -88,11 +86,10 @@ fn per_column(
 
     var acc = 0.0;
     if j < m {
-        let alpha = f32(out_pot[b * m + j]) * bitcast<f32>(info[5]);
-        let beta_scale = bitcast<f32>(info[6]);
+        let alpha = f32(out_pot[b * m + j]);
         for (var i = slice; i < n; i += slices) {
             let r = b * n + i;
-            let e = alpha + f32(red_pot[r]) * beta_scale - f32(cost[r * m + j]) * inv_eps;
+            let e = alpha + (f32(red_pot[r]) - f32(cost[r * m + j])) * inv_eps;
             acc += exp(e) * f32(u[r]);
         }
     }

@@ -391,7 +391,10 @@ pub enum Op {
     /// differentiation of the fixed point (see [`Op::SinkhornAdjoint`]).
     Sinkhorn(SinkhornSpec),
     /// The adjoint solve of implicit Sinkhorn gradients. Inputs: the cost (or points), `a`,
-    /// `b`, the solved potentials `f`, `g` and cotangents `vf [.., n]`, `vg [.., m]`;
+    /// `b`, the solved potentials `f`, `g`, the undamped soft minima of one iteration at
+    /// the final ε from them (`s [.., n]` per row against `log b + g/ε`, `t [.., m]` per
+    /// column against `log a + f/ε`: the pull-back computes them anyway, so the solve reads
+    /// them rather than redo them) and cotangents `vf [.., n]`, `vg [.., m]`;
     /// outputs `wf`, `wg` solving `(I − ∂T/∂(f, g))ᵀ w = v`, where `T` is one Sinkhorn
     /// iteration at the final ε: `wf + λ_b Π_c wg = vf`, `wg + λ_a Π_rᵀ wf = vg`, with
     /// `Π_r` and `Π_c` the plan normalised by its row and its column sums. The gradient of

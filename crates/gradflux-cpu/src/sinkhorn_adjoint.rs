@@ -2,7 +2,8 @@
 //! (`Op::SinkhornAdjoint`), in `f64`, step for step what the wgpu kernels do.
 //!
 //! With `α = log a + f/ε`, `β = log b + g/ε`, the row soft minimum `s` (against `β`) and
-//! the column one `t` (against `α`), the plan normalised by its rows is
+//! the column one `t` (against `α`) (inputs: the graph computes them for the pull-back),
+//! the plan normalised by its rows is
 //! `Π_r[i, j] = exp(β_j + s_i/ε − C_ij/ε)` and by its columns
 //! `Π_c[i, j] = exp(α_i + t_j/ε − C_ij/ε)`. Eliminating `wf = vf − λ_b Π_c wg` leaves
 //! `(I − λ M) wg = vg − λ_a Π_rᵀ vf` with `M = Π_rᵀ Π_c` and `λ = λ_a λ_b`. `M` is
@@ -15,7 +16,7 @@
 
 use gradflux_core::{Result, SinkhornSpec, TensorData, TensorType};
 
-use crate::ot::{kernel_products, soft_minima};
+use crate::ot::kernel_products;
 use crate::points::to_tensor;
 use crate::sinkhorn::Problem;
 
@@ -26,9 +27,9 @@ pub(crate) fn sinkhorn_adjoint(
     outs: &[TensorType],
 ) -> Result<Vec<TensorData>> {
     let (problem, rest) = Problem::from_inputs(spec, inputs);
-    let [a, b, f, g, vf, vg] = std::array::from_fn(|k| rest[k].to_f64_vec());
+    let [a, b, f, g, s, t, vf, vg] = std::array::from_fn(|k| rest[k].to_f64_vec());
     let solve = spec.implicit.unwrap_or_default();
-    let plan = Plan::new(spec, &problem, (&a, &b), (&f, &g));
+    let plan = Plan::new(spec, &problem, [a, b, f, g, s, t]);
     let (lambda_a, lambda_b) = (
         SinkhornSpec::damping(spec.rho_a, spec.eps),
         SinkhornSpec::damping(spec.rho_b, spec.eps),
@@ -167,21 +168,19 @@ struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
+    /// From the weights, the potentials and the iteration's soft minima `s`, `t`.
     fn new(
         spec: &SinkhornSpec,
         problem: &'a Problem,
-        (a, b): (&[f64], &[f64]),
-        (f, g): (&[f64], &[f64]),
+        [a, b, f, g, s, t]: [Vec<f64>; 6],
     ) -> Plan<'a> {
         let eps = spec.eps;
-        let dims = (problem.batch, problem.n, problem.m);
         let pot = |w: &[f64], p: &[f64]| -> Vec<f64> {
             w.iter().zip(p).map(|(w, p)| w.ln() + p / eps).collect()
         };
-        let (alpha, beta) = (pot(a, f), pot(b, g));
+        let (alpha, beta) = (pot(&a, &f), pot(&b, &g));
         let scaled = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|x| x / eps).collect() };
-        let s = scaled(soft_minima(&problem.geometry, dims, eps, true, &beta));
-        let t = scaled(soft_minima(&problem.geometry, dims, eps, false, &alpha));
+        let (s, t) = (scaled(s), scaled(t));
         let c = beta.iter().zip(&t).map(|(b, t)| (b - t).exp()).collect();
         Plan {
             problem,

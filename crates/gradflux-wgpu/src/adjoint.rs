@@ -6,31 +6,26 @@
 //! whole solve is one list of launches with no readback and a converged solve costs
 //! little more than its dispatches.
 
-use gradflux_core::{DType, Result, SinkhornSpec, SoftminAxis, Value};
-
-use gradflux_core::Error;
+use gradflux_core::{DType, Error, Result, SinkhornSpec, SoftminAxis, Value};
 
 use crate::launch::{Bind, Launch, Workgroups};
 use crate::moe::f32_only;
-use crate::ot::{plan_products_launch, point_products_launch, point_softmin_launch};
-use crate::ot::{softmin_launch, Potential, Softmin};
+use crate::ot::{plan_products_launch, point_products_launch};
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, specialise};
 
-/// Scratch slots: the potentials `α = log a + f/ε` (n) and `β = log b + g/ε` (m), the row
-/// and column soft minima `s` (n) and `t` (m), the column sums `c` and weights `1/c`, two
-/// product results, the residual, the direction, and the per-problem scalars.
+/// Scratch slots: the potentials `α = log a + f/ε` (n) and `β = log b + g/ε` (m), the
+/// column sums `c` and weights `1/c`, two product results, the residual, the direction,
+/// and the per-problem scalars.
 const ALPHA: usize = 0;
 const BETA: usize = 1;
-const S: usize = 2;
-const T: usize = 3;
-const C: usize = 4;
-const W: usize = 5;
-const ROWS: usize = 6;
-const COLUMNS: usize = 7;
-const RESIDUAL: usize = 8;
-const DIRECTION: usize = 9;
-const SCALARS: usize = 10;
+const C: usize = 2;
+const W: usize = 3;
+const ROWS: usize = 4;
+const COLUMNS: usize = 5;
+const RESIDUAL: usize = 6;
+const DIRECTION: usize = 7;
+const SCALARS: usize = 8;
 
 /// Threads of the solve's small kernels.
 const WG: usize = 256;
@@ -49,10 +44,12 @@ fn bits(v: f64) -> u32 {
     (v as f32).to_bits()
 }
 
-/// The problem's sizes and where its cost comes from.
+/// The problem's sizes, where its cost comes from, and the iteration's soft minima.
 struct Problem<'a> {
     spec: &'a SinkhornSpec,
     sources: &'a [Value],
+    /// `s` per row, `t` per column (inputs of the op).
+    soft: [Bind; 2],
     dtype: DType,
     batch: usize,
     n: usize,
@@ -72,8 +69,6 @@ impl Problem<'_> {
         vec![
             (ALPHA, self.words(n)),
             (BETA, self.words(m)),
-            (S, self.words(n)),
-            (T, self.words(m)),
             (C, self.words(m)),
             (W, self.words(m)),
             (ROWS, self.words(n)),
@@ -89,51 +84,16 @@ impl Problem<'_> {
         l
     }
 
-    /// `out = λ-free soft minimum` per row (`rows`) against `pot`, or per column.
-    fn softmin(&self, rows: bool, pot: Bind, out: Bind) -> Result<Launch> {
-        let how = Softmin {
-            eps: self.spec.eps,
-            lambda: 1.0,
-        };
-        let pot = Potential {
-            h: pot,
-            scaled: None,
-        };
-        let (batch, n, m, d) = (self.batch, self.n, self.m, self.d);
-        let l = match self.spec.points {
-            None => softmin_launch(
-                [self.sources[0].into(), out],
-                pot,
-                self.dtype,
-                (batch, n, m),
-                how,
-                if rows {
-                    SoftminAxis::PerRow
-                } else {
-                    SoftminAxis::PerColumn
-                },
-            )?,
-            Some(cost) => {
-                let (x, y) = (self.sources[0].into(), self.sources[1].into());
-                if rows {
-                    point_softmin_launch([x, y, out], pot, self.dtype, (batch, n, m, d), how, cost)?
-                } else {
-                    point_softmin_launch([y, x, out], pot, self.dtype, (batch, m, n, d), how, cost)?
-                }
-            }
-        };
-        Ok(self.with_scratch(l))
-    }
-
     /// `out = Π_c u` (`rows`: `Σ_j exp(α_i + t_j/ε − C_ij/ε) u_j`) or `out = Π_rᵀ u`
     /// (`Σ_i exp(β_j + s_i/ε − C_ij/ε) u_i`). Inside the iterations (`in_loop`) a problem
     /// whose solve has finished skips the product.
     fn product(&self, rows: bool, u: Bind, out: Bind, in_loop: bool) -> Result<Launch> {
         let skip = in_loop.then_some(Bind::Scratch(SCALARS));
+        let [s, t] = self.soft;
         let (out_pot, red_pot) = if rows {
-            (Bind::Scratch(ALPHA), Bind::Scratch(T))
+            (Bind::Scratch(ALPHA), t)
         } else {
-            (Bind::Scratch(BETA), Bind::Scratch(S))
+            (Bind::Scratch(BETA), s)
         };
         let (batch, n, m, d) = (self.batch, self.n, self.m, self.d);
         let eps = self.spec.eps;
@@ -141,7 +101,6 @@ impl Problem<'_> {
             None => plan_products_launch(
                 [self.sources[0].into(), out_pot, red_pot, u, out],
                 skip,
-                1.0 / eps,
                 self.dtype,
                 (batch, n, m),
                 eps,
@@ -161,7 +120,6 @@ impl Problem<'_> {
                 point_products_launch(
                     [p, q, out_pot, red_pot, u, out],
                     skip,
-                    1.0 / eps,
                     self.dtype,
                     sizes,
                     eps,
@@ -172,17 +130,17 @@ impl Problem<'_> {
         Ok(self.with_scratch(l))
     }
 
-    /// A one-thread-per-element kernel over `len` values per problem.
-    fn elementwise(&self, entry: &str, binds: Vec<Bind>, info: Vec<u32>, len: usize) -> Launch {
+    /// A one-thread-per-element kernel over `len` values per problem; its last `outputs`
+    /// bindings are written.
+    fn elementwise(
+        &self,
+        (entry, outputs): (&str, usize),
+        binds: Vec<Bind>,
+        info: Vec<u32>,
+        len: usize,
+    ) -> Launch {
         let mut read_only = vec![true; binds.len() + 1];
-        let outputs = match entry {
-            "column_weights" => 2,
-            "start" => 2,
-            _ => 1,
-        };
-        for r in &mut read_only[binds.len() - outputs..binds.len()] {
-            *r = false;
-        }
+        read_only[binds.len() - outputs..binds.len()].fill(false);
         self.with_scratch(Launch {
             kernel: kernel(entry, read_only),
             binds,
@@ -208,7 +166,7 @@ impl Problem<'_> {
 }
 
 /// The launches of the `Op::SinkhornAdjoint` node `id` with inputs (cost or points, a, b,
-/// f, g, vf, vg).
+/// f, g, s, t, vf, vg).
 pub fn adjoint_launches(
     spec: &SinkhornSpec,
     inputs: &[Value],
@@ -232,11 +190,12 @@ pub fn adjoint_launches(
         });
     }
     let sources = if spec.points.is_some() { 2 } else { 1 };
-    let [a, b, f, g, vf, vg] = std::array::from_fn(|k| Bind::Value(inputs[sources + k]));
+    let [a, b, f, g, s, t, vf, vg] = std::array::from_fn(|k| Bind::Value(inputs[sources + k]));
     let [wf, wg] = std::array::from_fn(|slot| Bind::Value(Value { node: id, slot }));
     let p = Problem {
         spec,
         sources: &inputs[..sources],
+        soft: [s, t],
         dtype,
         batch,
         n,
@@ -261,28 +220,26 @@ pub fn adjoint_launches(
 
     let mut launches = vec![
         p.elementwise(
-            "potentials",
+            ("potentials", 1),
             vec![a, f, scratch(ALPHA)],
             vec![(batch * n) as u32, bits(eps)],
             n,
         ),
         p.elementwise(
-            "potentials",
+            ("potentials", 1),
             vec![b, g, scratch(BETA)],
             vec![(batch * m) as u32, bits(eps)],
             m,
         ),
-        p.softmin(true, scratch(BETA), scratch(S))?,
-        p.softmin(false, scratch(ALPHA), scratch(T))?,
         p.elementwise(
-            "column_weights",
-            vec![scratch(BETA), scratch(T), scratch(C), scratch(W)],
+            ("column_weights", 2),
+            vec![scratch(BETA), t, scratch(C), scratch(W)],
             vec![(batch * m) as u32, bits(eps)],
             m,
         ),
         p.product(false, vf, scratch(COLUMNS), false)?,
         p.elementwise(
-            "start",
+            ("start", 2),
             vec![vg, scratch(COLUMNS), scratch(W), wg, scratch(RESIDUAL)],
             vec![(batch * m) as u32, bits(lambda_a)],
             m,
@@ -321,7 +278,7 @@ pub fn adjoint_launches(
     }
     launches.push(p.product(true, wg, scratch(ROWS), false)?);
     launches.push(p.elementwise(
-        "finish",
+        ("finish", 1),
         vec![vf, scratch(ROWS), wf],
         vec![(batch * n) as u32, bits(lambda_b)],
         n,

@@ -67,6 +67,20 @@ fn source(
     }
 }
 
+/// The entry point, workgroup count and column tiles of a dense kernel that reduces each
+/// row of `[batch, n, m]` with a workgroup (`per_row`) or tiles of `COLS` adjacent columns
+/// read in place (`per_column`).
+fn dense_grid(
+    axis: SoftminAxis,
+    (batch, n, m): (usize, usize, usize),
+) -> (&'static str, usize, usize) {
+    let tiles = m.div_ceil(COLS);
+    match axis {
+        SoftminAxis::PerRow => ("per_row", batch * n, tiles),
+        SoftminAxis::PerColumn => ("per_column", batch * tiles, tiles),
+    }
+}
+
 /// The dense launch writing `softmin` of `cost [batch, n, m]` against `pot` into `out`.
 pub fn softmin_launch(
     [cost, out]: [Bind; 2],
@@ -77,11 +91,7 @@ pub fn softmin_launch(
     axis: SoftminAxis,
 ) -> Result<Launch> {
     f32_only("softmin", dtype, "the cost and h")?;
-    let tiles = m.div_ceil(COLS);
-    let (entry_point, workgroups) = match axis {
-        SoftminAxis::PerRow => ("per_row", batch * n),
-        SoftminAxis::PerColumn => ("per_column", batch * tiles),
-    };
+    let (entry_point, workgroups, tiles) = dense_grid(axis, (batch, n, m));
     let (h2, fused) = pot.words();
     let mut info = u32s([batch, n, m]);
     info.extend([(how.eps as f32).to_bits(), tiles as u32]);
@@ -298,14 +308,12 @@ pub fn point_softmin_backward_launches(
     ])
 }
 
-/// The launch writing `out_o = Σ_r exp(out_pot_o + red_pot_r · red_scale − cost / eps) ·
-/// u_r` over points: `p [batch, len, d]` the output side, `q [batch, other, d]` the
-/// reduced one (a normalised plan times a vector, online). `skip`: see `plan_matvec.wgsl`.
-#[allow(clippy::too_many_arguments)]
+/// The launch writing `out_o = Σ_r exp(out_pot_o + (red_pot_r − cost) / eps) · u_r` over
+/// points: `p [batch, len, d]` the output side, `q [batch, other, d]` the reduced one (a
+/// normalised plan times a vector, online). `skip`: see `plan_matvec.wgsl`.
 pub fn point_products_launch(
     [p, q, out_pot, red_pot, u, out]: [Bind; 6],
     skip: Option<Bind>,
-    red_scale: f64,
     dtype: DType,
     (batch, len, other, d): (usize, usize, usize, usize),
     eps: f64,
@@ -319,7 +327,7 @@ pub fn point_products_launch(
             alpha: out_pot,
             beta: red_pot,
             u,
-            scales: (1.0, red_scale as f32),
+            scales: (1.0, (1.0 / eps) as f32),
             u_per_output: false,
             grad: None,
             scalar: Some((out, 1.0)),
@@ -332,34 +340,22 @@ pub fn point_products_launch(
     ))
 }
 
-/// The dense launch writing `out_o = Σ_r exp(out_pot_o + red_pot_r · red_scale −
-/// cost / eps) · u_r` per row of `cost [batch, n, m]` (`axis`), or per column; `skip`
-/// names the flags of finished problems (see `plan_matvec.wgsl`).
-#[allow(clippy::too_many_arguments)]
+/// The dense launch writing `out_o = Σ_r exp(out_pot_o + (red_pot_r − cost) / eps) · u_r`
+/// per row of `cost [batch, n, m]` (`axis`), or per column; `skip` names the flags of
+/// finished problems (see `plan_matvec.wgsl`).
 pub fn plan_products_launch(
     [cost, out_pot, red_pot, u, out]: [Bind; 5],
     skip: Option<Bind>,
-    red_scale: f64,
     dtype: DType,
     (batch, n, m): (usize, usize, usize),
     eps: f64,
     axis: SoftminAxis,
 ) -> Result<Launch> {
     f32_only("sinkhorn_adjoint", dtype, "the cost")?;
-    let tiles = m.div_ceil(COLS);
-    let (entry_point, workgroups) = match axis {
-        SoftminAxis::PerRow => ("per_row", batch * n),
-        SoftminAxis::PerColumn => ("per_column", batch * tiles),
-    };
-    let mut info = u32s([batch, n, m]);
-    info.extend([
-        ((1.0 / eps) as f32).to_bits(),
-        tiles as u32,
-        1f32.to_bits(),
-        (red_scale as f32).to_bits(),
-    ]);
+    let (entry_point, workgroups, tiles) = dense_grid(axis, (batch, n, m));
     let (skip, use_skip, scratch) = skip_binding(skip);
-    info.push(use_skip);
+    let mut info = u32s([batch, n, m]);
+    info.extend([((1.0 / eps) as f32).to_bits(), tiles as u32, use_skip]);
     Ok(Launch {
         kernel: source(
             &shaders::PLAN_MATVEC,

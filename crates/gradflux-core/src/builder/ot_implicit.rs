@@ -18,21 +18,38 @@ impl Graph {
         sources: &[Tensor],
         eps: f64,
         rows: bool,
-        log_w: Tensor,
-        pot: Tensor,
+        (log_w, pot): (Tensor, Tensor),
     ) -> Result<Tensor> {
-        let dtype = self.dtype(pot)?;
-        let h = self.add(log_w, self.div(pot, self.scalar(eps, dtype)?)?)?;
-        let soft = match (spec.points, rows) {
-            (None, true) => self.softmin(sources[0], h, eps, SoftminAxis::PerRow)?,
-            (None, false) => self.softmin(sources[0], h, eps, SoftminAxis::PerColumn)?,
-            (Some(cost), true) => self.point_softmin(sources[0], sources[1], h, eps, cost)?,
-            (Some(cost), false) => self.point_softmin(sources[1], sources[0], h, eps, cost)?,
-        };
-        let rho = if rows { spec.rho_a } else { spec.rho_b };
+        let soft = self.sinkhorn_soft_min(spec, sources, eps, rows, (log_w, pot))?;
+        self.sinkhorn_damp(if rows { spec.rho_a } else { spec.rho_b }, eps, soft)
+    }
+
+    /// `soft` scaled by `ρ / (ρ + eps)` for a KL-penalised marginal (no node otherwise).
+    fn sinkhorn_damp(&self, rho: Option<f64>, eps: f64, soft: Tensor) -> Result<Tensor> {
         match rho {
-            Some(_) => self.mul(soft, self.scalar(SinkhornSpec::damping(rho, eps), dtype)?),
+            Some(_) => {
+                let damping = self.scalar(SinkhornSpec::damping(rho, eps), self.dtype(soft)?)?;
+                self.mul(soft, damping)
+            }
             None => Ok(soft),
+        }
+    }
+
+    /// The soft minimum of a half-step, before its damping.
+    fn sinkhorn_soft_min(
+        &self,
+        spec: &SinkhornSpec,
+        sources: &[Tensor],
+        eps: f64,
+        rows: bool,
+        (log_w, pot): (Tensor, Tensor),
+    ) -> Result<Tensor> {
+        let h = self.add(log_w, self.div(pot, self.scalar(eps, self.dtype(pot)?)?)?)?;
+        match (spec.points, rows) {
+            (None, true) => self.softmin(sources[0], h, eps, SoftminAxis::PerRow),
+            (None, false) => self.softmin(sources[0], h, eps, SoftminAxis::PerColumn),
+            (Some(cost), true) => self.point_softmin(sources[0], sources[1], h, eps, cost),
+            (Some(cost), false) => self.point_softmin(sources[1], sources[0], h, eps, cost),
         }
     }
 
@@ -57,16 +74,21 @@ impl Graph {
         let (f, g) = (self.detach(f)?, self.detach(g)?);
         let vf = vf.map_or_else(|| self.zeros_like(f), Ok)?;
         let vg = vg.map_or_else(|| self.zeros_like(g), Ok)?;
-        let mut args = inputs[..sources].to_vec();
-        args.extend([a, b, f, g, vf, vg]);
+        let sources = &inputs[..sources];
+        // One iteration at the final ε from the solved potentials. Its soft minima are
+        // also what the solve normalises the plan with.
+        let (log_a, log_b) = (self.log(a)?, self.log(b)?);
+        let s = self.sinkhorn_soft_min(spec, sources, spec.eps, true, (log_b, g))?;
+        let t = self.sinkhorn_soft_min(spec, sources, spec.eps, false, (log_a, f))?;
+        let mut args = sources.to_vec();
+        args.extend([a, b, f, g, s, t, vf, vg]);
         let w = self.push(
             Op::SinkhornAdjoint(*spec),
             &args,
             vec![self.ty(f)?, self.ty(g)?],
         )?;
-        let sources = &inputs[..sources];
-        let t_f = self.sinkhorn_half_step(spec, sources, spec.eps, true, self.log(b)?, g)?;
-        let t_g = self.sinkhorn_half_step(spec, sources, spec.eps, false, self.log(a)?, f)?;
+        let t_f = self.sinkhorn_damp(spec.rho_a, spec.eps, s)?;
+        let t_g = self.sinkhorn_damp(spec.rho_b, spec.eps, t)?;
         let wrt: Vec<Tensor> = wanted.iter().map(|&k| inputs[k]).collect();
         let pulled = self.vjp(&[t_f, t_g], &[w[0], w[1]], &wrt)?;
         for (k, d) in wanted.into_iter().zip(pulled) {

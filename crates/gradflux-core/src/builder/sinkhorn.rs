@@ -417,8 +417,8 @@ impl Graph {
         let (log_a, log_b) = (self.log(a)?, self.log(b)?);
         for t in 0..options.iterations {
             let eps = spec.eps_at(t);
-            f = self.sinkhorn_half_step(&spec, &[cost], eps, true, log_b, g)?;
-            g = self.sinkhorn_half_step(&spec, &[cost], eps, false, log_a, f)?;
+            f = self.sinkhorn_half_step(&spec, &[cost], eps, true, (log_b, g))?;
+            g = self.sinkhorn_half_step(&spec, &[cost], eps, false, (log_a, f))?;
         }
         Ok(OtSolution {
             f,
