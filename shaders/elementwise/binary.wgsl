@@ -29,6 +29,25 @@ fn offset(i: u32, k: u32) -> u32 {
     return off;
 }
 
+// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Float max and min that propagate NaN (NumPy's `maximum`): a NaN operand is the result.
+fn max_nan(x: T, y: T) -> T {
+    return select(select(max(x, y), y, is_nan(f32(y))), x, is_nan(f32(x)));
+}
+
+fn min_nan(x: T, y: T) -> T {
+    return select(select(min(x, y), y, is_nan(f32(y))), x, is_nan(f32(x)));
+}
+
+// Whether either operand is NaN, which makes every ordered comparison false.
+fn unordered(x: T, y: T) -> bool {
+    return is_nan(f32(x)) || is_nan(f32(y));
+}
+
 // C `pow` on f32: a negative base is defined for integral exponents.
 fn pow_f32(x: f32, y: f32) -> f32 {
     if y == 0.0 || x == 1.0 {

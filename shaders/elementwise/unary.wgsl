@@ -10,8 +10,16 @@ override WG: u32 = 256u;
 // info[0] = element count
 @group(0) @binding(2) var<storage, read> info: array<u32>;
 
-// Stable for large |v|: never evaluates exp of a large positive number.
+// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Stable for large |v|: never evaluates exp of a large positive number. NaN stays NaN.
 fn sigmoid_f32(v: f32) -> f32 {
+    if is_nan(v) {
+        return v;
+    }
     if v >= 0.0 {
         return 1.0 / (1.0 + exp(-v));
     }
@@ -20,9 +28,10 @@ fn sigmoid_f32(v: f32) -> f32 {
 }
 
 // tanh saturates to +-1 in f32 well before 15; clamping keeps drivers that expand tanh
-// through exp from overflowing to NaN.
+// through exp from overflowing to NaN. A NaN argument is passed through (clamp would turn
+// it into a number on some drivers).
 fn tanh_f32(v: f32) -> f32 {
-    return tanh(clamp(v, -15.0, 15.0));
+    return select(tanh(clamp(v, -15.0, 15.0)), v, is_nan(v));
 }
 
 fn apply(a: T) -> R {

@@ -3,6 +3,8 @@
 // SERIAL (sums and means over short axes) each thread owns one output and adds its axis
 // in order instead, so a short axis does not cost a whole workgroup per element.
 // OP: 0 sum, 1 mean, 2 max, 3 min, 4 logsumexp, 5 argmax (ties go to the smallest index).
+// NaN propagates: it beats every number in max, min and argmax (the first NaN wins), so
+// max, min and logsumexp of a lane holding NaN are NaN.
 alias T = f32;
 alias R = f32;
 
@@ -20,6 +22,11 @@ var<workgroup> sv: array<T, WG>;
 var<workgroup> si: array<u32, WG>;
 var<workgroup> sf: array<f32, WG>;
 
+// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 // Whether (v, vi) should replace (cur, ci) as the best candidate; NONE marks no candidate.
 fn better(v: T, vi: u32, cur: T, ci: u32) -> bool {
     if vi == NONE {
@@ -27,6 +34,11 @@ fn better(v: T, vi: u32, cur: T, ci: u32) -> bool {
     }
     if ci == NONE {
         return true;
+    }
+    let v_nan = is_nan(f32(v));
+    let cur_nan = is_nan(f32(cur));
+    if v_nan || cur_nan {
+        return v_nan && (!cur_nan || vi < ci);
     }
     if OP == 3u {
         return v < cur || (v == cur && vi < ci);
@@ -120,12 +132,14 @@ fn main(
         return;
     }
 
-    // logsumexp: m + log(sum(exp(x - m))) with m the maximum; -inf when m is -inf or the
-    // axis is empty (the select below, so no thread branches around a barrier).
+    // logsumexp: m + log(sum(exp(x - m))) with m the maximum, the shift taken as 0 where
+    // x == m: +inf when the lane holds +inf, -inf when every entry is -inf or the axis is
+    // empty, NaN when it holds NaN (no thread branches around a barrier).
     let m = select(f32(sv[0]), bitcast<f32>(0xff800000u), si[0] == NONE);
     var acc = 0.0;
     for (var k = t; k < len; k += WG) {
-        acc += exp(f32(x[base + k * inner]) - m);
+        let v = f32(x[base + k * inner]);
+        acc += exp(select(v - m, 0.0, v == m));
     }
     sf[t] = acc;
     workgroupBarrier();
@@ -136,7 +150,8 @@ fn main(
         workgroupBarrier();
     }
     if t == 0u {
-        let neg_inf = bitcast<f32>(0xff800000u);
-        out[w] = R(select(m + log(sf[0]), neg_inf, m == neg_inf));
+        // An infinite maximum is the answer itself (also for an empty lane: log(0) = -inf).
+        let inf_m = (bitcast<u32>(m) & 0x7fffffffu) == 0x7f800000u;
+        out[w] = R(select(m + log(sf[0]), m, inf_m));
     }
 }

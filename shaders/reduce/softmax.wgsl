@@ -1,5 +1,7 @@
 // Softmax or log-softmax along one axis of a tensor viewed as [outer, len, inner]: one
-// workgroup per row, three passes (max, sum of exp, write).
+// workgroup per row, three passes (max, sum of exp, write). The shift x - max is taken as 0
+// where x == max, so a row whose maximum is +inf shares the mass among its +inf entries
+// and an all -inf row is uniform, instead of forming inf - inf; a NaN makes the row NaN.
 alias T = f32;
 
 override LOG: bool = false;
@@ -11,6 +13,20 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> info: array<u32>;
 
 var<workgroup> sf: array<f32, WG>;
+
+// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// max that propagates NaN.
+fn max_nan(a: f32, b: f32) -> f32 {
+    return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
+}
+
+fn shifted(v: f32, m: f32) -> f32 {
+    return select(v - m, 0.0, v == m);
+}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -29,13 +45,13 @@ fn main(
 
     var m = neg_inf;
     for (var k = t; k < len; k += WG) {
-        m = max(m, f32(x[base + k * inner]));
+        m = max_nan(m, f32(x[base + k * inner]));
     }
     sf[t] = m;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if t < s {
-            sf[t] = max(sf[t], sf[t + s]);
+            sf[t] = max_nan(sf[t], sf[t + s]);
         }
         workgroupBarrier();
     }
@@ -44,7 +60,7 @@ fn main(
 
     var acc = 0.0;
     for (var k = t; k < len; k += WG) {
-        acc += exp(f32(x[base + k * inner]) - row_max);
+        acc += exp(shifted(f32(x[base + k * inner]), row_max));
     }
     sf[t] = acc;
     workgroupBarrier();
@@ -57,7 +73,7 @@ fn main(
     let total = sf[0];
     let log_total = log(total);
     for (var k = t; k < len; k += WG) {
-        let v = f32(x[base + k * inner]) - row_max;
+        let v = shifted(f32(x[base + k * inner]), row_max);
         if LOG {
             out[base + k * inner] = T(v - log_total);
         } else {

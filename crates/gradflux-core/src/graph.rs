@@ -26,11 +26,24 @@ impl TensorType {
         }
     }
 
-    /// Bytes the value occupies.
+    /// Bytes the value occupies (saturating; see [`checked_size_bytes`](Self::checked_size_bytes)).
     pub fn size_bytes(&self) -> u64 {
-        (self.shape.numel() * self.dtype.size_bytes()) as u64
+        self.checked_size_bytes().unwrap_or(u64::MAX)
+    }
+
+    /// Bytes the value occupies, or `None` past [`MAX_TENSOR_BYTES`].
+    pub fn checked_size_bytes(&self) -> Option<u64> {
+        self.shape
+            .checked_numel()
+            .and_then(|n| n.checked_mul(self.dtype.size_bytes()))
+            .filter(|&b| b as u64 <= MAX_TENSOR_BYTES)
+            .map(|b| b as u64)
     }
 }
+
+/// The largest tensor gradflux represents, in bytes (`isize::MAX` on 64-bit hosts): past
+/// it, element and byte counts could overflow. Devices have far smaller limits of their own.
+pub const MAX_TENSOR_BYTES: u64 = i64::MAX as u64;
 
 impl fmt::Display for TensorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -350,6 +363,7 @@ impl Graph {
     }
 
     /// Appends a node whose inputs and output types were already checked by the caller.
+    /// Refuses outputs too large to address, so no size computation downstream overflows.
     pub(crate) fn push(
         &self,
         op: Op,
@@ -360,6 +374,15 @@ impl Graph {
             .iter()
             .map(|t| self.check(*t))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(t) = outputs.iter().find(|t| t.checked_size_bytes().is_none()) {
+            return Err(Error::Shape {
+                op: op.name(),
+                detail: format!(
+                    "a {} tensor of shape {} is over the largest size gradflux addresses                      ({MAX_TENSOR_BYTES} bytes; its element count overflows or its bytes do)",
+                    t.dtype, t.shape
+                ),
+            });
+        }
         let mut inner = self.inner.borrow_mut();
         let node = inner.nodes.len();
         let n_out = outputs.len();

@@ -29,7 +29,7 @@ pub use custom::{CpuKernel, CustomOp, CustomOpBuilder, Dispatch, WgslKernel};
 pub use data::{Storage, TensorData};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
-pub use graph::{Graph, Node, Tensor, TensorType, Value};
+pub use graph::{Graph, Node, Tensor, TensorType, Value, MAX_TENSOR_BYTES};
 pub use op::{
     Activation, BinaryOp, CompareOp, DropPolicy, FusedRouteSpec, MatMulSpec, MoeDispatchSpec, Op,
     ReduceOp, RouteScore, SoftminAxis, UnaryOp,

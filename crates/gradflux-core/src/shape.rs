@@ -24,9 +24,19 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a scalar, 0 if any dimension is 0).
+    /// Number of elements (1 for a scalar, 0 if any dimension is 0), saturating at
+    /// `usize::MAX` where the product overflows. A graph never holds such a shape: every
+    /// node's outputs are checked with [`checked_numel`](Self::checked_numel) when added.
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.checked_numel().unwrap_or(usize::MAX)
+    }
+
+    /// Number of elements, or `None` where the product of the dimensions overflows.
+    pub fn checked_numel(&self) -> Option<usize> {
+        if self.0.contains(&0) {
+            return Some(0);
+        }
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// Row-major (C order) strides in elements.
@@ -148,5 +158,13 @@ mod tests {
         assert_eq!(Shape::from([2, 3, 4]).strides(), vec![12, 4, 1]);
         assert_eq!(Shape::scalar().numel(), 1);
         assert_eq!(Shape::from([2, 0]).numel(), 0);
+    }
+
+    #[test]
+    fn element_counts_never_wrap() {
+        let huge = Shape::from([(1 << 62) + 1, 4]);
+        assert_eq!(huge.checked_numel(), None);
+        assert_eq!(huge.numel(), usize::MAX);
+        assert_eq!(Shape::from([usize::MAX, 0]).checked_numel(), Some(0));
     }
 }

@@ -5,7 +5,10 @@ use std::fmt;
 
 use crate::TensorData;
 
-/// Allowed difference: `|a - b| <= abs + rel * |expected|`.
+/// Allowed difference: `|a - b| <= abs + rel * |expected|` between finite values. Special
+/// values must match exactly: an expected infinity is met only by the same infinity (not by
+/// a finite value however large, which `rel * |inf|` would otherwise allow), an expected
+/// NaN only by a NaN, and a finite expectation never by an infinity or a NaN.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Tolerance {
     pub rel: f64,
@@ -23,6 +26,9 @@ impl Tolerance {
     fn allows(&self, expected: f64, actual: f64) -> bool {
         if expected == actual || (expected.is_nan() && actual.is_nan()) {
             return true;
+        }
+        if !expected.is_finite() || !actual.is_finite() {
+            return false;
         }
         (expected - actual).abs() <= self.abs + self.rel * expected.abs()
     }
@@ -114,5 +120,31 @@ mod tests {
         assert!(m.detail.contains("[1, 0]"), "{m}");
         assert!(m.detail.contains("expected 3, got 3.5"), "{m}");
         assert!(compare(&e, &e, Tolerance::EXACT).is_ok());
+    }
+
+    #[test]
+    fn special_values_must_match_exactly() {
+        let loose = Tolerance::new(1e3, 1e3);
+        let t = |v: f32| TensorData::new([1], vec![v]).unwrap();
+        let inf = f32::INFINITY;
+        for (expected, actual, ok) in [
+            (inf, inf, true),
+            (-inf, -inf, true),
+            (f32::NAN, f32::NAN, true),
+            (inf, 1e30, false),
+            (inf, -inf, false),
+            (inf, f32::NAN, false),
+            (1e30, inf, false),
+            (f32::NAN, 0.0, false),
+            (0.0, f32::NAN, false),
+            (-0.0, 0.0, true),
+            (1.0, 500.0, true),
+        ] {
+            assert_eq!(
+                compare(&t(expected), &t(actual), loose).is_ok(),
+                ok,
+                "expected {expected}, got {actual}"
+            );
+        }
     }
 }

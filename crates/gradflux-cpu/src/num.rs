@@ -29,7 +29,8 @@ pub(crate) trait Num: Element + PartialOrd {
     fn div(self, other: Self) -> Self;
     fn neg(self) -> Self;
     fn abs(self) -> Self;
-    /// Float `max` ignores a NaN operand (IEEE `maxNum`), matching `f32::max`.
+    /// Float `max` propagates NaN (as NumPy's `maximum` and PyTorch's do): a NaN operand is
+    /// the result. `max(-0.0, 0.0)` may be either zero.
     fn maximum(self, other: Self) -> Self;
     fn minimum(self, other: Self) -> Self;
 }
@@ -79,10 +80,22 @@ macro_rules! float_num {
                 <$t>::abs(self)
             }
             fn maximum(self, o: Self) -> Self {
-                <$t>::max(self, o)
+                if self.is_nan() {
+                    self
+                } else if o.is_nan() {
+                    o
+                } else {
+                    <$t>::max(self, o)
+                }
             }
             fn minimum(self, o: Self) -> Self {
-                <$t>::min(self, o)
+                if self.is_nan() {
+                    self
+                } else if o.is_nan() {
+                    o
+                } else {
+                    <$t>::min(self, o)
+                }
             }
         }
 
@@ -151,10 +164,22 @@ impl Num for f16 {
         h(f64::abs, self)
     }
     fn maximum(self, o: Self) -> Self {
-        h(|x| x.max(o.to_f64()), self)
+        if self.is_nan() {
+            self
+        } else if o.is_nan() {
+            o
+        } else {
+            h(|x| x.max(o.to_f64()), self)
+        }
     }
     fn minimum(self, o: Self) -> Self {
-        h(|x| x.min(o.to_f64()), self)
+        if self.is_nan() {
+            self
+        } else if o.is_nan() {
+            o
+        } else {
+            h(|x| x.min(o.to_f64()), self)
+        }
     }
 }
 

@@ -109,19 +109,22 @@ fn fold_first<T: Copy>(lane: &[T], f: fn(T, T) -> T) -> T {
     lane[1..].iter().fold(lane[0], |acc, &x| f(acc, x))
 }
 
-/// `m + ln(sum(exp(x - m)))` with `m` the maximum, so no `exp` overflows. An all `-inf`
-/// lane (including an empty one) is `ln(0) = -inf`, not the NaN `-inf - -inf` would give.
+/// `m + ln(sum(exp(x - m)))` with `m` the maximum, so no `exp` overflows. An entry equal
+/// to the maximum contributes `exp(0)` (see [`shift`]), so a lane holding `+inf` gives
+/// `+inf`, an all `-inf` lane (including an empty one) `-inf`, and any NaN gives NaN.
 fn logsumexp<T: Num>(lane: &[T]) -> T {
     let m = lane_max_f64(lane);
-    if m == f64::NEG_INFINITY {
-        return T::from_f64(f64::NEG_INFINITY);
-    }
-    let s: f64 = lane.iter().map(|x| (x.to_f64() - m).exp()).sum();
+    let s: f64 = lane.iter().map(|x| shift(x.to_f64(), m).exp()).sum();
     T::from_f64(m + s.ln())
 }
 
-/// A strict `>` while scanning upward keeps the first of equal maxima.
-fn argmax<T: PartialOrd + Copy>(lane: &[T]) -> u32 {
+/// NaN counts as larger than every number (NumPy's and PyTorch's `argmax`): the first NaN
+/// wins. Otherwise a strict `>` while scanning upward keeps the first of equal maxima.
+fn argmax<T: Num>(lane: &[T]) -> u32 {
+    let is_nan = |x: &T| x.to_f64().is_nan();
+    if let Some(first_nan) = lane.iter().position(is_nan) {
+        return first_nan as u32;
+    }
     let mut best = 0;
     for (r, x) in lane.iter().enumerate().skip(1) {
         if *x > lane[best] {
@@ -131,13 +134,24 @@ fn argmax<T: PartialOrd + Copy>(lane: &[T]) -> u32 {
     best as u32
 }
 
+/// The shift `x - m` by the lane maximum `m`, taken as 0 where `x == m`: so a lane whose
+/// maximum is infinite treats its infinite entries as tied maxima (softmax shares the
+/// mass among them) instead of forming the NaN `inf - inf`.
+pub(crate) fn shift(x: f64, m: f64) -> f64 {
+    if x == m {
+        0.0
+    } else {
+        x - m
+    }
+}
+
 fn softmax_lane<T: Num>(lane: &[T], log: bool) -> Vec<T> {
     let m = lane_max_f64(lane);
-    let s: f64 = lane.iter().map(|x| (x.to_f64() - m).exp()).sum();
+    let s: f64 = lane.iter().map(|x| shift(x.to_f64(), m).exp()).sum();
     let ln_s = s.ln();
     lane.iter()
         .map(|x| {
-            let shifted = x.to_f64() - m;
+            let shifted = shift(x.to_f64(), m);
             T::from_f64(if log {
                 shifted - ln_s
             } else {
@@ -147,8 +161,15 @@ fn softmax_lane<T: Num>(lane: &[T], log: bool) -> Vec<T> {
         .collect()
 }
 
+/// The lane's maximum, NaN if any entry is NaN, `-inf` for an empty lane.
 fn lane_max_f64<T: Num>(lane: &[T]) -> f64 {
     lane.iter()
         .map(|x| x.to_f64())
-        .fold(f64::NEG_INFINITY, f64::max)
+        .fold(f64::NEG_INFINITY, |m, x| {
+            if m.is_nan() || x.is_nan() {
+                f64::NAN
+            } else {
+                m.max(x)
+            }
+        })
 }

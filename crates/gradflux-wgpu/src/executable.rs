@@ -2,7 +2,7 @@
 //! here, so a run only uploads inputs, encodes dispatches, submits and reads outputs back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -36,6 +36,9 @@ struct Update {
     source: wgpu::Buffer,
     parameter: usize,
     bytes: u64,
+    /// Where `source` is first copied when it is itself an updated parameter (a swap or a
+    /// rotation), so that no update reads a parameter another update already overwrote.
+    hold: Option<wgpu::Buffer>,
 }
 
 pub struct WgpuExecutable {
@@ -49,6 +52,9 @@ pub struct WgpuExecutable {
     outputs: Vec<Output>,
     /// Bytes of every node's scratch buffers.
     scratch_bytes: u64,
+    /// Set while the output staging buffers are mapped or waiting to be: a `run_async`
+    /// future dropped before it finished leaves it set, and the next run unmaps them.
+    outputs_mapped: AtomicBool,
 }
 
 /// Encodes every dispatch of `stages` into a compute pass, a loop's whole schedule
@@ -317,14 +323,28 @@ impl WgpuExecutable {
                 }
             })
             .collect();
+        let updated: Vec<usize> = plan.updates.iter().map(|(i, _)| *i).collect();
         let updates = plan
             .updates
             .iter()
             .filter(|(i, v)| plan.homes[v] != Home::Parameter(*i))
-            .map(|(i, v)| Update {
-                source: buffer_of(v),
-                parameter: *i,
-                bytes: plan.parameters[*i].ty.size_bytes(),
+            .map(|(i, v)| {
+                let bytes = plan.parameters[*i].ty.size_bytes();
+                let reads_updated =
+                    matches!(plan.homes[v], Home::Parameter(j) if updated.contains(&j));
+                Update {
+                    source: buffer_of(v),
+                    parameter: *i,
+                    bytes,
+                    hold: reads_updated.then(|| {
+                        device.create_buffer(&wgpu::BufferDescriptor {
+                            label: Some("update hold"),
+                            size: buffer_size(bytes),
+                            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                            mapped_at_creation: false,
+                        })
+                    }),
+                }
             })
             .collect();
         Ok(WgpuExecutable {
@@ -337,6 +357,7 @@ impl WgpuExecutable {
             stages,
             outputs,
             scratch_bytes,
+            outputs_mapped: AtomicBool::new(false),
         })
     }
 
@@ -371,9 +392,28 @@ impl WgpuExecutable {
         }
     }
 
+    /// Unmaps the staging buffers an abandoned run left mapped (or waiting to be: that
+    /// mapping is aborted), so a cancelled `run_async` does not block later runs.
+    fn release_abandoned_mappings(&self) {
+        if !self.outputs_mapped.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        // A mapping that failed left its buffer unmapped, which makes its unmap an error:
+        // caught here and dropped, as there is nothing left to release.
+        let scope = self
+            .ctx
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        for o in &self.outputs {
+            o.staging.unmap();
+        }
+        let _ = pollster::block_on(scope.pop());
+    }
+
     /// Uploads inputs, encodes every dispatch and the output copies, and submits.
     fn submit(&mut self, inputs: &Inputs) -> Result<()> {
         self.ctx.check_health()?;
+        self.release_abandoned_mappings();
         let data = bind_inputs(&self.graph_inputs, &self.plan, inputs)?;
         let scope = self
             .ctx
@@ -400,9 +440,16 @@ impl WgpuExecutable {
             rec.copy(&o.home, &o.staging, o.ty.size_bytes());
         }
         // After the output copies, so an output that reads a parameter shows the value the
-        // run started with.
+        // run started with. Updates that read another updated parameter read a copy taken
+        // before any update lands, so `assign(a, b); assign(b, a)` swaps.
         for u in &self.updates {
-            rec.copy(&u.source, &self.parameter_buffers[u.parameter], u.bytes);
+            if let Some(hold) = &u.hold {
+                rec.copy(&u.source, hold, u.bytes);
+            }
+        }
+        for u in &self.updates {
+            let source = u.hold.as_ref().unwrap_or(&u.source);
+            rec.copy(source, &self.parameter_buffers[u.parameter], u.bytes);
         }
         rec.submit();
         Ok(())
@@ -412,6 +459,7 @@ impl WgpuExecutable {
     fn map_outputs(&self) -> (Arc<AtomicUsize>, Arc<Mutex<Option<String>>>) {
         let pending = Arc::new(AtomicUsize::new(self.outputs.len()));
         let failure = Arc::new(Mutex::new(None));
+        self.outputs_mapped.store(true, Ordering::Release);
         for o in &self.outputs {
             let (p, f) = (pending.clone(), failure.clone());
             o.staging
@@ -448,6 +496,7 @@ impl WgpuExecutable {
         for o in &self.outputs {
             o.staging.unmap();
         }
+        self.outputs_mapped.store(false, Ordering::Release);
         self.ctx.check_health()?;
         result
     }

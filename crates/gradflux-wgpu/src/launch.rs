@@ -177,7 +177,8 @@ pub fn unary_expr(op: UnaryOp, dtype: DType) -> &'static str {
         (UnaryOp::Neg, _) => "-a",
         (UnaryOp::Abs, DType::U32) => "a",
         (UnaryOp::Abs, _) => "abs(a)",
-        (UnaryOp::Relu, _) => "max(a, T(0))",
+        (UnaryOp::Relu, DType::I32 | DType::U32) => "max(a, T(0))",
+        (UnaryOp::Relu, _) => "select(max(a, T(0)), a, is_nan(f32(a)))",
         (UnaryOp::Exp, _) => "exp(a)",
         (UnaryOp::Log, _) => "log(a)",
         (UnaryOp::Sqrt, _) => "sqrt(a)",
@@ -195,12 +196,16 @@ pub fn binary_expr(op: BinaryOp, dtype: DType) -> &'static str {
         (BinaryOp::Div, DType::U32) => "div_u32(x, y)",
         (BinaryOp::Div, _) => "x / y",
         (BinaryOp::Pow, _) => "pow_f32(x, y)",
-        (BinaryOp::Maximum, _) => "max(x, y)",
-        (BinaryOp::Minimum, _) => "min(x, y)",
+        (BinaryOp::Maximum, DType::I32 | DType::U32) => "max(x, y)",
+        (BinaryOp::Minimum, DType::I32 | DType::U32) => "min(x, y)",
+        (BinaryOp::Maximum, _) => "max_nan(x, y)",
+        (BinaryOp::Minimum, _) => "min_nan(x, y)",
     }
 }
 
-pub fn compare_expr(op: CompareOp) -> String {
+/// IEEE comparisons: with a NaN operand every comparison is false but `ne`, which is true
+/// (so `ne(x, x)` is the usual NaN test). The NaN test is by bits, never folded away.
+pub fn compare_expr(op: CompareOp, dtype: DType) -> String {
     let sym = match op {
         CompareOp::Eq => "==",
         CompareOp::Ne => "!=",
@@ -209,7 +214,22 @@ pub fn compare_expr(op: CompareOp) -> String {
         CompareOp::Gt => ">",
         CompareOp::Ge => ">=",
     };
-    format!("select(0u, 1u, x {sym} y)")
+    if !dtype.is_float() {
+        return format!("select(0u, 1u, x {sym} y)");
+    }
+    if op == CompareOp::Ne {
+        return "select(0u, 1u, x != y || unordered(x, y))".into();
+    }
+    format!("select(0u, 1u, x {sym} y && !unordered(x, y))")
+}
+
+/// A float-to-integer conversion gives 0 for NaN (WGSL leaves it to the driver).
+pub fn cast_expr(from: DType, to: DType) -> &'static str {
+    if from.is_float() && !to.is_float() {
+        "R(select(a, T(0), is_nan(f32(a))))"
+    } else {
+        "R(a)"
+    }
 }
 
 pub fn reduce_code(op: ReduceOp) -> f64 {
@@ -266,7 +286,7 @@ pub fn launches(
                 "cast",
                 ins[0].dtype,
                 oty.dtype,
-                Some("R(a)"),
+                Some(cast_expr(ins[0].dtype, oty.dtype)),
                 3,
             ),
             vec![input(0), out],
@@ -292,7 +312,7 @@ pub fn launches(
                 c.name(),
                 ins[0].dtype,
                 DType::U32,
-                Some(&compare_expr(*c)),
+                Some(&compare_expr(*c, ins[0].dtype)),
                 4,
             ),
             vec![input(0), input(1), out],

@@ -29,7 +29,7 @@ use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
 pub use device::{wanted_features, AdapterSummary, WgpuDevice};
 pub use dispatch::split_workgroups;
 pub use executable::WgpuExecutable;
-pub use launch::{binary_expr, compare_expr, unary_expr, ELEMENTWISE_WG, MAX_RANK};
+pub use launch::{binary_expr, cast_expr, compare_expr, unary_expr, ELEMENTWISE_WG, MAX_RANK};
 pub use matmul::tune::{TunerStats, Tuning};
 pub use pipelines::KernelSource;
 pub use recorder::MAX_DISPATCHES_PER_SUBMIT;

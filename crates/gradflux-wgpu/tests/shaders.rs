@@ -6,7 +6,7 @@ use std::path::Path;
 use gradflux_core::{Activation, BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
 use gradflux_wgpu::matmul::{codegen, TileConfig, Variant};
 use gradflux_wgpu::shaders::{self, specialise, ShaderFile};
-use gradflux_wgpu::{binary_expr, compare_expr, topk_key_expr, unary_expr};
+use gradflux_wgpu::{binary_expr, cast_expr, compare_expr, topk_key_expr, unary_expr};
 
 fn validate(label: &str, source: &str) {
     // Default capabilities: the portable path must not need optional features; f16 is
@@ -78,7 +78,7 @@ fn every_specialisation_the_backend_emits_validates() {
     let cast_types = [DType::F16, DType::F32, DType::I32, DType::U32];
     for from in cast_types {
         for to in cast_types {
-            check(&shaders::UNARY, from, to, Some("R(a)"));
+            check(&shaders::UNARY, from, to, Some(cast_expr(from, to)));
         }
     }
     for op in BinaryOp::ALL {
@@ -96,7 +96,7 @@ fn every_specialisation_the_backend_emits_validates() {
     check(&shaders::GATHER_ALONG, DType::U32, DType::U32, None);
     for op in CompareOp::ALL {
         for d in gpu_types {
-            check(&shaders::BINARY, d, DType::U32, Some(&compare_expr(op)));
+            check(&shaders::BINARY, d, DType::U32, Some(&compare_expr(op, d)));
         }
     }
     for op in ReduceOp::ALL {

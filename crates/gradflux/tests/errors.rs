@@ -306,3 +306,146 @@ fn compile_needs_outputs() {
     let _ = g.input("x", [1], DType::F32).unwrap();
     assert!(matches!(Device::Cpu.compile(&g, &[]), Err(Error::Graph(_))));
 }
+
+#[test]
+fn sizes_that_overflow_are_shape_errors() {
+    let g = Graph::new();
+    // (2^62 + 1) * 4 wraps to 4 in 64-bit arithmetic; it must not become a 4-element input.
+    let e = g
+        .input("x", [(1usize << 62) + 1, 4], DType::F32)
+        .unwrap_err();
+    assert!(matches!(e, Error::Shape { op: "input", .. }), "{e}");
+    assert!(e.to_string().contains("largest size"), "{e}");
+    let e = g.input("y", [usize::MAX, 2], DType::U32).unwrap_err();
+    assert!(matches!(e, Error::Shape { op: "input", .. }), "{e}");
+    // An op whose output would overflow is refused by name too.
+    let a = g.input("a", [1 << 30, 1], DType::F32).unwrap();
+    let b = g.input("b", [1, 1 << 30], DType::F32).unwrap();
+    assert!(
+        g.add(a, b).is_ok(),
+        "2^62 bytes are representable (if not allocatable)"
+    );
+    let c = g.input("c", [1, 1 << 34], DType::F32).unwrap();
+    let e = g.add(a, c).unwrap_err();
+    assert!(matches!(e, Error::Shape { op: "add", .. }), "{e}");
+    // Zero-size axes never overflow, however large the others.
+    assert!(g.input("z", [usize::MAX, 0], DType::F32).is_ok());
+    // Host data with an overflowing shape is a length error, not a wrapped count.
+    let e = TensorData::new([(1usize << 62) + 1, 4], vec![0.0f32; 4]).unwrap_err();
+    assert!(matches!(e, Error::DataLength { .. }), "{e}");
+}
+
+#[test]
+fn value_problems_are_invalid_value_errors() {
+    use gradflux::{Capacity, DispatchOptions, SoftminAxis};
+    let g = Graph::new();
+    let cost = g.input("cost", [3, 4], DType::F32).unwrap();
+    let h = g.input("h", [4], DType::F32).unwrap();
+    for eps in [f64::NAN, 0.0, -1.0, f64::INFINITY] {
+        let e = g.softmin(cost, h, eps, SoftminAxis::PerRow).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidValue { op: "softmin", .. }),
+            "eps {eps}: {e}"
+        );
+    }
+    let experts = g.input("experts", [4, 2], DType::U32).unwrap();
+    let dispatch = |opts| g.moe_dispatch(experts, None, opts).unwrap_err();
+    for opts in [
+        DispatchOptions::dropless(0, 4),
+        DispatchOptions::dropless(4, 0),
+        DispatchOptions {
+            capacity: Capacity::Factor(f64::NAN),
+            ..DispatchOptions::dropless(4, 4)
+        },
+        DispatchOptions {
+            capacity: Capacity::PerExpert(0),
+            ..DispatchOptions::dropless(4, 4)
+        },
+    ] {
+        let e = dispatch(opts);
+        assert!(
+            matches!(
+                e,
+                Error::InvalidValue {
+                    op: "moe_dispatch",
+                    ..
+                }
+            ),
+            "{opts:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn hand_built_records_are_checked_before_they_are_indexed() {
+    use gradflux::{DispatchOptions, OtGeometry, SinkhornOptions};
+    let g = Graph::new();
+    let x = g.input("x", [4, 3], DType::F32).unwrap();
+    let experts = g.input("experts", [4, 2], DType::U32).unwrap();
+    let gates = g.input("gates", [4, 2], DType::F32).unwrap();
+    let good = g
+        .moe_dispatch(experts, None, DispatchOptions::dropless(3, 2))
+        .unwrap();
+    let flat = g.input("flat", [8], DType::U32).unwrap();
+    let bad = gradflux::ExpertDispatch {
+        positions: flat,
+        ..good
+    };
+    let e = g.moe_gather(x, &bad).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Shape {
+                op: "moe_gather",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = g.moe_combine(x, &bad, gates).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Shape {
+                op: "moe_combine",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let bad = gradflux::ExpertDispatch {
+        sorted_ids: experts,
+        ..good
+    };
+    assert!(g.moe_gather(x, &bad).is_err());
+
+    let cost = g.input("cost", [5, 6], DType::F32).unwrap();
+    let a = g.input("a", [5], DType::F32).unwrap();
+    let b = g.input("b", [6], DType::F32).unwrap();
+    let s = g
+        .sinkhorn(cost, a, b, None, SinkhornOptions::new(0.1, 3))
+        .unwrap();
+    let scalar = g.scalar(1.0, DType::F32).unwrap();
+    for bad in [
+        gradflux::OtSolution {
+            geometry: OtGeometry::Dense(a),
+            ..s
+        },
+        gradflux::OtSolution {
+            geometry: OtGeometry::Dense(scalar),
+            ..s
+        },
+        gradflux::OtSolution { f: b, ..s },
+        gradflux::OtSolution { b: a, ..s },
+    ] {
+        for result in [
+            g.ot_plan(&bad),
+            g.ot_transport_cost(&bad),
+            g.ot_objective(&bad),
+        ] {
+            let e = result.unwrap_err();
+            assert!(matches!(e, Error::Shape { .. }), "{e}");
+        }
+    }
+    assert!(g.ot_plan(&s).is_ok());
+}

@@ -69,6 +69,35 @@ fn async_run_matches_blocking_run() {
 }
 
 #[test]
+fn a_cancelled_async_run_leaves_the_executable_usable() {
+    // Dropping a run_async future after it was polled (a timeout, `select!`) is ordinary
+    // async use: the next run must work and give the right answer.
+    let (g, outs) = busy_graph();
+    let mut rng = Rng::new(102);
+    let x = random(&mut rng, [33, 17], DType::F32, -2.0, 2.0);
+    let w = random(&mut rng, [17, 9], DType::F32, -1.0, 1.0);
+    let ins = [("x", &x), ("w", &w)];
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for device in std::iter::once(Device::Cpu).chain(gpu()) {
+        let mut exe = device.compile(&g, &outs).unwrap();
+        let expected = exe.run(&ins).unwrap();
+        for polls in [1, 2, 5] {
+            {
+                let mut fut = exe.run_async(&ins);
+                for _ in 0..polls {
+                    if fut.as_mut().poll(&mut cx).is_ready() {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(exe.run(&ins).unwrap(), expected, "on {}", device.name());
+            let again = pollster::block_on(exe.run_async(&ins)).unwrap();
+            assert_eq!(again, expected, "on {}", device.name());
+        }
+    }
+}
+
+#[test]
 fn memory_report_shows_reuse_in_a_deep_chain() {
     let g = Graph::new();
     let x = g.input("x", [1024], DType::F32).unwrap();

@@ -105,6 +105,46 @@ fn assign_is_checked() {
 }
 
 #[test]
+fn assignments_that_read_each_other_swap_and_rotate() {
+    // Every update reads the value its run started with, however the updates are ordered:
+    // a swap and a three-way rotation (a recorded copy must not read a parameter that an
+    // earlier copy of the same run already overwrote).
+    let g = Graph::new();
+    let p = |name: &str, v: f32| {
+        g.parameter(
+            name,
+            TensorData::new([3], vec![v, v + 0.5, v + 0.25]).unwrap(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (p("a", 1.0), p("b", 2.0));
+    let (x, y, z) = (p("x", 10.0), p("y", 20.0), p("z", 30.0));
+    g.assign(a, b).unwrap();
+    g.assign(b, a).unwrap();
+    g.assign(x, y).unwrap();
+    g.assign(y, z).unwrap();
+    g.assign(z, x).unwrap();
+    let first = |exe: &dyn gradflux::Executable, name: &str| {
+        exe.parameter(name).unwrap().values::<f32>().unwrap()[0]
+    };
+    for device in devices() {
+        let mut exe = device.compile(&g, &[a]).unwrap();
+        exe.run(&[]).unwrap();
+        let got: Vec<f32> = ["a", "b", "x", "y", "z"]
+            .iter()
+            .map(|n| first(exe.as_ref(), n))
+            .collect();
+        assert_eq!(got, [2.0, 1.0, 20.0, 30.0, 10.0], "on {}", device.name());
+        exe.run(&[]).unwrap();
+        let got: Vec<f32> = ["a", "b", "x", "y", "z"]
+            .iter()
+            .map(|n| first(exe.as_ref(), n))
+            .collect();
+        assert_eq!(got, [1.0, 2.0, 30.0, 10.0, 20.0], "on {}", device.name());
+    }
+}
+
+#[test]
 fn gradient_descent_on_device_state_matches_across_backends() {
     // Linear regression y = x w with the update w <- w - lr * dL/dw as part of the graph.
     let mut rng = Rng::new(7);

@@ -39,12 +39,17 @@ pub(crate) fn shape_error(op: &'static str, detail: String) -> Error {
     Error::Shape { op, detail }
 }
 
+/// An `Error::InvalidValue` from `op`: a parameter's value, not a shape, is wrong.
+pub(crate) fn invalid_value(op: &'static str, detail: String) -> Error {
+    Error::InvalidValue { op, detail }
+}
+
 /// Refuses `v` unless it is a positive finite number, naming the parameter.
 pub(crate) fn require_positive(op: &'static str, name: &str, v: f64) -> Result<()> {
     if v > 0.0 && v.is_finite() {
         Ok(())
     } else {
-        Err(shape_error(
+        Err(invalid_value(
             op,
             format!("{name} = {v} must be a positive finite number"),
         ))

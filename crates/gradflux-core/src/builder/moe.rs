@@ -6,7 +6,7 @@
 //! `block` rows, padding rows holding the sentinel choice `T·k`. A grouped matmul then
 //! takes one expert per block of rows, with no host round-trip anywhere.
 
-use super::shape_error;
+use super::{invalid_value, shape_error};
 use crate::{DType, DropPolicy, Error, Graph, MoeDispatchSpec, Op, Result, Tensor, TensorType};
 
 /// How many routing choices an expert may keep.
@@ -113,7 +113,7 @@ impl Graph {
             policy,
         } = opts;
         if e == 0 || block == 0 {
-            return Err(shape_error(
+            return Err(invalid_value(
                 op,
                 format!("num_experts ({e}) and block ({block}) must be at least 1"),
             ));
@@ -123,18 +123,25 @@ impl Graph {
             Capacity::Dropless => None,
             Capacity::PerExpert(c) => Some(c),
             Capacity::Factor(f) if f > 0.0 && f.is_finite() => {
+                // Saturating float-to-int: a huge factor is simply no cap.
                 Some((f * n as f64 / e as f64).ceil() as usize)
             }
             Capacity::Factor(f) => {
-                return Err(shape_error(
+                return Err(invalid_value(
                     op,
                     format!("capacity factor {f} must be a positive finite number"),
                 ))
             }
         };
         if capacity == Some(0) {
-            return Err(shape_error(op, "a capacity of 0 drops every token".into()));
+            return Err(invalid_value(
+                op,
+                "a capacity of 0 drops every token".into(),
+            ));
         }
+        // No expert holds more than all n choices, so a larger capacity (usize::MAX is the
+        // natural "no cap") is the same as n and keeps every count below in range.
+        let capacity = capacity.map(|c| c.min(n));
         let mut inputs = vec![experts];
         let policy = if capacity.is_some() {
             policy
@@ -160,9 +167,26 @@ impl Graph {
             }
             inputs.push(gates);
         }
-        let dropless_rows = (n + e * (block - 1)) / block * block;
+        let too_many = || {
+            shape_error(
+                op,
+                format!("{n} choices over {e} experts in blocks of {block} rows overflow"),
+            )
+        };
+        let dropless_rows = e
+            .checked_mul(block - 1)
+            .and_then(|pad| pad.checked_add(n))
+            .ok_or_else(too_many)?
+            / block
+            * block;
         let rows = match capacity {
-            Some(c) => dropless_rows.min(e * c.div_ceil(block) * block),
+            Some(c) => {
+                let capped = c
+                    .div_ceil(block)
+                    .checked_mul(block)
+                    .and_then(|r| r.checked_mul(e));
+                capped.map_or(dropless_rows, |r| dropless_rows.min(r))
+            }
             None => dropless_rows,
         };
         let u32_of = |dims: Vec<usize>| TensorType::new(dims, DType::U32);
@@ -196,10 +220,30 @@ impl Graph {
     /// The rows of `x: [T, K]` in dispatch order: `[P, K]`, row `p` being token
     /// `sorted_ids[p] / k`; padding rows are zero. Differentiable in `x`.
     pub fn moe_gather(&self, x: Tensor, d: &ExpertDispatch) -> Result<Tensor> {
-        let k = self.shape(d.positions)?.dims()[1];
+        let k = self.check_dispatch("moe_gather", d)?;
         let tokens = self.div(d.sorted_ids, self.scalar(k as f64, DType::U32)?)?;
         // Token t was read at rows positions[t, ..].
         self.gather_rows_with_inverse(x, tokens, d.positions)
+    }
+
+    /// Checks the parts of an [`ExpertDispatch`] the gather and combine index (its fields
+    /// are public, so it may be built by hand): `sorted_ids [P]` and `positions [T, k]`,
+    /// both `u32`. Returns `k`.
+    fn check_dispatch(&self, op: &'static str, d: &ExpertDispatch) -> Result<usize> {
+        let (ids, pos) = (self.ty(d.sorted_ids)?, self.ty(d.positions)?);
+        if ids.shape.rank() != 1 || ids.dtype != DType::U32 {
+            return Err(shape_error(
+                op,
+                format!("the dispatch's sorted_ids must be u32 [P], got {ids}"),
+            ));
+        }
+        match pos.shape.dims() {
+            &[_, k] if pos.dtype == DType::U32 && k > 0 => Ok(k),
+            _ => Err(shape_error(
+                op,
+                format!("the dispatch's positions must be u32 [T, k] with k >= 1, got {pos}"),
+            )),
+        }
     }
 
     /// `gather(x, 0, idx)` whose gradient gathers through `inverse` (see
@@ -226,6 +270,7 @@ impl Graph {
     /// `y: [P, N]` in dispatch order; dropped choices add nothing. Differentiable in `y`
     /// and `gates`.
     pub fn moe_combine(&self, y: Tensor, d: &ExpertDispatch, gates: Tensor) -> Result<Tensor> {
+        self.check_dispatch("moe_combine", d)?;
         let (pos, tg) = (self.shape(d.positions)?, self.ty(gates)?);
         if tg.shape != pos {
             return Err(shape_error(

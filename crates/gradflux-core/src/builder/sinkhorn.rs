@@ -435,10 +435,63 @@ impl Graph {
     /// The solution's cost matrix: the dense input, or computed from the points (which
     /// materialises `[.., n, m]`: for small point problems).
     pub fn ot_cost_matrix(&self, s: &OtSolution) -> Result<Tensor> {
+        self.check_solution("ot_cost_matrix", s)?;
         match s.geometry {
             OtGeometry::Dense(cost) => Ok(cost),
             OtGeometry::Points { x, y, cost } => self.point_cost_matrix(x, y, cost),
         }
+    }
+
+    /// Checks an [`OtSolution`] (its fields are public, so it may be built by hand) before
+    /// anything indexes it: a cost `[.., n, m]` (or clouds `[.., n, d]`, `[.., m, d]`),
+    /// `a` and `f` `[.., n]`, `b` and `g` `[.., m]`, all of one float dtype.
+    fn check_solution(&self, op: &'static str, s: &OtSolution) -> Result<()> {
+        let (batch, n, m, dtype) = match s.geometry {
+            OtGeometry::Dense(cost) => {
+                let t = self.ty(cost)?;
+                let d = t.shape.dims();
+                if d.len() < 2 {
+                    return Err(Error::Shape {
+                        op,
+                        detail: format!("the cost {} must be [.., n, m]", t.shape),
+                    });
+                }
+                (
+                    d[..d.len() - 2].to_vec(),
+                    d[d.len() - 2],
+                    d[d.len() - 1],
+                    t.dtype,
+                )
+            }
+            OtGeometry::Points { x, y, .. } => {
+                let xt = self.ty(x)?;
+                let (batch, n, m, _) = point_dims(op, &xt, &self.ty(y)?)?;
+                (batch, n, m, xt.dtype)
+            }
+        };
+        require_float(op, dtype)?;
+        let with = |last: usize| {
+            let mut v = batch.clone();
+            v.push(last);
+            v
+        };
+        for (name, t, want) in [
+            ("a", s.a, with(n)),
+            ("f", s.f, with(n)),
+            ("b", s.b, with(m)),
+            ("g", s.g, with(m)),
+        ] {
+            let ty = self.ty(t)?;
+            if ty.shape.dims() != want.as_slice() || ty.dtype != dtype {
+                return Err(Error::Shape {
+                    op,
+                    detail: format!(
+                        "the solution's `{name}` must be {dtype} {want:?} for its cost, got {ty}"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The dense `[.., n, m]` cost between point clouds `x [.., n, d]` and `y [.., m, d]`.
@@ -455,6 +508,7 @@ impl Graph {
 
     /// The transport plan `P_ij = a_i b_j exp((f_i + g_j − C_ij) / eps)`, `[.., n, m]`.
     pub fn ot_plan(&self, s: &OtSolution) -> Result<Tensor> {
+        self.check_solution("ot_plan", s)?;
         let cost = self.ot_cost_matrix(s)?;
         let rank = self.shape(cost)?.rank();
         let ab = self.mul(
@@ -489,6 +543,7 @@ impl Graph {
     /// its gradient is the envelope theorem's (`∂/∂C = P`). For point clouds the plan's
     /// mass comes from one more online pass, so memory stays O(n + m).
     pub fn ot_objective(&self, s: &OtSolution) -> Result<Tensor> {
+        self.check_solution("ot_objective", s)?;
         let dtype = self.dtype(s.a)?;
         let scalar = |v: f64| self.scalar(v, dtype);
         let phi = |x: Tensor, rho: Option<f64>| -> Result<Tensor> {

@@ -15,3 +15,4 @@ mod select;
 mod sinkhorn;
 mod sinkhorn_implicit;
 mod sinkhorn_loop;
+mod special_values;

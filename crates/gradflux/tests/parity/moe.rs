@@ -346,3 +346,33 @@ fn dispatch_and_grouped_matmul_misuse_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_capacity_of_usize_max_means_no_cap() {
+    // The natural way to write "no cap"; it used to overflow the padded-row count.
+    let mut rng = Rng::new(77);
+    let experts = random(&mut rng, [50, 2], DType::U32, 0.0, 4.0);
+    let gates = random(&mut rng, [50, 2], DType::F32, 0.0, 1.0);
+    let free = dispatch(
+        "dropless",
+        &experts,
+        &gates,
+        DispatchOptions::dropless(5, 8),
+    );
+    for policy in [DropPolicy::FirstCome, DropPolicy::HighestGate] {
+        let opts = DispatchOptions {
+            capacity: Capacity::PerExpert(usize::MAX),
+            policy,
+            ..DispatchOptions::dropless(5, 8)
+        };
+        let capped = dispatch("capacity usize::MAX", &experts, &gates, opts);
+        assert!(capped.dropped.iter().all(|&d| d == 0), "{policy:?}");
+        assert_eq!(capped.counts, free.counts);
+        assert_eq!(capped.offsets, free.offsets);
+        // Keeping the highest gates orders each segment by gate; first-come keeps the
+        // dropless order.
+        if policy == DropPolicy::FirstCome {
+            assert_eq!(capped.positions, free.positions);
+        }
+    }
+}
