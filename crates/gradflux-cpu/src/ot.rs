@@ -33,7 +33,7 @@ pub(crate) fn softmin(
     let dims = cost.shape().dims();
     let rank = dims.len();
     let (n, m) = (dims[rank - 2], dims[rank - 1]);
-    let batch = cost.numel().checked_div(n * m).unwrap_or(0);
+    let batch = dims[..rank - 2].iter().product();
     let geometry = Geometry::Dense {
         cost: cost.to_f64_vec(),
         n,

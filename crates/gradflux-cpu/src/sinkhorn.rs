@@ -39,7 +39,8 @@ impl Problem {
         };
         let (n, m) = (rest[0].shape().dims().last(), rest[1].shape().dims().last());
         let (n, m) = (*n.expect("rank ≥ 1"), *m.expect("rank ≥ 1"));
-        let batch = rest[0].numel() / n;
+        let a_dims = rest[0].shape().dims();
+        let batch = a_dims[..a_dims.len() - 1].iter().product();
         let problem = Problem {
             geometry,
             batch,

@@ -172,8 +172,11 @@ pub(crate) fn make_step(
 }
 
 /// Device buffers hold at least 4 bytes and a multiple of 4 (wgpu's copy alignment).
+/// Whole words, and at least one `vec4`: kernels that read an operand as `vec4`s bind it
+/// whole, and a binding must hold one element of the array it is viewed as, also when the
+/// tensor is empty (a `[3, 0]` matmul operand).
 fn buffer_size(bytes: u64) -> u64 {
-    bytes.max(4).div_ceil(4) * 4
+    bytes.max(16).div_ceil(4) * 4
 }
 
 impl WgpuExecutable {

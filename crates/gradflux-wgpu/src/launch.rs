@@ -657,7 +657,7 @@ pub fn launches(
 pub(crate) fn matrix_sizes(t: &TensorType) -> (usize, usize, usize) {
     let dims = t.shape.dims();
     let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    (t.shape.numel().checked_div(n * m).unwrap_or(0), n, m)
+    (dims[..dims.len() - 2].iter().product(), n, m)
 }
 
 /// `(batch, n, m, d)` of point clouds `x [.., n, d]` and `y [.., m, d]`.

@@ -19,7 +19,8 @@ use crate::sinkhorn::{loop_launches, status_bytes, STATUS};
 /// One compiled `Op::Sinkhorn` node.
 pub(crate) struct SinkhornLoop {
     prep: Vec<Step>,
-    levels: Vec<[Step; 2]>,
+    /// Each ε level's row and column half-steps (none for an empty batch).
+    levels: Vec<Vec<Step>>,
     check: Vec<Step>,
     spec: SinkhornSpec,
     batch: usize,
@@ -61,18 +62,20 @@ impl SinkhornLoop {
             .collect();
         let scratch: HashMap<usize, wgpu::Buffer> = scratch_buffers(device, &all);
         let scratch_bytes = scratch.values().map(wgpu::Buffer::size).sum();
-        // Every launch of the loop has work: n, m and the batch are at least 1.
-        let step = |launch: Launch| -> Result<Step> {
-            let step = make_step(ctx, launch, buffer_of, &scratch, max_wg, "sinkhorn")?;
-            step.ok_or_else(|| Error::Graph("sinkhorn: a launch with no work".into()))
-        };
+        // A launch with no work (an empty batch) is left out.
         let steps = |launches: Vec<Launch>| -> Result<Vec<Step>> {
-            launches.into_iter().map(step).collect()
+            let mut steps = Vec::new();
+            for launch in launches {
+                steps.extend(make_step(
+                    ctx, launch, buffer_of, &scratch, max_wg, "sinkhorn",
+                )?);
+            }
+            Ok(steps)
         };
         let levels = l
             .levels
             .into_iter()
-            .map(|[row, column]| Ok([step(row)?, step(column)?]))
+            .map(|level| steps(level.into()))
             .collect::<Result<Vec<_>>>()?;
         let buffer = |label, size, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
@@ -105,7 +108,7 @@ impl SinkhornLoop {
         Ok((looped, scratch_bytes))
     }
 
-    fn level(&self, t: usize) -> &[Step; 2] {
+    fn level(&self, t: usize) -> &[Step] {
         &self.levels[t.min(self.levels.len() - 1)]
     }
 

@@ -16,3 +16,4 @@ mod sinkhorn;
 mod sinkhorn_implicit;
 mod sinkhorn_loop;
 mod special_values;
+mod zero_size;

@@ -38,7 +38,12 @@ fn products_over_an_empty_inner_dimension_are_zero() {
             Tolerance::new(1e-6, 1e-7),
         );
         assert!(cpu[0].values::<f32>().unwrap().iter().all(|&v| v == 0.0));
-        let tanh_bias: Vec<f32> = bias_data.values::<f32>().unwrap().iter().map(|b| b.tanh()).collect();
+        let tanh_bias: Vec<f32> = bias_data
+            .values::<f32>()
+            .unwrap()
+            .iter()
+            .map(|b| b.tanh())
+            .collect();
         assert_eq!(&cpu[1].values::<f32>().unwrap()[..n], tanh_bias.as_slice());
         assert!(cpu[2].values::<f32>().unwrap().iter().all(|&v| v == 0.5));
     }
