@@ -3,9 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{
-    wgsl::validate_wgsl, DType, Error, Graph, Op, Result, Shape, Tensor, TensorData, TensorType,
-};
+use crate::wgsl::{entry_interface, validate_with_info, EntryInterface};
+use crate::{DType, Error, Graph, Op, Result, Shape, Tensor, TensorData, TensorType};
 
 /// The CPU half of a custom op: reads the inputs, returns one tensor per declared output.
 pub type CpuKernel =
@@ -29,6 +28,11 @@ pub struct WgslKernel {
     pub source: String,
     pub entry_point: String,
     pub dispatch: Dispatch,
+    /// Bytes of `var<workgroup>` memory the entry point uses, found when the op is built;
+    /// a backend refuses a kernel over its adapter's limit.
+    pub workgroup_bytes: u64,
+    /// The entry point's `@workgroup_size`.
+    pub workgroup_size: [u32; 3],
 }
 
 /// A user-defined op. Build one with [`CustomOp::builder`] and add it to graphs with
@@ -37,6 +41,9 @@ pub struct WgslKernel {
 /// Binding convention for the WGSL: group 0, inputs at bindings `0..n` as
 /// `var<storage, read>`, then outputs at bindings `n..n+m` as `var<storage, read_write>`.
 /// Shapes are static, so sizes can be written into the source as constants.
+/// [`CustomOpBuilder::build`] holds the entry point to this: every output must be bound
+/// and written (an output the kernel never writes would come back as zeros), inputs must be
+/// read-only, and no other binding may exist.
 ///
 /// ```
 /// use gradflux_core::{CustomOp, Dispatch, DType, Graph, TensorData};
@@ -130,6 +137,72 @@ impl CustomOp {
     }
 }
 
+/// Holds a kernel's bindings to the convention: group 0, inputs `0..n_in` read-only
+/// storage, outputs `n_in..n_in + n_out` writable storage that the entry point writes.
+fn check_bindings(
+    interface: &EntryInterface,
+    n_in: usize,
+    n_out: usize,
+) -> std::result::Result<(), String> {
+    let declared = n_in + n_out;
+    for b in &interface.bindings {
+        let at = format!(
+            "`{}` at @group({}) @binding({})",
+            b.name, b.group, b.binding
+        );
+        if b.group != 0 || b.binding as usize >= declared {
+            return Err(format!(
+                "WGSL binds {at}, but the op declares {n_in} inputs and {n_out} outputs: \
+                 bindings 0..{declared} of group 0"
+            ));
+        }
+        let output = b.binding as usize >= n_in;
+        match (b.storage_writable, output) {
+            (None, _) => {
+                return Err(format!(
+                    "WGSL binds {at} as something other than a storage buffer; inputs and \
+                     outputs are `var<storage, ..>` arrays"
+                ))
+            }
+            (Some(true), false) => {
+                return Err(format!(
+                    "WGSL binds input {at} as read_write; inputs are `var<storage, read>`"
+                ))
+            }
+            (Some(false), true) => {
+                return Err(format!(
+                    "WGSL binds output {at} read-only; outputs are `var<storage, read_write>`"
+                ))
+            }
+            _ => {}
+        }
+    }
+    for slot in 0..n_out {
+        let binding = (n_in + slot) as u32;
+        let found = interface
+            .bindings
+            .iter()
+            .find(|b| b.group == 0 && b.binding == binding);
+        match found {
+            None => {
+                return Err(format!(
+                    "output {slot} should be bound at @group(0) @binding({binding}), but the \
+                     entry point uses no such binding, so it would never be written"
+                ))
+            }
+            Some(b) if !b.written => {
+                return Err(format!(
+                    "output {slot} (`{}` at @binding({binding})) is never written by the \
+                     entry point",
+                    b.name
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Collects the parts of a [`CustomOp`]; `build` checks them.
 pub struct CustomOpBuilder {
     name: String,
@@ -175,6 +248,8 @@ impl CustomOpBuilder {
             source: source.into(),
             entry_point: entry_point.to_string(),
             dispatch,
+            workgroup_bytes: 0,
+            workgroup_size: [0; 3],
         });
         self
     }
@@ -191,8 +266,9 @@ impl CustomOpBuilder {
         self
     }
 
-    /// Checks the declaration and validates the WGSL (errors carry line and column).
-    pub fn build(self) -> Result<Arc<CustomOp>> {
+    /// Checks the declaration and validates the WGSL (errors carry line and column), then
+    /// holds the entry point's bindings to the convention of [`CustomOp`].
+    pub fn build(mut self) -> Result<Arc<CustomOp>> {
         let err = |detail: String| Error::CustomOp {
             op: self.name.clone(),
             detail,
@@ -204,9 +280,13 @@ impl CustomOpBuilder {
             .cpu
             .clone()
             .ok_or_else(|| err("has no CPU function; `.cpu(...)` is required".into()))?;
-        if let Some(k) = &self.wgsl {
-            let module = validate_wgsl(&self.name, &k.source)?;
-            if !module.entry_points.iter().any(|e| e.name == k.entry_point) {
+        if let Some(k) = &mut self.wgsl {
+            let (module, info) = validate_with_info(&self.name, &k.source)?;
+            let Some(index) = module
+                .entry_points
+                .iter()
+                .position(|e| e.name == k.entry_point)
+            else {
                 let found: Vec<&str> = module
                     .entry_points
                     .iter()
@@ -217,7 +297,11 @@ impl CustomOpBuilder {
                     k.entry_point,
                     found.join(", ")
                 )));
-            }
+            };
+            let interface = entry_interface(&module, &info, index);
+            check_bindings(&interface, self.inputs.len(), self.outputs.len()).map_err(&err)?;
+            k.workgroup_bytes = interface.workgroup_bytes;
+            k.workgroup_size = interface.workgroup_size;
             if let Dispatch::Threads {
                 workgroup_size: 0, ..
             } = k.dispatch

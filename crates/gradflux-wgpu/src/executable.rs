@@ -80,26 +80,45 @@ fn write_padded(queue: &wgpu::Queue, buf: &wgpu::Buffer, bytes: &[u8]) {
 }
 
 /// The scratch buffers a node's launches name, each sized for its largest request. Bind
-/// groups keep them alive for as long as the executable runs.
+/// groups keep them alive for as long as the executable runs. A scratch buffer over the
+/// adapter's binding or buffer limit is refused as a limit error naming `op`.
 pub(crate) fn scratch_buffers(
-    device: &wgpu::Device,
+    ctx: &Context,
     launches: &[crate::launch::Launch],
-) -> std::collections::HashMap<usize, wgpu::Buffer> {
+    op: &str,
+) -> Result<std::collections::HashMap<usize, wgpu::Buffer>> {
     let mut sizes = std::collections::HashMap::<usize, u64>::new();
     for (slot, bytes) in launches.iter().flat_map(|l| &l.scratch) {
         let size = sizes.entry(*slot).or_default();
         *size = (*size).max(*bytes);
     }
+    let limits = &ctx.summary.limits;
+    let allowed = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
     sizes
         .into_iter()
         .map(|(slot, bytes)| {
-            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            if bytes > allowed {
+                let limit = if bytes > limits.max_storage_buffer_binding_size {
+                    "max_storage_buffer_binding_size"
+                } else {
+                    "max_buffer_size"
+                };
+                return Err(Error::Limit {
+                    limit,
+                    what: format!("`{op}`'s scratch buffer {slot} (bytes)"),
+                    requested: bytes,
+                    allowed,
+                });
+            }
+            let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("scratch"),
                 size: buffer_size(bytes),
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            (slot, buffer)
+            Ok((slot, buffer))
         })
         .collect()
 }
@@ -159,11 +178,18 @@ pub(crate) fn make_step(
             resource: b.as_entire_binding(),
         })
         .collect();
+    // The label names the op, so a validation error wgpu raises at dispatch time says
+    // which op it came from; one raised here is returned naming it.
+    let label = format!("`{op}` {}", launch.kernel.label);
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(&launch.kernel.label),
+        label: Some(&label),
         layout: &pipeline.layout,
         entries: &entries,
     });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Device(format!("binding the buffers of `{op}`: {e}")));
+    }
     Ok(Some(Step {
         pipeline,
         bind_group,
@@ -171,8 +197,7 @@ pub(crate) fn make_step(
     }))
 }
 
-/// Device buffers hold at least 4 bytes and a multiple of 4 (wgpu's copy alignment).
-/// Whole words, and at least one `vec4`: kernels that read an operand as `vec4`s bind it
+/// Whole words (wgpu's copy alignment), and at least one `vec4`: kernels that read an operand as `vec4`s bind it
 /// whole, and a binding must hold one element of the array it is viewed as, also when the
 /// tensor is empty (a `[3, 0]` matmul operand).
 fn buffer_size(bytes: u64) -> u64 {
@@ -298,7 +323,7 @@ impl WgpuExecutable {
             }
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
             let node_launches = launches(node, id, &|v| types[&v].clone(), &choose)?;
-            let scratch = scratch_buffers(device, &node_launches);
+            let scratch = scratch_buffers(ctx, &node_launches, node.op.name())?;
             scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
             for launch in node_launches {
                 if let Some(step) =
@@ -551,6 +576,9 @@ fn check_supported(plan: &Plan, limits: &wgpu::Limits, features: wgpu::Features)
                     });
                 }
             }
+            if let Op::Custom(custom) = &node.op {
+                check_custom_kernel(custom, limits)?;
+            }
             if t.shape.rank() > MAX_RANK {
                 return Err(Error::Unsupported {
                     backend: "wgpu".into(),
@@ -578,6 +606,57 @@ fn check_supported(plan: &Plan, limits: &wgpu::Limits, features: wgpu::Features)
                     allowed: limits.max_buffer_size,
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a custom kernel whose workgroup memory or size the adapter cannot give it,
+/// naming the op, before the driver would.
+fn check_custom_kernel(op: &gradflux_core::CustomOp, limits: &wgpu::Limits) -> Result<()> {
+    let Some(k) = &op.wgsl else {
+        return Ok(());
+    };
+    let what = |detail: &str| format!("custom op `{}`: {detail}", op.name);
+    if k.workgroup_bytes > limits.max_compute_workgroup_storage_size as u64 {
+        return Err(Error::Limit {
+            limit: "max_compute_workgroup_storage_size",
+            what: what("its var<workgroup> memory (bytes)"),
+            requested: k.workgroup_bytes,
+            allowed: limits.max_compute_workgroup_storage_size as u64,
+        });
+    }
+    let [x, y, z] = k.workgroup_size;
+    let dims = [
+        (
+            "max_compute_workgroup_size_x",
+            x,
+            limits.max_compute_workgroup_size_x,
+        ),
+        (
+            "max_compute_workgroup_size_y",
+            y,
+            limits.max_compute_workgroup_size_y,
+        ),
+        (
+            "max_compute_workgroup_size_z",
+            z,
+            limits.max_compute_workgroup_size_z,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            x.saturating_mul(y).saturating_mul(z),
+            limits.max_compute_invocations_per_workgroup,
+        ),
+    ];
+    for (limit, requested, allowed) in dims {
+        if requested > allowed {
+            return Err(Error::Limit {
+                limit,
+                what: what("its @workgroup_size"),
+                requested: requested as u64,
+                allowed: allowed as u64,
+            });
         }
     }
     Ok(())

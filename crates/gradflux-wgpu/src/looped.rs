@@ -60,7 +60,7 @@ impl SinkhornLoop {
             .chain(&l.check)
             .cloned()
             .collect();
-        let scratch: HashMap<usize, wgpu::Buffer> = scratch_buffers(device, &all);
+        let scratch: HashMap<usize, wgpu::Buffer> = scratch_buffers(ctx, &all, "sinkhorn")?;
         let scratch_bytes = scratch.values().map(wgpu::Buffer::size).sum();
         // A launch with no work (an empty batch) is left out.
         let steps = |launches: Vec<Launch>| -> Result<Vec<Step>> {

@@ -273,17 +273,17 @@ fn an_unknown_adapter_name_is_a_no_adapter_error() {
 #[test]
 fn wgpu_validation_errors_come_back_as_err() {
     let Some(dev) = gpu() else { return };
-    // Valid WGSL, but the output is declared read-only: the pipeline layout gradflux makes
-    // for an output binding is read-write, so wgpu rejects the pipeline.
-    let op = CustomOp::builder("mismatched_binding")
+    // Valid WGSL with the conventional bindings, but it reads an immediate, and the
+    // pipeline layout gradflux makes has no immediate range: wgpu rejects the pipeline.
+    let op = CustomOp::builder("reads_an_immediate")
         .input([4], DType::F32)
         .output([4], DType::F32)
         .wgsl(
-            "@group(0) @binding(0) var<storage, read> x: array<f32>;
+            "var<immediate> scale: f32;
+             @group(0) @binding(0) var<storage, read> x: array<f32>;
              @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-             @group(0) @binding(2) var<storage, read_write> z: array<f32>;
              @compute @workgroup_size(4)
-             fn main(@builtin(local_invocation_index) i: u32) { y[i] = x[i]; z[i] = x[i]; }",
+             fn main(@builtin(local_invocation_index) i: u32) { y[i] = x[i] * scale; }",
             "main",
             Dispatch::Workgroups([1, 1, 1]),
         )
@@ -298,6 +298,115 @@ fn wgpu_validation_errors_come_back_as_err() {
         .err()
         .expect("wgpu rejects the layout");
     assert!(matches!(e, Error::Device(_)), "{e}");
+}
+
+#[test]
+fn custom_kernels_must_bind_what_they_declare() {
+    let build = |wgsl: &str| {
+        CustomOp::builder("bindings")
+            .input([4], DType::F32)
+            .output([4], DType::F32)
+            .output([4], DType::F32)
+            .wgsl(wgsl, "main", Dispatch::Workgroups([1, 1, 1]))
+            .cpu(|xs| Ok(vec![xs[0].clone(), xs[0].clone()]))
+            .build()
+    };
+    let head = "@group(0) @binding(0) var<storage, read> x: array<f32>;
+                @group(0) @binding(1) var<storage, read_write> y: array<f32>;\n";
+    let cases = [
+        // The second output is never bound: it would come back as zeros.
+        (
+            format!("{head} @compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) {{ y[i] = x[i]; }}"),
+            "output 1 should be bound at @group(0) @binding(2)",
+        ),
+        // Bound but never written.
+        (
+            format!("{head} @group(0) @binding(2) var<storage, read_write> z: array<f32>;
+             @compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) {{ y[i] = x[i] + z[i]; }}"),
+            "output 1 (`z` at @binding(2)) is never written",
+        ),
+        // An output declared read-only.
+        (
+            format!("{head} @group(0) @binding(2) var<storage, read> z: array<f32>;
+             @compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) {{ y[i] = x[i] + z[i]; }}"),
+            "binds output `z` at @group(0) @binding(2) read-only",
+        ),
+        // An input declared writable.
+        (
+            "@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+             @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+             @group(0) @binding(2) var<storage, read_write> z: array<f32>;
+             @compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) { y[i] = x[i]; z[i] = x[i]; }".to_string(),
+            "binds input `x` at @group(0) @binding(0) as read_write",
+        ),
+        // A binding the op does not declare.
+        (
+            format!("{head} @group(0) @binding(2) var<storage, read_write> z: array<f32>;
+             @group(0) @binding(3) var<storage, read_write> extra: array<f32>;
+             @compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) {{ y[i] = x[i]; z[i] = x[i]; extra[i] = 1.0; }}"),
+            "binds `extra` at @group(0) @binding(3), but the op declares 1 inputs and 2 outputs",
+        ),
+        (
+            format!("{head} @group(1) @binding(0) var<storage, read_write> z: array<f32>;
+             @compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) {{ y[i] = x[i]; z[i] = x[i]; }}"),
+            "@group(1) @binding(0)",
+        ),
+    ];
+    for (wgsl, want) in cases {
+        let e = build(&wgsl).unwrap_err();
+        assert!(
+            matches!(&e, Error::CustomOp { op, .. } if op == "bindings")
+                && e.to_string().contains(want),
+            "wanted `{want}`, got: {e}"
+        );
+    }
+    // An input the kernel does not read is fine (it may not need it).
+    let ok = "@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+        @group(0) @binding(2) var<storage, read_write> z: array<f32>;
+        @compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) { y[i] = 1.0; z[i] = 2.0; }";
+    assert!(build(ok).is_ok());
+}
+
+#[test]
+fn custom_kernels_over_the_workgroup_limits_are_refused_by_name() {
+    let Some(dev) = gpu() else { return };
+    // 400 KB of workgroup memory: far over any adapter's limit (16 KB to 64 KB).
+    let op = CustomOp::builder("greedy")
+        .input([4], DType::F32)
+        .output([4], DType::F32)
+        .wgsl(
+            "@group(0) @binding(0) var<storage, read> x: array<f32>;
+             @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+             var<workgroup> big: array<f32, 102400>;
+             @compute @workgroup_size(4)
+             fn main(@builtin(local_invocation_index) i: u32) {
+                 big[i] = x[i];
+                 workgroupBarrier();
+                 y[i] = big[3u - i];
+             }",
+            "main",
+            Dispatch::Workgroups([1, 1, 1]),
+        )
+        .cpu(|xs| Ok(vec![xs[0].clone()]))
+        .build()
+        .unwrap();
+    assert_eq!(op.wgsl.as_ref().unwrap().workgroup_bytes, 409_600);
+    let g = Graph::new();
+    let x = g.input("x", [4], DType::F32).unwrap();
+    let y = g.custom(&op, &[x]).unwrap()[0];
+    let e = dev.compile(&g, &[y]).err().expect("over the limit");
+    assert!(
+        matches!(
+            &e,
+            Error::Limit {
+                limit: "max_compute_workgroup_storage_size",
+                requested: 409_600,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("greedy"), "{e}");
 }
 
 #[test]
