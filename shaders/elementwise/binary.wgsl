@@ -48,22 +48,49 @@ fn unordered(x: T, y: T) -> bool {
     return is_nan(f32(x)) || is_nan(f32(y));
 }
 
-// C `pow` on f32: a negative base is defined for integral exponents.
+// x^y for a finite x > 0. A subnormal x is scaled by 2^24 into the normal range first
+// (some drivers' pow treats subnormal bases as a nearby normal number).
+fn pow_positive(x: f32, y: f32) -> f32 {
+    if x < 1.17549435e-38 {
+        return exp2(y * (log2(x * 16777216.0) - 24.0));
+    }
+    return pow(x, y);
+}
+
+// C `pow` on f32 (as Rust's `powf`): pow(x, ±0) = pow(1, y) = 1 even for NaN; otherwise
+// NaN in, NaN out; a negative base needs an integral exponent; zeros and infinities give
+// C's signed zeros and infinities.
 fn pow_f32(x: f32, y: f32) -> f32 {
+    let inf = bitcast<f32>(0x7f800000u);
     if y == 0.0 || x == 1.0 {
         return 1.0;
     }
-    if x > 0.0 {
-        return pow(x, y);
-    }
-    if x == 0.0 {
-        return select(bitcast<f32>(0x7f800000u), 0.0, y > 0.0);
-    }
-    if fract(y) != 0.0 {
+    if is_nan(x) || is_nan(y) {
         return bitcast<f32>(0x7fc00000u);
     }
-    let m = pow(-x, y);
-    let odd = fract(y * 0.5) != 0.0;
+    let ax = abs(x);
+    if abs(y) == inf {
+        if ax == 1.0 {
+            return 1.0;
+        }
+        return select(0.0, inf, (ax > 1.0) == (y > 0.0));
+    }
+    let integral = fract(y) == 0.0;
+    let odd = integral && fract(y * 0.5) != 0.0;
+    let negative = (bitcast<u32>(x) >> 31u) != 0u;
+    if x == 0.0 || ax == inf {
+        // |x|^y is 0 or inf; an odd exponent keeps the base's sign.
+        let big = (ax == inf) == (y > 0.0);
+        let m = select(0.0, inf, big);
+        return select(m, -m, odd && negative);
+    }
+    if x > 0.0 {
+        return pow_positive(x, y);
+    }
+    if !integral {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    let m = pow_positive(ax, y);
     return select(m, -m, odd);
 }
 

@@ -34,6 +34,25 @@ fn tanh_f32(v: f32) -> f32 {
     return select(tanh(clamp(v, -15.0, 15.0)), v, is_nan(v));
 }
 
+// log and sqrt of a subnormal, computed on its value scaled by 2^24 into the normal range
+// (some drivers' log and sqrt treat subnormal inputs as a nearby normal number). A device
+// that flushes subnormal operands to zero gives log(0) and sqrt(0), as flushing means.
+const SMALLEST_NORMAL: f32 = 1.17549435e-38;
+
+fn log_f32(v: f32) -> f32 {
+    if v > 0.0 && v < SMALLEST_NORMAL {
+        return log(v * 16777216.0) - 16.635532;
+    }
+    return log(v);
+}
+
+fn sqrt_f32(v: f32) -> f32 {
+    if v > 0.0 && v < SMALLEST_NORMAL {
+        return sqrt(v * 16777216.0) * 0.000244140625;
+    }
+    return sqrt(v);
+}
+
 fn apply(a: T) -> R {
     return a; // @op
 }

@@ -180,8 +180,8 @@ pub fn unary_expr(op: UnaryOp, dtype: DType) -> &'static str {
         (UnaryOp::Relu, DType::I32 | DType::U32) => "max(a, T(0))",
         (UnaryOp::Relu, _) => "select(max(a, T(0)), a, is_nan(f32(a)))",
         (UnaryOp::Exp, _) => "exp(a)",
-        (UnaryOp::Log, _) => "log(a)",
-        (UnaryOp::Sqrt, _) => "sqrt(a)",
+        (UnaryOp::Log, _) => "log_f32(a)",
+        (UnaryOp::Sqrt, _) => "sqrt_f32(a)",
         (UnaryOp::Sigmoid, _) => "sigmoid_f32(a)",
         (UnaryOp::Tanh, _) => "tanh_f32(a)",
     }

@@ -98,6 +98,97 @@ fn maximum_and_minimum_propagate_nan() {
 }
 
 #[test]
+fn pow_follows_c_at_zeros_infinities_and_nan() {
+    // (x, y, C's pow(x, y)): Rust's powf is C's, and so is the WGSL.
+    let table: [(f32, f32, f32); 22] = [
+        (NAN, 0.0, 1.0),
+        (1.0, NAN, 1.0),
+        (NAN, 2.0, NAN),
+        (2.0, NAN, NAN),
+        (0.0, NAN, NAN),
+        (0.0, -1.0, INF),
+        (-0.0, -1.0, -INF),
+        (-0.0, -2.0, INF),
+        (-0.0, 3.0, -0.0),
+        (0.0, 0.5, 0.0),
+        (-1.0, INF, 1.0),
+        (0.5, -INF, INF),
+        (2.0, -INF, 0.0),
+        (0.5, INF, 0.0),
+        (-2.0, INF, INF),
+        (INF, -1.0, 0.0),
+        (INF, 0.5, INF),
+        (-INF, 3.0, -INF),
+        (-INF, -3.0, -0.0),
+        (-INF, 2.0, INF),
+        (-2.0, 3.0, -8.0),
+        (-2.0, 0.5, NAN),
+    ];
+    let xs: Vec<f32> = table.iter().map(|r| r.0).collect();
+    let ys: Vec<f32> = table.iter().map(|r| r.1).collect();
+    let want: Vec<f32> = table.iter().map(|r| r.2).collect();
+    let g = Graph::new();
+    let x = g.input("x", [xs.len()], DType::F32).unwrap();
+    let y = g.input("y", [ys.len()], DType::F32).unwrap();
+    let p = g.binary(BinaryOp::Pow, x, y).unwrap();
+    let cpu = check(
+        "pow at special values",
+        &g,
+        &[p],
+        &[("x", &f32s(&xs)), ("y", &f32s(&ys))],
+        TRANSCENDENTAL,
+    );
+    assert_values("pow", &cpu[0], &want);
+    // NaN's sign means nothing; every other sign is C's.
+    let sign = |v: &f32| (!v.is_nan()).then(|| v.is_sign_negative());
+    let signs: Vec<_> = cpu[0].values::<f32>().unwrap().iter().map(sign).collect();
+    let want_signs: Vec<_> = want.iter().map(sign).collect();
+    assert_eq!(signs, want_signs, "signed zeros and infinities");
+}
+
+#[test]
+fn log_sqrt_and_pow_of_subnormals_are_exact_or_flushed() {
+    // A subnormal operand gives either the exact result or the result for zero (a device
+    // that flushes subnormals), never a third value.
+    let tiny = [1e-40f32, 3e-42, 1e-45];
+    let g = Graph::new();
+    let x = g.input("x", [3], DType::F32).unwrap();
+    let half = g.scalar(0.5, DType::F32).unwrap();
+    let outs = [
+        g.log(x).unwrap(),
+        g.sqrt(x).unwrap(),
+        g.binary(BinaryOp::Pow, x, half).unwrap(),
+    ];
+    let data = f32s(&tiny);
+    let run = |d: &gradflux::Device| d.compile(&g, &outs).unwrap().run(&[("x", &data)]).unwrap();
+    let cpu = run(&gradflux::Device::Cpu);
+    assert_values("log", &cpu[0], &tiny.map(f32::ln));
+    assert_values("sqrt", &cpu[1], &tiny.map(f32::sqrt));
+    assert_values("pow", &cpu[2], &tiny.map(f32::sqrt));
+    let Some(gpu) = crate::common::gpu() else {
+        return;
+    };
+    let flushed = [-INF, 0.0, 0.0];
+    for (k, (got, want)) in run(&gpu).iter().zip(&cpu).enumerate() {
+        for (i, (&a, &e)) in got
+            .values::<f32>()
+            .unwrap()
+            .iter()
+            .zip(want.values::<f32>().unwrap())
+            .enumerate()
+        {
+            let exact = (a - e).abs() <= 1e-5 * e.abs();
+            assert!(
+                exact || a == flushed[k],
+                "output {k} at {}: {a}, want {e} or {}",
+                tiny[i],
+                flushed[k]
+            );
+        }
+    }
+}
+
+#[test]
 fn comparisons_with_nan_are_false_but_ne() {
     let a = [NAN, NAN, 1.0, INF, -0.0];
     let b = [NAN, 1.0, NAN, INF, 0.0];
