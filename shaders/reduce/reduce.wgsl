@@ -1,5 +1,8 @@
 // Reduction over one axis of a tensor viewed as [outer, len, inner]: one workgroup per
-// output element, threads striding over the axis, then a tree in workgroup memory. With
+// output element, threads striding over the axis, then a tree in workgroup memory. A long
+// axis is cut into chunks of info[3] elements (info[4] chunks) reduced by one workgroup
+// each into [outer, chunks, inner] partials, which a second launch reduces, so no thread
+// walks more than CHUNK / WG elements; argmax then reports indices along the whole axis. With
 // SERIAL (sums and means over short axes) each thread owns one output and adds its axis
 // in order instead, so a short axis does not cost a whole workgroup per element.
 // OP: 0 sum, 1 mean, 2 max, 3 min, 4 logsumexp, 5 argmax (ties go to the smallest index).
@@ -15,7 +18,7 @@ const NONE: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<R>;
-// info: [outputs, len, inner]
+// info: [outputs, len, inner, chunk length, chunks, mean divisor]
 @group(0) @binding(2) var<storage, read> info: array<u32>;
 
 var<workgroup> sv: array<T, WG>;
@@ -59,7 +62,7 @@ fn sum_in_order(o: u32) {
         acc += x[base + k * inner];
     }
     if OP == 1u {
-        out[o] = R(f32(acc) / f32(len));
+        out[o] = R(f32(acc) / f32(info[5]));
     } else {
         out[o] = R(acc);
     }
@@ -79,9 +82,12 @@ fn main(
     if w >= info[0] {
         return;
     }
-    let len = info[1];
     let inner = info[2];
-    let base = (w / inner) * len * inner + w % inner;
+    // Output w is chunk c of lane (o, i); the chunk starts `first` elements into the lane.
+    let chunks = info[4];
+    let first = ((w / inner) % chunks) * info[3];
+    let len = min(info[3], info[1] - first);
+    let base = (w / (inner * chunks)) * info[1] * inner + first * inner + w % inner;
 
     if OP <= 1u {
         var acc = T(0);
@@ -98,7 +104,7 @@ fn main(
         }
         if t == 0u {
             if OP == 1u {
-                out[w] = R(f32(sv[0]) / f32(len));
+                out[w] = R(f32(sv[0]) / f32(info[5]));
             } else {
                 out[w] = R(sv[0]);
             }
@@ -127,7 +133,7 @@ fn main(
     }
     if OP != 4u {
         if t == 0u {
-            out[w] = select(R(sv[0]), R(si[0]), OP == 5u);
+            out[w] = select(R(sv[0]), R(first + si[0]), OP == 5u);
         }
         return;
     }

@@ -61,7 +61,7 @@ pub struct Launch {
     pub workgroups: Workgroups,
 }
 
-fn kernel(
+pub(crate) fn kernel(
     file: &ShaderFile,
     label: String,
     t: DType,
@@ -325,34 +325,12 @@ pub fn launches(
             broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape, &ins[2].shape]),
             per_element(numel),
         )],
-        Op::Reduce { op, axis, .. } => {
-            let (outer, len, inner) = ins[0].shape.split_at_axis(*axis);
-            let outputs = outer * inner;
-            // Sums over short axes: a thread per output instead of a workgroup.
-            let serial = matches!(op, ReduceOp::Sum | ReduceOp::Mean) && len <= SERIAL_REDUCE_LEN;
-            let (tag, workgroups) = if serial {
-                (" serial", per_element(outputs))
-            } else {
-                ("", Workgroups::Linear(outputs as u64))
-            };
-            vec![launch(
-                kernel(
-                    &shaders::REDUCE,
-                    format!("{}<{}>{tag}", op.name(), ins[0].dtype),
-                    ins[0].dtype,
-                    oty.dtype,
-                    None,
-                    vec![
-                        ("OP", reduce_code(*op)),
-                        ("SERIAL", if serial { 1.0 } else { 0.0 }),
-                    ],
-                    3,
-                ),
-                vec![input(0), out],
-                u32s([outputs, len, inner]),
-                workgroups,
-            )]
-        }
+        Op::Reduce { op, axis, .. } => crate::reduce::launches(
+            *op,
+            (input(0), out),
+            (ins[0].dtype, oty.dtype),
+            ins[0].shape.split_at_axis(*axis),
+        ),
         Op::Softmax { axis, log } => {
             let (outer, len, inner) = ins[0].shape.split_at_axis(*axis);
             let rows = outer * inner;

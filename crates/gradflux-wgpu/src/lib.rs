@@ -16,6 +16,7 @@ mod ot;
 mod pipelines;
 mod readback;
 mod recorder;
+mod reduce;
 mod route;
 pub mod shaders;
 mod sinkhorn;

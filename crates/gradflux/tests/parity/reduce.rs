@@ -99,3 +99,73 @@ fn softmax_and_log_softmax_match() {
         }
     }
 }
+
+/// Axes longer than one workgroup's chunk (2^18 elements) reduce in two passes; the
+/// partials must compose to the same answer, argmax's index included.
+#[test]
+fn long_axes_reduce_in_chunks() {
+    let mut rng = Rng::new(14);
+    for (shape, axis) in [
+        (vec![600_001], 0),
+        (vec![2, 300_007], 1),
+        (vec![270_000, 3], 0),
+    ] {
+        for dtype in [DType::F32, DType::I32] {
+            let data = match dtype {
+                // Small integers: ties within and across chunks.
+                DType::F32 => random_small_ints_f32(&mut rng, shape.clone(), -50, 50),
+                _ => random(&mut rng, shape.clone(), dtype, -50.0, 50.0),
+            };
+            for op in ReduceOp::ALL {
+                if op.float_only() && dtype != DType::F32 {
+                    continue;
+                }
+                let g = Graph::new();
+                let x = g.input("x", shape.clone(), dtype).unwrap();
+                let y = g.reduce(op, x, axis, false).unwrap();
+                let len = shape[axis as usize];
+                check(
+                    &format!("{} {dtype} {shape:?} axis {axis}", op.name()),
+                    &g,
+                    &[y],
+                    &[("x", &data)],
+                    reduce_tol(op, dtype, len),
+                );
+            }
+        }
+    }
+    // The first NaN wins argmax across chunks; a later chunk's larger value does not.
+    let mut v = vec![0.0f32; 600_001];
+    v[400_000] = f32::NAN;
+    v[550_000] = f32::INFINITY;
+    v[300_000] = f32::NAN;
+    let data = TensorData::new([600_001], v).unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [600_001], DType::F32).unwrap();
+    let outs = [
+        g.argmax(x, 0, false).unwrap(),
+        g.max(x, 0, false).unwrap(),
+        g.logsumexp(x, 0, false).unwrap(),
+    ];
+    let cpu = check(
+        "NaN across chunks",
+        &g,
+        &outs,
+        &[("x", &data)],
+        Tolerance::EXACT,
+    );
+    assert_eq!(cpu[0].values::<u32>().unwrap(), &[300_000]);
+}
+
+/// More than 2^24 elements in one sum: past what one workgroup's threads could walk
+/// within a software driver's loop limit (65 535 iterations per invocation).
+#[test]
+fn a_sum_over_17_million_elements_counts_every_one() {
+    let n = 17_000_003;
+    let data = TensorData::new([n], vec![1.0f32; n]).unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [n], DType::F32).unwrap();
+    let outs = [g.sum_all(x).unwrap(), g.mean(x, 0, false).unwrap()];
+    let cpu = check("sum of ones", &g, &outs, &[("x", &data)], Tolerance::EXACT);
+    assert_eq!(cpu[0].values::<f32>().unwrap(), &[n as f32]);
+}

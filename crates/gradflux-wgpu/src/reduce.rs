@@ -1,0 +1,187 @@
+//! Reductions over one axis on wgpu. A workgroup reduces a lane; a lane longer than
+//! [`REDUCE_CHUNK`] is cut into chunks reduced by one workgroup each, and a second launch
+//! reduces the chunks' partials, so no thread walks more than `REDUCE_CHUNK / 256` elements
+//! (software drivers stop long shader loops silently, and a long serial walk starves a GPU
+//! anyway). The partials compose exactly: sums of sums, max of maxima, logsumexp of
+//! logsumexps; argmax takes the first chunk holding the maximum and that chunk's index.
+
+use gradflux_core::{DType, ReduceOp, Value};
+
+use crate::launch::{
+    kernel, per_element, reduce_code, u32s, Bind, Launch, Workgroups, SERIAL_REDUCE_LEN,
+};
+use crate::shaders;
+
+/// Longest stretch of an axis one workgroup reduces: 1024 elements per thread.
+pub const REDUCE_CHUNK: usize = 256 * 1024;
+
+/// Where a reduce launch reads and writes.
+#[derive(Copy, Clone)]
+struct Io {
+    x: Bind,
+    out: Bind,
+    input: DType,
+    output: DType,
+}
+
+/// One reduce launch over `[outer, len, inner]`, chunked by `chunk` (`len` or less);
+/// `divisor` is what a mean divides by (the whole axis's length).
+fn launch(
+    op: ReduceOp,
+    io: Io,
+    (outer, len, inner): (usize, usize, usize),
+    chunk: usize,
+    divisor: usize,
+) -> Launch {
+    let chunks = len.div_ceil(chunk.max(1)).max(1);
+    let outputs = outer * chunks * inner;
+    // Sums over short axes: a thread per output instead of a workgroup.
+    let serial = matches!(op, ReduceOp::Sum | ReduceOp::Mean) && len <= SERIAL_REDUCE_LEN;
+    let (tag, workgroups) = if serial {
+        (" serial".to_string(), per_element(outputs))
+    } else if chunks > 1 {
+        (
+            format!(" chunks of {chunk}"),
+            Workgroups::Linear(outputs as u64),
+        )
+    } else {
+        (String::new(), Workgroups::Linear(outputs as u64))
+    };
+    Launch {
+        kernel: kernel(
+            &shaders::REDUCE,
+            format!("{}<{}>{tag}", op.name(), io.input),
+            io.input,
+            io.output,
+            None,
+            vec![
+                ("OP", reduce_code(op)),
+                ("SERIAL", if serial { 1.0 } else { 0.0 }),
+            ],
+            3,
+        ),
+        binds: vec![io.x, io.out],
+        scratch: vec![],
+        info: u32s([outputs, len, inner, chunk.max(1), chunks, divisor]),
+        workgroups,
+    }
+}
+
+/// The launches of `op` over axis `(outer, len, inner)` of `x` into `out`.
+pub(crate) fn launches(
+    op: ReduceOp,
+    (x, out): (Value, Value),
+    (input, output): (DType, DType),
+    (outer, len, inner): (usize, usize, usize),
+) -> Vec<Launch> {
+    let whole = Io {
+        x: x.into(),
+        out: out.into(),
+        input,
+        output,
+    };
+    if len <= REDUCE_CHUNK {
+        return vec![launch(op, whole, (outer, len, inner), len, len)];
+    }
+    let chunks = len.div_ceil(REDUCE_CHUNK);
+    let partial_bytes = |dtype: DType| (outer * chunks * inner * dtype.size_bytes()) as u64;
+    let (partials, best_chunk, indices) = (Bind::Scratch(0), Bind::Scratch(1), Bind::Scratch(2));
+    let chunk_view = (outer, chunks, inner);
+    if op != ReduceOp::ArgMax {
+        // Means sum the chunks, then divide the total by the whole length.
+        let first = if op == ReduceOp::Mean {
+            ReduceOp::Sum
+        } else {
+            op
+        };
+        let mut pass1 = launch(
+            first,
+            Io {
+                out: partials,
+                output: input,
+                ..whole
+            },
+            (outer, len, inner),
+            REDUCE_CHUNK,
+            len,
+        );
+        pass1.scratch = vec![(0, partial_bytes(input))];
+        let mut pass2 = launch(
+            op,
+            Io {
+                x: partials,
+                input,
+                ..whole
+            },
+            chunk_view,
+            chunks,
+            len,
+        );
+        pass2.scratch = pass1.scratch.clone();
+        return vec![pass1, pass2];
+    }
+    // argmax: the maximum of each chunk, the first chunk holding the largest (NaN beats
+    // every number, ties go to the earlier chunk), each chunk's own argmax along the whole
+    // axis, and that chunk's index picked by gather_along.
+    let scratch = vec![
+        (0, partial_bytes(input)),
+        (1, (outer * inner * 4) as u64),
+        (2, partial_bytes(DType::U32)),
+    ];
+    let with_scratch = |mut l: Launch| {
+        l.scratch = scratch.clone();
+        l
+    };
+    let maxima = launch(
+        ReduceOp::Max,
+        Io {
+            out: partials,
+            output: input,
+            ..whole
+        },
+        (outer, len, inner),
+        REDUCE_CHUNK,
+        len,
+    );
+    let which = launch(
+        ReduceOp::ArgMax,
+        Io {
+            x: partials,
+            out: best_chunk,
+            input,
+            output: DType::U32,
+        },
+        chunk_view,
+        chunks,
+        chunks,
+    );
+    let argmaxes = launch(
+        ReduceOp::ArgMax,
+        Io {
+            out: indices,
+            ..whole
+        },
+        (outer, len, inner),
+        REDUCE_CHUNK,
+        len,
+    );
+    let pick = Launch {
+        kernel: kernel(
+            &shaders::GATHER_ALONG,
+            "gather_along".into(),
+            DType::U32,
+            DType::U32,
+            None,
+            vec![("WG", crate::launch::ELEMENTWISE_WG as f64)],
+            4,
+        ),
+        binds: vec![indices, best_chunk, out.into()],
+        scratch: vec![],
+        info: u32s([outer * inner, 1, inner, chunks]),
+        workgroups: per_element(outer * inner),
+    };
+    [maxima, which, argmaxes, pick]
+        .into_iter()
+        .map(with_scratch)
+        .collect()
+}
