@@ -331,24 +331,12 @@ pub fn launches(
             (ins[0].dtype, oty.dtype),
             ins[0].shape.split_at_axis(*axis),
         ),
-        Op::Softmax { axis, log } => {
-            let (outer, len, inner) = ins[0].shape.split_at_axis(*axis);
-            let rows = outer * inner;
-            vec![launch(
-                kernel(
-                    &shaders::SOFTMAX,
-                    format!("{}<{}>", node.op.name(), oty.dtype),
-                    oty.dtype,
-                    oty.dtype,
-                    None,
-                    vec![("LOG", if *log { 1.0 } else { 0.0 })],
-                    3,
-                ),
-                vec![input(0), out],
-                u32s([rows, len, inner]),
-                Workgroups::Linear(rows as u64),
-            )]
-        }
+        Op::Softmax { axis, log } => crate::reduce::softmax_launches(
+            *log,
+            (input(0), out),
+            oty.dtype,
+            ins[0].shape.split_at_axis(*axis),
+        ),
         Op::Permute { perm } => {
             let src = ins[0].shape.strides();
             let src_strides: Vec<usize> = perm.iter().map(|&p| src[p]).collect();

@@ -4,13 +4,15 @@
 //! (software drivers stop long shader loops silently, and a long serial walk starves a GPU
 //! anyway). The partials compose exactly: sums of sums, max of maxima, logsumexp of
 //! logsumexps; argmax takes the first chunk holding the maximum and that chunk's index.
+//! Softmax over a long axis merges chunks' (max, sum of exp) pairs the same way.
 
 use gradflux_core::{DType, ReduceOp, Value};
 
 use crate::launch::{
     kernel, per_element, reduce_code, u32s, Bind, Launch, Workgroups, SERIAL_REDUCE_LEN,
 };
-use crate::shaders;
+use crate::pipelines::KernelSource;
+use crate::shaders::{self, specialise};
 
 /// Longest stretch of an axis one workgroup reduces: 1024 elements per thread.
 pub const REDUCE_CHUNK: usize = 256 * 1024;
@@ -184,4 +186,55 @@ pub(crate) fn launches(
         .into_iter()
         .map(with_scratch)
         .collect()
+}
+
+/// Softmax (or log-softmax) over axis `(outer, len, inner)` of `x`: one workgroup per row
+/// up to [`REDUCE_CHUNK`] elements, else chunk statistics, a merge per row and an
+/// elementwise pass (`shaders/reduce/softmax_long.wgsl`).
+pub(crate) fn softmax_launches(
+    log: bool,
+    (x, out): (Value, Value),
+    dtype: DType,
+    (outer, len, inner): (usize, usize, usize),
+) -> Vec<Launch> {
+    let rows = outer * inner;
+    let log_constant = ("LOG", if log { 1.0 } else { 0.0 });
+    let name = if log { "log_softmax" } else { "softmax" };
+    if len <= REDUCE_CHUNK {
+        return vec![Launch {
+            kernel: kernel(
+                &shaders::SOFTMAX,
+                format!("{name}<{dtype}>"),
+                dtype,
+                dtype,
+                None,
+                vec![log_constant],
+                3,
+            ),
+            binds: vec![x.into(), out.into()],
+            scratch: vec![],
+            info: u32s([rows, len, inner]),
+            workgroups: Workgroups::Linear(rows as u64),
+        }];
+    }
+    let chunks = len.div_ceil(REDUCE_CHUNK);
+    let stats_bytes = ((rows * chunks + rows) * 2 * 4) as u64;
+    let pass = |entry: &str, workgroups: Workgroups| Launch {
+        kernel: KernelSource {
+            label: format!("{name}<{dtype}> {entry}, chunks of {REDUCE_CHUNK}"),
+            source: specialise(&shaders::SOFTMAX_LONG, dtype, dtype, None),
+            entry_point: entry.into(),
+            constants: vec![log_constant],
+            read_only: vec![true, false, false, true],
+        },
+        binds: vec![x.into(), Bind::Scratch(0), out.into()],
+        scratch: vec![(0, stats_bytes)],
+        info: u32s([rows, len, inner, REDUCE_CHUNK, chunks]),
+        workgroups,
+    };
+    vec![
+        pass("chunk_stats", Workgroups::Linear((rows * chunks) as u64)),
+        pass("merge", per_element(rows)),
+        pass("apply", per_element(rows * len)),
+    ]
 }

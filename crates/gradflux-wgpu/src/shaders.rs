@@ -30,6 +30,7 @@ shader!(SELECT, "elementwise/select.wgsl");
 shader!(STRIDED_COPY, "layout/strided_copy.wgsl");
 shader!(REDUCE, "reduce/reduce.wgsl");
 shader!(SOFTMAX, "reduce/softmax.wgsl");
+shader!(SOFTMAX_LONG, "reduce/softmax_long.wgsl");
 shader!(GATHER, "index/gather.wgsl");
 shader!(SCATTER_ADD, "index/scatter_add.wgsl");
 shader!(GATHER_ALONG, "index/gather_along.wgsl");
@@ -59,6 +60,7 @@ pub const ALL: &[ShaderFile] = &[
     STRIDED_COPY,
     REDUCE,
     SOFTMAX,
+    SOFTMAX_LONG,
     GATHER,
     SCATTER_ADD,
     GATHER_ALONG,

@@ -117,6 +117,7 @@ fn every_specialisation_the_backend_emits_validates() {
         check(&shaders::SCATTER_ADD, d, d, None);
     }
     check(&shaders::SOFTMAX, DType::F32, DType::F32, None);
+    check(&shaders::SOFTMAX_LONG, DType::F32, DType::F32, None);
 }
 
 /// Every register block the tuner can pick, with every layout, vector and bounds-check

@@ -169,3 +169,51 @@ fn a_sum_over_17_million_elements_counts_every_one() {
     let cpu = check("sum of ones", &g, &outs, &[("x", &data)], Tolerance::EXACT);
     assert_eq!(cpu[0].values::<f32>().unwrap(), &[n as f32]);
 }
+
+/// Softmax over rows longer than one workgroup's chunk: chunk statistics, a merge per
+/// row, then one thread per element; the special-value rules hold across chunks.
+#[test]
+fn softmax_over_long_rows_merges_chunks() {
+    let mut rng = Rng::new(15);
+    for (shape, axis) in [
+        (vec![600_001], 0),
+        (vec![2, 300_007], 1),
+        (vec![270_000, 3], 0),
+    ] {
+        let data = random(&mut rng, shape.clone(), DType::F32, -20.0, 20.0);
+        let g = Graph::new();
+        let x = g.input("x", shape.clone(), DType::F32).unwrap();
+        let outs = [g.softmax(x, axis).unwrap(), g.log_softmax(x, axis).unwrap()];
+        check(
+            &format!("softmax {shape:?} axis {axis}"),
+            &g,
+            &outs,
+            &[("x", &data)],
+            Tolerance::new(1e-5, 1e-9),
+        );
+    }
+    // Rows of 300 001: +inf in two chunks shares the mass; all -inf is uniform; NaN spreads.
+    let n = 300_001;
+    let mut v: Vec<f32> = (0..4 * n).map(|i| (i % 13) as f32).collect();
+    v[5] = f32::INFINITY;
+    v[290_000] = f32::INFINITY;
+    v[n..2 * n].iter_mut().for_each(|e| *e = f32::NEG_INFINITY);
+    v[2 * n + 280_000] = f32::NAN;
+    v[3 * n + 7] = f32::NEG_INFINITY;
+    let data = TensorData::new([4, n], v).unwrap();
+    let g = Graph::new();
+    let x = g.input("x", [4, n], DType::F32).unwrap();
+    let outs = [g.softmax(x, 1).unwrap(), g.log_softmax(x, 1).unwrap()];
+    let cpu = check(
+        "softmax special rows",
+        &g,
+        &outs,
+        &[("x", &data)],
+        Tolerance::new(1e-5, 1e-9),
+    );
+    let p = cpu[0].values::<f32>().unwrap();
+    assert_eq!((p[5], p[290_000], p[6]), (0.5, 0.5, 0.0));
+    assert_eq!(p[n], 1.0 / n as f32);
+    assert!(p[2 * n..3 * n].iter().all(|v| v.is_nan()));
+    assert_eq!(p[3 * n + 7], 0.0);
+}
