@@ -8,6 +8,11 @@ use crate::matmul::tune::{Tuner, TunerStats, Tuning};
 use crate::matmul::CoopCaps;
 use crate::pipelines::PipelineCache;
 
+/// Loop iterations llvmpipe runs per shader invocation before it stops the invocation
+/// (Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`; measured: two loops of 60 000 iterations in one
+/// invocation run 60 000 and 5 534).
+pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
+
 /// What an adapter is and can do, for listings and for choosing one.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
@@ -26,6 +31,15 @@ impl AdapterSummary {
             wgpu::DeviceType::Cpu => 1,
             wgpu::DeviceType::Other => 0,
         }
+    }
+
+    /// The most loop iterations one shader invocation may run in total, where the driver
+    /// stops an invocation past a limit without an error: Mesa's llvmpipe (lavapipe) stops
+    /// it after 65 535. Launches are split to stay within it, and what cannot be split is
+    /// refused naming the limit. `None` where no such limit is known.
+    pub fn loop_limit(&self) -> Option<u64> {
+        let llvmpipe = |s: &str| s.to_lowercase().contains("llvmpipe");
+        (llvmpipe(&self.info.name) || llvmpipe(&self.info.driver)).then_some(LLVMPIPE_LOOP_LIMIT)
     }
 
     /// One line: name, API and kind.

@@ -322,7 +322,13 @@ impl WgpuExecutable {
                 continue;
             }
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
-            let node_launches = launches(node, id, &|v| types[&v].clone(), &choose)?;
+            let node_launches = launches(
+                node,
+                id,
+                &|v| types[&v].clone(),
+                &choose,
+                ctx.summary.loop_limit(),
+            )?;
             let scratch = scratch_buffers(ctx, &node_launches, node.op.name())?;
             scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
             for launch in node_launches {

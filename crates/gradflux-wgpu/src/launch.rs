@@ -101,6 +101,41 @@ fn elementwise_kernel(
     )
 }
 
+/// A broadcasting two-input elementwise launch of `expr` over bindings `[a, b, out]`.
+pub(crate) fn binary_expr_launch(
+    label: &str,
+    dtype: DType,
+    expr: &str,
+    binds: [Bind; 3],
+    out: &Shape,
+    operands: [&Shape; 2],
+) -> Launch {
+    Launch {
+        kernel: elementwise_kernel(&shaders::BINARY, label, dtype, dtype, Some(expr), 4),
+        binds: binds.to_vec(),
+        scratch: vec![],
+        info: broadcast_info(out, &operands),
+        workgroups: per_element(out.numel()),
+    }
+}
+
+/// A one-input elementwise launch of `expr` over bindings `[x, out]`.
+pub(crate) fn unary_launch(
+    label: &str,
+    dtype: DType,
+    expr: &str,
+    binds: [Bind; 2],
+    numel: usize,
+) -> Launch {
+    Launch {
+        kernel: elementwise_kernel(&shaders::UNARY, label, dtype, dtype, Some(expr), 3),
+        binds: binds.to_vec(),
+        scratch: vec![],
+        info: vec![numel as u32],
+        workgroups: per_element(numel),
+    }
+}
+
 pub(crate) fn per_element(numel: usize) -> Workgroups {
     Workgroups::Linear((numel as u64).div_ceil(ELEMENTWISE_WG as u64))
 }
@@ -244,12 +279,14 @@ pub fn reduce_code(op: ReduceOp) -> f64 {
 }
 
 /// The launches that compute `node` (node id `id`); `ty` gives the type of any value.
-/// `choose` picks the tile configuration of matmuls.
+/// `choose` picks the tile configuration of matmuls; `loop_limit` is the adapter's budget
+/// of loop iterations per invocation, if it has one (see `AdapterSummary::loop_limit`).
 pub fn launches(
     node: &Node,
     id: usize,
     ty: &dyn Fn(Value) -> TensorType,
     choose: &Chooser,
+    loop_limit: Option<u64>,
 ) -> Result<Vec<Launch>> {
     let out = Value { node: id, slot: 0 };
     let oty = node.ty().clone();
@@ -395,7 +432,7 @@ pub fn launches(
             }
             parts
         }
-        Op::MatMul(spec) => vec![matmul::launch(
+        Op::MatMul(spec) => matmul::launch(
             spec,
             Operands {
                 a: (input(0), &ins[0]),
@@ -404,7 +441,8 @@ pub fn launches(
                 out: (out, &oty),
             },
             choose,
-        )?],
+            loop_limit,
+        )?,
         Op::Gather { .. } | Op::GatherRowsWithInverse => {
             let axis = match &node.op {
                 Op::Gather { axis } => axis,

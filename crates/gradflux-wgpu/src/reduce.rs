@@ -69,6 +69,17 @@ fn launch(
     }
 }
 
+/// One sum over axis `view` of `x` into `out`, both any binding (split-k's partials).
+pub(crate) fn sum_launch(x: Bind, out: Bind, dtype: DType, view: (usize, usize, usize)) -> Launch {
+    let io = Io {
+        x,
+        out,
+        input: dtype,
+        output: dtype,
+    };
+    launch(ReduceOp::Sum, io, view, view.1, view.1)
+}
+
 /// The launches of `op` over axis `(outer, len, inner)` of `x` into `out`.
 pub(crate) fn launches(
     op: ReduceOp,

@@ -130,8 +130,10 @@ pub(super) const BLOCK_PROLOGUE: &str = "    let w = wg.x + wg.y * nwg.x;
     let tile = w % tiles;
 ";
 
-/// Offsets of this workgroup's batch entry in `a`, `b` and the bias, from `batch`.
-pub(super) const BATCH_OFFSETS: &str = "    var rem = batch;
+/// Offsets of this workgroup's batch entry in `a`, `b` and the bias, from `batch`. A
+/// split-k launch (`info[43]` chunks of `info[42]` along k) numbers its batch entries
+/// `batch · chunks + chunk`; the operands' offsets come from the batch part.
+pub(super) const BATCH_OFFSETS: &str = "    var rem = batch / info[43];
     var a_off = 0u;
     var b_off = 0u;
     var bias_off = 0u;
@@ -322,7 +324,7 @@ fn write_load(s: &mut String, o: &Operand, checked: bool) {
         ("ACC(0)", format!("ACC({buf}[{off} + {at}])"))
     };
     let load = if checked {
-        format!("if g < {ext} && gk < k {{\n                v = {read};\n            }}")
+        format!("if g < {ext} && gk < k_hi {{\n                v = {read};\n            }}")
     } else {
         format!("v = {read};")
     };
@@ -385,7 +387,14 @@ fn main(
             }
         }
     }
-    s.push_str("\n    for (var k0 = 0u; k0 < k; k0 += BK) {\n");
+    // This workgroup's stretch of k: all of it, or one chunk of a split-k launch, whose
+    // partial product lands at its own batch entry of the output.
+    s.push_str(
+        "    let k_lo = (batch % info[43]) * info[42];
+    let k_hi = min(k, k_lo + info[42]);
+",
+    );
+    s.push_str("\n    for (var k0 = k_lo; k0 < k_hi; k0 += BK) {\n");
     let a = Operand {
         buf: "a",
         shared: "sa",

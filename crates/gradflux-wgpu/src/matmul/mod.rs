@@ -7,6 +7,7 @@ pub mod codegen;
 pub mod config;
 pub mod coop;
 pub mod gemv;
+mod split_k;
 pub mod tune;
 mod verify;
 
@@ -19,6 +20,7 @@ use crate::pipelines::KernelSource;
 pub use codegen::Variant;
 pub use config::{ShapeClass, TileConfig};
 pub use coop::{CoopCaps, CoopTile};
+pub use split_k::tiled_loop_trips;
 
 /// One matmul as the kernel sees it, after the launcher's rewrites (rank-2 views, the
 /// `n == 1` swap): what a configuration is chosen for.
@@ -171,7 +173,9 @@ pub fn info(
         info.extend(padded(s));
     }
     info.extend([bias_rc[0] as u32, bias_rc[1] as u32]);
-    debug_assert_eq!(info.len(), 8 + 4 * MAX_RANK + 2);
+    // Split-k: chunks of k and their count (one chunk of all of k when not split).
+    info.extend([p.k as u32, 1]);
+    debug_assert_eq!(info.len(), 8 + 4 * MAX_RANK + 4);
     info
 }
 
@@ -183,8 +187,14 @@ pub struct Operands<'a> {
     pub out: (Value, &'a TensorType),
 }
 
-/// The launch that computes one matmul node.
-pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Launch> {
+/// The launches that compute one matmul node: one, or a split-k product where the inner
+/// dimension is too long for the adapter's `loop_limit`.
+pub fn launch(
+    spec: &MatMulSpec,
+    ops: Operands,
+    choose: &Chooser,
+    loop_limit: Option<u64>,
+) -> Result<Vec<Launch>> {
     let (a, b, out) = (ops.a.1, ops.b.1, ops.out.1);
     let r = out.shape.rank();
     let (m, n) = (out.shape.dims()[r - 2], out.shape.dims()[r - 1]);
@@ -244,20 +254,38 @@ pub fn launch(spec: &MatMulSpec, ops: Operands, choose: &Chooser) -> Result<Laun
     let strides = [&sa[..], &sb[..], &s_bias[..]];
     if let Some(g) = gemv::Gemv::of(&p, spec) {
         let tiles_n = g.tiles_n(p.n);
-        return Ok(Launch {
+        return Ok(vec![Launch {
             kernel: g.kernel(),
             binds,
             scratch: vec![],
             info: info(&p, [1, tiles_n], &batch, strides, bias_rc),
             workgroups: Workgroups::Linear((p.batches * tiles_n) as u64),
-        });
+        }]);
     }
     let plan = choose(&p)?;
-    Ok(Launch {
+    if let (Plan::Tiled(config), Some(limit)) = (plan, loop_limit) {
+        if tiled_loop_trips(&config, p.k) > limit && p.dtype == DType::F32 {
+            return Ok(split_k::launches(
+                split_k::SplitProduct {
+                    p,
+                    config,
+                    spec,
+                    a: binds[0],
+                    b: binds[1],
+                    batch: &batch,
+                    strides: [strides[0], strides[1]],
+                    out: (&out.shape, ops.out.0.into()),
+                    bias: ops.bias.map(|(v, t)| (&t.shape, v.into())),
+                },
+                limit,
+            ));
+        }
+    }
+    Ok(vec![Launch {
         kernel: plan.kernel(&p, spec),
         binds,
         scratch: vec![],
         info: info(&p, plan.tiles(&p), &batch, strides, bias_rc),
         workgroups: Workgroups::Linear(plan.workgroups(&p)),
-    })
+    }])
 }

@@ -388,3 +388,64 @@ fn matrix_vector_products_match_in_both_layouts() {
         }
     }
 }
+
+/// A long inner dimension: on an adapter that stops long shader loops (llvmpipe) the
+/// product splits k into chunks summed afterwards (bias and activation then run as their
+/// own passes); elsewhere it is one launch. Either way it must match.
+#[test]
+fn long_inner_dimensions_split_k() {
+    // All ones: every one of the k terms must be counted (it gave 15424 of 16384).
+    let g = Graph::new();
+    let a = g.input("a", [3, 16384], DType::F32).unwrap();
+    let b = g.input("b", [16384, 5], DType::F32).unwrap();
+    let y = g.matmul(a, b).unwrap();
+    let ones = |r, c| TensorData::new([r, c], vec![1.0f32; r * c]).unwrap();
+    let cpu = check(
+        "ones [3, 16384] x [16384, 5]",
+        &g,
+        &[y],
+        &[("a", &ones(3, 16384)), ("b", &ones(16384, 5))],
+        Tolerance::EXACT,
+    );
+    assert!(cpu[0]
+        .values::<f32>()
+        .unwrap()
+        .iter()
+        .all(|&v| v == 16384.0));
+
+    let mut rng = Rng::new(40);
+    for (m, k, n, ta, tb) in [
+        (7, 70_001, 9, false, false),
+        (5, 40_000, 6, true, false),
+        (6, 33_333, 4, false, true),
+        (2, 50_000, 1, true, true),
+    ] {
+        for act in [Activation::Identity, Activation::Tanh] {
+            let g = Graph::new();
+            let a_dims = if ta { [2, k, m] } else { [2, m, k] };
+            let b_dims = if tb { [n, k] } else { [k, n] };
+            let a = g.input("a", a_dims, DType::F32).unwrap();
+            let b = g.input("b", b_dims, DType::F32).unwrap();
+            let bias = g.input("bias", [n], DType::F32).unwrap();
+            let a_op = if ta { g.transpose(a, 1, 2).unwrap() } else { a };
+            let b_op = if tb { g.transpose(b, 0, 1).unwrap() } else { b };
+            let outs = [
+                g.matmul(a_op, b_op).unwrap(),
+                g.linear(a_op, b_op, Some(bias), act).unwrap(),
+            ];
+            let data = [
+                ("a", random(&mut rng, a_dims, DType::F32, -1.0, 1.0)),
+                ("b", random(&mut rng, b_dims, DType::F32, -1.0, 1.0)),
+                ("bias", random(&mut rng, [n], DType::F32, -1.0, 1.0)),
+            ];
+            let inputs: Vec<(&str, &TensorData)> = data.iter().map(|(s, d)| (*s, d)).collect();
+            check(
+                &format!("[2, {m}, {k}] x [{k}, {n}] ta {ta} tb {tb} {act:?}"),
+                &g,
+                &outs,
+                &inputs,
+                tol(k),
+            );
+        }
+    }
+}
