@@ -309,6 +309,8 @@ impl WgpuExecutable {
         let mut stages = Vec::new();
         let mut scratch_bytes = 0;
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
+            let ins: Vec<TensorType> = node.inputs.iter().map(|v| types[v].clone()).collect();
+            crate::loop_trips::check(node, id, &ins, ctx.summary.loop_limit())?;
             if let Op::Sinkhorn(spec) = &node.op {
                 let (looped, bytes) = SinkhornLoop::build(
                     ctx,

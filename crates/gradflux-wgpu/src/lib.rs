@@ -9,6 +9,8 @@ mod device;
 mod dispatch;
 mod executable;
 mod launch;
+mod loop_trips;
+mod loop_trips_families;
 mod looped;
 pub mod matmul;
 mod moe;

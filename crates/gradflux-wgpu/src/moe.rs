@@ -4,8 +4,10 @@
 //! Dispatch is four passes with no host round-trip: count (each choice's rank among its
 //! expert's choices in its tile of 256, and per-tile counts), scan (one workgroup: tile
 //! bases, counts, drops, padded offsets), fill (padding and the expert of each block), and
-//! place (each choice to `offsets[e] + rank`). Keeping the highest gates adds a pass that
-//! ranks each choice by gate within its expert's choices.
+//! place (each choice to `offsets[e] + rank`). Keeping the highest gates adds passes that
+//! rank each choice by gate within its expert's choices (clear, count in chunks of the
+//! expert's members with integer atomics, place), so however many choices one expert
+//! holds no invocation walks more than `RANK_CHUNK` of them.
 
 use gradflux_core::{DType, DropPolicy, Error, MoeDispatchSpec, Result, Value};
 
@@ -15,6 +17,8 @@ use crate::shaders::{self, ShaderFile};
 
 /// Choices per tile of the count pass (its `TILE`).
 const TILE: usize = 256;
+/// Members of an expert one invocation of the rank-by-gate count walks (its `CHUNK`).
+pub(crate) const RANK_CHUNK: usize = 16384;
 
 /// A kernel from `file` (no dtype specialisation); `read_only` covers every binding.
 pub(crate) fn source(
@@ -124,16 +128,33 @@ pub fn dispatch_launches(
         ),
     ];
     if highest {
-        out.push(launch(
-            source(
+        // Clear the ranks, count them in chunks of an expert's members, then place.
+        let chunks = n.div_ceil(RANK_CHUNK).max(1);
+        let mut rank_info = info.clone();
+        rank_info.push(chunks as u32);
+        let read_only = [true, true, true, false, false, true, false, true];
+        let pass = |entry: &str, workgroups| {
+            let mut kernel = source(
                 &shaders::MOE_RANK_GATE,
-                "rank by gate",
-                wg,
-                &[true, true, true, false, false, true, true],
-            ),
-            vec![inputs[0], inputs[1], offsets, sorted_ids, positions],
-            per_element(n),
-        ));
+                &format!("rank by gate {entry}"),
+                vec![("WG", ELEMENTWISE_WG as f64), ("CHUNK", RANK_CHUNK as f64)],
+                &read_only,
+            );
+            kernel.entry_point = entry.into();
+            Launch {
+                kernel,
+                binds: values([inputs[0], inputs[1], offsets, sorted_ids, positions])
+                    .into_iter()
+                    .chain([Bind::Scratch(0), Bind::Scratch(1)])
+                    .collect(),
+                scratch: vec![scratch[0], (1, (n.max(1) * 4) as u64)],
+                info: rank_info.clone(),
+                workgroups,
+            }
+        };
+        out.push(pass("clear", per_element(n)));
+        out.push(pass("count", per_element(n * chunks)));
+        out.push(pass("place", per_element(n)));
     }
     Ok(out)
 }

@@ -558,3 +558,32 @@ fn hand_built_records_are_checked_before_they_are_indexed() {
     }
     assert!(g.ot_plan(&s).is_ok());
 }
+
+#[test]
+fn kernels_past_a_software_drivers_loop_limit_are_refused_by_name() {
+    // llvmpipe stops a shader invocation after 65 535 loop iterations, silently. What the
+    // lowerings cannot split yet is refused there, naming the op and the numbers.
+    let Some(dev) = gpu() else {
+        return;
+    };
+    let Device::Wgpu(wgpu_dev) = &dev else {
+        unreachable!("gpu() is a wgpu device")
+    };
+    let Some(limit) = wgpu_dev.summary().loop_limit() else {
+        return; // no such limit on this adapter: nothing to refuse
+    };
+    let g = Graph::new();
+    let src = g.input("src", [70_000, 2], DType::F32).unwrap();
+    let idx = g.input("idx", [70_000], DType::U32).unwrap();
+    let summed = g.scatter_add(src, 0, idx, 3).unwrap();
+    let e = dev.compile(&g, &[summed]).err().expect("refused");
+    assert!(
+        matches!(&e, Error::Limit { requested, allowed, .. } if *requested >= 70_000 && *allowed <= limit),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("scatter_add") && msg.contains("llvmpipe"),
+        "{msg}"
+    );
+}

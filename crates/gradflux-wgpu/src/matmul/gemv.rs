@@ -57,6 +57,18 @@ impl Gemv {
         })
     }
 
+    /// Loop iterations one invocation runs: its share of k (strided by the invocations
+    /// along k, four at a time when rows are contiguous), the batch loop and the tree.
+    pub fn loop_trips(&self, k: usize) -> u64 {
+        let (x, y) = self.workgroup;
+        let walk = if self.variant.transpose_b {
+            (k as u64 / 4).div_ceil(x as u64)
+        } else {
+            (k as u64).div_ceil(y as u64)
+        };
+        walk + 8 + 8
+    }
+
     /// Workgroups along n.
     pub fn tiles_n(&self, n: usize) -> usize {
         n.div_ceil(self.columns as usize)

@@ -187,6 +187,24 @@ pub struct Operands<'a> {
     pub out: (Value, &'a TensorType),
 }
 
+/// Refuses a product whose kernel would run more than `limit` loop iterations in one
+/// invocation (where it is not split: integer and f16 products, matrix-vector).
+fn over_loop_limit(trips: u64, limit: Option<u64>, p: &Problem) -> Result<()> {
+    match limit {
+        Some(limit) if trips > limit => Err(gradflux_core::Error::Limit {
+            limit: "loop iterations per shader invocation (llvmpipe stops an invocation past it)",
+            what: format!(
+                "`matmul` of {} [{}, {}] x [{}, {}] (loop iterations in one invocation; f32 \
+                 products with more rows split k)",
+                p.dtype, p.m, p.k, p.k, p.n
+            ),
+            requested: trips,
+            allowed: limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The launches that compute one matmul node: one, or a split-k product where the inner
 /// dimension is too long for the adapter's `loop_limit`.
 pub fn launch(
@@ -253,6 +271,7 @@ pub fn launch(
     binds.push(ops.out.0.into());
     let strides = [&sa[..], &sb[..], &s_bias[..]];
     if let Some(g) = gemv::Gemv::of(&p, spec) {
+        over_loop_limit(g.loop_trips(p.k), loop_limit, &p)?;
         let tiles_n = g.tiles_n(p.n);
         return Ok(vec![Launch {
             kernel: g.kernel(),
@@ -264,7 +283,11 @@ pub fn launch(
     }
     let plan = choose(&p)?;
     if let (Plan::Tiled(config), Some(limit)) = (plan, loop_limit) {
-        if tiled_loop_trips(&config, p.k) > limit && p.dtype == DType::F32 {
+        let trips = tiled_loop_trips(&config, p.k);
+        if trips > limit && p.dtype != DType::F32 {
+            over_loop_limit(trips, loop_limit, &p)?;
+        }
+        if trips > limit {
             return Ok(split_k::launches(
                 split_k::SplitProduct {
                     p,

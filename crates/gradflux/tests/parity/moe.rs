@@ -376,3 +376,27 @@ fn a_capacity_of_usize_max_means_no_cap() {
         }
     }
 }
+
+#[test]
+fn highest_gate_ranks_count_every_choice_of_a_crowded_expert() {
+    // 80 000 choices on one expert: each choice's rank compares it with all of them, in
+    // chunks (one invocation used to walk them all and stopped at 65 535 on llvmpipe).
+    let t = 40_000;
+    let experts = TensorData::new([t, 2], vec![0u32; 2 * t]).unwrap();
+    let gates: Vec<f32> = (0..2 * t)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+        .collect();
+    let gates = TensorData::new([t, 2], gates).unwrap();
+    let opts = DispatchOptions {
+        capacity: Capacity::PerExpert(100),
+        policy: DropPolicy::HighestGate,
+        ..DispatchOptions::dropless(2, 16)
+    };
+    let d = dispatch("crowded expert", &experts, &gates, opts);
+    assert_eq!(d.counts, vec![80_000, 0]);
+    assert_eq!(d.dropped, vec![79_900, 0]);
+    // The kept choices hold the 100 highest gates (0.999 appears 80 times, 0.998 80 times).
+    let g = gates.values::<f32>().unwrap();
+    let kept: Vec<f32> = d.sorted_ids[..100].iter().map(|&i| g[i as usize]).collect();
+    assert!(kept.iter().all(|&v| v >= 0.998), "{kept:?}");
+}
