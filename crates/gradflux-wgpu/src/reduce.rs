@@ -100,6 +100,20 @@ pub(crate) fn launches(
     let partial_bytes = |dtype: DType| (outer * chunks * inner * dtype.size_bytes()) as u64;
     let (partials, best_chunk, indices) = (Bind::Scratch(0), Bind::Scratch(1), Bind::Scratch(2));
     let chunk_view = (outer, chunks, inner);
+    // A pass over every chunk of the axis into the partials.
+    let per_chunk = |op: ReduceOp, out: Bind, output: DType| {
+        launch(
+            op,
+            Io {
+                out,
+                output,
+                ..whole
+            },
+            (outer, len, inner),
+            REDUCE_CHUNK,
+            len,
+        )
+    };
     if op != ReduceOp::ArgMax {
         // Means sum the chunks, then divide the total by the whole length.
         let first = if op == ReduceOp::Mean {
@@ -107,17 +121,7 @@ pub(crate) fn launches(
         } else {
             op
         };
-        let mut pass1 = launch(
-            first,
-            Io {
-                out: partials,
-                output: input,
-                ..whole
-            },
-            (outer, len, inner),
-            REDUCE_CHUNK,
-            len,
-        );
+        let mut pass1 = per_chunk(first, partials, input);
         pass1.scratch = vec![(0, partial_bytes(input))];
         let mut pass2 = launch(
             op,
@@ -145,17 +149,7 @@ pub(crate) fn launches(
         l.scratch = scratch.clone();
         l
     };
-    let maxima = launch(
-        ReduceOp::Max,
-        Io {
-            out: partials,
-            output: input,
-            ..whole
-        },
-        (outer, len, inner),
-        REDUCE_CHUNK,
-        len,
-    );
+    let maxima = per_chunk(ReduceOp::Max, partials, input);
     let which = launch(
         ReduceOp::ArgMax,
         Io {
@@ -168,16 +162,7 @@ pub(crate) fn launches(
         chunks,
         chunks,
     );
-    let argmaxes = launch(
-        ReduceOp::ArgMax,
-        Io {
-            out: indices,
-            ..whole
-        },
-        (outer, len, inner),
-        REDUCE_CHUNK,
-        len,
-    );
+    let argmaxes = per_chunk(ReduceOp::ArgMax, indices, output);
     let pick = Launch {
         kernel: kernel(
             &shaders::GATHER_ALONG,

@@ -124,23 +124,27 @@ fn assignments_that_read_each_other_swap_and_rotate() {
     g.assign(x, y).unwrap();
     g.assign(y, z).unwrap();
     g.assign(z, x).unwrap();
-    let first = |exe: &dyn gradflux::Executable, name: &str| {
-        exe.parameter(name).unwrap().values::<f32>().unwrap()[0]
+    // Each parameter's first element after a run.
+    let run_and_read = |exe: &mut Box<dyn gradflux::Executable>| -> Vec<f32> {
+        exe.run(&[]).unwrap();
+        ["a", "b", "x", "y", "z"]
+            .iter()
+            .map(|n| exe.parameter(n).unwrap().values::<f32>().unwrap()[0])
+            .collect()
     };
     for device in devices() {
         let mut exe = device.compile(&g, &[a]).unwrap();
-        exe.run(&[]).unwrap();
-        let got: Vec<f32> = ["a", "b", "x", "y", "z"]
-            .iter()
-            .map(|n| first(exe.as_ref(), n))
-            .collect();
-        assert_eq!(got, [2.0, 1.0, 20.0, 30.0, 10.0], "on {}", device.name());
-        exe.run(&[]).unwrap();
-        let got: Vec<f32> = ["a", "b", "x", "y", "z"]
-            .iter()
-            .map(|n| first(exe.as_ref(), n))
-            .collect();
-        assert_eq!(got, [1.0, 2.0, 30.0, 10.0, 20.0], "on {}", device.name());
+        let name = device.name();
+        assert_eq!(
+            run_and_read(&mut exe),
+            [2.0, 1.0, 20.0, 30.0, 10.0],
+            "on {name}"
+        );
+        assert_eq!(
+            run_and_read(&mut exe),
+            [1.0, 2.0, 30.0, 10.0, 20.0],
+            "on {name}"
+        );
     }
 }
 
