@@ -278,3 +278,58 @@ fn a_lost_device_fails_every_later_call() {
         Err(Error::DeviceLost(_))
     ));
 }
+
+#[test]
+fn repeated_runs_are_bit_identical() {
+    // Determinism: the same graph and inputs give the same bits on one adapter, run after
+    // run and executable after executable (no float atomics; integer atomics only where
+    // the total cannot depend on order, as in the rank by gate below).
+    let mut rng = Rng::new(103);
+    let g = Graph::new();
+    let x = g.input("x", [300, 257], DType::F32).unwrap();
+    let w = g.input("w", [257, 70], DType::F32).unwrap();
+    let long = g.input("long", [600_001], DType::F32).unwrap();
+    let idx = g.input("idx", [300], DType::U32).unwrap();
+    let h = g.matmul(x, w).unwrap();
+    let p = g.softmax(h, -1).unwrap();
+    let s = g.scatter_add(h, 0, idx, 17).unwrap();
+    let (top, _) = g.top_k(h, 5, -1).unwrap();
+    let experts = g.cast(g.argmax(h, -1, true).unwrap(), DType::U32).unwrap();
+    let experts = g.reshape(experts, [150, 2]).unwrap();
+    let gates = g.reshape(g.max(p, -1, true).unwrap(), [150, 2]).unwrap();
+    let options = gradflux::DispatchOptions {
+        capacity: gradflux::Capacity::PerExpert(3),
+        policy: gradflux::DropPolicy::HighestGate,
+        ..gradflux::DispatchOptions::dropless(70, 4)
+    };
+    let d = g.moe_dispatch(experts, Some(gates), options).unwrap();
+    let total = g.sum_all(long).unwrap();
+    let loss = g.sum_all(g.mul(p, p).unwrap()).unwrap();
+    let dw = g.grad(loss, &[w]).unwrap()[0];
+    let outs = [p, s, top, d.positions, total, dw];
+    let data = [
+        ("x", random(&mut rng, [300, 257], DType::F32, -2.0, 2.0)),
+        ("w", random(&mut rng, [257, 70], DType::F32, -0.2, 0.2)),
+        ("long", random(&mut rng, [600_001], DType::F32, -1.0, 1.0)),
+        ("idx", random(&mut rng, [300], DType::U32, 0.0, 16.0)),
+    ];
+    let ins: Vec<(&str, &TensorData)> = data.iter().map(|(n, d)| (*n, d)).collect();
+    let bits = |outs: Vec<TensorData>| -> Vec<Vec<u64>> {
+        outs.iter()
+            .map(|o| o.to_f64_vec().iter().map(|v| v.to_bits()).collect())
+            .collect()
+    };
+    for device in std::iter::once(Device::Cpu).chain(gpu()) {
+        let mut exe = device.compile(&g, &outs).unwrap();
+        let first = bits(exe.run(&ins).unwrap());
+        for run in 0..3 {
+            assert!(
+                bits(exe.run(&ins).unwrap()) == first,
+                "run {run} on {}",
+                device.name()
+            );
+        }
+        let fresh = bits(device.compile(&g, &outs).unwrap().run(&ins).unwrap());
+        assert!(fresh == first, "a new executable on {}", device.name());
+    }
+}
