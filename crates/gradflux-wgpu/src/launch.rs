@@ -468,20 +468,14 @@ pub fn launches(
         Op::ScatterAdd { axis, dim_size } => {
             let (_, _, inner) = oty.shape.split_at_axis(*axis);
             let n_idx = ins[1].shape.numel();
-            vec![launch(
-                kernel(
-                    &shaders::SCATTER_ADD,
-                    format!("scatter_add<{}>", oty.dtype),
-                    oty.dtype,
-                    oty.dtype,
-                    None,
-                    vec![("WG", ELEMENTWISE_WG as f64)],
-                    4,
-                ),
-                vec![input(0), input(1), out],
-                u32s([numel, inner, n_idx, *dim_size]),
-                per_element(numel),
-            )]
+            crate::index::scatter_launches(
+                (&shaders::SCATTER_ADD, "scatter_add"),
+                [input(0), input(1), out],
+                (oty.dtype, oty.dtype),
+                (numel, n_idx),
+                [numel, inner, n_idx, *dim_size],
+                loop_limit,
+            )
         }
         Op::TopK { axis, k } => crate::topk::launches(
             input(0),
@@ -510,20 +504,14 @@ pub fn launches(
         }
         Op::ScatterAlong { axis, dim_size } => {
             let (_, m, inner) = ins[0].shape.split_at_axis(*axis);
-            vec![launch(
-                kernel(
-                    &shaders::SCATTER_ALONG,
-                    format!("scatter_along<{}>", oty.dtype),
-                    oty.dtype,
-                    DType::U32,
-                    None,
-                    vec![("WG", ELEMENTWISE_WG as f64)],
-                    4,
-                ),
-                vec![input(0), input(1), out],
-                u32s([numel, m, inner, *dim_size]),
-                per_element(numel),
-            )]
+            crate::index::scatter_launches(
+                (&shaders::SCATTER_ALONG, "scatter_along"),
+                [input(0), input(1), out],
+                (oty.dtype, DType::U32),
+                (numel, m),
+                [numel, m, inner, *dim_size],
+                loop_limit,
+            )
         }
         Op::MoeDispatch(spec) => {
             let outs = std::array::from_fn(|slot| Value { node: id, slot });

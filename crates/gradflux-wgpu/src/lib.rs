@@ -8,6 +8,7 @@ mod adjoint;
 mod device;
 mod dispatch;
 mod executable;
+mod index;
 mod launch;
 mod loop_trips;
 mod loop_trips_families;

@@ -10,6 +10,7 @@
 
 use gradflux_core::{Error, Node, Op, ReduceOp, Result, TensorType};
 
+use crate::index::SCATTER_TILE;
 use crate::launch::{MAX_RANK, SERIAL_REDUCE_LEN};
 use crate::reduce::REDUCE_CHUNK;
 
@@ -36,15 +37,28 @@ pub(crate) fn loop_trips(node: &Node, ins: &[TensorType]) -> Option<u64> {
         Op::Binary(_) | Op::Compare(_) => 2 * rank,
         Op::Select => 3 * rank,
         Op::Permute { .. } | Op::Slice { .. } | Op::Concat { .. } | Op::BroadcastTo => rank,
-        // One thread per output walks every index (or the row's indices) in order.
-        Op::ScatterAdd { .. } => ins[1].shape.numel() as u64,
-        Op::ScatterAlong { axis, .. } => ins[0].shape.dims()[*axis] as u64,
+        // One thread per output walks the indices (or its row's) in order, a tile of
+        // them where loops are limited, then a sum over the tiles.
+        Op::ScatterAdd { .. } => scatter_trips(ins[1].shape.numel()),
+        Op::ScatterAlong { axis, .. } => scatter_trips(ins[0].shape.dims()[*axis]),
         Op::Reduce { op, axis, .. } => reduce_trips(*op, ins[0].shape.dims()[*axis]),
         Op::Softmax { axis, .. } => softmax_trips(ins[0].shape.dims()[*axis]),
         Op::MatMul(_) | Op::Custom(_) => return None,
         _ => return crate::loop_trips_families::family_loop_trips(&node.op, ins, &node.outputs),
     };
     Some(trips)
+}
+
+/// A scatter's tiled walk (the guard only runs where loops are limited, which is where the
+/// lowering tiles), then the sum over its tiles.
+fn scatter_trips(walk: usize) -> u64 {
+    let tiles = walk.div_ceil(SCATTER_TILE);
+    let sum = if tiles > 1 {
+        reduce_trips(ReduceOp::Sum, tiles)
+    } else {
+        0
+    };
+    (walk.min(SCATTER_TILE) as u64 + 1).max(sum)
 }
 
 /// The reduce kernel: a strided walk of a chunk (two for logsumexp) and three trees of

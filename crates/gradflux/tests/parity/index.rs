@@ -108,3 +108,56 @@ fn scatter_add_is_the_adjoint_of_gather() {
     let (l, r) = (out[0].to_f64_vec()[0], out[1].to_f64_vec()[0]);
     assert!((l - r).abs() < 1e-4, "{l} vs {r}");
 }
+
+/// Each output walks every index: past 65 535 indices a software driver's loop limit
+/// would cut the walk short, so there the indices are tiled and the tiles' sums added.
+#[test]
+fn scatters_over_more_than_65535_indices_count_every_one() {
+    let mut rng = Rng::new(44);
+    let n = 70_001;
+    for dtype in [DType::F32, DType::I32] {
+        let g = Graph::new();
+        let src = g.input("src", [n, 3], dtype).unwrap();
+        let idx = g.input("idx", [n], DType::U32).unwrap();
+        let rows = g.input("rows", [3, n], DType::U32).unwrap();
+        let along_src = g.input("along", [3, n], dtype).unwrap();
+        let outs = [
+            g.scatter_add(src, 0, idx, 4).unwrap(),
+            g.scatter_along(along_src, 1, rows, 5).unwrap(),
+        ];
+        let data = [
+            ("src", random(&mut rng, [n, 3], dtype, -4.0, 4.0)),
+            ("idx", random(&mut rng, [n], DType::U32, 0.0, 4.0)),
+            ("rows", random(&mut rng, [3, n], DType::U32, 0.0, 5.0)),
+            ("along", random(&mut rng, [3, n], dtype, -4.0, 4.0)),
+        ];
+        let inputs: Vec<(&str, &TensorData)> = data.iter().map(|(k, v)| (*k, v)).collect();
+        let tol = if dtype == DType::F32 {
+            Tolerance::new(1e-5, 1e-2)
+        } else {
+            Tolerance::EXACT
+        };
+        check(
+            &format!("scatters over {n} {dtype}"),
+            &g,
+            &outs,
+            &inputs,
+            tol,
+        );
+    }
+    // Ones into one row: the count is exact.
+    let g = Graph::new();
+    let src = g.input("src", [n], DType::F32).unwrap();
+    let idx = g.input("idx", [n], DType::U32).unwrap();
+    let counts = g.scatter_add(src, 0, idx, 2).unwrap();
+    let ones = TensorData::new([n], vec![1.0f32; n]).unwrap();
+    let zeros = TensorData::new([n], vec![0u32; n]).unwrap();
+    let cpu = check(
+        "counting",
+        &g,
+        &[counts],
+        &[("src", &ones), ("idx", &zeros)],
+        Tolerance::EXACT,
+    );
+    assert_eq!(cpu[0].values::<f32>().unwrap(), &[n as f32, 0.0]);
+}

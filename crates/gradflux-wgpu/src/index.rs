@@ -1,0 +1,65 @@
+//! The scatters on wgpu (`shaders/index/scatter_*.wgsl`): one thread per output element
+//! walks the indices in order, so sums are deterministic without atomics. Where the adapter
+//! limits loop iterations per invocation, the indices are cut into tiles of
+//! [`SCATTER_TILE`]: each tile's sums land in a scratch buffer and a reduction over the
+//! tiles (in tile order) gives the output.
+
+use gradflux_core::{DType, Value};
+
+use crate::launch::{kernel, per_element, u32s, Bind, Launch, ELEMENTWISE_WG};
+use crate::shaders::ShaderFile;
+
+/// Indices one invocation of a scatter walks where loops are limited.
+pub const SCATTER_TILE: usize = 32_768;
+
+/// Tiles a walk of `walk` indices takes: one unless the adapter limits loops.
+pub(crate) fn scatter_tiles(walk: usize, loop_limit: Option<u64>) -> usize {
+    match loop_limit {
+        Some(_) if walk > SCATTER_TILE => walk.div_ceil(SCATTER_TILE),
+        _ => 1,
+    }
+}
+
+/// The launches of a scatter kernel `file` over `[src, idx, out]`: `numel` outputs of
+/// `dtype` (indices of `index_dtype`), each walking `walk` indices; `sizes` are the
+/// kernel's first four `info` words.
+pub(crate) fn scatter_launches(
+    (file, name): (&ShaderFile, &str),
+    [src, idx, out]: [Value; 3],
+    (dtype, index_dtype): (DType, DType),
+    (numel, walk): (usize, usize),
+    sizes: [usize; 4],
+    loop_limit: Option<u64>,
+) -> Vec<Launch> {
+    let tiles = scatter_tiles(walk, loop_limit);
+    let tile_len = if tiles > 1 { SCATTER_TILE } else { walk.max(1) };
+    let mut info = u32s(sizes);
+    info.extend(u32s([tile_len, tiles]));
+    let scatter = |out: Bind| Launch {
+        kernel: kernel(
+            file,
+            format!("{name}<{dtype}>{}", if tiles > 1 { " tiled" } else { "" }),
+            dtype,
+            index_dtype,
+            None,
+            vec![("WG", ELEMENTWISE_WG as f64)],
+            4,
+        ),
+        binds: vec![src.into(), idx.into(), out],
+        scratch: vec![],
+        info: info.clone(),
+        workgroups: per_element(numel * tiles),
+    };
+    if tiles == 1 {
+        return vec![scatter(out.into())];
+    }
+    let scratch = vec![(0, (tiles * numel * dtype.size_bytes()) as u64)];
+    let mut steps = vec![
+        scatter(Bind::Scratch(0)),
+        crate::reduce::sum_launch(Bind::Scratch(0), out.into(), dtype, (1, tiles, numel)),
+    ];
+    for s in &mut steps {
+        s.scratch = scratch.clone();
+    }
+    steps
+}
