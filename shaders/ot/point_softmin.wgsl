@@ -4,6 +4,9 @@
 // potential / eps, fused). One thread per x_i; y streams through workgroup memory in tiles
 // of PT points, PD coordinates at a time, so memory is O(n + m) whatever d is. Each tile's
 // largest term is found first, so a tile costs one rescale of the running sum.
+// Where an adapter limits loop iterations per invocation, y is cut into info[11] spans of
+// info[10] points: workgroup (problem, x tile, span) writes its running (top, sum, NaN
+// seen) to `part`, and `merge` (one thread per x_i) combines the spans in order.
 alias T = f32;
 
 override WG: u32 = 64u;
@@ -16,9 +19,10 @@ const PD: u32 = 8u;
 @group(0) @binding(2) var<storage, read> h: array<T>;
 @group(0) @binding(3) var<storage, read> h2: array<T>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
 // info: [batch, n, m, d, eps as f32 bits, use h2, h2 scale as f32 bits, lambda as f32
-// bits, cost (0 squared Euclidean, 1 Euclidean), tiles of x per problem]
-@group(0) @binding(5) var<storage, read> info: array<u32>;
+// bits, cost (0 squared Euclidean, 1 Euclidean), tiles of x per problem, span, spans]
+@group(0) @binding(6) var<storage, read> info: array<u32>;
 
 var<workgroup> ytile: array<f32, 512>; // PT * PD
 var<workgroup> ptile: array<f32, PT>;
@@ -54,24 +58,27 @@ fn main(
     @builtin(local_invocation_index) t: u32,
 ) {
     let w = wg.x + wg.y * nwg.x;
-    let tiles = info[9];
-    if w >= info[0] * tiles {
+    let spans = info[11];
+    let per_problem = info[9] * spans;
+    if w >= info[0] * per_problem {
         return;
     }
     let n = info[1];
-    let m = info[2];
     let d = info[3];
     let eps = bitcast<f32>(info[4]);
     let inv_eps = 1.0 / eps;
-    let b = w / tiles;
-    let i = (w % tiles) * WG + t;
+    let b = w / per_problem;
+    let i = ((w % per_problem) / spans) * WG + t;
+    let span = w % spans;
+    let first = span * info[10];
+    let m = min(info[2], first + info[10]);
     let xbase = (b * n + min(i, n - 1u)) * d;
     let neg_inf = bitcast<f32>(0xff800000u);
 
     var top = neg_inf;
     var sum = 0.0;
     var nan = false;
-    for (var j0 = 0u; j0 < m; j0 += PT) {
+    for (var j0 = first; j0 < m; j0 += PT) {
         let count = min(PT, m - j0);
         workgroupBarrier();
         for (var e = t; e < count; e += WG) {
@@ -131,8 +138,44 @@ fn main(
         }
     }
     if i < n {
-        let soft = -eps * (top + log(sum));
-        let value = bitcast<f32>(info[7]) * soft;
-        out[b * n + i] = T(select(value, bitcast<f32>(0x7fc00000u), nan));
+        if spans == 1u {
+            out[b * n + i] = finish(top, sum, nan);
+        } else {
+            let at = ((b * n + i) * spans + span) * 3u;
+            part[at] = top;
+            part[at + 1u] = sum;
+            part[at + 2u] = select(0.0, 1.0, nan);
+        }
     }
+}
+
+// lambda · (−eps · log Σ) from the running pair, NaN if any term was.
+fn finish(top: f32, sum: f32, nan: bool) -> T {
+    let soft = -bitcast<f32>(info[4]) * (top + log(sum));
+    let value = bitcast<f32>(info[7]) * soft;
+    return T(select(value, bitcast<f32>(0x7fc00000u), nan));
+}
+
+// Combines the spans' running pairs of x_i in span order: the larger top keeps its sum.
+@compute @workgroup_size(WG)
+fn merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * WG;
+    if k >= info[0] * info[1] {
+        return;
+    }
+    let spans = info[11];
+    var top = bitcast<f32>(0xff800000u);
+    var sum = 0.0;
+    var nan = false;
+    for (var s = 0u; s < spans; s++) {
+        let at = (k * spans + s) * 3u;
+        let t = part[at];
+        nan = nan || part[at + 2u] != 0.0;
+        if part[at + 1u] != 0.0 {
+            let new_top = max(top, t);
+            sum = sum * scaled(top, new_top) + part[at + 1u] * scaled(t, new_top);
+            top = new_top;
+        }
+    }
+    out[k] = finish(top, sum, nan);
 }

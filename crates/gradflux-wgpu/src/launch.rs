@@ -538,14 +538,15 @@ pub fn launches(
                 eps: *eps,
                 lambda: 1.0,
             };
-            vec![crate::ot::point_softmin_launch(
+            crate::ot::point_softmin_launch(
                 [input(0).into(), input(1).into(), out.into()],
                 crate::ot::Potential::plain(input(2)),
                 ins[0].dtype,
                 point_sizes(&ins[0], &ins[1]),
                 how,
                 *cost,
-            )?]
+                loop_limit,
+            )?
         }
         Op::PointSoftminBackward { eps, cost } => crate::ot::point_softmin_backward_launches(
             std::array::from_fn(input),

@@ -52,7 +52,14 @@ impl SinkhornLoop {
                 (batch, n, m, 0)
             }
         };
-        let l = loop_launches(spec, inputs, id, first.dtype, sizes)?;
+        let l = loop_launches(
+            spec,
+            inputs,
+            id,
+            first.dtype,
+            sizes,
+            ctx.summary.loop_limit(),
+        )?;
         let all: Vec<Launch> = l
             .prep
             .iter()
@@ -75,7 +82,7 @@ impl SinkhornLoop {
         let levels = l
             .levels
             .into_iter()
-            .map(|level| steps(level.into()))
+            .map(steps)
             .collect::<Result<Vec<_>>>()?;
         let buffer = |label, size, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {

@@ -141,29 +141,61 @@ pub fn point_softmin_launch(
     (batch, n, m, d): (usize, usize, usize, usize),
     how: Softmin,
     cost: PointCost,
-) -> Result<Launch> {
+    loop_limit: Option<u64>,
+) -> Result<Vec<Launch>> {
     f32_only("point_softmin", dtype, "the points and h")?;
     let tiles = n.div_ceil(POINT_WG);
+    let span = point_span(m, d, loop_limit);
+    let spans = m.div_ceil(span).max(1);
     let (h2, fused) = pot.words();
     let mut info = u32s([batch, n, m, d]);
     info.push((how.eps as f32).to_bits());
     info.extend(fused);
     info.push((how.lambda as f32).to_bits());
-    info.extend(u32s([cost_code(cost), tiles]));
-    Ok(Launch {
+    info.extend(u32s([cost_code(cost), tiles, span, spans]));
+    let parts = (batch * n * spans * 3 * 4) as u64;
+    let pass = |entry: &str, workgroups| Launch {
         kernel: source(
             &shaders::POINT_SOFTMIN,
-            "point_softmin".into(),
-            "main",
-            vec![true, true, true, true, false, true],
+            format!("point_softmin {entry}"),
+            entry,
+            vec![true, true, true, true, false, false, true],
             vec![("WG", POINT_WG as f64)],
         ),
-        binds: vec![x, y, pot.h, h2, out],
-        scratch: vec![],
-        info,
-        workgroups: Workgroups::Linear((batch * tiles) as u64),
-    })
+        binds: vec![x, y, pot.h, h2, out, Bind::Scratch(POINT_PARTS)],
+        scratch: vec![(POINT_PARTS, if spans > 1 { parts } else { 16 })],
+        info: info.clone(),
+        workgroups,
+    };
+    let main = pass("main", Workgroups::Linear((batch * tiles * spans) as u64));
+    if spans == 1 {
+        return Ok(vec![main]);
+    }
+    // One thread per x point, in workgroups of POINT_WG.
+    let merge = Workgroups::Linear((batch * n).div_ceil(POINT_WG) as u64);
+    Ok(vec![main, pass("merge", merge)])
 }
+
+/// Scratch slot of the spans' running pairs of a split point soft minimum.
+const POINT_PARTS: usize = 13;
+
+/// Points of the reduced cloud one workgroup of `point_softmin.wgsl` walks: all `m`,
+/// unless the adapter's `loop_limit` would cut that walk short, then a multiple of the
+/// tile that keeps an invocation within half the limit.
+pub(crate) fn point_span(m: usize, d: usize, loop_limit: Option<u64>) -> usize {
+    let trips = |m: usize| crate::loop_trips_families::point_softmin(m as u64, d as u64);
+    match loop_limit {
+        Some(limit) if trips(m) > limit - limit / 10 => {
+            let per_tile = trips(POINT_TILE) - trips(0);
+            let tiles = ((limit / 2).saturating_sub(trips(0)) / per_tile.max(1)).max(1);
+            tiles as usize * POINT_TILE
+        }
+        _ => m.max(1),
+    }
+}
+
+/// Points per tile of the point kernels (their `PT`).
+const POINT_TILE: usize = 64;
 
 fn cost_code(cost: PointCost) -> usize {
     match cost {

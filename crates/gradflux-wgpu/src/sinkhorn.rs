@@ -34,7 +34,7 @@ pub struct LoopLaunches {
     /// check.
     pub prep: Vec<Launch>,
     /// Per ε level of the schedule: the `f` half-step, then the `g` half-step.
-    pub levels: Vec<[Launch; 2]>,
+    pub levels: Vec<Vec<Launch>>,
     /// Writes each problem's marginal error to the `error` output and the largest to
     /// `STATUS[0]`.
     pub check: Vec<Launch>,
@@ -61,6 +61,7 @@ pub fn loop_launches(
     id: usize,
     dtype: DType,
     (batch, n, m, d): (usize, usize, usize, usize),
+    loop_limit: Option<u64>,
 ) -> Result<LoopLaunches> {
     f32_only("sinkhorn", dtype, "the cost, weights and potentials")?;
     let sources = if spec.points.is_some() { 2 } else { 1 };
@@ -103,7 +104,7 @@ pub fn loop_launches(
     let half_step = |eps: f64, rows: bool, out: Bind, pot: Potential, lambda: f64| {
         let how = Softmin { eps, lambda };
         match spec.points {
-            None => softmin_launch(
+            None => Ok(vec![softmin_launch(
                 [inputs[0].into(), out],
                 pot,
                 dtype,
@@ -114,14 +115,15 @@ pub fn loop_launches(
                 } else {
                     SoftminAxis::PerColumn
                 },
-            ),
+            )?]),
             Some(cost) => {
                 let (x, y) = (inputs[0].into(), inputs[1].into());
-                if rows {
-                    point_softmin_launch([x, y, out], pot, dtype, (batch, n, m, d), how, cost)
+                let (points, sizes) = if rows {
+                    ([x, y, out], (batch, n, m, d))
                 } else {
-                    point_softmin_launch([y, x, out], pot, dtype, (batch, m, n, d), how, cost)
-                }
+                    ([y, x, out], (batch, m, n, d))
+                };
+                point_softmin_launch(points, pot, dtype, sizes, how, cost, loop_limit)
             }
         }
     };
@@ -150,7 +152,7 @@ pub fn loop_launches(
                 pot(LOG_A, f, eps),
                 SinkhornSpec::damping(spec.rho_b, eps),
             )?;
-            Ok([with_logs(row), with_logs(column)])
+            Ok(row.into_iter().chain(column).map(with_logs).collect())
         })
         .collect::<Result<Vec<_>>>()?;
     let mut soft = half_step(
@@ -160,29 +162,29 @@ pub fn loop_launches(
         pot(LOG_B, g, spec.eps),
         1.0,
     )?;
-    soft.scratch.extend([(SOFT, words(n)), (LOG_B, words(m))]);
+    for l in &mut soft {
+        l.scratch.extend([(SOFT, words(n)), (LOG_B, words(m))]);
+    }
     let inv_rho = spec.rho_a.map_or(0.0, |r| 1.0 / r) as f32;
-    let check = vec![
-        with_logs(soft),
-        Launch {
-            kernel: small_kernel("marginal_error", vec![true, true, true, false, false, true]),
-            binds: vec![
-                a.into(),
-                f.into(),
-                Bind::Scratch(SOFT),
-                error.into(),
-                Bind::Scratch(STATUS),
-            ],
-            scratch: vec![(SOFT, words(n)), (STATUS, status_bytes(batch))],
-            info: vec![
-                batch as u32,
-                n as u32,
-                (spec.eps as f32).to_bits(),
-                inv_rho.to_bits(),
-            ],
-            workgroups: Workgroups::Linear(1),
-        },
-    ];
+    let mut check: Vec<Launch> = soft.into_iter().map(with_logs).collect();
+    check.push(Launch {
+        kernel: small_kernel("marginal_error", vec![true, true, true, false, false, true]),
+        binds: vec![
+            a.into(),
+            f.into(),
+            Bind::Scratch(SOFT),
+            error.into(),
+            Bind::Scratch(STATUS),
+        ],
+        scratch: vec![(SOFT, words(n)), (STATUS, status_bytes(batch))],
+        info: vec![
+            batch as u32,
+            n as u32,
+            (spec.eps as f32).to_bits(),
+            inv_rho.to_bits(),
+        ],
+        workgroups: Workgroups::Linear(1),
+    });
     Ok(LoopLaunches {
         prep,
         levels,

@@ -290,3 +290,73 @@ fn point_softmin_matches_the_dense_softmin() {
     .to_f64_vec();
     assert_eq!(got[0], f64::INFINITY, "{got:?}");
 }
+
+/// Clouds too large for one invocation to walk within a software driver's loop limit are
+/// reduced in spans merged afterwards, where the adapter has such a limit; special values
+/// placed in different spans keep their rules.
+#[test]
+fn point_softmin_and_sinkhorn_over_30000_points() {
+    use gradflux::{PointCost, SinkhornOptions};
+    let mut rng = Rng::new(72);
+    let (n, m, d) = (37, 30_000, 3);
+    let x = random(&mut rng, [2, n, d], DType::F32, -1.0, 1.0);
+    let y = random(&mut rng, [2, m, d], DType::F32, -1.0, 1.0);
+    let mut hv = random(&mut rng, [2, m], DType::F32, -2.0, 2.0)
+        .values::<f32>()
+        .unwrap()
+        .to_vec();
+    // Problem 1: a NaN in a late span makes every output NaN; problem 0 has a -inf
+    // potential in its first span, which adds nothing.
+    hv[m + 25_000] = f32::NAN;
+    hv[100] = f32::NEG_INFINITY;
+    let h = TensorData::new([2, m], hv).unwrap();
+    let g = Graph::new();
+    let (xt, yt, ht) = (
+        g.input("x", [2, n, d], DType::F32).unwrap(),
+        g.input("y", [2, m, d], DType::F32).unwrap(),
+        g.input("h", [2, m], DType::F32).unwrap(),
+    );
+    let soft = g
+        .point_softmin(xt, yt, ht, 0.05, PointCost::SqEuclidean)
+        .unwrap();
+    let cpu = check(
+        "point_softmin over 30 000 points",
+        &g,
+        &[soft],
+        &[("x", &x), ("y", &y), ("h", &h)],
+        Tolerance::new(1e-5, 1e-5),
+    );
+    let v = cpu[0].values::<f32>().unwrap();
+    assert!(v[..n].iter().all(|s| s.is_finite()) && v[n..].iter().all(|s| s.is_nan()));
+
+    // A whole Sinkhorn solve online, both half-steps over the large cloud.
+    let (a, b) = (
+        TensorData::new([n], vec![1.0 / n as f32; n]).unwrap(),
+        TensorData::new([m], vec![1.0 / m as f32; m]).unwrap(),
+    );
+    let g = Graph::new();
+    let xt = g.input("x", [n, d], DType::F32).unwrap();
+    let yt = g.input("y", [m, d], DType::F32).unwrap();
+    let at = g.input("a", [n], DType::F32).unwrap();
+    let bt = g.input("b", [m], DType::F32).unwrap();
+    let s = g
+        .sinkhorn_points(
+            xt,
+            yt,
+            at,
+            bt,
+            None,
+            PointCost::SqEuclidean,
+            SinkhornOptions::new(0.1, 3),
+        )
+        .unwrap();
+    let x1 = random(&mut rng, [n, d], DType::F32, -1.0, 1.0);
+    let y1 = random(&mut rng, [m, d], DType::F32, -1.0, 1.0);
+    check(
+        "sinkhorn_points 37 x 30 000",
+        &g,
+        &[s.f, s.g],
+        &[("x", &x1), ("y", &y1), ("a", &a), ("b", &b)],
+        Tolerance::new(1e-4, 1e-4),
+    );
+}
