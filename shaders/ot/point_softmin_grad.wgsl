@@ -8,6 +8,9 @@
 // (−eps for the gradient of h; 1 makes the pass a plan-vector product).
 // - the x pass: p = x, q = y, alpha = s / eps, beta = h, u per output: dx.
 // - the y pass: p = y, q = x, alpha = h, beta = s / eps, u per reduced point: dy and dh.
+// Where an adapter limits loop iterations per invocation, q is cut into info[16] spans of
+// info[15] points: span s writes its sums at s · (batch · L · d) in `grad` and s · (batch ·
+// L) in `scalar` (scratch buffers then), and a sum over the spans follows.
 alias T = f32;
 
 override WG: u32 = 64u;
@@ -27,7 +30,8 @@ const GD: u32 = 16u;
 @group(0) @binding(7) var<storage, read> skip: array<f32>;
 // info: [batch, L (output points), R (reduced points), d, eps as f32 bits, alpha scale
 // bits, beta scale bits, u per output, cost (0 squared Euclidean, 1 Euclidean), tiles of p
-// per problem, coordinate blocks, write scalar, write grad, scalar factor bits, use skip]
+// per problem, coordinate blocks, write scalar, write grad, scalar factor bits, use skip,
+// span, spans]
 @group(0) @binding(8) var<storage, read> info: array<u32>;
 
 var<workgroup> qtile: array<f32, 512>; // PT * PD, for distances
@@ -41,7 +45,10 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let w = wg.x + wg.y * nwg.x;
+    let spans = info[16];
+    let ws = wg.x + wg.y * nwg.x;
+    let w = ws / spans;
+    let span = ws % spans;
     let tiles = info[9];
     let blocks = info[10];
     if w >= info[0] * tiles * blocks {
@@ -51,7 +58,8 @@ fn main(
         return;
     }
     let len = info[1];
-    let other = info[2];
+    let first = span * info[15];
+    let other = min(info[2], first + info[15]);
     let d = info[3];
     let eps = bitcast<f32>(info[4]);
     let inv_eps = 1.0 / eps;
@@ -74,11 +82,11 @@ fn main(
     }
     var acc: array<f32, GD>;
     var total = 0.0;
-    for (var r0 = 0u; r0 < other; r0 += PT) {
+    for (var r0 = first; r0 < other; r0 += PT) {
         let count = min(PT, other - r0);
         workgroupBarrier();
         for (var e = t; e < count; e += WG) {
-            let r = b * other + r0 + e;
+            let r = b * info[2] + r0 + e;
             btile[e] = f32(beta[r]) * bitcast<f32>(info[6]);
             utile[e] = select(f32(u[r]), 1.0, u_per_output);
         }
@@ -87,7 +95,7 @@ fn main(
             let k = k0 + e % GD;
             var v = 0.0;
             if rr < count && k < d {
-                v = f32(q[(b * other + r0 + rr) * d + k]);
+                v = f32(q[(b * info[2] + r0 + rr) * d + k]);
             }
             gtile[e] = v;
         }
@@ -99,7 +107,7 @@ fn main(
                 let k = d0 + e % PD;
                 var v = 0.0;
                 if rr < count && k < d {
-                    v = f32(q[(b * other + r0 + rr) * d + k]);
+                    v = f32(q[(b * info[2] + r0 + rr) * d + k]);
                 }
                 qtile[e] = v;
             }
@@ -144,12 +152,13 @@ fn main(
     if u_per_output {
         scale = f32(u[b * len + o]);
     }
+    let points = info[0] * len;
     for (var k = 0u; k < GD && write_grad; k++) {
         if k0 + k < d {
-            grad[(b * len + o) * d + k0 + k] = T(scale * acc[k]);
+            grad[span * points * d + (b * len + o) * d + k0 + k] = T(scale * acc[k]);
         }
     }
     if info[11] != 0u && block == 0u {
-        scalar[b * len + o] = T(bitcast<f32>(info[13]) * scale * total);
+        scalar[span * points + b * len + o] = T(bitcast<f32>(info[13]) * scale * total);
     }
 }

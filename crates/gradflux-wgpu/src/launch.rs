@@ -555,6 +555,7 @@ pub fn launches(
             point_sizes(&ins[0], &ins[1]),
             *eps,
             *cost,
+            loop_limit,
         )?,
         Op::SinkhornAdjoint(spec) => {
             let (batch, n, m, d) = match spec.points {

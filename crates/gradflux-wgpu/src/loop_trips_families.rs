@@ -84,7 +84,7 @@ pub(crate) fn family_loop_trips(op: &Op, ins: &[TensorType], _outs: &[TensorType
         // ceil(other/64) tiles, each ceil(d/8) distance chunks and 64 × 16 gradient terms.
         Op::PointSoftminBackward { .. } => {
             let (_, n, m, d) = point_sizes(&ins[0], &ins[1]);
-            point_grad(n.max(m) as u64, d as u64, true)
+            split_point_grad(n, d).max(split_point_grad(m, d))
         }
         // sinkhorn_adjoint.wgsl cg_step: 4 strided passes over the m columns + 3 sums;
         // the plan products: plan_matvec.wgsl (as softmin) or point_softmin_grad.wgsl
@@ -251,9 +251,23 @@ pub(crate) fn split_point_softmin(m: usize, d: usize) -> u64 {
     point_softmin(span.min(m) as u64, d as u64).max(if spans > 1 { looped(spans) } else { 0 })
 }
 
+/// A gradient pass of `point_softmin_grad.wgsl` over `other` points as it runs on
+/// llvmpipe: in spans, then sums over the spans.
+fn split_point_grad(other: usize, d: usize) -> u64 {
+    let limit = Some(crate::device::LLVMPIPE_LOOP_LIMIT);
+    let span = crate::ot::grad_span(other, d, true, limit);
+    let spans = other.div_ceil(span).max(1);
+    let sum = if spans > 1 {
+        2 * div_ceil(spans as u64, 256) + 3 * 8 + spans as u64
+    } else {
+        0
+    };
+    point_grad(span.min(other) as u64, d as u64, true).max(sum)
+}
+
 /// `point_softmin_grad.wgsl` reducing over `other` points of dimension `d`, with the
 /// coordinate gradient (`grad`) or as a plan-vector product.
-fn point_grad(other: u64, d: u64, grad: bool) -> u64 {
+pub(crate) fn point_grad(other: u64, d: u64, grad: bool) -> u64 {
     let chunks = div_ceil(d, PD);
     // Without the gradient its loops are still entered (and pay their exit pass).
     let gd = if grad { GD } else { 0 };

@@ -240,7 +240,13 @@ fn skip_binding(skip: Option<Bind>) -> (Bind, u32, Vec<(usize, u64)>) {
     }
 }
 
-fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: PointCost) -> Launch {
+fn point_pass(
+    pass: PointPass,
+    (batch, d): (usize, usize),
+    eps: f64,
+    cost: PointCost,
+    loop_limit: Option<u64>,
+) -> Vec<Launch> {
     let (len, other) = pass.sizes;
     let tiles = len.div_ceil(POINT_WG);
     // The gradient needs a dispatch row per block of coordinates; a product needs one.
@@ -249,6 +255,8 @@ fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: Point
     } else {
         1
     };
+    let span = grad_span(other, d, pass.grad.is_some(), loop_limit);
+    let spans = other.div_ceil(span).max(1);
     let mut info = u32s([batch, len, other, d]);
     info.extend([
         (eps as f32).to_bits(),
@@ -262,16 +270,28 @@ fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: Point
         u32::from(pass.grad.is_some()),
         pass.scalar.map_or(0.0, |(_, k)| k).to_bits(),
     ]);
-    let (skip, use_skip, mut scratch) = skip_binding(pass.skip);
+    // Split passes recompute finished problems: their spans' sums are summed afresh.
+    let skip = if spans > 1 { None } else { pass.skip };
+    let (skip, use_skip, mut scratch) = skip_binding(skip);
     info.push(use_skip);
+    info.extend(u32s([span, spans]));
     let mut unused = || {
         scratch.push((UNUSED, 4));
         Bind::Scratch(UNUSED)
     };
-    let grad = pass.grad.unwrap_or_else(&mut unused);
-    let scalar = pass.scalar.map(|(b, _)| b).unwrap_or_else(&mut unused);
+    let grad_out = pass.grad.unwrap_or_else(&mut unused);
+    let scalar_out = pass.scalar.map(|(b, _)| b).unwrap_or_else(&mut unused);
+    // Split: each span writes its own slice of a scratch buffer, summed below.
+    let points = batch * len;
+    let (grad, scalar) = if spans > 1 {
+        scratch.push((GRAD_PARTS, (spans * points * d * 4) as u64));
+        scratch.push((SCALAR_PARTS, (spans * points * 4) as u64));
+        (Bind::Scratch(GRAD_PARTS), Bind::Scratch(SCALAR_PARTS))
+    } else {
+        (grad_out, scalar_out)
+    };
     scratch.dedup();
-    Launch {
+    let mut steps = vec![Launch {
         kernel: source(
             &shaders::POINT_SOFTMIN_GRAD,
             "point_softmin_grad".into(),
@@ -282,9 +302,41 @@ fn point_pass(pass: PointPass, (batch, d): (usize, usize), eps: f64, cost: Point
         binds: vec![
             pass.p, pass.q, pass.alpha, pass.beta, pass.u, grad, scalar, skip,
         ],
-        scratch,
+        scratch: scratch.clone(),
         info,
-        workgroups: Workgroups::Linear((batch * tiles * blocks) as u64),
+        workgroups: Workgroups::Linear((batch * tiles * blocks * spans) as u64),
+    }];
+    if spans > 1 {
+        let sum = |parts: Bind, out: Bind, count: usize| {
+            let mut l = crate::reduce::sum_launch(parts, out, DType::F32, (1, spans, count));
+            l.scratch = scratch.clone();
+            l
+        };
+        if pass.grad.is_some() {
+            steps.push(sum(grad, grad_out, points * d));
+        }
+        if pass.scalar.is_some() {
+            steps.push(sum(scalar, scalar_out, points));
+        }
+    }
+    steps
+}
+
+/// Scratch slots of a split gradient pass's per-span sums.
+const GRAD_PARTS: usize = 12;
+const SCALAR_PARTS: usize = 11;
+
+/// Points of the reduced side one invocation of `point_softmin_grad.wgsl` walks: all
+/// `other`, unless the adapter's `loop_limit` would cut that short (see [`point_span`]).
+pub(crate) fn grad_span(other: usize, d: usize, grad: bool, loop_limit: Option<u64>) -> usize {
+    let trips = |r: usize| crate::loop_trips_families::point_grad(r as u64, d as u64, grad);
+    match loop_limit {
+        Some(limit) if trips(other) > limit - limit / 10 => {
+            let per_tile = trips(POINT_TILE) - trips(0);
+            let tiles = ((limit / 2).saturating_sub(trips(0)) / per_tile.max(1)).max(1);
+            tiles as usize * POINT_TILE
+        }
+        _ => other.max(1),
     }
 }
 
@@ -297,47 +349,49 @@ pub fn point_softmin_backward_launches(
     (batch, n, m, d): (usize, usize, usize, usize),
     eps: f64,
     cost: PointCost,
+    loop_limit: Option<u64>,
 ) -> Result<Vec<Launch>> {
     f32_only("point_softmin backward", dtype, "the points")?;
     let inv_eps = (1.0 / eps) as f32;
-    Ok(vec![
-        point_pass(
-            PointPass {
-                p: x.into(),
-                q: y.into(),
-                alpha: s.into(),
-                beta: h.into(),
-                u: gy.into(),
-                scales: (inv_eps, 1.0),
-                u_per_output: true,
-                grad: Some(dx.into()),
-                scalar: None,
-                sizes: (n, m),
-                skip: None,
-            },
-            (batch, d),
-            eps,
-            cost,
-        ),
-        point_pass(
-            PointPass {
-                p: y.into(),
-                q: x.into(),
-                alpha: h.into(),
-                beta: s.into(),
-                u: gy.into(),
-                scales: (1.0, inv_eps),
-                u_per_output: false,
-                grad: Some(dy.into()),
-                scalar: Some((dh.into(), -eps as f32)),
-                sizes: (m, n),
-                skip: None,
-            },
-            (batch, d),
-            eps,
-            cost,
-        ),
-    ])
+    let mut steps = point_pass(
+        PointPass {
+            p: x.into(),
+            q: y.into(),
+            alpha: s.into(),
+            beta: h.into(),
+            u: gy.into(),
+            scales: (inv_eps, 1.0),
+            u_per_output: true,
+            grad: Some(dx.into()),
+            scalar: None,
+            sizes: (n, m),
+            skip: None,
+        },
+        (batch, d),
+        eps,
+        cost,
+        loop_limit,
+    );
+    steps.extend(point_pass(
+        PointPass {
+            p: y.into(),
+            q: x.into(),
+            alpha: h.into(),
+            beta: s.into(),
+            u: gy.into(),
+            scales: (1.0, inv_eps),
+            u_per_output: false,
+            grad: Some(dy.into()),
+            scalar: Some((dh.into(), -eps as f32)),
+            sizes: (m, n),
+            skip: None,
+        },
+        (batch, d),
+        eps,
+        cost,
+        loop_limit,
+    ));
+    Ok(steps)
 }
 
 /// The launch writing `out_o = Σ_r exp(out_pot_o + (red_pot_r − cost) / eps) · u_r` over
@@ -352,7 +406,8 @@ pub fn point_products_launch(
     cost: PointCost,
 ) -> Result<Launch> {
     f32_only("sinkhorn_adjoint", dtype, "the points")?;
-    Ok(point_pass(
+    // Not split (one launch per step of the solve): the guard refuses what is too long.
+    let mut pass = point_pass(
         PointPass {
             p,
             q,
@@ -369,7 +424,9 @@ pub fn point_products_launch(
         (batch, d),
         eps,
         cost,
-    ))
+        None,
+    );
+    Ok(pass.remove(0))
 }
 
 /// The dense launch writing `out_o = Σ_r exp(out_pot_o + (red_pot_r − cost) / eps) · u_r`

@@ -360,3 +360,38 @@ fn point_softmin_and_sinkhorn_over_30000_points() {
         Tolerance::new(1e-4, 1e-4),
     );
 }
+
+/// The gradient passes of point_softmin over clouds too long for one invocation's walk
+/// (on a loop-limited adapter): per-span sums added afterwards, for dx (reducing over y)
+/// and for dy and dh (reducing over x), in both orientations.
+#[test]
+fn point_softmin_gradients_over_30000_points() {
+    use gradflux::PointCost;
+    let mut rng = Rng::new(73);
+    for (n, m) in [(37, 30_000), (30_000, 29)] {
+        let d = 3;
+        let x = random(&mut rng, [n, d], DType::F32, -1.0, 1.0);
+        let y = random(&mut rng, [m, d], DType::F32, -1.0, 1.0);
+        let h = random(&mut rng, [m], DType::F32, -1.0, 1.0);
+        let wts = random(&mut rng, [n], DType::F32, 0.0, 1.0);
+        let g = Graph::new();
+        let (xt, yt, ht, wt) = (
+            g.input("x", [n, d], DType::F32).unwrap(),
+            g.input("y", [m, d], DType::F32).unwrap(),
+            g.input("h", [m], DType::F32).unwrap(),
+            g.input("w", [n], DType::F32).unwrap(),
+        );
+        let soft = g
+            .point_softmin(xt, yt, ht, 0.2, PointCost::SqEuclidean)
+            .unwrap();
+        let loss = g.sum_all(g.mul(soft, wt).unwrap()).unwrap();
+        let grads = g.grad(loss, &[xt, yt, ht]).unwrap();
+        check(
+            &format!("point_softmin gradients {n} x {m}"),
+            &g,
+            &grads,
+            &[("x", &x), ("y", &y), ("h", &h), ("w", &wts)],
+            Tolerance::new(1e-4, 1e-6),
+        );
+    }
+}
