@@ -7,7 +7,10 @@
 //   per row.
 // - per_column: out[b, j] = −eps · log Σ_i exp(h[b, i] − cost[b, i, j] / eps), reading the
 //   cost in place: a workgroup covers COLS adjacent columns (coalesced reads) with
-//   WG / COLS row slices.
+//   WG / COLS row slices. Where an adapter limits loop iterations per invocation, the rows
+//   are cut into info[9] spans of info[8]: workgroup (problem, column tile, span) writes
+//   each column's pair and NaN flag to `part`, and per_column_merge (one thread per
+//   column) merges the spans in order.
 alias T = f32;
 
 override WG: u32 = 256u;
@@ -17,9 +20,10 @@ override COLS: u32 = 64u;
 @group(0) @binding(1) var<storage, read> h: array<T>;
 @group(0) @binding(2) var<storage, read> h2: array<T>;
 @group(0) @binding(3) var<storage, read_write> out: array<T>;
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
 // info: [batch, n, m, eps as f32 bits, column tiles per problem, use h2, h2 scale as f32
-// bits, lambda as f32 bits]
-@group(0) @binding(4) var<storage, read> info: array<u32>;
+// bits, lambda as f32 bits, rows per span, spans]
+@group(0) @binding(5) var<storage, read> info: array<u32>;
 
 // The potential at k: h[k], plus h2[k] · scale when fused.
 fn potential(k: u32) -> f32 {
@@ -80,12 +84,16 @@ fn merge_slots(t: u32, stride: u32) {
     red_nan[t] |= red_nan[t + stride];
 }
 
-// lambda · (−eps · log Σ) from merged slot t (NaN if any term was).
-fn result(t: u32, eps: f32) -> T {
-    let total = red[t];
+// lambda · (−eps · log Σ) from a merged pair (NaN if any term was).
+fn finish(total: vec2<f32>, nan: bool, eps: f32) -> T {
     let nan_out = bitcast<f32>(0x7fc00000u);
     let soft = -eps * (total.x + log(total.y));
-    return T(select(bitcast<f32>(info[7]) * soft, nan_out, red_nan[t] != 0u));
+    return T(select(bitcast<f32>(info[7]) * soft, nan_out, nan));
+}
+
+// The result from merged slot t.
+fn result(t: u32, eps: f32) -> T {
+    return finish(red[t], red_nan[t] != 0u, eps);
 }
 
 @compute @workgroup_size(WG)
@@ -134,23 +142,27 @@ fn per_column(
     @builtin(local_invocation_index) t: u32,
 ) {
     let w = wg.x + wg.y * nwg.x;
-    let tiles = info[4];
-    if w >= info[0] * tiles {
+    let spans = info[9];
+    let per_problem = info[4] * spans;
+    if w >= info[0] * per_problem {
         return;
     }
     let n = info[1];
     let m = info[2];
     let eps = bitcast<f32>(info[3]);
     let inv_eps = 1.0 / eps;
-    let b = w / tiles;
+    let b = w / per_problem;
+    let span = w % spans;
+    let first = span * info[8];
+    let end = min(n, first + info[8]);
     let slice = t / COLS;
     let slices = WG / COLS;
-    let j = (w % tiles) * COLS + t % COLS;
+    let j = ((w % per_problem) / spans) * COLS + t % COLS;
 
     var acc = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
     var nan = false;
     if j < m {
-        for (var i = slice; i < n; i += slices) {
+        for (var i = first + slice; i < end; i += slices) {
             let term = potential(b * n + i) - f32(cost[(b * n + i) * m + j]) * inv_eps;
             nan = nan || is_nan(term);
             if !is_nan(term) {
@@ -167,6 +179,34 @@ fn per_column(
         workgroupBarrier();
     }
     if slice == 0u && j < m {
-        out[b * m + j] = result(t, eps);
+        if spans == 1u {
+            out[b * m + j] = result(t, eps);
+        } else {
+            let at = ((b * m + j) * spans + span) * 3u;
+            part[at] = red[t].x;
+            part[at + 1u] = red[t].y;
+            part[at + 2u] = f32(red_nan[t]);
+        }
     }
+}
+
+// Merges the spans' pairs of each column in span order (one thread per column).
+@compute @workgroup_size(WG)
+fn per_column_merge(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let k = gid.x + gid.y * nwg.x * WG;
+    if k >= info[0] * info[2] {
+        return;
+    }
+    let spans = info[9];
+    var acc = vec2<f32>(bitcast<f32>(0xff800000u), 0.0);
+    var nan = false;
+    for (var s = 0u; s < spans; s++) {
+        let at = (k * spans + s) * 3u;
+        acc = merge(acc, vec2<f32>(part[at], part[at + 1u]));
+        nan = nan || part[at + 2u] != 0.0;
+    }
+    out[k] = finish(acc, nan, bitcast<f32>(info[3]));
 }

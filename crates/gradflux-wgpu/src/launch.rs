@@ -524,15 +524,14 @@ pub fn launches(
                 (n, rows),
             )?
         }
-        Op::Softmin { eps, axis } => {
-            vec![crate::ot::softmin_op_launch(
-                [input(0), input(1), out],
-                ins[0].dtype,
-                matrix_sizes(&ins[0]),
-                *eps,
-                *axis,
-            )?]
-        }
+        Op::Softmin { eps, axis } => crate::ot::softmin_op_launches(
+            [input(0), input(1), out],
+            ins[0].dtype,
+            matrix_sizes(&ins[0]),
+            *eps,
+            *axis,
+            loop_limit,
+        )?,
         Op::PointSoftmin { eps, cost } => {
             let how = crate::ot::Softmin {
                 eps: *eps,

@@ -89,37 +89,74 @@ pub fn softmin_launch(
     (batch, n, m): (usize, usize, usize),
     how: Softmin,
     axis: SoftminAxis,
-) -> Result<Launch> {
+    loop_limit: Option<u64>,
+) -> Result<Vec<Launch>> {
     f32_only("softmin", dtype, "the cost and h")?;
     let (entry_point, workgroups, tiles) = dense_grid(axis, (batch, n, m));
+    let span = match axis {
+        SoftminAxis::PerColumn => column_span(n, loop_limit),
+        SoftminAxis::PerRow => n.max(1),
+    };
+    let spans = n.div_ceil(span).max(1);
     let (h2, fused) = pot.words();
     let mut info = u32s([batch, n, m]);
     info.extend([(how.eps as f32).to_bits(), tiles as u32]);
     info.extend(fused);
     info.push((how.lambda as f32).to_bits());
-    Ok(Launch {
+    info.extend(u32s([span, spans]));
+    let parts = if spans > 1 {
+        batch * m * spans * 3 * 4
+    } else {
+        16
+    };
+    let pass = |entry: &str, workgroups: usize| Launch {
         kernel: source(
             &shaders::SOFTMIN,
-            format!("softmin {axis:?}"),
-            entry_point,
-            vec![true, true, true, false, true],
+            format!("softmin {entry}"),
+            entry,
+            vec![true, true, true, false, false, true],
             vec![("WG", WG as f64), ("COLS", COLS as f64)],
         ),
-        binds: vec![cost, pot.h, h2, out],
-        scratch: vec![],
-        info,
+        binds: vec![cost, pot.h, h2, out, Bind::Scratch(SOFTMIN_PARTS)],
+        scratch: vec![(SOFTMIN_PARTS, parts as u64)],
+        info: info.clone(),
         workgroups: Workgroups::Linear(workgroups as u64),
-    })
+    };
+    let main = pass(entry_point, workgroups * spans);
+    if spans == 1 {
+        return Ok(vec![main]);
+    }
+    Ok(vec![
+        main,
+        pass("per_column_merge", (batch * m).div_ceil(WG)),
+    ])
 }
 
-/// `Op::Softmin` as one launch.
-pub fn softmin_op_launch(
+/// Scratch slot of a split column soft minimum's per-span pairs.
+const SOFTMIN_PARTS: usize = 10;
+
+/// Rows one workgroup of the column soft minimum walks (each of its `WG / COLS` row slices
+/// a share): all `n`, unless the adapter's `loop_limit` would cut that short.
+pub(crate) fn column_span(n: usize, loop_limit: Option<u64>) -> usize {
+    let slices = WG / COLS;
+    let trips = |rows: usize| (rows.div_ceil(slices) + 8) as u64;
+    match loop_limit {
+        Some(limit) if trips(n) > limit - limit / 10 => {
+            (((limit / 2) as usize).saturating_sub(8) * slices).max(slices)
+        }
+        _ => n.max(1),
+    }
+}
+
+/// `Op::Softmin`'s launches.
+pub fn softmin_op_launches(
     [cost, h, out]: [Value; 3],
     dtype: DType,
     dims: (usize, usize, usize),
     eps: f64,
     axis: SoftminAxis,
-) -> Result<Launch> {
+    loop_limit: Option<u64>,
+) -> Result<Vec<Launch>> {
     let how = Softmin { eps, lambda: 1.0 };
     softmin_launch(
         [cost.into(), out.into()],
@@ -128,6 +165,7 @@ pub fn softmin_op_launch(
         dims,
         how,
         axis,
+        loop_limit,
     )
 }
 

@@ -104,7 +104,7 @@ pub fn loop_launches(
     let half_step = |eps: f64, rows: bool, out: Bind, pot: Potential, lambda: f64| {
         let how = Softmin { eps, lambda };
         match spec.points {
-            None => Ok(vec![softmin_launch(
+            None => softmin_launch(
                 [inputs[0].into(), out],
                 pot,
                 dtype,
@@ -115,7 +115,8 @@ pub fn loop_launches(
                 } else {
                     SoftminAxis::PerColumn
                 },
-            )?]),
+                loop_limit,
+            ),
             Some(cost) => {
                 let (x, y) = (inputs[0].into(), inputs[1].into());
                 let (points, sizes) = if rows {

@@ -572,18 +572,24 @@ fn kernels_past_a_software_drivers_loop_limit_are_refused_by_name() {
     let Some(limit) = wgpu_dev.summary().loop_limit() else {
         return; // no such limit on this adapter: nothing to refuse
     };
-    // A column soft minimum over 300 000 rows: each invocation walks a quarter of them.
+    // A batch of 2 000 small transport problems: the weight check walks every problem in
+    // one workgroup.
     let g = Graph::new();
-    let cost = g.input("cost", [300_000, 2], DType::F32).unwrap();
-    let h = g.input("h", [300_000], DType::F32).unwrap();
+    let cost = g.input("cost", [2_000, 8, 8], DType::F32).unwrap();
+    let a = g.input("a", [2_000, 8], DType::F32).unwrap();
+    let b = g.input("b", [2_000, 8], DType::F32).unwrap();
     let soft = g
-        .softmin(cost, h, 0.1, gradflux::SoftminAxis::PerColumn)
-        .unwrap();
+        .sinkhorn(cost, a, b, None, gradflux::SinkhornOptions::new(0.1, 3))
+        .unwrap()
+        .f;
     let e = dev.compile(&g, &[soft]).err().expect("refused");
     assert!(
         matches!(&e, Error::Limit { requested, allowed, .. } if *requested > 65_535 && *allowed <= limit),
         "{e}"
     );
     let msg = e.to_string();
-    assert!(msg.contains("softmin") && msg.contains("llvmpipe"), "{msg}");
+    assert!(
+        msg.contains("sinkhorn") && msg.contains("llvmpipe"),
+        "{msg}"
+    );
 }

@@ -395,3 +395,43 @@ fn point_softmin_gradients_over_30000_points() {
         );
     }
 }
+
+/// A column soft minimum over more rows than one workgroup may walk (on a loop-limited
+/// adapter): spans of rows, merged per column. (Sinkhorn's dense column half-steps are
+/// this launch; a whole solve at this size is left out because its row half-steps take a
+/// workgroup per row, seconds on a software driver.)
+#[test]
+fn column_softmin_over_300000_rows() {
+    let mut rng = Rng::new(74);
+    let (n, m) = (300_001, 3);
+    let cost = random(&mut rng, [n, m], DType::F32, 0.0, 1.0);
+    let mut hv = random(&mut rng, [n], DType::F32, -1.0, 1.0)
+        .values::<f32>()
+        .unwrap()
+        .to_vec();
+    hv[299_000] = f32::INFINITY; // +inf in a late span decides every column
+    hv[7] = f32::NAN; // ...except that a NaN in the first span makes them all NaN
+    let h = TensorData::new([n], hv).unwrap();
+    let g = Graph::new();
+    let (ct, ht) = (
+        g.input("cost", [n, m], DType::F32).unwrap(),
+        g.input("h", [n], DType::F32).unwrap(),
+    );
+    let soft = g.softmin(ct, ht, 0.1, SoftminAxis::PerColumn).unwrap();
+    let cpu = check(
+        "column softmin over 300 001 rows",
+        &g,
+        &[soft],
+        &[("cost", &cost), ("h", &h)],
+        Tolerance::new(1e-5, 1e-5),
+    );
+    assert!(cpu[0].values::<f32>().unwrap().iter().all(|v| v.is_nan()));
+    let clean = random(&mut rng, [n], DType::F32, -1.0, 1.0);
+    check(
+        "column softmin over 300 001 rows",
+        &g,
+        &[soft],
+        &[("cost", &cost), ("h", &clean)],
+        Tolerance::new(1e-5, 1e-5),
+    );
+}
