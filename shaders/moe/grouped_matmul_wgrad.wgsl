@@ -2,7 +2,9 @@
 // x[p]^T · dy[p], [E, K, N]. A workgroup owns a 64 x 64 tile of one expert's dw, walks
 // the block list for that expert's blocks, and stages 16 rows of x and dy at a time;
 // each of its 256 threads owns 4 x 4 outputs. The sum runs over rows in order, so it is
-// deterministic.
+// deterministic. Where an adapter limits loop iterations per invocation, the block list
+// is cut into info[8] spans of info[7] blocks: span s writes its sums at s · E·K·N (a
+// scratch buffer then), and a sum over the spans follows.
 const TK: u32 = 64u;
 const TN: u32 = 64u;
 const R: u32 = 16u;
@@ -11,7 +13,7 @@ const R: u32 = 16u;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> block_experts: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-// info: [P, K, N, E, block, k tiles, n tiles]
+// info: [P, K, N, E, block, k tiles, n tiles, blocks per span, spans]
 @group(0) @binding(4) var<storage, read> info: array<u32>;
 
 var<workgroup> xs: array<f32, 1024>; // R x TK
@@ -29,7 +31,9 @@ fn main(
     let block = info[4];
     let k_tiles = info[5];
     let n_tiles = info[6];
-    let tile = wg.x + wg.y * nwg.x;
+    let spans = info[8];
+    let tile = (wg.x + wg.y * nwg.x) / spans;
+    let span = (wg.x + wg.y * nwg.x) % spans;
     if tile >= info[3] * k_tiles * n_tiles {
         return;
     }
@@ -44,7 +48,8 @@ fn main(
     var acc1 = vec4<f32>();
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
-    for (var b = 0u; b < rows / block; b++) {
+    let first = span * info[7];
+    for (var b = first; b < min(rows / block, first + info[7]); b++) {
         if block_experts[b] != e {
             continue;
         }
@@ -86,14 +91,15 @@ fn main(
         }
     }
     let c = n0 + tx * 4u;
-    store(e, k0 + ty * 4u, c, acc0);
-    store(e, k0 + ty * 4u + 1u, c, acc1);
-    store(e, k0 + ty * 4u + 2u, c, acc2);
-    store(e, k0 + ty * 4u + 3u, c, acc3);
+    let at = span * info[3] * k * n;
+    store(at, e, k0 + ty * 4u, c, acc0);
+    store(at, e, k0 + ty * 4u + 1u, c, acc1);
+    store(at, e, k0 + ty * 4u + 2u, c, acc2);
+    store(at, e, k0 + ty * 4u + 3u, c, acc3);
 }
 
-// Writes the part of row kk of dw[e] that lies inside [K, N].
-fn store(e: u32, kk: u32, c: u32, v: vec4<f32>) {
+// Writes the part of row kk of dw[e] that lies inside [K, N], `at` into dw.
+fn store(at: u32, e: u32, kk: u32, c: u32, v: vec4<f32>) {
     let k = info[1];
     let n = info[2];
     if kk >= k {
@@ -101,7 +107,7 @@ fn store(e: u32, kk: u32, c: u32, v: vec4<f32>) {
     }
     for (var j = 0u; j < 4u; j++) {
         if c + j < n {
-            dw[(e * k + kk) * n + c + j] = v[j];
+            dw[at + (e * k + kk) * n + c + j] = v[j];
         }
     }
 }

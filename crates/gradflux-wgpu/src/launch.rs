@@ -599,12 +599,13 @@ pub fn launches(
         }
         Op::GroupedMatMulWeightGrad { block, num_experts } => {
             let (rows, k) = (ins[0].shape.dims()[0], ins[0].shape.dims()[1]);
-            vec![crate::moe::grouped_matmul_weight_grad_launch(
+            crate::moe::grouped_matmul_weight_grad_launch(
                 [input(0), input(1), input(2), out],
                 oty.dtype,
                 (rows, k, ins[1].shape.dims()[1], *num_experts),
                 *block,
-            )?]
+                loop_limit,
+            )?
         }
         Op::Custom(op) => {
             let k = op.wgsl.as_ref().ok_or_else(|| Error::Unsupported {

@@ -48,14 +48,19 @@ pub(crate) fn family_loop_trips(op: &Op, ins: &[TensorType], _outs: &[TensorType
         }
         // grouped_matmul_wgrad.wgsl: every block of the expert (at most P / block), each
         // ceil(block/16) row steps of 16 rows: about 1.8 passes per row of x.
+        // In spans of blocks where loops are limited, then a sum over the spans.
         Op::GroupedMatMulWeightGrad { block, .. } => {
-            let rows = ins[0].shape.dims()[0] as u64;
-            let block = (*block as u64).max(1);
-            let blocks = rows / block;
-            let steps = div_ceil(block, 16);
-            let per_step = add(&[1, looped(4), looped(4), looped(16)]);
-            let per_block = add(&[1, 1, mul(steps, per_step)]);
-            add(&[mul(blocks, per_block), 1, 4 * looped(4)])
+            let rows = ins[0].shape.dims()[0];
+            let blocks = rows / (*block).max(1);
+            let limit = Some(crate::device::LLVMPIPE_LOOP_LIMIT);
+            let span = crate::moe::wgrad_span(blocks, *block, limit);
+            let spans = blocks.div_ceil(span).max(1) as u64;
+            let sum = if spans > 1 {
+                2 * div_ceil(spans, 256) + 3 * 8 + spans
+            } else {
+                0
+            };
+            grouped_wgrad(span.min(blocks) as u64, *block as u64).max(sum)
         }
         // route_fused.wgsl: k rounds, each a log2(G)-step lane reduction and a rescan of
         // ceil(E/G) experts, G = lanes_per_token(E).
@@ -172,6 +177,15 @@ fn moe_dispatch(n: u64, e: u64, highest: bool) -> u64 {
         0
     };
     count.max(scan).max(fill).max(rank)
+}
+
+/// `grouped_matmul_wgrad.wgsl` walking `blocks` blocks of `block` rows (all of one
+/// expert, the worst case): per block, ceil(block/16) row steps of 16 rows.
+pub(crate) fn grouped_wgrad(blocks: u64, block: u64) -> u64 {
+    let steps = div_ceil(block.max(1), 16);
+    let per_step = add(&[1, looped(4), looped(4), looped(16)]);
+    let per_block = add(&[1, 1, mul(steps, per_step)]);
+    add(&[mul(blocks, per_block), 1, 4 * looped(4)])
 }
 
 /// `route_fused.wgsl` over `e` experts with `k` rounds (route_clear.wgsl has no loop).

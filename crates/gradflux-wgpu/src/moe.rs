@@ -194,19 +194,54 @@ pub fn grouped_matmul_weight_grad_launch(
     dtype: DType,
     (rows, k, n, experts): (usize, usize, usize, usize),
     block: usize,
-) -> Result<Launch> {
+    loop_limit: Option<u64>,
+) -> Result<Vec<Launch>> {
     f32_only("grouped_matmul_weight_grad", dtype, "the operands")?;
     let (k_tiles, n_tiles) = (k.div_ceil(64), n.div_ceil(64));
-    Ok(Launch {
+    let blocks = rows / block.max(1);
+    let span = wgrad_span(blocks, block, loop_limit);
+    let spans = blocks.div_ceil(span).max(1);
+    let out = if spans > 1 {
+        Bind::Scratch(0)
+    } else {
+        dw.into()
+    };
+    let weights = experts * k * n;
+    let scratch = if spans > 1 {
+        vec![(0, (spans * weights * 4) as u64)]
+    } else {
+        vec![]
+    };
+    let mut steps = vec![Launch {
         kernel: source(
             &shaders::GROUPED_MATMUL_WGRAD,
-            "",
+            if spans > 1 { "in spans" } else { "" },
             vec![],
             &[true, true, true, false, true],
         ),
-        binds: values([x, dy, block_experts, dw]),
-        scratch: vec![],
-        info: u32s([rows, k, n, experts, block, k_tiles, n_tiles]),
-        workgroups: Workgroups::Linear((experts * k_tiles * n_tiles) as u64),
-    })
+        binds: vec![x.into(), dy.into(), block_experts.into(), out],
+        scratch: scratch.clone(),
+        info: u32s([rows, k, n, experts, block, k_tiles, n_tiles, span, spans]),
+        workgroups: Workgroups::Linear((experts * k_tiles * n_tiles * spans) as u64),
+    }];
+    if spans > 1 {
+        let mut sum =
+            crate::reduce::sum_launch(Bind::Scratch(0), dw.into(), DType::F32, (1, spans, weights));
+        sum.scratch = scratch;
+        steps.push(sum);
+    }
+    Ok(steps)
+}
+
+/// Blocks of rows one invocation of the weight gradient walks: all of them, unless the
+/// adapter's `loop_limit` would cut that short, then as many as fit half the limit.
+pub(crate) fn wgrad_span(blocks: usize, block: usize, loop_limit: Option<u64>) -> usize {
+    let trips = |b: usize| crate::loop_trips_families::grouped_wgrad(b as u64, block as u64);
+    match loop_limit {
+        Some(limit) if trips(blocks) > limit - limit / 10 => {
+            let per_block = trips(1) - trips(0);
+            ((limit / 2).saturating_sub(trips(0)) / per_block.max(1)).max(1) as usize
+        }
+        _ => blocks.max(1),
+    }
 }

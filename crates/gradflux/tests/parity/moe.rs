@@ -400,3 +400,37 @@ fn highest_gate_ranks_count_every_choice_of_a_crowded_expert() {
     let kept: Vec<f32> = d.sorted_ids[..100].iter().map(|&i| g[i as usize]).collect();
     assert!(kept.iter().all(|&v| v >= 0.998), "{kept:?}");
 }
+
+#[test]
+fn grouped_weight_gradients_over_40000_rows() {
+    // The weight gradient walks every block of rows for its expert's tiles; past ~32 000
+    // rows that walk is cut into spans (on a loop-limited adapter) summed afterwards.
+    let mut rng = Rng::new(78);
+    let (rows, k, n, e, block) = (40_000, 8, 4, 3, 16);
+    let g = Graph::new();
+    let x = g.input("x", [rows, k], DType::F32).unwrap();
+    let w = g.input("w", [e, k, n], DType::F32).unwrap();
+    let be = g.input("be", [rows / block], DType::U32).unwrap();
+    let y = g.grouped_matmul(x, w, be, block, false).unwrap();
+    let loss = g.sum_all(g.mul(y, y).unwrap()).unwrap();
+    let dw = g.grad(loss, &[w]).unwrap()[0];
+    // Mostly one expert (the crowded case), some blocks unused (expert id E).
+    let experts: Vec<u32> = (0..rows / block)
+        .map(|b| match b % 10 {
+            0 => 1,
+            1 => 3,
+            _ => 0,
+        })
+        .collect();
+    check(
+        "grouped weight gradient over 40 000 rows",
+        &g,
+        &[dw],
+        &[
+            ("x", &random(&mut rng, [rows, k], DType::F32, -1.0, 1.0)),
+            ("w", &random(&mut rng, [e, k, n], DType::F32, -1.0, 1.0)),
+            ("be", &TensorData::new([rows / block], experts).unwrap()),
+        ],
+        Tolerance::new(1e-4, 1e-2),
+    );
+}
