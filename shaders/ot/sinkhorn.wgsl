@@ -3,11 +3,11 @@
 // - log_weights: dst = log(src), once per run for both marginals.
 // - copy: dst = src, the warm start into the loop's potentials.
 // - check_weights: per problem b, status[1 + 3b ..] = [Σa, Σb, bad], bad = 1 when a
-//   holds a negative or non-finite weight, 2 when b does, 3 both; one workgroup.
+//   holds a negative or non-finite weight, 2 when b does, 3 both; a workgroup per problem.
 // - marginal_error: per problem the sum over rows of |a_i exp((f_i − s_i)/eps) −
 //   a_i exp(−f_i/rho_a)|, s the row's undamped soft minimum (the distance of the plan's
-//   row mass from its target), and the largest over problems (NaN if any is) in
-//   status[0]; one workgroup, so the order of the sums is fixed.
+//   row mass from its target); a workgroup per problem, so the order of the sums is fixed.
+// - largest_error: the largest over problems (NaN if any is) in status[0]; one workgroup.
 // status is what the host reads back at a check: one buffer, one copy.
 alias T = f32;
 
@@ -98,17 +98,23 @@ fn sum_weights(t: u32, base: u32, len: u32, of_a: bool) -> vec2<f32> {
 }
 
 @compute @workgroup_size(WG)
-fn check_weights(@builtin(local_invocation_index) t: u32) {
+fn check_weights(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
     let n = mass_info[1];
     let m = mass_info[2];
-    for (var b = 0u; b < mass_info[0]; b++) {
-        let sa = sum_weights(t, b * n, n, true);
-        let sb = sum_weights(t, b * m, m, false);
-        if t == 0u {
-            mass_status[1u + 3u * b] = sa.x;
-            mass_status[2u + 3u * b] = sb.x;
-            mass_status[3u + 3u * b] = sa.y + 2.0 * sb.y;
-        }
+    let b = wg.x + wg.y * nwg.x;
+    if b >= mass_info[0] {
+        return;
+    }
+    let sa = sum_weights(t, b * n, n, true);
+    let sb = sum_weights(t, b * m, m, false);
+    if t == 0u {
+        mass_status[1u + 3u * b] = sa.x;
+        mass_status[2u + 3u * b] = sb.x;
+        mass_status[3u + 3u * b] = sa.y + 2.0 * sb.y;
     }
 }
 
@@ -125,34 +131,58 @@ fn is_nan(v: f32) -> bool {
 }
 
 @compute @workgroup_size(WG)
-fn marginal_error(@builtin(local_invocation_index) t: u32) {
+fn marginal_error(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
     let n = error_info[1];
     let eps = bitcast<f32>(error_info[2]);
     let inv_rho = bitcast<f32>(error_info[3]);
+    let b = wg.x + wg.y * nwg.x;
+    if b >= error_info[0] {
+        return;
+    }
+    var s = 0.0;
+    for (var k = b * n + t; k < (b + 1u) * n; k += WG) {
+        let a = f32(row_a[k]);
+        let f = f32(row_f[k]);
+        let mass = a * exp((f - f32(row_soft[k])) / eps);
+        var goal = a;
+        if inv_rho != 0.0 {
+            goal = a * exp(-f * inv_rho);
+        }
+        s += abs(mass - goal);
+    }
+    let e = workgroup_sum(t, s);
+    if t == 0u {
+        errors[b] = T(e);
+    }
+}
+
+var<workgroup> red_max: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn largest_error(@builtin(local_invocation_index) t: u32) {
     var worst = 0.0;
-    var nan = false;
-    for (var b = 0u; b < error_info[0]; b++) {
-        var s = 0.0;
-        for (var k = b * n + t; k < (b + 1u) * n; k += WG) {
-            let a = f32(row_a[k]);
-            let f = f32(row_f[k]);
-            let mass = a * exp((f - f32(row_soft[k])) / eps);
-            var goal = a;
-            if inv_rho != 0.0 {
-                goal = a * exp(-f * inv_rho);
-            }
-            s += abs(mass - goal);
-        }
-        let e = workgroup_sum(t, s);
-        if t == 0u {
-            errors[b] = T(e);
-        }
-        nan = nan || is_nan(e);
-        if !is_nan(e) {
+    var nan = 0.0;
+    for (var b = t; b < error_info[0]; b += WG) {
+        let e = f32(errors[b]);
+        if is_nan(e) {
+            nan = 1.0;
+        } else {
             worst = max(worst, e);
         }
     }
+    red_max[t] = worst;
+    let any_nan = workgroup_sum(t, nan) > 0.0;
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if t < stride {
+            red_max[t] = max(red_max[t], red_max[t + stride]);
+        }
+        workgroupBarrier();
+    }
     if t == 0u {
-        status[0] = select(worst, bitcast<f32>(0x7fc00000u), nan);
+        status[0] = select(red_max[0], bitcast<f32>(0x7fc00000u), any_nan);
     }
 }

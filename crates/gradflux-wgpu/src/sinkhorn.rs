@@ -97,7 +97,7 @@ pub fn loop_launches(
             binds: vec![a.into(), b.into(), Bind::Scratch(STATUS)],
             scratch: vec![(STATUS, status_bytes(batch))],
             info: u32s([batch, n, m]),
-            workgroups: Workgroups::Linear(1),
+            workgroups: Workgroups::Linear(batch as u64),
         },
     ];
     // One half-step: `out ← lambda · softmin(reduce over the other side)`.
@@ -168,8 +168,9 @@ pub fn loop_launches(
     }
     let inv_rho = spec.rho_a.map_or(0.0, |r| 1.0 / r) as f32;
     let mut check: Vec<Launch> = soft.into_iter().map(with_logs).collect();
-    check.push(Launch {
-        kernel: small_kernel("marginal_error", vec![true, true, true, false, false, true]),
+    // A workgroup per problem writes its error, then one workgroup the largest.
+    let errors = |entry: &str, workgroups: usize| Launch {
+        kernel: small_kernel(entry, vec![true, true, true, false, false, true]),
         binds: vec![
             a.into(),
             f.into(),
@@ -184,8 +185,10 @@ pub fn loop_launches(
             (spec.eps as f32).to_bits(),
             inv_rho.to_bits(),
         ],
-        workgroups: Workgroups::Linear(1),
-    });
+        workgroups: Workgroups::Linear(workgroups as u64),
+    };
+    check.push(errors("marginal_error", batch));
+    check.push(errors("largest_error", 1));
     Ok(LoopLaunches {
         prep,
         levels,

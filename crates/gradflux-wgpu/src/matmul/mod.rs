@@ -187,10 +187,15 @@ pub struct Operands<'a> {
     pub out: (Value, &'a TensorType),
 }
 
+/// A loop limit less the guard's 10% margin for the estimate (see `loop_trips.rs`).
+fn with_margin(limit: u64) -> u64 {
+    limit - limit / 10
+}
+
 /// Refuses a product whose kernel would run more than `limit` loop iterations in one
 /// invocation (where it is not split: integer and f16 products, matrix-vector).
 fn over_loop_limit(trips: u64, limit: Option<u64>, p: &Problem) -> Result<()> {
-    match limit {
+    match limit.map(with_margin) {
         Some(limit) if trips > limit => Err(gradflux_core::Error::Limit {
             limit: "loop iterations per shader invocation (llvmpipe stops an invocation past it)",
             what: format!(
@@ -284,10 +289,10 @@ pub fn launch(
     let plan = choose(&p)?;
     if let (Plan::Tiled(config), Some(limit)) = (plan, loop_limit) {
         let trips = tiled_loop_trips(&config, p.k);
-        if trips > limit && p.dtype != DType::F32 {
+        if trips > with_margin(limit) && p.dtype != DType::F32 {
             over_loop_limit(trips, loop_limit, &p)?;
         }
-        if trips > limit {
+        if trips > with_margin(limit) {
             return Ok(split_k::launches(
                 split_k::SplitProduct {
                     p,

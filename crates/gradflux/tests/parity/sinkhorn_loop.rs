@@ -294,3 +294,39 @@ fn online_gradients_in_the_points_match_the_dense_ones() {
         }
     }
 }
+
+#[test]
+fn a_batch_of_3000_problems_checks_every_one() {
+    // The weight check and the marginal error take a workgroup per problem and the
+    // largest error one more pass, so a large batch of small problems stays within a
+    // software driver's loop limit; the errors and the iteration count must agree.
+    let mut rng = Rng::new(91);
+    let (batch, n, m) = (3_000, 4, 5);
+    let g = Graph::new();
+    let cost = g.input("cost", [batch, n, m], DType::F32).unwrap();
+    let a = g.input("a", [batch, n], DType::F32).unwrap();
+    let b = g.input("b", [batch, m], DType::F32).unwrap();
+    let options = SinkhornOptions::new(0.5, 200).with_tolerance(1e-4);
+    let s = g.sinkhorn(cost, a, b, None, options).unwrap();
+    let outs = [s.f, s.g, s.error.unwrap(), s.iterations.unwrap()];
+    check(
+        "3 000 problems",
+        &g,
+        &outs,
+        &[
+            (
+                "cost",
+                &random(&mut rng, [batch, n, m], DType::F32, 0.0, 1.0),
+            ),
+            (
+                "a",
+                &TensorData::new([batch, n], vec![0.25f32; batch * n]).unwrap(),
+            ),
+            (
+                "b",
+                &TensorData::new([batch, m], vec![0.2f32; batch * m]).unwrap(),
+            ),
+        ],
+        Tolerance::new(1e-3, 1e-4),
+    );
+}
