@@ -55,6 +55,8 @@ struct Problem<'a> {
     n: usize,
     m: usize,
     d: usize,
+    /// The adapter's loop limit (point products split their walk to stay within it).
+    loop_limit: Option<u64>,
 }
 
 impl Problem<'_> {
@@ -87,7 +89,7 @@ impl Problem<'_> {
     /// `out = Π_c u` (`rows`: `Σ_j exp(α_i + t_j/ε − C_ij/ε) u_j`) or `out = Π_rᵀ u`
     /// (`Σ_i exp(β_j + s_i/ε − C_ij/ε) u_i`). Inside the iterations (`in_loop`) a problem
     /// whose solve has finished skips the product.
-    fn product(&self, rows: bool, u: Bind, out: Bind, in_loop: bool) -> Result<Launch> {
+    fn product(&self, rows: bool, u: Bind, out: Bind, in_loop: bool) -> Result<Vec<Launch>> {
         let skip = in_loop.then_some(Bind::Scratch(SCALARS));
         let [s, t] = self.soft;
         let (out_pot, red_pot) = if rows {
@@ -97,8 +99,8 @@ impl Problem<'_> {
         };
         let (batch, n, m, d) = (self.batch, self.n, self.m, self.d);
         let eps = self.spec.eps;
-        let l = match self.spec.points {
-            None => plan_products_launch(
+        let launches = match self.spec.points {
+            None => vec![plan_products_launch(
                 [self.sources[0].into(), out_pot, red_pot, u, out],
                 skip,
                 self.dtype,
@@ -109,7 +111,7 @@ impl Problem<'_> {
                 } else {
                     SoftminAxis::PerColumn
                 },
-            )?,
+            )?],
             Some(cost) => {
                 let (x, y): (Bind, Bind) = (self.sources[0].into(), self.sources[1].into());
                 let (p, q, sizes) = if rows {
@@ -124,10 +126,11 @@ impl Problem<'_> {
                     sizes,
                     eps,
                     cost,
+                    self.loop_limit,
                 )?
             }
         };
-        Ok(self.with_scratch(l))
+        Ok(launches.into_iter().map(|l| self.with_scratch(l)).collect())
     }
 
     /// A one-thread-per-element kernel over `len` values per problem; its last `outputs`
@@ -173,6 +176,7 @@ pub fn adjoint_launches(
     id: usize,
     dtype: DType,
     (batch, n, m, d): (usize, usize, usize, usize),
+    loop_limit: Option<u64>,
 ) -> Result<Vec<Launch>> {
     f32_only(
         "sinkhorn_adjoint",
@@ -201,6 +205,7 @@ pub fn adjoint_launches(
         n,
         m,
         d,
+        loop_limit,
     };
     let solve = spec.implicit.unwrap_or_default();
     let eps = spec.eps;
@@ -237,31 +242,31 @@ pub fn adjoint_launches(
             vec![(batch * m) as u32, bits(eps)],
             m,
         ),
-        p.product(false, vf, scratch(COLUMNS), false)?,
-        p.elementwise(
-            ("start", 2),
-            vec![vg, scratch(COLUMNS), scratch(W), wg, scratch(RESIDUAL)],
-            vec![(batch * m) as u32, bits(lambda_a)],
-            m,
-        ),
-        p.product(true, wg, scratch(ROWS), false)?,
-        p.product(false, scratch(ROWS), scratch(COLUMNS), false)?,
-        p.per_problem(
-            "residual",
-            vec![
-                scratch(COLUMNS),
-                scratch(C),
-                scratch(W),
-                scratch(RESIDUAL),
-                scratch(DIRECTION),
-                scratch(SCALARS),
-            ],
-            per_problem_info[..4].to_vec(),
-        ),
     ];
+    launches.extend(p.product(false, vf, scratch(COLUMNS), false)?);
+    launches.push(p.elementwise(
+        ("start", 2),
+        vec![vg, scratch(COLUMNS), scratch(W), wg, scratch(RESIDUAL)],
+        vec![(batch * m) as u32, bits(lambda_a)],
+        m,
+    ));
+    launches.extend(p.product(true, wg, scratch(ROWS), false)?);
+    launches.extend(p.product(false, scratch(ROWS), scratch(COLUMNS), false)?);
+    launches.push(p.per_problem(
+        "residual",
+        vec![
+            scratch(COLUMNS),
+            scratch(C),
+            scratch(W),
+            scratch(RESIDUAL),
+            scratch(DIRECTION),
+            scratch(SCALARS),
+        ],
+        per_problem_info[..4].to_vec(),
+    ));
     for _ in 0..solve.max_iterations {
-        launches.push(p.product(true, scratch(DIRECTION), scratch(ROWS), true)?);
-        launches.push(p.product(false, scratch(ROWS), scratch(COLUMNS), true)?);
+        launches.extend(p.product(true, scratch(DIRECTION), scratch(ROWS), true)?);
+        launches.extend(p.product(false, scratch(ROWS), scratch(COLUMNS), true)?);
         launches.push(p.per_problem(
             "cg_step",
             vec![
@@ -276,7 +281,7 @@ pub fn adjoint_launches(
             per_problem_info.clone(),
         ));
     }
-    launches.push(p.product(true, wg, scratch(ROWS), false)?);
+    launches.extend(p.product(true, wg, scratch(ROWS), false)?);
     launches.push(p.elementwise(
         ("finish", 1),
         vec![vf, scratch(ROWS), wf],

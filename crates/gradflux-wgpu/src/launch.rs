@@ -570,6 +570,7 @@ pub fn launches(
                 id,
                 ins[0].dtype,
                 (batch, n, m, d),
+                loop_limit,
             )?
         }
         Op::Sinkhorn(_) => {

@@ -277,15 +277,21 @@ pub(crate) fn split_point_softmin(m: usize, d: usize) -> u64 {
 /// A gradient pass of `point_softmin_grad.wgsl` over `other` points as it runs on
 /// llvmpipe: in spans, then sums over the spans.
 fn split_point_grad(other: usize, d: usize) -> u64 {
+    split_point_pass(other, d, true)
+}
+
+/// A pass of `point_softmin_grad.wgsl` (with the gradient, or a plan product) over `other`
+/// points as it runs on llvmpipe: in spans, then sums over the spans.
+fn split_point_pass(other: usize, d: usize, grad: bool) -> u64 {
     let limit = Some(crate::device::LLVMPIPE_LOOP_LIMIT);
-    let span = crate::ot::grad_span(other, d, true, limit);
+    let span = crate::ot::grad_span(other, d, grad, limit);
     let spans = other.div_ceil(span).max(1);
     let sum = if spans > 1 {
         2 * div_ceil(spans as u64, 256) + 3 * 8 + spans as u64
     } else {
         0
     };
-    point_grad(span.min(other) as u64, d as u64, true).max(sum)
+    point_grad(span.min(other) as u64, d as u64, grad).max(sum)
 }
 
 /// `point_softmin_grad.wgsl` reducing over `other` points of dimension `d`, with the
@@ -369,7 +375,8 @@ fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType]) -> u64 {
     // The products Π_c u (reducing over m) and Π_rᵀ u (reducing over n).
     let products = match spec.points {
         None => dense_row(m).max(dense_column(n)),
-        Some(_) => point_grad(m, d, false).max(point_grad(n, d, false)),
+        Some(_) => split_point_pass(m as usize, d as usize, false)
+            .max(split_point_pass(n as usize, d as usize, false)),
     };
     residual.max(cg_step).max(products)
 }

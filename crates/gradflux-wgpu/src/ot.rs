@@ -432,9 +432,10 @@ pub fn point_softmin_backward_launches(
     Ok(steps)
 }
 
-/// The launch writing `out_o = Σ_r exp(out_pot_o + (red_pot_r − cost) / eps) · u_r` over
+/// The launches writing `out_o = Σ_r exp(out_pot_o + (red_pot_r − cost) / eps) · u_r` over
 /// points: `p [batch, len, d]` the output side, `q [batch, other, d]` the reduced one (a
-/// normalised plan times a vector, online). `skip`: see `plan_matvec.wgsl`.
+/// normalised plan times a vector, online); in spans of `q` where `loop_limit` asks.
+/// `skip`: see `plan_matvec.wgsl` (a split product recomputes finished problems).
 pub fn point_products_launch(
     [p, q, out_pot, red_pot, u, out]: [Bind; 6],
     skip: Option<Bind>,
@@ -442,10 +443,10 @@ pub fn point_products_launch(
     (batch, len, other, d): (usize, usize, usize, usize),
     eps: f64,
     cost: PointCost,
-) -> Result<Launch> {
+    loop_limit: Option<u64>,
+) -> Result<Vec<Launch>> {
     f32_only("sinkhorn_adjoint", dtype, "the points")?;
-    // Not split (one launch per step of the solve): the guard refuses what is too long.
-    let mut pass = point_pass(
+    Ok(point_pass(
         PointPass {
             p,
             q,
@@ -462,9 +463,8 @@ pub fn point_products_launch(
         (batch, d),
         eps,
         cost,
-        None,
-    );
-    Ok(pass.remove(0))
+        loop_limit,
+    ))
 }
 
 /// The dense launch writing `out_o = Σ_r exp(out_pot_o + (red_pot_r − cost) / eps) · u_r`

@@ -350,3 +350,37 @@ fn a_second_run_solves_afresh() {
         );
     }
 }
+
+/// The implicit solve's plan products over a cloud of 30 000 points: each walks the
+/// cloud in spans where an adapter limits loops (a split product recomputes finished
+/// problems instead of skipping them, which gives the same values).
+#[test]
+fn implicit_gradients_over_30000_points() {
+    let mut rng = Rng::new(79);
+    let data = data(&mut rng, &[], (19, 30_000, 2));
+    let g = Graph::new();
+    let (t, a, b) = inputs(&g, &data);
+    let options = SinkhornOptions {
+        gradient: implicit(ImplicitSolve {
+            max_iterations: 6,
+            tolerance: 1e-6,
+        }),
+        ..SinkhornOptions::new(0.5, 8)
+    };
+    let ot = g
+        .sinkhorn_points(t[0], t[1], a, b, None, PointCost::SqEuclidean, options)
+        .unwrap();
+    // A loss of the potentials (no dense plan): the implicit solve runs in full.
+    let w = g.input("w", [30_000], DType::F32).unwrap();
+    let outs = grads(&g, &ot, |s| g.mul(s.g, w), &[t[0], t[1]]);
+    let wv = random(&mut rng, [30_000], DType::F32, -1.0, 1.0);
+    let mut inputs: Vec<(&str, &TensorData)> = named(&data).to_vec();
+    inputs.push(("w", &wv));
+    check(
+        "implicit over 30 000 points",
+        &g,
+        &outs,
+        &inputs,
+        Tolerance::new(2e-3, 1e-5),
+    );
+}
