@@ -7,7 +7,9 @@
 // is skipped.
 // - per_row: o = i, r = j, one workgroup per row.
 // - per_column: o = j, r = i, reading the cost in place: a workgroup covers COLS adjacent
-//   columns (coalesced reads) with WG / COLS row slices.
+//   columns (coalesced reads) with WG / COLS row slices. Where an adapter limits loop
+//   iterations per invocation, the rows are cut into info[7] spans of info[6]: span s
+//   writes its sums at s · batch · m (a scratch buffer then), and a sum over spans follows.
 alias T = f32;
 
 override WG: u32 = 256u;
@@ -19,7 +21,8 @@ override COLS: u32 = 64u;
 @group(0) @binding(3) var<storage, read> u: array<T>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
 @group(0) @binding(5) var<storage, read> skip: array<f32>;
-// info: [batch, n, m, 1 / eps as f32 bits, column tiles per problem, use skip]
+// info: [batch, n, m, 1 / eps as f32 bits, column tiles per problem, use skip, rows per
+// span, spans]
 @group(0) @binding(6) var<storage, read> info: array<u32>;
 
 // Whether problem b has finished its solve (read-only, so uniform: the early return
@@ -71,7 +74,9 @@ fn per_column(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let w = wg.x + wg.y * nwg.x;
+    let spans = info[7];
+    let w = (wg.x + wg.y * nwg.x) / spans;
+    let span = (wg.x + wg.y * nwg.x) % spans;
     let tiles = info[4];
     if w >= info[0] * tiles || skipped(w / tiles) {
         return;
@@ -83,11 +88,13 @@ fn per_column(
     let slice = t / COLS;
     let slices = WG / COLS;
     let j = (w % tiles) * COLS + t % COLS;
+    let first = span * info[6];
+    let end = min(n, first + info[6]);
 
     var acc = 0.0;
     if j < m {
         let alpha = f32(out_pot[b * m + j]);
-        for (var i = slice; i < n; i += slices) {
+        for (var i = first + slice; i < end; i += slices) {
             let r = b * n + i;
             let e = alpha + (f32(red_pot[r]) - f32(cost[r * m + j])) * inv_eps;
             acc += exp(e) * f32(u[r]);
@@ -102,6 +109,6 @@ fn per_column(
         workgroupBarrier();
     }
     if slice == 0u && j < m {
-        out[b * m + j] = T(red[t]);
+        out[span * info[0] * m + b * m + j] = T(red[t]);
     }
 }

@@ -100,7 +100,7 @@ impl Problem<'_> {
         let (batch, n, m, d) = (self.batch, self.n, self.m, self.d);
         let eps = self.spec.eps;
         let launches = match self.spec.points {
-            None => vec![plan_products_launch(
+            None => plan_products_launch(
                 [self.sources[0].into(), out_pot, red_pot, u, out],
                 skip,
                 self.dtype,
@@ -111,7 +111,8 @@ impl Problem<'_> {
                 } else {
                     SoftminAxis::PerColumn
                 },
-            )?],
+                self.loop_limit,
+            )?,
             Some(cost) => {
                 let (x, y): (Bind, Bind) = (self.sources[0].into(), self.sources[1].into());
                 let (p, q, sizes) = if rows {

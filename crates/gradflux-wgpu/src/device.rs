@@ -13,6 +13,10 @@ use crate::pipelines::PipelineCache;
 /// invocation run 60 000 and 5 534).
 pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
 
+/// The smallest loop budget gradflux plans launches for: the fixed-size kernels (a
+/// reduction chunk is 1 024 elements per thread) fit it.
+pub const MIN_LOOP_LIMIT: u64 = 4_096;
+
 /// What an adapter is and can do, for listings and for choosing one.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
@@ -86,9 +90,17 @@ pub(crate) struct Context {
     pub lost: Arc<Mutex<Option<String>>>,
     /// Errors raised outside any error scope (they would otherwise panic).
     pub uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Loop iterations one invocation may run (see [`AdapterSummary::loop_limit`]); set
+    /// with [`WgpuDevice::set_loop_limit`].
+    pub loop_limit: Mutex<Option<u64>>,
 }
 
 impl Context {
+    /// The loop budget launches are planned for.
+    pub fn loop_limit(&self) -> Option<u64> {
+        *self.loop_limit.lock().expect("loop limit")
+    }
+
     /// `Err(DeviceLost)` once the device is gone, or the oldest error raised outside a scope.
     pub fn check_health(&self) -> Result<()> {
         if let Some(reason) = self.lost.lock().expect("lost flag").clone() {
@@ -253,6 +265,7 @@ impl WgpuDevice {
             *lost_cb.lock().expect("lost flag") = Some(format!("{reason:?}: {msg}"));
         });
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let summary_loop_limit = summary.loop_limit();
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().expect("error list").push(e.to_string());
@@ -266,6 +279,7 @@ impl WgpuDevice {
                 tuner,
                 lost,
                 uncaptured,
+                loop_limit: Mutex::new(summary_loop_limit),
             }),
         })
     }
@@ -273,6 +287,29 @@ impl WgpuDevice {
     /// Name, API, kind, features and limits of the opened adapter.
     pub fn summary(&self) -> &AdapterSummary {
         &self.ctx.summary
+    }
+
+    /// The loop iterations one shader invocation may run, which launches are split to stay
+    /// within and past which a kernel is refused; the adapter's own where known
+    /// ([`AdapterSummary::loop_limit`]).
+    pub fn loop_limit(&self) -> Option<u64> {
+        self.ctx.loop_limit()
+    }
+
+    /// Plans graphs compiled afterwards for a loop budget of `limit` iterations per
+    /// invocation (at least 4 096; `None`: no limit): for a driver with such a limit that
+    /// gradflux does not recognise, or to exercise the split launches on any adapter.
+    pub fn set_loop_limit(&self, limit: Option<u64>) -> gradflux_core::Result<()> {
+        if let Some(l) = limit.filter(|&l| l < MIN_LOOP_LIMIT) {
+            return Err(gradflux_core::Error::InvalidValue {
+                op: "set_loop_limit",
+                detail: format!(
+                    "a loop limit of {l} is below the smallest planned for, {MIN_LOOP_LIMIT}"
+                ),
+            });
+        }
+        *self.ctx.loop_limit.lock().expect("loop limit") = limit;
+        Ok(())
     }
 
     /// Number of distinct compute pipelines created on this device so far.

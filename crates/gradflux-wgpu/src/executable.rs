@@ -310,7 +310,7 @@ impl WgpuExecutable {
         let mut scratch_bytes = 0;
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
             let ins: Vec<TensorType> = node.inputs.iter().map(|v| types[v].clone()).collect();
-            crate::loop_trips::check(node, id, &ins, ctx.summary.loop_limit())?;
+            crate::loop_trips::check(node, id, &ins, ctx.loop_limit())?;
             if let Op::Sinkhorn(spec) = &node.op {
                 let (looped, bytes) = SinkhornLoop::build(
                     ctx,
@@ -324,13 +324,8 @@ impl WgpuExecutable {
                 continue;
             }
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
-            let node_launches = launches(
-                node,
-                id,
-                &|v| types[&v].clone(),
-                &choose,
-                ctx.summary.loop_limit(),
-            )?;
+            let node_launches =
+                launches(node, id, &|v| types[&v].clone(), &choose, ctx.loop_limit())?;
             let scratch = scratch_buffers(ctx, &node_launches, node.op.name())?;
             scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
             for launch in node_launches {

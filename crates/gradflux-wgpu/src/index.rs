@@ -12,10 +12,17 @@ use crate::shaders::ShaderFile;
 /// Indices one invocation of a scatter walks where loops are limited.
 pub const SCATTER_TILE: usize = 32_768;
 
+/// Indices one invocation walks where loops are limited: [`SCATTER_TILE`], or half a
+/// smaller limit.
+pub(crate) fn scatter_tile(loop_limit: Option<u64>) -> usize {
+    loop_limit.map_or(SCATTER_TILE, |l| SCATTER_TILE.min((l / 2) as usize))
+}
+
 /// Tiles a walk of `walk` indices takes: one unless the adapter limits loops.
 pub(crate) fn scatter_tiles(walk: usize, loop_limit: Option<u64>) -> usize {
+    let tile = scatter_tile(loop_limit);
     match loop_limit {
-        Some(_) if walk > SCATTER_TILE => walk.div_ceil(SCATTER_TILE),
+        Some(_) if walk > tile => walk.div_ceil(tile),
         _ => 1,
     }
 }
@@ -32,7 +39,11 @@ pub(crate) fn scatter_launches(
     loop_limit: Option<u64>,
 ) -> Vec<Launch> {
     let tiles = scatter_tiles(walk, loop_limit);
-    let tile_len = if tiles > 1 { SCATTER_TILE } else { walk.max(1) };
+    let tile_len = if tiles > 1 {
+        scatter_tile(loop_limit)
+    } else {
+        walk.max(1)
+    };
     let mut info = u32s(sizes);
     info.extend(u32s([tile_len, tiles]));
     let scatter = |out: Bind| Launch {

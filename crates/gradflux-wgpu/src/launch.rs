@@ -522,6 +522,7 @@ pub fn launches(
                 ins.get(1).map(|t| t.dtype),
                 outs,
                 (n, rows),
+                loop_limit,
             )?
         }
         Op::Softmin { eps, axis } => crate::ot::softmin_op_launches(

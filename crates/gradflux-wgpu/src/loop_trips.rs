@@ -10,7 +10,7 @@
 
 use gradflux_core::{Error, Node, Op, ReduceOp, Result, TensorType};
 
-use crate::index::SCATTER_TILE;
+use crate::index::scatter_tile;
 use crate::launch::{MAX_RANK, SERIAL_REDUCE_LEN};
 use crate::reduce::REDUCE_CHUNK;
 
@@ -20,7 +20,7 @@ const REDUCE_WG: u64 = 256;
 /// Upper bound of the loop iterations one invocation of any of the node's launches runs;
 /// `None` where gradflux cannot know (custom kernels) or the lowering bounds it itself
 /// (matmul, which splits k or refuses).
-pub(crate) fn loop_trips(node: &Node, ins: &[TensorType]) -> Option<u64> {
+pub(crate) fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
     let rank = MAX_RANK as u64;
     let trips = match &node.op {
         Op::Input { .. }
@@ -39,26 +39,34 @@ pub(crate) fn loop_trips(node: &Node, ins: &[TensorType]) -> Option<u64> {
         Op::Permute { .. } | Op::Slice { .. } | Op::Concat { .. } | Op::BroadcastTo => rank,
         // One thread per output walks the indices (or its row's) in order, a tile of
         // them where loops are limited, then a sum over the tiles.
-        Op::ScatterAdd { .. } => scatter_trips(ins[1].shape.numel()),
-        Op::ScatterAlong { axis, .. } => scatter_trips(ins[0].shape.dims()[*axis]),
+        Op::ScatterAdd { .. } => scatter_trips(ins[1].shape.numel(), limit),
+        Op::ScatterAlong { axis, .. } => scatter_trips(ins[0].shape.dims()[*axis], limit),
         Op::Reduce { op, axis, .. } => reduce_trips(*op, ins[0].shape.dims()[*axis]),
         Op::Softmax { axis, .. } => softmax_trips(ins[0].shape.dims()[*axis]),
         Op::MatMul(_) | Op::Custom(_) => return None,
-        _ => return crate::loop_trips_families::family_loop_trips(&node.op, ins, &node.outputs),
+        _ => {
+            return crate::loop_trips_families::family_loop_trips(
+                &node.op,
+                ins,
+                &node.outputs,
+                limit,
+            )
+        }
     };
     Some(trips)
 }
 
 /// A scatter's tiled walk (the guard only runs where loops are limited, which is where the
 /// lowering tiles), then the sum over its tiles.
-fn scatter_trips(walk: usize) -> u64 {
-    let tiles = walk.div_ceil(SCATTER_TILE);
+fn scatter_trips(walk: usize, limit: u64) -> u64 {
+    let tile = scatter_tile(Some(limit));
+    let tiles = walk.div_ceil(tile);
     let sum = if tiles > 1 {
         reduce_trips(ReduceOp::Sum, tiles)
     } else {
         0
     };
-    (walk.min(SCATTER_TILE) as u64 + 1).max(sum)
+    (walk.min(tile) as u64 + 1).max(sum)
 }
 
 /// The reduce kernel: a strided walk of a chunk (two for logsumexp) and three trees of
@@ -88,7 +96,10 @@ fn softmax_trips(len: usize) -> u64 {
 /// less a 10% margin for the estimate (the bounds model how Mesa counts, measured at a
 /// few points, not its compiler exactly).
 pub(crate) fn check(node: &Node, id: usize, ins: &[TensorType], limit: Option<u64>) -> Result<()> {
-    let (Some(limit), Some(trips)) = (limit, loop_trips(node, ins)) else {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let Some(trips) = loop_trips(node, ins, limit) else {
         return Ok(());
     };
     let limit = limit - limit / 10;

@@ -18,7 +18,12 @@ use crate::launch::{matrix_sizes, point_sizes};
 /// included, one extra pass per loop entry for its exit test), the largest over the op's
 /// launches; `None` for ops this file does not cover. `ins` are the types of the node's
 /// inputs; no bound here depends on the outputs' types (`_outs`).
-pub(crate) fn family_loop_trips(op: &Op, ins: &[TensorType], _outs: &[TensorType]) -> Option<u64> {
+pub(crate) fn family_loop_trips(
+    op: &Op,
+    ins: &[TensorType],
+    _outs: &[TensorType],
+    limit: u64,
+) -> Option<u64> {
     let trips = match op {
         // topk.wgsl, every pass: a bitonic sort of C = min(2048, next_pow2(len)) entries
         // (log2 C stages, Σ stride halvings, C/2/WG swaps per thread each); independent
@@ -36,6 +41,7 @@ pub(crate) fn family_loop_trips(op: &Op, ins: &[TensorType], _outs: &[TensorType
                 n,
                 spec.num_experts as u64,
                 spec.policy == DropPolicy::HighestGate,
+                limit,
             )
         }
         // grouped_matmul.wgsl: ceil(K/16) k-steps, each 16 multiply-adds plus the tile
@@ -52,8 +58,7 @@ pub(crate) fn family_loop_trips(op: &Op, ins: &[TensorType], _outs: &[TensorType
         Op::GroupedMatMulWeightGrad { block, .. } => {
             let rows = ins[0].shape.dims()[0];
             let blocks = rows / (*block).max(1);
-            let limit = Some(crate::device::LLVMPIPE_LOOP_LIMIT);
-            let span = crate::moe::wgrad_span(blocks, *block, limit);
+            let span = crate::moe::wgrad_span(blocks, *block, Some(limit));
             let spans = blocks.div_ceil(span).max(1) as u64;
             let sum = if spans > 1 {
                 2 * div_ceil(spans, 256) + 3 * 8 + spans
@@ -75,7 +80,7 @@ pub(crate) fn family_loop_trips(op: &Op, ins: &[TensorType], _outs: &[TensorType
             let (_, n, m) = matrix_sizes(&ins[0]);
             match axis {
                 SoftminAxis::PerRow => dense_row(m as u64),
-                SoftminAxis::PerColumn => split_dense_column(n),
+                SoftminAxis::PerColumn => split_dense_column(n, limit),
             }
         }
         // point_softmin.wgsl: ceil(m/64) tiles of y, each ceil(d/8) chunks of 64 × 8
@@ -84,22 +89,22 @@ pub(crate) fn family_loop_trips(op: &Op, ins: &[TensorType], _outs: &[TensorType
         // used), then a merge over the spans.
         Op::PointSoftmin { .. } => {
             let (_, _, m, d) = point_sizes(&ins[0], &ins[1]);
-            split_point_softmin(m, d)
+            split_point_softmin(m, d, limit)
         }
         // point_softmin_grad.wgsl with the gradient, over y (dx) then over x (dy, dh):
         // ceil(other/64) tiles, each ceil(d/8) distance chunks and 64 × 16 gradient terms.
         Op::PointSoftminBackward { .. } => {
             let (_, n, m, d) = point_sizes(&ins[0], &ins[1]);
-            split_point_grad(n, d).max(split_point_grad(m, d))
+            split_point_grad(n, d, limit).max(split_point_grad(m, d, limit))
         }
         // sinkhorn_adjoint.wgsl cg_step: 4 strided passes over the m columns + 3 sums;
         // the plan products: plan_matvec.wgsl (as softmin) or point_softmin_grad.wgsl
         // without the gradient, over both sides.
-        Op::SinkhornAdjoint(spec) => sinkhorn_adjoint(spec, ins),
+        Op::SinkhornAdjoint(spec) => sinkhorn_adjoint(spec, ins, limit),
         // sinkhorn.wgsl check_weights / marginal_error (a workgroup per problem:
         // ceil(n/256)), largest_error (one workgroup: ceil(batch/256)); the half-steps:
         // softmin.wgsl or point_softmin.wgsl in both directions.
-        Op::Sinkhorn(spec) => sinkhorn(spec, ins),
+        Op::Sinkhorn(spec) => sinkhorn(spec, ins, limit),
         _ => return None,
     };
     Some(trips)
@@ -153,7 +158,7 @@ fn topk(n: u64, k: u64) -> u64 {
 }
 
 /// The passes of `moe_dispatch` over `n` choices and `e` experts.
-fn moe_dispatch(n: u64, e: u64, highest: bool) -> u64 {
+fn moe_dispatch(n: u64, e: u64, highest: bool, limit: u64) -> u64 {
     const TILE: u64 = 256;
     const WG: u64 = 256;
     let tiles = div_ceil(n, TILE);
@@ -172,7 +177,7 @@ fn moe_dispatch(n: u64, e: u64, highest: bool) -> u64 {
     let fill = looped(u64::from(u64::BITS - e.leading_zeros()));
     // dispatch_rank_gate.wgsl count: one chunk of the expert's members, at most n.
     let rank = if highest {
-        looped(n.min(crate::moe::RANK_CHUNK as u64))
+        looped(n.min(crate::moe::rank_chunk(Some(limit)) as u64))
     } else {
         0
     };
@@ -210,8 +215,8 @@ fn dense_row(m: u64) -> u64 {
 
 /// `softmin.wgsl` `per_column` over `n` rows as it runs on llvmpipe: in spans of rows,
 /// then a merge over the spans.
-fn split_dense_column(n: usize) -> u64 {
-    let span = crate::ot::column_span(n, Some(crate::device::LLVMPIPE_LOOP_LIMIT));
+fn split_dense_column(n: usize, limit: u64) -> u64 {
+    let span = crate::ot::column_span(n, Some(limit));
     let spans = n.div_ceil(span).max(1) as u64;
     dense_column(span.min(n) as u64).max(if spans > 1 { looped(spans) } else { 0 })
 }
@@ -267,8 +272,8 @@ pub(crate) fn point_softmin(m: u64, d: u64) -> u64 {
 }
 
 /// `point_softmin.wgsl` over `m` points as it runs on llvmpipe: in spans, then a merge.
-pub(crate) fn split_point_softmin(m: usize, d: usize) -> u64 {
-    let limit = Some(crate::device::LLVMPIPE_LOOP_LIMIT);
+pub(crate) fn split_point_softmin(m: usize, d: usize, limit: u64) -> u64 {
+    let limit = Some(limit);
     let span = crate::ot::point_span(m, d, limit);
     let spans = m.div_ceil(span).max(1) as u64;
     point_softmin(span.min(m) as u64, d as u64).max(if spans > 1 { looped(spans) } else { 0 })
@@ -276,14 +281,14 @@ pub(crate) fn split_point_softmin(m: usize, d: usize) -> u64 {
 
 /// A gradient pass of `point_softmin_grad.wgsl` over `other` points as it runs on
 /// llvmpipe: in spans, then sums over the spans.
-fn split_point_grad(other: usize, d: usize) -> u64 {
-    split_point_pass(other, d, true)
+fn split_point_grad(other: usize, d: usize, limit: u64) -> u64 {
+    split_point_pass(other, d, true, limit)
 }
 
 /// A pass of `point_softmin_grad.wgsl` (with the gradient, or a plan product) over `other`
 /// points as it runs on llvmpipe: in spans, then sums over the spans.
-fn split_point_pass(other: usize, d: usize, grad: bool) -> u64 {
-    let limit = Some(crate::device::LLVMPIPE_LOOP_LIMIT);
+fn split_point_pass(other: usize, d: usize, grad: bool, limit: u64) -> u64 {
+    let limit = Some(limit);
     let span = crate::ot::grad_span(other, d, grad, limit);
     let spans = other.div_ceil(span).max(1);
     let sum = if spans > 1 {
@@ -332,11 +337,11 @@ fn ot_sizes(spec: &SinkhornSpec, ins: &[TensorType]) -> (u64, u64, u64, u64) {
 
 /// The two half-steps of one Sinkhorn iteration (and the check's soft minimum, a row
 /// half-step): reducing over the m columns for f, over the n rows for g.
-fn half_steps(spec: &SinkhornSpec, n: u64, m: u64, d: u64) -> u64 {
+fn half_steps(spec: &SinkhornSpec, (n, m, d): (u64, u64, u64), limit: u64) -> u64 {
     match spec.points {
-        None => dense_row(m).max(split_dense_column(n as usize)),
-        Some(_) => split_point_softmin(m as usize, d as usize)
-            .max(split_point_softmin(n as usize, d as usize)),
+        None => dense_row(m).max(split_dense_column(n as usize, limit)),
+        Some(_) => split_point_softmin(m as usize, d as usize, limit)
+            .max(split_point_softmin(n as usize, d as usize, limit)),
     }
 }
 
@@ -345,7 +350,7 @@ fn workgroup_sum() -> u64 {
     looped(halvings(256))
 }
 
-fn sinkhorn(spec: &SinkhornSpec, ins: &[TensorType]) -> u64 {
+fn sinkhorn(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 {
     let (batch, n, m, d) = ot_sizes(spec, ins);
     let wg = 256;
     // sum_weights: a strided pass over one marginal, then two workgroup sums.
@@ -357,13 +362,13 @@ fn sinkhorn(spec: &SinkhornSpec, ins: &[TensorType]) -> u64 {
     // largest_error: a strided pass over the problems, a sum and a max tree.
     let largest_error = add(&[looped(div_ceil(batch, wg)), 2 * workgroup_sum()]);
     // log_weights and copy have no loop.
-    half_steps(spec, n, m, d)
+    half_steps(spec, (n, m, d), limit)
         .max(check_weights)
         .max(marginal_error)
         .max(largest_error)
 }
 
-fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType]) -> u64 {
+fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 {
     let (_, n, m, d) = ot_sizes(spec, ins);
     let wg = 256;
     let strided = looped(div_ceil(m, wg));
@@ -374,9 +379,9 @@ fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType]) -> u64 {
     let cg_step = add(&[mul(4, strided), mul(3, sum)]);
     // The products Π_c u (reducing over m) and Π_rᵀ u (reducing over n).
     let products = match spec.points {
-        None => dense_row(m).max(dense_column(n)),
-        Some(_) => split_point_pass(m as usize, d as usize, false)
-            .max(split_point_pass(n as usize, d as usize, false)),
+        None => dense_row(m).max(split_dense_column(n as usize, limit)),
+        Some(_) => split_point_pass(m as usize, d as usize, false, limit)
+            .max(split_point_pass(n as usize, d as usize, false, limit)),
     };
     residual.max(cg_step).max(products)
 }
@@ -392,7 +397,7 @@ mod tests {
 
     fn trips(op: &Op, ins: &[&[usize]]) -> u64 {
         let ins: Vec<TensorType> = ins.iter().map(|s| t(s)).collect();
-        family_loop_trips(op, &ins, &[]).unwrap()
+        family_loop_trips(op, &ins, &[], crate::device::LLVMPIPE_LOOP_LIMIT).unwrap()
     }
 
     fn spec(points: Option<PointCost>) -> SinkhornSpec {
@@ -412,8 +417,11 @@ mod tests {
     #[test]
     fn other_ops_are_not_covered() {
         let x = [t(&[4, 4])];
-        assert_eq!(family_loop_trips(&Op::Unary(UnaryOp::Neg), &x, &x), None);
-        assert_eq!(family_loop_trips(&Op::Reshape, &x, &x), None);
+        assert_eq!(
+            family_loop_trips(&Op::Unary(UnaryOp::Neg), &x, &x, 65_535),
+            None
+        );
+        assert_eq!(family_loop_trips(&Op::Reshape, &x, &x, 65_535), None);
     }
 
     #[test]

@@ -52,14 +52,7 @@ impl SinkhornLoop {
                 (batch, n, m, 0)
             }
         };
-        let l = loop_launches(
-            spec,
-            inputs,
-            id,
-            first.dtype,
-            sizes,
-            ctx.summary.loop_limit(),
-        )?;
+        let l = loop_launches(spec, inputs, id, first.dtype, sizes, ctx.loop_limit())?;
         let all: Vec<Launch> = l
             .prep
             .iter()

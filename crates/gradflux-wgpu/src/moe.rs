@@ -52,6 +52,12 @@ pub(crate) fn f32_only(what: &str, dtype: DType, cast: &str) -> Result<()> {
     }
 }
 
+/// Members one invocation of the rank-by-gate count walks: [`RANK_CHUNK`], or half a
+/// smaller loop limit.
+pub(crate) fn rank_chunk(loop_limit: Option<u64>) -> usize {
+    loop_limit.map_or(RANK_CHUNK, |l| RANK_CHUNK.min((l / 2) as usize))
+}
+
 /// The passes of `moe_dispatch`: `inputs` are `experts` and, for the highest-gate
 /// policy, `gates`; `outs` are the op's six outputs in order; `n` choices, `rows` padded
 /// rows.
@@ -61,6 +67,7 @@ pub fn dispatch_launches(
     gate_dtype: Option<DType>,
     outs: [Value; 6],
     (n, rows): (usize, usize),
+    loop_limit: Option<u64>,
 ) -> Result<Vec<Launch>> {
     let [sorted_ids, block_experts, positions, counts, dropped, offsets] = outs;
     let e = spec.num_experts;
@@ -129,7 +136,8 @@ pub fn dispatch_launches(
     ];
     if highest {
         // Clear the ranks, count them in chunks of an expert's members, then place.
-        let chunks = n.div_ceil(RANK_CHUNK).max(1);
+        let chunk = rank_chunk(loop_limit);
+        let chunks = n.div_ceil(chunk).max(1);
         let mut rank_info = info.clone();
         rank_info.push(chunks as u32);
         let read_only = [true, true, true, false, false, true, false, true];
@@ -137,7 +145,7 @@ pub fn dispatch_launches(
             let mut kernel = source(
                 &shaders::MOE_RANK_GATE,
                 &format!("rank by gate {entry}"),
-                vec![("WG", ELEMENTWISE_WG as f64), ("CHUNK", RANK_CHUNK as f64)],
+                vec![("WG", ELEMENTWISE_WG as f64), ("CHUNK", chunk as f64)],
                 &read_only,
             );
             kernel.entry_point = entry.into();

@@ -477,13 +477,27 @@ pub fn plan_products_launch(
     (batch, n, m): (usize, usize, usize),
     eps: f64,
     axis: SoftminAxis,
-) -> Result<Launch> {
+    loop_limit: Option<u64>,
+) -> Result<Vec<Launch>> {
     f32_only("sinkhorn_adjoint", dtype, "the cost")?;
     let (entry_point, workgroups, tiles) = dense_grid(axis, (batch, n, m));
-    let (skip, use_skip, scratch) = skip_binding(skip);
+    let span = match axis {
+        SoftminAxis::PerColumn => column_span(n, loop_limit),
+        SoftminAxis::PerRow => n.max(1),
+    };
+    let spans = n.div_ceil(span).max(1);
+    // A split product recomputes finished problems: their spans' sums are summed afresh.
+    let (skip, use_skip, mut scratch) = skip_binding(if spans > 1 { None } else { skip });
     let mut info = u32s([batch, n, m]);
     info.extend([((1.0 / eps) as f32).to_bits(), tiles as u32, use_skip]);
-    Ok(Launch {
+    info.extend(u32s([span, spans]));
+    let sums = if spans > 1 {
+        scratch.push((PLAN_PARTS, (spans * batch * m * 4) as u64));
+        Bind::Scratch(PLAN_PARTS)
+    } else {
+        out
+    };
+    let mut steps = vec![Launch {
         kernel: source(
             &shaders::PLAN_MATVEC,
             format!("plan_matvec {axis:?}"),
@@ -491,9 +505,18 @@ pub fn plan_products_launch(
             vec![true, true, true, true, false, true, true],
             vec![("WG", WG as f64), ("COLS", COLS as f64)],
         ),
-        binds: vec![cost, out_pot, red_pot, u, out, skip],
-        scratch,
+        binds: vec![cost, out_pot, red_pot, u, sums, skip],
+        scratch: scratch.clone(),
         info,
-        workgroups: Workgroups::Linear(workgroups as u64),
-    })
+        workgroups: Workgroups::Linear((workgroups * spans) as u64),
+    }];
+    if spans > 1 {
+        let mut sum = crate::reduce::sum_launch(sums, out, DType::F32, (1, spans, batch * m));
+        sum.scratch = scratch;
+        steps.push(sum);
+    }
+    Ok(steps)
 }
+
+/// Scratch slot of a split plan product's per-span sums.
+const PLAN_PARTS: usize = 9;

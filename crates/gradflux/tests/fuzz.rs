@@ -444,8 +444,24 @@ fn env_u64(name: &str, default: u64) -> u64 {
 #[test]
 fn wgpu_agrees_with_the_cpu_reference_on_random_graphs() {
     let Some(gpu) = gpu() else { return };
-    let cases = env_u64("GRADFLUX_FUZZ_CASES", 200) as u32;
-    let seed = env_u64("GRADFLUX_FUZZ_SEED", 0x6772_6164_666c_7578);
+    fuzz(&gpu, 200, 0);
+}
+
+/// The same on a device told a small loop limit, so matmuls split k and scatters tile
+/// their indices at the fuzzer's sizes.
+#[test]
+fn wgpu_with_a_small_loop_limit_agrees_with_the_cpu_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    let limited = gradflux::WgpuDevice::best().expect("the adapter gpu() found");
+    limited.set_loop_limit(Some(4_096)).unwrap();
+    fuzz(&Device::Wgpu(limited), 100, 1);
+}
+
+fn fuzz(gpu: &Device, default_cases: u64, seed_offset: u64) {
+    let cases = env_u64("GRADFLUX_FUZZ_CASES", default_cases) as u32;
+    let seed = env_u64("GRADFLUX_FUZZ_SEED", 0x6772_6164_666c_7578) + seed_offset;
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {
@@ -456,7 +472,7 @@ fn wgpu_agrees_with_the_cpu_reference_on_random_graphs() {
     };
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
     let mut runner = TestRunner::new_with_rng(config, rng);
-    if let Err(e) = runner.run(&case(), |c| check_case(&c, &gpu)) {
+    if let Err(e) = runner.run(&case(), |c| check_case(&c, gpu)) {
         panic!("fuzzing (seed {seed:#x}, {cases} cases): {e}");
     }
 }
