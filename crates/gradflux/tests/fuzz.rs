@@ -80,6 +80,12 @@ enum Last {
     Cast(DType),
     MatMul(usize),
     SumAll,
+    /// Along an axis, with indices (some out of range) drawn from the pool.
+    Gather(usize),
+    ScatterAdd(usize),
+    TopK(usize, usize),
+    /// A rotation of the axes.
+    Permute(usize),
 }
 
 #[derive(Clone)]
@@ -131,6 +137,10 @@ fn last() -> impl Strategy<Value = Last> {
         proptest::sample::select(vec![DType::I32, DType::U32]).prop_map(Last::Cast),
         proptest::sample::select(vec![0usize, 1, 3, 5, 64]).prop_map(Last::MatMul),
         Just(Last::SumAll),
+        (0usize..4).prop_map(Last::Gather),
+        (0usize..4).prop_map(Last::ScatterAdd),
+        (0usize..4, 1usize..9).prop_map(|(axis, k)| Last::TopK(axis, k)),
+        (1usize..4).prop_map(Last::Permute),
     ]
 }
 
@@ -165,6 +175,14 @@ fn data(pool: &[f32], offset: usize, dims: &[usize]) -> TensorData {
         .map(|i| pool[(offset + i * 7) % pool.len()])
         .collect();
     TensorData::new(dims.to_vec(), v).expect("length matches")
+}
+
+/// `count` u32 indices below `bound` (which may pass the indexed axis: out of range).
+fn indices(pool: &[f32], count: usize, bound: usize) -> TensorData {
+    let v = (0..count)
+        .map(|i| (pool[(i * 11) % pool.len()].to_bits() >> 7) % bound.max(1) as u32)
+        .collect();
+    TensorData::new([count], v).expect("length matches")
 }
 
 /// The second operand's shape: broadcastable to `shape`.
@@ -326,6 +344,33 @@ fn build(c: &Case) -> Option<Built> {
             Some(g.sum_all(abs_t().ok()?).ok()?),
             Rule::Accumulated { per_result: 1.0 },
         ),
+        Last::Gather(a) => {
+            let len = *shape.dims().get(axis(a) as usize)?;
+            let count = 7;
+            inputs.push(("idx".into(), indices(&c.pool, count, len + 2)));
+            let idx = g.input("idx", [count], DType::U32).ok()?;
+            (g.gather(t, axis(a), idx).ok()?, None, Rule::Exact)
+        }
+        Last::ScatterAdd(a) => {
+            // t's axis holds the sources; they land in 5 rows (some indices out of range).
+            let len = *shape.dims().get(axis(a) as usize)?;
+            inputs.push(("idx".into(), indices(&c.pool, len, 7)));
+            let idx = g.input("idx", [len], DType::U32).ok()?;
+            let out = g.scatter_add(t, axis(a), idx, 5).ok()?;
+            // Sums of up to `len` terms in index order on both backends: exact but for
+            // the CPU's f64 accumulation.
+            let scale = g.scatter_add(abs_t().ok()?, axis(a), idx, 5).ok()?;
+            (out, Some(scale), Rule::Accumulated { per_result: 1.0 })
+        }
+        Last::TopK(a, k) => {
+            let (values, idx) = g.top_k(t, k, axis(a)).ok()?;
+            let out = g.add(g.cast(idx, DType::F32).ok()?, values).ok()?;
+            (out, None, Rule::Exact)
+        }
+        Last::Permute(r) => {
+            let perm: Vec<usize> = (0..rank).map(|i| (i + r) % rank.max(1)).collect();
+            (g.permute(t, &perm).ok()?, None, Rule::Exact)
+        }
     };
     let mut outputs = vec![out];
     outputs.extend(scale);
@@ -338,6 +383,9 @@ fn build(c: &Case) -> Option<Built> {
 }
 
 fn flush_subnormals(d: &TensorData) -> TensorData {
+    if d.dtype() != DType::F32 {
+        return d.clone();
+    }
     let v: Vec<f32> = d
         .values::<f32>()
         .expect("f32 inputs")
