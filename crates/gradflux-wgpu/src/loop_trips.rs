@@ -92,6 +92,26 @@ fn softmax_trips(len: usize) -> u64 {
     per_chunk.max(len.div_ceil(REDUCE_CHUNK) as u64)
 }
 
+/// How much of a walk over `len` items one invocation takes: all of it unless its loop
+/// iterations (`trips` of a walk's length) pass the `limit` less the guard's margin; then
+/// as many whole `unit`s as fit half the limit (at least one), the rest going to further
+/// spans that a merge or sum pass combines.
+pub(crate) fn span_within(
+    len: usize,
+    unit: usize,
+    limit: Option<u64>,
+    trips: impl Fn(usize) -> u64,
+) -> usize {
+    match limit {
+        Some(limit) if trips(len) > limit - limit / 10 => {
+            let per_unit = (trips(unit) - trips(0)).max(1);
+            let units = ((limit / 2).saturating_sub(trips(0)) / per_unit).max(1);
+            units as usize * unit
+        }
+        _ => len.max(1),
+    }
+}
+
 /// Refuses node `id` if its worst case of loop iterations per invocation is over `limit`
 /// less a 10% margin for the estimate (the bounds model how Mesa counts, measured at a
 /// few points, not its compiler exactly).

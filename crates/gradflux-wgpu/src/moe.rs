@@ -244,12 +244,7 @@ pub fn grouped_matmul_weight_grad_launch(
 /// Blocks of rows one invocation of the weight gradient walks: all of them, unless the
 /// adapter's `loop_limit` would cut that short, then as many as fit half the limit.
 pub(crate) fn wgrad_span(blocks: usize, block: usize, loop_limit: Option<u64>) -> usize {
-    let trips = |b: usize| crate::loop_trips_families::grouped_wgrad(b as u64, block as u64);
-    match loop_limit {
-        Some(limit) if trips(blocks) > limit - limit / 10 => {
-            let per_block = trips(1) - trips(0);
-            ((limit / 2).saturating_sub(trips(0)) / per_block.max(1)).max(1) as usize
-        }
-        _ => blocks.max(1),
-    }
+    crate::loop_trips::span_within(blocks, 1, loop_limit, |b| {
+        crate::loop_trips_families::grouped_wgrad(b as u64, block as u64)
+    })
 }

@@ -6,6 +6,7 @@
 use gradflux_core::{DType, PointCost, Result, SoftminAxis, Value};
 
 use crate::launch::{u32s, Bind, Launch, Workgroups};
+use crate::loop_trips::span_within;
 use crate::moe::f32_only;
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, specialise};
@@ -139,13 +140,9 @@ const SOFTMIN_PARTS: usize = 10;
 /// a share): all `n`, unless the adapter's `loop_limit` would cut that short.
 pub(crate) fn column_span(n: usize, loop_limit: Option<u64>) -> usize {
     let slices = WG / COLS;
-    let trips = |rows: usize| (rows.div_ceil(slices) + 8) as u64;
-    match loop_limit {
-        Some(limit) if trips(n) > limit - limit / 10 => {
-            (((limit / 2) as usize).saturating_sub(8) * slices).max(slices)
-        }
-        _ => n.max(1),
-    }
+    span_within(n, slices, loop_limit, |rows| {
+        (rows.div_ceil(slices) + 8) as u64
+    })
 }
 
 /// `Op::Softmin`'s launches.
@@ -221,15 +218,9 @@ const POINT_PARTS: usize = 13;
 /// unless the adapter's `loop_limit` would cut that walk short, then a multiple of the
 /// tile that keeps an invocation within half the limit.
 pub(crate) fn point_span(m: usize, d: usize, loop_limit: Option<u64>) -> usize {
-    let trips = |m: usize| crate::loop_trips_families::point_softmin(m as u64, d as u64);
-    match loop_limit {
-        Some(limit) if trips(m) > limit - limit / 10 => {
-            let per_tile = trips(POINT_TILE) - trips(0);
-            let tiles = ((limit / 2).saturating_sub(trips(0)) / per_tile.max(1)).max(1);
-            tiles as usize * POINT_TILE
-        }
-        _ => m.max(1),
-    }
+    span_within(m, POINT_TILE, loop_limit, |m| {
+        crate::loop_trips_families::point_softmin(m as u64, d as u64)
+    })
 }
 
 /// Points per tile of the point kernels (their `PT`).
@@ -367,15 +358,9 @@ const SCALAR_PARTS: usize = 11;
 /// Points of the reduced side one invocation of `point_softmin_grad.wgsl` walks: all
 /// `other`, unless the adapter's `loop_limit` would cut that short (see [`point_span`]).
 pub(crate) fn grad_span(other: usize, d: usize, grad: bool, loop_limit: Option<u64>) -> usize {
-    let trips = |r: usize| crate::loop_trips_families::point_grad(r as u64, d as u64, grad);
-    match loop_limit {
-        Some(limit) if trips(other) > limit - limit / 10 => {
-            let per_tile = trips(POINT_TILE) - trips(0);
-            let tiles = ((limit / 2).saturating_sub(trips(0)) / per_tile.max(1)).max(1);
-            tiles as usize * POINT_TILE
-        }
-        _ => other.max(1),
-    }
+    span_within(other, POINT_TILE, loop_limit, |r| {
+        crate::loop_trips_families::point_grad(r as u64, d as u64, grad)
+    })
 }
 
 /// The two launches of `Op::PointSoftminBackward`: one thread per `x_i` writes `dx`, then
