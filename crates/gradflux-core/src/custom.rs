@@ -353,6 +353,7 @@ impl Graph {
             });
         }
         for (i, (&t, want)) in inputs.iter().zip(&op.inputs).enumerate() {
+            self.operands(&op.name, &[(&format!("input {i}"), t)])?;
             let got = self.ty(t)?;
             if &got != want {
                 return Err(Error::CustomOp {

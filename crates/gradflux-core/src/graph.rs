@@ -209,6 +209,7 @@ impl Graph {
     /// of the parameter during a run sees the value it had when the run started. One
     /// assignment per parameter.
     pub fn assign(&self, parameter: Tensor, value: Tensor) -> Result<()> {
+        self.operands("assign", &[("parameter", parameter), ("value", value)])?;
         let p = self.check(parameter)?;
         let v = self.check(value)?;
         let (pt, vt) = (self.ty(parameter)?, self.ty(value)?);
@@ -352,6 +353,21 @@ impl Graph {
             ));
         }
         Ok(t.value)
+    }
+
+    /// Refuses, naming the op and the operand, a tensor from another graph: the first
+    /// thing every builder method does, so the message says where the mix-up happened.
+    pub(crate) fn operands(&self, op: &str, operands: &[(&str, Tensor)]) -> Result<()> {
+        for (name, t) in operands {
+            if t.graph != self.id {
+                return Err(Error::Graph(format!(
+                    "`{op}`: operand `{name}` belongs to another graph (#{}) than the one the \
+                     op is added to (#{}); build each graph from its own tensors",
+                    t.graph, self.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The handle of a value of this graph (for graph transforms such as `grad`).

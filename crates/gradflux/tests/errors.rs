@@ -74,6 +74,19 @@ fn tensors_from_another_graph_are_refused() {
     let g2 = Graph::new();
     let a = g1.input("a", [3], DType::F32).unwrap();
     assert!(matches!(g2.exp(a), Err(Error::Graph(_))));
+    // The message names the op and the operand.
+    let b = g2.input("b", [3], DType::F32).unwrap();
+    let e = g2.matmul(b, a).unwrap_err().to_string();
+    assert!(e.contains("`matmul`: operand `b`"), "{e}");
+    let e = g2.add(b, a).unwrap_err().to_string();
+    assert!(e.contains("`add`: operand `b`"), "{e}");
+    let e = g2.softmax(a, 0).unwrap_err().to_string();
+    assert!(e.contains("`softmax`: operand `x`"), "{e}");
+    let e = g2
+        .grad(g2.sum_all(b).unwrap(), &[a])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`grad`: operand `wrt`"), "{e}");
     assert!(
         matches!(g1.input("a", [3], DType::F32), Err(Error::Graph(_))),
         "duplicate name"

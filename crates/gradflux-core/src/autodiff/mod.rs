@@ -21,6 +21,10 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn grad(&self, loss: Tensor, wrt: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.operands("grad", &[("loss", loss)])?;
+        for t in wrt {
+            self.operands("grad", &[("wrt", *t)])?;
+        }
         let ty = self.ty(loss)?;
         if ty.shape.numel() != 1 {
             return Err(Error::Shape {

@@ -4,6 +4,7 @@ use crate::{BinaryOp, CompareOp, DType, Error, Graph, Op, Result, Tensor, Tensor
 impl Graph {
     /// Applies a one-input elementwise op.
     pub fn unary(&self, op: UnaryOp, x: Tensor) -> Result<Tensor> {
+        self.operands(op.name(), &[("x", x)])?;
         let ty = self.ty(x)?;
         if op.float_only() {
             require_float(op.name(), ty.dtype)?;
@@ -20,6 +21,7 @@ impl Graph {
 
     /// Applies a two-input elementwise op with numpy broadcasting.
     pub fn binary(&self, op: BinaryOp, a: Tensor, b: Tensor) -> Result<Tensor> {
+        self.operands(op.name(), &[("a", a), ("b", b)])?;
         let dtype = self.same_dtype(op.name(), a, b)?;
         if op == BinaryOp::Pow {
             require_float("pow", dtype)?;
@@ -30,6 +32,7 @@ impl Graph {
 
     /// Compares elementwise with broadcasting; the result is a `u32` mask of 0 and 1.
     pub fn compare(&self, op: CompareOp, a: Tensor, b: Tensor) -> Result<Tensor> {
+        self.operands(op.name(), &[("a", a), ("b", b)])?;
         self.same_dtype(op.name(), a, b)?;
         let shape = self.broadcast_shapes(op.name(), &self.shape(a)?, &self.shape(b)?)?;
         self.push1(Op::Compare(op), &[a, b], TensorType::new(shape, DType::U32))
@@ -47,6 +50,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn select(&self, cond: Tensor, a: Tensor, b: Tensor) -> Result<Tensor> {
+        self.operands("select", &[("cond", cond), ("a", a), ("b", b)])?;
         let ct = self.ty(cond)?;
         if ct.dtype != DType::U32 {
             return Err(Error::DType {
@@ -65,6 +69,7 @@ impl Graph {
     /// largest f32 inside the integer range (`2147483520` for i32, as WGSL defines it); NaN
     /// gives 0; `i32` and `u32` reinterpret each other's bits.
     pub fn cast(&self, x: Tensor, dtype: DType) -> Result<Tensor> {
+        self.operands("cast", &[("x", x)])?;
         let ty = self.ty(x)?;
         if ty.dtype == dtype {
             return Ok(x);

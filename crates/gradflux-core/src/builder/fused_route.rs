@@ -54,6 +54,7 @@ impl Graph {
         score: RouteScore,
         renormalize: bool,
     ) -> Result<FusedRouting> {
+        self.operands("fused_route", &[("logits", logits)])?;
         let (t, e) = self.router_logits("fused_route", logits)?;
         if k == 0 || k > e {
             return Err(crate::Error::Shape {

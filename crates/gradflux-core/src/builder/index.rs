@@ -27,6 +27,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn gather(&self, x: Tensor, axis: isize, idx: Tensor) -> Result<Tensor> {
+        self.operands("gather", &[("x", x), ("idx", idx)])?;
         let tx = self.ty(x)?;
         let ti = self.ty(idx)?;
         require_index("gather", ti.dtype)?;
@@ -52,6 +53,7 @@ impl Graph {
         idx: Tensor,
         dim_size: usize,
     ) -> Result<Tensor> {
+        self.operands("scatter_add", &[("src", src), ("idx", idx)])?;
         let ts = self.ty(src)?;
         let ti = self.ty(idx)?;
         require_index("scatter_add", ti.dtype)?;

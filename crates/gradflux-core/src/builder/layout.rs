@@ -4,6 +4,7 @@ use crate::{Error, Graph, Op, Result, Shape, Tensor, TensorType};
 impl Graph {
     /// Same data under a new shape with the same number of elements.
     pub fn reshape(&self, x: Tensor, shape: impl Into<Shape>) -> Result<Tensor> {
+        self.operands("reshape", &[("x", x)])?;
         let ty = self.ty(x)?;
         let shape = shape.into();
         if shape.numel() != ty.shape.numel() {
@@ -37,12 +38,14 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn detach(&self, x: Tensor) -> Result<Tensor> {
+        self.operands("detach", &[("x", x)])?;
         let ty = self.ty(x)?;
         self.push1(Op::Detach, &[x], ty)
     }
 
     /// Reorders dimensions: output dimension `i` is input dimension `perm[i]`.
     pub fn permute(&self, x: Tensor, perm: &[usize]) -> Result<Tensor> {
+        self.operands("permute", &[("x", x)])?;
         let ty = self.ty(x)?;
         let rank = ty.shape.rank();
         let mut seen = vec![false; rank];
@@ -74,6 +77,7 @@ impl Graph {
 
     /// Swaps two axes (negative counts from the end).
     pub fn transpose(&self, x: Tensor, a: isize, b: isize) -> Result<Tensor> {
+        self.operands("transpose", &[("x", x)])?;
         let rank = self.shape(x)?.rank();
         let a = resolve_axis("transpose", a, rank)?;
         let b = resolve_axis("transpose", b, rank)?;
@@ -84,6 +88,7 @@ impl Graph {
 
     /// Elements `start..end` along an axis (`0 <= start <= end <= len`).
     pub fn slice(&self, x: Tensor, axis: isize, start: usize, end: usize) -> Result<Tensor> {
+        self.operands("slice", &[("x", x)])?;
         self.slice_step(x, axis, start, end, 1)
     }
 
@@ -96,6 +101,7 @@ impl Graph {
         end: usize,
         step: usize,
     ) -> Result<Tensor> {
+        self.operands("slice_step", &[("x", x)])?;
         let ty = self.ty(x)?;
         let axis = resolve_axis("slice", axis, ty.shape.rank())?;
         let len = ty.shape.0[axis];
@@ -119,6 +125,9 @@ impl Graph {
 
     /// Joins tensors along an axis; all other dimensions and the dtype must match.
     pub fn concat(&self, xs: &[Tensor], axis: isize) -> Result<Tensor> {
+        for t in xs {
+            self.operands("concat", &[("xs", *t)])?;
+        }
         let first = xs.first().ok_or_else(|| Error::Shape {
             op: "concat",
             detail: "needs at least one tensor".into(),
@@ -154,6 +163,7 @@ impl Graph {
 
     /// Repeats size-1 (or missing leading) dimensions to reach `shape` (numpy rules).
     pub fn broadcast_to(&self, x: Tensor, shape: impl Into<Shape>) -> Result<Tensor> {
+        self.operands("broadcast_to", &[("x", x)])?;
         let ty = self.ty(x)?;
         let shape = shape.into();
         if !ty.shape.broadcasts_to(&shape) {
@@ -170,6 +180,7 @@ impl Graph {
 
     /// Inserts a size-1 axis at `axis` (which may equal the rank, to append).
     pub fn unsqueeze(&self, x: Tensor, axis: usize) -> Result<Tensor> {
+        self.operands("unsqueeze", &[("x", x)])?;
         let mut dims = self.shape(x)?.0;
         if axis > dims.len() {
             return Err(Error::Shape {

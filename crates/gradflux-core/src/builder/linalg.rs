@@ -18,6 +18,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn matmul(&self, a: Tensor, b: Tensor) -> Result<Tensor> {
+        self.operands("matmul", &[("a", a), ("b", b)])?;
         self.matmul_impl("matmul", a, b, None, Activation::Identity)
     }
 
@@ -45,6 +46,10 @@ impl Graph {
         bias: Option<Tensor>,
         activation: Activation,
     ) -> Result<Tensor> {
+        self.operands("linear", &[("x", x), ("w", w)])?;
+        if let Some(t) = bias {
+            self.operands("linear", &[("bias", t)])?;
+        }
         self.matmul_impl("linear", x, w, bias, activation)
     }
 

@@ -92,6 +92,10 @@ impl Graph {
         gates: Option<Tensor>,
         opts: DispatchOptions,
     ) -> Result<ExpertDispatch> {
+        self.operands("moe_dispatch", &[("experts", experts)])?;
+        if let Some(t) = gates {
+            self.operands("moe_dispatch", &[("gates", t)])?;
+        }
         let op = "moe_dispatch";
         let te = self.ty(experts)?;
         let (t, k) = match te.shape.dims() {
@@ -220,6 +224,7 @@ impl Graph {
     /// The rows of `x: [T, K]` in dispatch order: `[P, K]`, row `p` being token
     /// `sorted_ids[p] / k`; padding rows are zero. Differentiable in `x`.
     pub fn moe_gather(&self, x: Tensor, d: &ExpertDispatch) -> Result<Tensor> {
+        self.operands("moe_gather", &[("x", x)])?;
         let k = self.check_dispatch("moe_gather", d)?;
         let tokens = self.div(d.sorted_ids, self.scalar(k as f64, DType::U32)?)?;
         // Token t was read at rows positions[t, ..].
@@ -270,6 +275,7 @@ impl Graph {
     /// `y: [P, N]` in dispatch order; dropped choices add nothing. Differentiable in `y`
     /// and `gates`.
     pub fn moe_combine(&self, y: Tensor, d: &ExpertDispatch, gates: Tensor) -> Result<Tensor> {
+        self.operands("moe_combine", &[("y", y), ("gates", gates)])?;
         self.check_dispatch("moe_combine", d)?;
         let (pos, tg) = (self.shape(d.positions)?, self.ty(gates)?);
         if tg.shape != pos {
@@ -310,6 +316,10 @@ impl Graph {
         block: usize,
         transpose_b: bool,
     ) -> Result<Tensor> {
+        self.operands(
+            "grouped_matmul",
+            &[("x", x), ("w", w), ("block_experts", block_experts)],
+        )?;
         let op = "grouped_matmul";
         let (tx, tw, tb) = (self.ty(x)?, self.ty(w)?, self.ty(block_experts)?);
         let dtype = self.same_dtype(op, x, w)?;
@@ -356,6 +366,10 @@ impl Graph {
         block: usize,
         num_experts: usize,
     ) -> Result<Tensor> {
+        self.operands(
+            "grouped_matmul_weight_grad",
+            &[("x", x), ("dy", dy), ("block_experts", block_experts)],
+        )?;
         let op = "grouped_matmul_weight_grad";
         let (tx, ty, tb) = (self.ty(x)?, self.ty(dy)?, self.ty(block_experts)?);
         let dtype = self.same_dtype(op, x, dy)?;

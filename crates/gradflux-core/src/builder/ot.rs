@@ -32,6 +32,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn softmin(&self, cost: Tensor, h: Tensor, eps: f64, axis: SoftminAxis) -> Result<Tensor> {
+        self.operands("softmin", &[("cost", cost), ("h", h)])?;
         let op = "softmin";
         let (ct, ht) = (self.ty(cost)?, self.ty(h)?);
         require_float(op, ct.dtype)?;
@@ -98,6 +99,7 @@ impl Graph {
         eps: f64,
         cost: PointCost,
     ) -> Result<Tensor> {
+        self.operands("point_softmin", &[("x", x), ("y", y), ("h", h)])?;
         let op = "point_softmin";
         let (xt, yt, ht) = (self.ty(x)?, self.ty(y)?, self.ty(h)?);
         require_float(op, xt.dtype)?;

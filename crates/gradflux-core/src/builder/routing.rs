@@ -106,6 +106,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn route(&self, logits: Tensor, router: Router) -> Result<Routing> {
+        self.operands("route", &[("logits", logits)])?;
         let (_, e) = self.router_logits("route", logits)?;
         let k = match router {
             Router::SoftmaxTopK { k, .. }
@@ -251,6 +252,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn relu_router(&self, logits: Tensor, eps: f64) -> Result<Tensor> {
+        self.operands("relu_router", &[("logits", logits)])?;
         self.router_logits("relu_router", logits)?;
         require_positive("relu_router", "eps", eps)?;
         let dtype = self.dtype(logits)?;
@@ -272,6 +274,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn expert_choice(&self, logits: Tensor, capacity: usize) -> Result<ExpertChoice> {
+        self.operands("expert_choice", &[("logits", logits)])?;
         let (t, _) = self.router_logits("expert_choice", logits)?;
         if capacity == 0 || capacity > t {
             return Err(shape_error(
@@ -302,6 +305,10 @@ impl Graph {
         experts: Tensor,
         alpha: f64,
     ) -> Result<Tensor> {
+        self.operands(
+            "load_balancing_loss",
+            &[("probs", probs), ("experts", experts)],
+        )?;
         let op = "load_balancing_loss";
         let (t, e) = self.router_logits(op, probs)?;
         let ti = self.ty(experts)?;
@@ -330,6 +337,7 @@ impl Graph {
     /// The router z-loss (ST-MoE): `mean_t (logsumexp_e logits[t, e])²`, which keeps
     /// router logits small. Scale it by its coefficient (ST-MoE uses 1e-3).
     pub fn router_z_loss(&self, logits: Tensor) -> Result<Tensor> {
+        self.operands("router_z_loss", &[("logits", logits)])?;
         self.router_logits("router_z_loss", logits)?;
         let z = self.logsumexp(logits, -1, false)?;
         self.mean(self.mul(z, z)?, 0, false)

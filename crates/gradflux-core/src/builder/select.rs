@@ -28,6 +28,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn top_k(&self, x: Tensor, k: usize, axis: isize) -> Result<(Tensor, Tensor)> {
+        self.operands("top_k", &[("x", x)])?;
         let ty = self.ty(x)?;
         let axis = resolve_axis("top_k", axis, ty.shape.rank())?;
         let len = ty.shape.0[axis];
@@ -67,6 +68,7 @@ impl Graph {
     /// # Ok::<(), gradflux_core::Error>(())
     /// ```
     pub fn gather_along(&self, x: Tensor, axis: isize, idx: Tensor) -> Result<Tensor> {
+        self.operands("gather_along", &[("x", x), ("idx", idx)])?;
         let (tx, ti) = (self.ty(x)?, self.ty(idx)?);
         require_index("gather_along", ti.dtype)?;
         let axis = resolve_axis("gather_along", axis, tx.shape.rank())?;
@@ -89,6 +91,7 @@ impl Graph {
         idx: Tensor,
         dim_size: usize,
     ) -> Result<Tensor> {
+        self.operands("scatter_along", &[("src", src), ("idx", idx)])?;
         let (ts, ti) = (self.ty(src)?, self.ty(idx)?);
         require_index("scatter_along", ti.dtype)?;
         let axis = resolve_axis("scatter_along", axis, ts.shape.rank())?;

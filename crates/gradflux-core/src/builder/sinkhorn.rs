@@ -224,6 +224,10 @@ impl Graph {
         warm: Option<(Tensor, Tensor)>,
         options: SinkhornOptions,
     ) -> Result<OtSolution> {
+        self.operands("sinkhorn", &[("cost", cost), ("a", a), ("b", b)])?;
+        if let Some((first, second)) = warm {
+            self.operands("sinkhorn", &[("warm f", first), ("warm g", second)])?;
+        }
         let op = "sinkhorn";
         let ct = self.ty(cost)?;
         require_float(op, ct.dtype)?;
@@ -280,6 +284,10 @@ impl Graph {
         cost: PointCost,
         options: SinkhornOptions,
     ) -> Result<OtSolution> {
+        self.operands("sinkhorn_points", &[("x", x), ("y", y), ("a", a), ("b", b)])?;
+        if let Some((first, second)) = warm {
+            self.operands("sinkhorn_points", &[("warm f", first), ("warm g", second)])?;
+        }
         let op = "sinkhorn_points";
         let (xt, yt) = (self.ty(x)?, self.ty(y)?);
         require_float(op, xt.dtype)?;
@@ -496,6 +504,7 @@ impl Graph {
 
     /// The dense `[.., n, m]` cost between point clouds `x [.., n, d]` and `y [.., m, d]`.
     pub fn point_cost_matrix(&self, x: Tensor, y: Tensor, cost: PointCost) -> Result<Tensor> {
+        self.operands("point_cost_matrix", &[("x", x), ("y", y)])?;
         let d2 = self.sq_euclidean_cost(x, y)?;
         match cost {
             PointCost::SqEuclidean => Ok(d2),
@@ -578,6 +587,7 @@ impl Graph {
     /// Squared Euclidean costs `|x_i − y_j|²` between point clouds `x [.., n, d]` and
     /// `y [.., m, d]`, as a dense `[.., n, m]` matrix (differentiable in both).
     pub fn sq_euclidean_cost(&self, x: Tensor, y: Tensor) -> Result<Tensor> {
+        self.operands("sq_euclidean_cost", &[("x", x), ("y", y)])?;
         let (xt, yt) = (self.ty(x)?, self.ty(y)?);
         let (xr, yr) = (xt.shape.rank(), yt.shape.rank());
         if xr < 2 || xr != yr || xt.shape.dims()[xr - 1] != yt.shape.dims()[yr - 1] {
