@@ -48,12 +48,10 @@ fn key_value(k: u32) -> f32 {
     return bitcast<f32>(select(~k, k & 0x7fffffffu, (k >> 31u) == 1u));
 }
 
-// The running (max, sum of exp(z − max)) after the logit z: -inf adds nothing, equal tops
-// add exactly 1.
+// The running (max, sum of exp(z − max)) after the logit z, starting from (-inf, 0): equal
+// tops add exactly 1 (so +inf logits count as tied maxima and an all -inf row counts its
+// entries, softmax's rule), a lower one its exp(z - max) (0 for -inf).
 fn push(acc: vec2<f32>, z: f32) -> vec2<f32> {
-    if z == bitcast<f32>(0xff800000u) {
-        return acc;
-    }
     if z > acc.x {
         return vec2<f32>(z, acc.y * exp(acc.x - z) + 1.0);
     }
@@ -63,14 +61,9 @@ fn push(acc: vec2<f32>, z: f32) -> vec2<f32> {
     return vec2<f32>(acc.x, acc.y + exp(z - acc.x));
 }
 
+// Two running pairs merged: the larger top keeps its sum, equal tops add (also two -inf
+// tops), the smaller side is scaled by exp(its top - top).
 fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    let neg_inf = bitcast<f32>(0xff800000u);
-    if b.x == neg_inf {
-        return a;
-    }
-    if a.x == neg_inf {
-        return b;
-    }
     let top = max(a.x, b.x);
     let sa = select(a.y * exp(a.x - top), a.y, a.x == top);
     let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
@@ -153,7 +146,8 @@ fn main(
         if SIGMOID {
             u = 1.0 / (1.0 + exp(-z));
         } else {
-            u = exp(z - top);
+            // The shift is 0 where z is the maximum (softmax's rule for infinite tops).
+            u = exp(select(z - top, 0.0, z == top));
         }
         if RENORM {
             total += u;
@@ -181,10 +175,6 @@ fn main(
         }
         let row = red_sum[head];
         total = select(row.y * exp(row.x - top), row.y, row.x == top);
-        // As in softmax, a +inf logit meets itself in exp(z − max): the row is NaN.
-        if top == bitcast<f32>(0x7f800000u) {
-            total = bitcast<f32>(0x7fc00000u);
-        }
     }
     if live && (RENORM || !SIGMOID) {
         // Each lane rescales the gates it wrote.

@@ -30,15 +30,15 @@ pub(crate) fn fused_route(
         let out = &mut gates[row * k..(row + 1) * k];
         match spec.score {
             RouteScore::Softmax => {
-                // top[0] is the row's largest logit (or NaN, which then spreads, as in
-                // softmax).
+                // top[0] is the row's largest logit (or NaN, which then spreads); the
+                // shift is softmax's, 0 where a logit is the maximum.
                 let m = top[0];
                 for (g, &zj) in out.iter_mut().zip(top) {
-                    *g = (zj - m).exp();
+                    *g = crate::reduce::shift(zj, m).exp();
                 }
                 if !spec.renormalize {
                     let z = &z[row * e..(row + 1) * e];
-                    let total: f64 = z.iter().map(|&ze| (ze - m).exp()).sum();
+                    let total: f64 = z.iter().map(|&ze| crate::reduce::shift(ze, m).exp()).sum();
                     out.iter_mut().for_each(|g| *g /= total);
                 }
             }

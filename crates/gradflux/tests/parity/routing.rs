@@ -234,8 +234,8 @@ fn fused_routers_cover_every_lane_layout() {
 }
 
 /// NaN is chosen first and makes its token's gates NaN (only its own gate for an
-/// independent sigmoid); `+inf` does too (as in
-/// `softmax`); `-inf` logits are chosen last; `-0.0` ties with `0.0`.
+/// independent sigmoid); `+inf` logits share the softmax mass (softmax's rule), an all
+/// `-inf` row is uniform; `-inf` logits are chosen last; `-0.0` ties with `0.0`.
 #[test]
 fn fused_route_special_values_match_on_every_backend() {
     use gradflux::RouteScore;
@@ -285,11 +285,14 @@ fn fused_route_special_values_match_on_every_backend() {
             "{label}: -inf and -0.0 are numbers"
         );
         match (score, renormalize) {
-            (RouteScore::Softmax, _) => {
-                assert!(
-                    nan_row(3) && nan_row(4),
-                    "{label}: +inf or all -inf, as softmax"
+            (RouteScore::Softmax, renormalize) => {
+                assert_eq!(
+                    &gates[9..12],
+                    [1.0, 0.0, 0.0],
+                    "{label}: +inf takes the mass"
                 );
+                let uniform = if renormalize { 1.0 / 3.0 } else { 0.2 };
+                assert_eq!(&gates[12..], [uniform; 3], "{label}: all -inf is uniform");
             }
             (RouteScore::Sigmoid, false) => {
                 assert!(finite_row(3), "{label}: sigmoid(+inf) = 1");
