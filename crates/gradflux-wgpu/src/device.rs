@@ -13,6 +13,11 @@ use crate::pipelines::PipelineCache;
 /// invocation run 60 000 and 5 534).
 pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
 
+/// The loop budget per shader invocation on adapters without a known hard limit: long
+/// serial loops are the slow shape on any GPU and meet driver watchdogs, so walks past it
+/// are split too (at sizes where a split costs nothing noticeable).
+pub const DEFAULT_LOOP_BUDGET: u64 = 1 << 20;
+
 /// The smallest loop budget gradflux plans launches for: the fixed-size kernels (a
 /// reduction chunk is 1 024 elements per thread) fit it.
 pub const MIN_LOOP_LIMIT: u64 = 4_096;
@@ -265,7 +270,7 @@ impl WgpuDevice {
             *lost_cb.lock().expect("lost flag") = Some(format!("{reason:?}: {msg}"));
         });
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
-        let summary_loop_limit = summary.loop_limit();
+        let summary_loop_limit = Some(summary.loop_limit().unwrap_or(DEFAULT_LOOP_BUDGET));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().expect("error list").push(e.to_string());
@@ -290,15 +295,16 @@ impl WgpuDevice {
     }
 
     /// The loop iterations one shader invocation may run, which launches are split to stay
-    /// within and past which a kernel is refused; the adapter's own where known
-    /// ([`AdapterSummary::loop_limit`]).
+    /// within and past which a kernel is refused: the adapter's hard limit where known
+    /// ([`AdapterSummary::loop_limit`]), else [`DEFAULT_LOOP_BUDGET`].
     pub fn loop_limit(&self) -> Option<u64> {
         self.ctx.loop_limit()
     }
 
     /// Plans graphs compiled afterwards for a loop budget of `limit` iterations per
-    /// invocation (at least 4 096; `None`: no limit): for a driver with such a limit that
-    /// gradflux does not recognise, or to exercise the split launches on any adapter.
+    /// invocation (at least 4 096; `None`: no budget, every walk in one invocation): for a
+    /// driver with a hard limit gradflux does not recognise, or to exercise the split
+    /// launches on any adapter.
     pub fn set_loop_limit(&self, limit: Option<u64>) -> gradflux_core::Result<()> {
         if let Some(l) = limit.filter(|&l| l < MIN_LOOP_LIMIT) {
             return Err(gradflux_core::Error::InvalidValue {

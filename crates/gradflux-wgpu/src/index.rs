@@ -1,7 +1,7 @@
 //! The scatters on wgpu (`shaders/index/scatter_*.wgsl`): one thread per output element
 //! walks the indices in order, so sums are deterministic without atomics. Where the adapter
-//! limits loop iterations per invocation, the indices are cut into tiles of
-//! [`SCATTER_TILE`]: each tile's sums land in a scratch buffer and a reduction over the
+//! limits loop iterations per invocation, the indices are cut into tiles of half that
+//! limit: each tile's sums land in a scratch buffer and a reduction over the
 //! tiles (in tile order) gives the output.
 
 use gradflux_core::{DType, Value};
@@ -9,13 +9,10 @@ use gradflux_core::{DType, Value};
 use crate::launch::{kernel, per_element, u32s, Bind, Launch, ELEMENTWISE_WG};
 use crate::shaders::ShaderFile;
 
-/// Indices one invocation of a scatter walks where loops are limited.
-pub const SCATTER_TILE: usize = 32_768;
-
-/// Indices one invocation walks where loops are limited: [`SCATTER_TILE`], or half a
-/// smaller limit.
+/// Indices one invocation walks where loops are limited: half the limit (32 767 on
+/// llvmpipe); all of them without one.
 pub(crate) fn scatter_tile(loop_limit: Option<u64>) -> usize {
-    loop_limit.map_or(SCATTER_TILE, |l| SCATTER_TILE.min((l / 2) as usize))
+    loop_limit.map_or(usize::MAX, |l| (l / 2) as usize)
 }
 
 /// Tiles a walk of `walk` indices takes: one unless the adapter limits loops.

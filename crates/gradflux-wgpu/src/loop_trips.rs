@@ -128,7 +128,7 @@ pub(crate) fn check(node: &Node, id: usize, ins: &[TensorType], limit: Option<u6
     }
     let shapes: Vec<String> = ins.iter().map(|t| t.to_string()).collect();
     Err(Error::Limit {
-        limit: "loop iterations per shader invocation (llvmpipe stops an invocation past it)",
+        limit: "loop iterations per shader invocation",
         what: format!(
             "`{}` (node %{id}) over {} (loop iterations in one invocation)",
             node.op.name(),

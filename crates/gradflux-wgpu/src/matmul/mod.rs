@@ -197,7 +197,7 @@ fn with_margin(limit: u64) -> u64 {
 fn over_loop_limit(trips: u64, limit: Option<u64>, p: &Problem) -> Result<()> {
     match limit.map(with_margin) {
         Some(limit) if trips > limit => Err(gradflux_core::Error::Limit {
-            limit: "loop iterations per shader invocation (llvmpipe stops an invocation past it)",
+            limit: "loop iterations per shader invocation",
             what: format!(
                 "`matmul` of {} [{}, {}] x [{}, {}] (loop iterations in one invocation; f32 \
                  and integer products with more rows split k, f16 ones do not)",
