@@ -1,5 +1,6 @@
 // Two-input elementwise op with numpy broadcasting, one thread per output element.
 // The host rewrites the `alias` lines for the dtypes and the line marked `@op` for the op.
+// #import lib/float.wgsl
 alias T = f32;
 alias R = f32;
 
@@ -27,11 +28,6 @@ fn offset(i: u32, k: u32) -> u32 {
         rem /= dim;
     }
     return off;
-}
-
-// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
 // Float max and min that propagate NaN (NumPy's `maximum`): a NaN operand is the result.

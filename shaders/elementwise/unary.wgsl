@@ -1,5 +1,6 @@
 // One-input elementwise op, one thread per element.
 // The host rewrites the `alias` lines for the dtypes and the line marked `@op` for the op.
+// #import lib/float.wgsl
 alias T = f32;
 alias R = f32;
 
@@ -9,11 +10,6 @@ override WG: u32 = 256u;
 @group(0) @binding(1) var<storage, read_write> out: array<R>;
 // info[0] = element count
 @group(0) @binding(2) var<storage, read> info: array<u32>;
-
-// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
 
 // Stable for large |v|: never evaluates exp of a large positive number. NaN stays NaN.
 fn sigmoid_f32(v: f32) -> f32 {

@@ -5,6 +5,7 @@
 // chunk of CHUNK of its expert's members), so no invocation walks more than CHUNK members
 // however many choices one expert holds, and adds its count to the choice's rank (integer
 // atomics: the total does not depend on their order); `place` writes the positions.
+// #import lib/float.wgsl
 override WG: u32 = 256u;
 override CHUNK: u32 = 16384u;
 
@@ -17,18 +18,6 @@ override CHUNK: u32 = 16384u;
 @group(0) @binding(6) var<storage, read_write> ranks: array<atomic<u32>>;
 // info: [n, E, block, capacity, rows, tiles, highest gate, chunks per choice]
 @group(0) @binding(7) var<storage, read> info: array<u32>;
-
-// An unsigned key whose order is the gate order: NaN highest, -0 equal to +0.
-fn float_key(v: f32) -> u32 {
-    var b = bitcast<u32>(v);
-    if (b & 0x7fffffffu) > 0x7f800000u {
-        return 0xffffffffu;
-    }
-    if b == 0x80000000u {
-        b = 0u;
-    }
-    return select(b | 0x80000000u, ~b, (b >> 31u) == 1u);
-}
 
 fn invocation(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;

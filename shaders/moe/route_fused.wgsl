@@ -9,6 +9,8 @@
 // no second read. Gates are written unnormalised as they are found, then divided by the
 // row's sum once it is known (for a softmax over every expert, that sum is gathered in the
 // first scan, so the row is read once).
+// #import lib/float.wgsl
+// #import lib/online_lse.wgsl
 override G: u32 = 32u;
 override WG: u32 = 64u;
 override SIGMOID: bool = false;
@@ -28,46 +30,12 @@ var<workgroup> red_key: array<u32, WG>;
 var<workgroup> red_id: array<u32, WG>;
 var<workgroup> red_sum: array<vec2<f32>, WG>;
 
-// An unsigned key whose order is the rank order: NaN highest, -0 equal to +0.
-fn float_key(v: f32) -> u32 {
-    var b = bitcast<u32>(v);
-    if (b & 0x7fffffffu) > 0x7f800000u {
-        return 0xffffffffu;
-    }
-    if b == 0x80000000u {
-        b = 0u;
-    }
-    return select(b | 0x80000000u, ~b, (b >> 31u) == 1u);
-}
-
 // The logit a key came from (+0 for a -0 logit, a quiet NaN for NaN).
 fn key_value(k: u32) -> f32 {
     if k == 0xffffffffu {
         return bitcast<f32>(0x7fc00000u);
     }
     return bitcast<f32>(select(~k, k & 0x7fffffffu, (k >> 31u) == 1u));
-}
-
-// The running (max, sum of exp(z − max)) after the logit z, starting from (-inf, 0): equal
-// tops add exactly 1 (so +inf logits count as tied maxima and an all -inf row counts its
-// entries, softmax's rule), a lower one its exp(z - max) (0 for -inf).
-fn push(acc: vec2<f32>, z: f32) -> vec2<f32> {
-    if z > acc.x {
-        return vec2<f32>(z, acc.y * exp(acc.x - z) + 1.0);
-    }
-    if z == acc.x {
-        return vec2<f32>(acc.x, acc.y + 1.0);
-    }
-    return vec2<f32>(acc.x, acc.y + exp(z - acc.x));
-}
-
-// Two running pairs merged: the larger top keeps its sum, equal tops add (also two -inf
-// tops), the smaller side is scaled by exp(its top - top).
-fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    let top = max(a.x, b.x);
-    let sa = select(a.y * exp(a.x - top), a.y, a.x == top);
-    let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
-    return vec2<f32>(top, sa + sb);
 }
 
 // Whether candidate (ka, ia) comes before (kb, ib).

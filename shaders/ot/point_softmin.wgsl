@@ -7,6 +7,7 @@
 // Where an adapter limits loop iterations per invocation, y is cut into info[11] spans of
 // info[10] points: workgroup (problem, x tile, span) writes its running (top, sum, NaN
 // seen) to `part`, and `merge` (one thread per x_i) combines the spans in order.
+// #import lib/float.wgsl
 alias T = f32;
 
 override WG: u32 = 64u;
@@ -26,11 +27,6 @@ const PD: u32 = 8u;
 
 var<workgroup> ytile: array<f32, 512>; // PT * PD
 var<workgroup> ptile: array<f32, PT>;
-
-// NaN by its bits: float comparisons may be compiled on the assumption there is none.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
 
 fn potential(k: u32) -> f32 {
     if info[5] != 0u {

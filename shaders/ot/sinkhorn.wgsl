@@ -9,6 +9,7 @@
 //   row mass from its target); a workgroup per problem, so the order of the sums is fixed.
 // - largest_error: the largest over problems (NaN if any is) in status[0]; one workgroup.
 // status is what the host reads back at a check: one buffer, one copy.
+// #import lib/float.wgsl
 alias T = f32;
 
 override WG: u32 = 256u;
@@ -125,10 +126,6 @@ fn check_weights(
 @group(0) @binding(4) var<storage, read_write> status: array<f32>;
 // info: [batch, n, eps as f32 bits, 1 / rho_a as f32 bits (0 for an exact marginal)]
 @group(0) @binding(5) var<storage, read> error_info: array<u32>;
-
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
 
 @compute @workgroup_size(WG)
 fn marginal_error(

@@ -11,6 +11,8 @@
 //   are cut into info[9] spans of info[8]: workgroup (problem, column tile, span) writes
 //   each column's pair and NaN flag to `part`, and per_column_merge (one thread per
 //   column) merges the spans in order.
+// #import lib/float.wgsl
+// #import lib/online_lse.wgsl
 alias T = f32;
 
 override WG: u32 = 256u;
@@ -35,42 +37,6 @@ fn potential(k: u32) -> f32 {
 
 var<workgroup> red: array<vec2<f32>, WG>;
 var<workgroup> red_nan: array<u32, WG>;
-
-// NaN by its bits: float comparisons may be compiled on the assumption there is none.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
-// The running pair after the term t: -inf adds nothing; equal tops add exactly 1 (so two
-// +inf terms stay +inf). NaN terms are flagged apart (see `is_nan`).
-fn push(acc: vec2<f32>, t: f32) -> vec2<f32> {
-    let neg_inf = bitcast<f32>(0xff800000u);
-    if t == neg_inf {
-        return acc;
-    }
-    if t > acc.x {
-        return vec2<f32>(t, acc.y * exp(acc.x - t) + 1.0);
-    }
-    if t == acc.x {
-        return vec2<f32>(acc.x, acc.y + 1.0);
-    }
-    return vec2<f32>(acc.x, acc.y + exp(t - acc.x));
-}
-
-fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    let neg_inf = bitcast<f32>(0xff800000u);
-    if b.x == neg_inf {
-        return a;
-    }
-    if a.x == neg_inf {
-        return b;
-    }
-    // The larger side keeps its sum as is (so a +inf top never meets inf - inf).
-    let top = max(a.x, b.x);
-    let sa = select(a.y * exp(a.x - top), a.y, a.x == top);
-    let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
-    return vec2<f32>(top, sa + sb);
-}
 
 // Thread t's pair and NaN flag, stored for the merge.
 fn store(t: u32, acc: vec2<f32>, nan: bool) {

@@ -8,6 +8,7 @@
 // OP: 0 sum, 1 mean, 2 max, 3 min, 4 logsumexp, 5 argmax (ties go to the smallest index).
 // NaN propagates: it beats every number in max, min and argmax (the first NaN wins), so
 // max, min and logsumexp of a lane holding NaN are NaN.
+// #import lib/float.wgsl
 alias T = f32;
 alias R = f32;
 
@@ -24,11 +25,6 @@ const NONE: u32 = 0xffffffffu;
 var<workgroup> sv: array<T, WG>;
 var<workgroup> si: array<u32, WG>;
 var<workgroup> sf: array<f32, WG>;
-
-// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
 
 // Whether (v, vi) should replace (cur, ci) as the best candidate; NONE marks no candidate.
 fn better(v: T, vi: u32, cur: T, ci: u32) -> bool {

@@ -2,6 +2,7 @@
 // workgroup per row, three passes (max, sum of exp, write). The shift x - max is taken as 0
 // where x == max, so a row whose maximum is +inf shares the mass among its +inf entries
 // and an all -inf row is uniform, instead of forming inf - inf; a NaN makes the row NaN.
+// #import lib/float.wgsl
 alias T = f32;
 
 override LOG: bool = false;
@@ -13,11 +14,6 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> info: array<u32>;
 
 var<workgroup> sf: array<f32, WG>;
-
-// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
 
 // max that propagates NaN.
 fn max_nan(a: f32, b: f32) -> f32 {

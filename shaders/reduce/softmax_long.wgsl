@@ -2,12 +2,14 @@
 // over a tensor viewed as [outer, len, inner], in three launches:
 // - chunk_stats: one workgroup per chunk of CHUNK elements of a row writes the chunk's
 //   (max, sum of exp(x - max)) pair to stats[(row * chunks + chunk) * 2];
-// - merge: one thread per row merges its chunks' pairs into the row's pair, written after
+// - merge_rows: one thread per row merges its chunks' pairs into the row's pair, written after
 //   every chunk pair at stats[(rows * chunks + row) * 2];
 // - apply: one thread per element writes exp(x - max) / sum (or x - max - log(sum)).
 // The rules are those of softmax.wgsl: the shift x - max is 0 where x == max (a +inf
 // maximum shares the mass among the +inf entries; an all -inf row is uniform), and a NaN
 // makes the row NaN.
+// #import lib/float.wgsl
+// #import lib/online_lse.wgsl
 alias T = f32;
 
 override LOG: bool = false;
@@ -21,21 +23,14 @@ const WG: u32 = 256u;
 
 var<workgroup> pairs: array<vec2<f32>, WG>;
 
-// NaN by its bits: drivers may fold `v != v` away, assuming no NaN.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
 fn shifted(v: f32, m: f32) -> f32 {
     return select(v - m, 0.0, v == m);
 }
 
 const NEG_INF: u32 = 0xff800000u;
 
-// The pair (max, sum of exp(t - max)) of two sets merged: the larger top keeps its sum
-// (so a +inf top never meets inf - inf), equal tops add (two all -inf sides count their
-// elements, the uniform limit), the smaller side is scaled by exp(its top - top) (0 for a
-// -inf side under a larger top; an empty side is (-inf, 0)), and a NaN top wins.
+// Two (max, sum of exp(t - max)) pairs merged as lib/online_lse.wgsl merges them (equal
+// tops add, so an all -inf row counts its elements: the uniform limit), a NaN top winning.
 fn merge_pairs(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
     if is_nan(a.x) {
         return a;
@@ -43,10 +38,7 @@ fn merge_pairs(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
     if is_nan(b.x) {
         return b;
     }
-    let top = max(a.x, b.x);
-    let sa = select(a.y * exp(a.x - top), a.y, a.x == top);
-    let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
-    return vec2<f32>(top, sa + sb);
+    return merge(a, b);
 }
 
 // Element k of row r in the [outer, len, inner] view.
@@ -91,7 +83,7 @@ fn chunk_stats(
 }
 
 @compute @workgroup_size(WG)
-fn merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn merge_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = gid.x + gid.y * nwg.x * WG;
     let rows = info[0];
     let chunks = info[4];

@@ -5,6 +5,7 @@
 // survivors of the previous pass, so each pass divides a long row by C / keep. The last
 // pass (one chunk per row) writes the values and indices.
 // The host rewrites the `alias` line for the dtype and the line marked `@op` for the key.
+// #import lib/float.wgsl
 alias T = f32;
 
 override C: u32 = 1024u;
@@ -25,18 +26,6 @@ const NONE: u32 = 0xffffffffu;
 
 var<workgroup> keys: array<u32, C>;
 var<workgroup> ids: array<u32, C>;
-
-// An unsigned key whose order is the rank order: NaN highest, -0 equal to +0.
-fn float_key(v: f32) -> u32 {
-    var b = bitcast<u32>(v);
-    if (b & 0x7fffffffu) > 0x7f800000u {
-        return 0xffffffffu;
-    }
-    if b == 0x80000000u {
-        b = 0u;
-    }
-    return select(b | 0x80000000u, ~b, (b >> 31u) == 1u);
-}
 
 fn key_of(v: T) -> u32 {
     return float_key(v); // @op

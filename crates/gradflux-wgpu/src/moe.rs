@@ -33,7 +33,7 @@ pub(crate) fn source(
         .trim_end_matches(".wgsl");
     KernelSource {
         label: format!("{name} {what}").trim_end().to_string(),
-        source: file.source.to_string(),
+        source: shaders::composed(file),
         entry_point: "main".into(),
         constants,
         read_only: read_only.to_vec(),

@@ -230,7 +230,7 @@ pub(crate) fn softmax_launches(
     };
     vec![
         pass("chunk_stats", Workgroups::Linear((rows * chunks) as u64)),
-        pass("merge", per_element(rows)),
+        pass("merge_rows", per_element(rows)),
         pass("apply", per_element(rows * len)),
     ]
 }

@@ -1,9 +1,12 @@
 //! Every WGSL file gradflux ships, registered in one place next to the pipeline cache, and
 //! the text substitutions that specialise a file for a dtype and an op.
 //!
-//! Each file is valid WGSL as written (its f32 version), so it validates offline. A
-//! specialisation rewrites the `alias T = ...;` / `alias R = ...;` lines (input and output
-//! element types) and the line marked `// @op` (the op's expression).
+//! Shared helpers live once under `shaders/lib/` and are pulled in by a line
+//! `// #import lib/<file>.wgsl`, which [`compose`] replaces with the file (each file once,
+//! imports of imports included); a composed file is valid WGSL (its f32 version), so it
+//! validates offline. A specialisation composes the file, then rewrites the
+//! `alias T = ...;` / `alias R = ...;` lines (input and output element types) and the line
+//! marked `// @op` (the op's expression).
 
 use gradflux_core::DType;
 
@@ -24,6 +27,8 @@ macro_rules! shader {
     };
 }
 
+shader!(LIB_FLOAT, "lib/float.wgsl");
+shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(UNARY, "elementwise/unary.wgsl");
 shader!(BINARY, "elementwise/binary.wgsl");
 shader!(SELECT, "elementwise/select.wgsl");
@@ -52,8 +57,10 @@ shader!(PLAN_MATVEC, "ot/plan_matvec.wgsl");
 shader!(SINKHORN_ADJOINT, "ot/sinkhorn_adjoint.wgsl");
 shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
-/// All shipped shader files.
+/// All shipped shader files, the imported helpers first.
 pub const ALL: &[ShaderFile] = &[
+    LIB_FLOAT,
+    LIB_ONLINE_LSE,
     UNARY,
     BINARY,
     SELECT,
@@ -83,14 +90,88 @@ pub const ALL: &[ShaderFile] = &[
     SINKHORN_ADJOINT,
 ];
 
+/// The line prefix that imports a helper file.
+const IMPORT: &str = "// #import ";
+
+/// `file` with its imports expanded from the registered files.
+pub fn compose(file: &ShaderFile) -> Result<String, String> {
+    compose_source(file.path, file.source, &|path| {
+        ALL.iter().find(|f| f.path == path).map(|f| f.source)
+    })
+}
+
+/// [`compose`] over any set of files: `find` gives a path's source. Each file is included
+/// once, where it is first imported; a missing file or an import cycle is an error naming
+/// the chain of imports.
+pub fn compose_source(
+    path: &str,
+    source: &str,
+    find: &dyn Fn(&str) -> Option<&'static str>,
+) -> Result<String, String> {
+    fn expand(
+        path: &str,
+        source: &str,
+        find: &dyn Fn(&str) -> Option<&'static str>,
+        chain: &mut Vec<String>,
+        done: &mut Vec<String>,
+        out: &mut String,
+    ) -> Result<(), String> {
+        chain.push(path.to_string());
+        for line in source.lines() {
+            let Some(target) = line.trim_start().strip_prefix(IMPORT) else {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            };
+            let target = target.trim();
+            if chain.iter().any(|p| p == target) {
+                return Err(format!(
+                    "WGSL import cycle: {} -> {target}",
+                    chain.join(" -> ")
+                ));
+            }
+            if done.iter().any(|p| p == target) {
+                continue;
+            }
+            let Some(text) = find(target) else {
+                return Err(format!(
+                    "WGSL import of a missing file `{target}` in {}",
+                    chain.join(" -> ")
+                ));
+            };
+            out.push_str(&format!("// ---- {target} ----\n"));
+            expand(target, text, find, chain, done, out)?;
+            done.push(target.to_string());
+        }
+        chain.pop();
+        Ok(())
+    }
+    let mut out = String::with_capacity(source.len() * 2);
+    expand(
+        path,
+        source,
+        find,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// [`compose`] for a file shipped with the crate, whose imports a test checks.
+pub fn composed(file: &ShaderFile) -> String {
+    compose(file).unwrap_or_else(|e| panic!("shipped shader {}: {e}", file.path))
+}
+
 /// Specialises a file: element types `t` (inputs) and `r` (output), and optionally the
 /// expression on the `@op` line. An f16 type adds the `enable f16;` directive.
 pub fn specialise(file: &ShaderFile, t: DType, r: DType, op_expr: Option<&str>) -> String {
-    let mut out = String::with_capacity(file.source.len() + 64);
+    let source = composed(file);
+    let mut out = String::with_capacity(source.len() + 64);
     if t == DType::F16 || r == DType::F16 {
         out.push_str("enable f16;\n");
     }
-    for line in file.source.lines() {
+    for line in source.lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("alias T = ") {
             out.push_str(&format!("alias T = {};", t.wgsl_name()));
@@ -117,6 +198,41 @@ mod tests {
                 assert_ne!(a.path, b.path);
                 assert_ne!(a.source, b.source, "{} and {} share source", a.path, b.path);
             }
+        }
+    }
+
+    #[test]
+    fn imports_expand_once_and_missing_files_and_cycles_are_errors() {
+        let files = |path: &str| -> Option<&'static str> {
+            match path {
+                "lib/a.wgsl" => Some("fn a() {}\n"),
+                "lib/b.wgsl" => Some("// #import lib/a.wgsl\nfn b() { a(); }\n"),
+                "lib/loop1.wgsl" => Some("// #import lib/loop2.wgsl\n"),
+                "lib/loop2.wgsl" => Some("// #import lib/loop1.wgsl\n"),
+                _ => None,
+            }
+        };
+        let s = compose_source(
+            "k.wgsl",
+            "// #import lib/a.wgsl\n// #import lib/b.wgsl\nfn main() {}\n",
+            &files,
+        )
+        .unwrap();
+        assert_eq!(s.matches("fn a()").count(), 1, "{s}");
+        assert!(s.find("fn a()") < s.find("fn b()") && s.contains("fn main()"));
+        let e = compose_source("k.wgsl", "// #import lib/nope.wgsl\n", &files).unwrap_err();
+        assert!(e.contains("missing file `lib/nope.wgsl` in k.wgsl"), "{e}");
+        let e = compose_source("k.wgsl", "// #import lib/loop1.wgsl\n", &files).unwrap_err();
+        assert!(
+            e.contains("cycle: k.wgsl -> lib/loop1.wgsl -> lib/loop2.wgsl -> lib/loop1.wgsl"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_shipped_file_composes() {
+        for f in ALL {
+            compose(f).unwrap_or_else(|e| panic!("{}: {e}", f.path));
         }
     }
 
