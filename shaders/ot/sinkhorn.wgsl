@@ -10,18 +10,14 @@
 // - largest_error: the largest over problems (NaN if any is) in status[0]; one workgroup.
 // status is what the host reads back at a check: one buffer, one copy.
 // #import lib/float.wgsl
+// #import lib/workgroup.wgsl
 alias T = f32;
 
-override WG: u32 = 256u;
 
 @group(0) @binding(0) var<storage, read> src: array<T>;
 @group(0) @binding(1) var<storage, read_write> dst: array<T>;
 // info: [length]
 @group(0) @binding(2) var<storage, read> len_info: array<u32>;
-
-fn linear(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
-    return (wg.x + wg.y * nwg.x) * WG + t;
-}
 
 @compute @workgroup_size(WG)
 fn log_weights(
@@ -52,22 +48,6 @@ fn copy(
 @group(0) @binding(2) var<storage, read_write> mass_status: array<f32>;
 // info: [batch, n, m]
 @group(0) @binding(3) var<storage, read> mass_info: array<u32>;
-
-var<workgroup> red_sum: array<f32, WG>;
-
-// The sum of every thread's v, in a fixed order; called by the whole workgroup.
-fn workgroup_sum(t: u32, v: f32) -> f32 {
-    workgroupBarrier();
-    red_sum[t] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if t < stride {
-            red_sum[t] += red_sum[t + stride];
-        }
-        workgroupBarrier();
-    }
-    return red_sum[0];
-}
 
 // Negative, NaN or infinite, by the bits (float compares may assume no NaN).
 fn is_bad_weight(v: f32) -> bool {

@@ -7,29 +7,8 @@
 // (weight 0) are not coupled and keep y = q. The per-problem kernels walk the same indices
 // j ≡ t (mod WG) in every pass, so a thread only reads what it wrote; the workgroup
 // barriers are only for the sums. Each entry point binds its own buffers.
+// #import lib/workgroup.wgsl
 alias T = f32;
-
-override WG: u32 = 256u;
-
-var<workgroup> red: array<f32, WG>;
-
-// The workgroup's sum of v (every thread gets it).
-fn total(t: u32, v: f32) -> f32 {
-    workgroupBarrier();
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if t < s {
-            red[t] += red[t + s];
-        }
-        workgroupBarrier();
-    }
-    return red[0];
-}
-
-fn linear(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
-    return (wg.x + wg.y * nwg.x) * WG + t;
-}
 
 // potentials: out = log(w) + v / eps.
 @group(0) @binding(0) var<storage, read> pot_w: array<T>;
@@ -128,8 +107,8 @@ fn residual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         along += r;
         mass += select(0.0, f32(rs_c[k]), coupled);
     }
-    let a = total(t, along);
-    let coupled_mass = total(t, mass);
+    let a = workgroup_sum(t, along);
+    let coupled_mass = workgroup_sum(t, mass);
     let shift = select(0.0, a / coupled_mass, rs_info[3] != 0u && coupled_mass > 0.0);
     var rr = 0.0;
     for (var j = t; j < m; j += WG) {
@@ -140,7 +119,7 @@ fn residual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         rs_p[k] = T(r);
         rr += r * r * w;
     }
-    let rr_all = total(t, rr);
+    let rr_all = workgroup_sum(t, rr);
     if t == 0u {
         let s = 4u * wg.x;
         rs_scal[s] = rr_all;
@@ -182,7 +161,7 @@ fn cg_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         let k = base + j;
         curv += f32(cg_p[k]) * applied(k, lambda) * f32(cg_w[k]);
     }
-    let p_ap = total(t, curv);
+    let p_ap = workgroup_sum(t, curv);
     let stepping = !was_done && p_ap > 0.0;
     let alpha = select(0.0, rr / p_ap, stepping);
     var along = 0.0;
@@ -193,7 +172,7 @@ fn cg_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         cg_r[k] = T(r);
         along += select(0.0, r, f32(cg_w[k]) > 0.0);
     }
-    let a = total(t, along);
+    let a = workgroup_sum(t, along);
     let shift = select(0.0, a / mass, stepping && cg_info[3] != 0u && mass > 0.0);
     var rr_next = 0.0;
     for (var j = t; j < m; j += WG) {
@@ -203,7 +182,7 @@ fn cg_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         cg_r[k] = T(r);
         rr_next += r * r * w;
     }
-    let rr_new = total(t, rr_next);
+    let rr_new = workgroup_sum(t, rr_next);
     let go_on = stepping && rr_new > bitcast<f32>(cg_info[4]) * rr0;
     let beta = select(0.0, rr_new / rr, go_on);
     if go_on {

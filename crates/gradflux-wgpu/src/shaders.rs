@@ -29,6 +29,7 @@ macro_rules! shader {
 
 shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
+shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
 shader!(UNARY, "elementwise/unary.wgsl");
 shader!(BINARY, "elementwise/binary.wgsl");
 shader!(SELECT, "elementwise/select.wgsl");
@@ -61,6 +62,7 @@ shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 pub const ALL: &[ShaderFile] = &[
     LIB_FLOAT,
     LIB_ONLINE_LSE,
+    LIB_WORKGROUP,
     UNARY,
     BINARY,
     SELECT,
