@@ -1,0 +1,37 @@
+//! Reductions and softmax.
+
+use super::*;
+
+#[test]
+fn reduction_and_softmax_gradients() {
+    for (shape, axis) in [
+        (vec![50], 0isize),
+        (vec![7, 13], 1),
+        (vec![7, 13], 0),
+        (vec![3, 5, 17], 1),
+    ] {
+        for keepdim in [false, true] {
+            check_op("sum", &[arg(&shape, -2.0, 2.0)], |g, x| {
+                g.sum(x[0], axis, keepdim)
+            });
+            check_op("mean", &[arg(&shape, -2.0, 2.0)], |g, x| {
+                g.mean(x[0], axis, keepdim)
+            });
+            check_op("max", &[arg(&shape, -2.0, 2.0)], |g, x| {
+                g.max(x[0], axis, keepdim)
+            });
+            check_op("min", &[arg(&shape, -2.0, 2.0)], |g, x| {
+                g.min(x[0], axis, keepdim)
+            });
+            check_op("logsumexp", &[arg(&shape, -3.0, 3.0)], |g, x| {
+                g.logsumexp(x[0], axis, keepdim)
+            });
+        }
+        check_op("softmax", &[arg(&shape, -3.0, 3.0)], |g, x| {
+            g.softmax(x[0], axis)
+        });
+        check_op("log_softmax", &[arg(&shape, -3.0, 3.0)], |g, x| {
+            g.log_softmax(x[0], axis)
+        });
+    }
+}
