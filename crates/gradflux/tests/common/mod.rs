@@ -30,6 +30,30 @@ pub fn gpu() -> Option<Device> {
     .map(Device::Wgpu)
 }
 
+/// The shared wgpu device if it has `features`: what a test needs from the adapter,
+/// declared instead of checked ad hoc. `None` (the test does not apply) when there is no
+/// adapter or it lacks them; under `CI=true` on lavapipe, which has every feature the
+/// suite asks for, a missing one fails the test.
+pub fn gpu_having(features: gradflux::wgpu::Features) -> Option<Device> {
+    let device = gpu()?;
+    let Device::Wgpu(w) = &device else {
+        unreachable!("gpu() is a wgpu device")
+    };
+    let missing = features - w.summary().features;
+    if missing.is_empty() {
+        return Some(device);
+    }
+    assert!(
+        !(in_ci() && device.name().contains("llvmpipe")),
+        "CI=true: lavapipe should have {missing:?}"
+    );
+    eprintln!(
+        "{} lacks {missing:?}: tests needing it do not apply",
+        device.name()
+    );
+    None
+}
+
 /// A small deterministic generator (xorshift64*), so every run sees the same data.
 pub struct Rng(u64);
 
