@@ -3,8 +3,10 @@
 
 use crate::{DType, Shape};
 
-/// Everything that can go wrong, grouped by where it is found.
+/// Everything that can go wrong, grouped by where it is found. Non-exhaustive: new kinds of
+/// failure may be added without a breaking release, so a `match` needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     // ---- found while building a graph ----
     /// Shapes that do not fit the op: names the op and the shapes involved.
