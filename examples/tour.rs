@@ -77,10 +77,10 @@ fn build(g: &Graph) -> Result<Outputs> {
     let row_start = g.constant(TensorData::new([BATCH], row_start)?)?;
     let flat = g.reshape(logp, [BATCH * CLASSES])?;
     let picked = g.gather(flat, 0, g.add(row_start, labels)?)?;
-    let loss = g.neg(g.mean(picked, 0, false)?)?;
+    let loss = g.neg(g.mean(picked, 0)?)?;
 
-    let pred = g.argmax(logits, -1, false)?;
-    let acc = g.mean(g.cast(g.eq(pred, labels)?, DType::F32)?, 0, false)?;
+    let pred = g.argmax(logits, -1)?;
+    let acc = g.mean(g.cast(g.eq(pred, labels)?, DType::F32)?, 0)?;
 
     Ok(Outputs {
         tensors: vec![loss, acc, pred, logp],

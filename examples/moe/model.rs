@@ -119,7 +119,7 @@ pub fn build(g: &Graph, tokens: usize, lr: f64, rng: &mut Rng) -> Result<Outputs
     let out = g.moe_combine(expert_out, &dispatch, routing.gates)?;
 
     let err = g.sub(out, y)?;
-    let mse = g.mean(g.mean(g.mul(err, err)?, 1, false)?, 0, false)?;
+    let mse = g.mean(g.mean(g.mul(err, err)?, 1)?, 0)?;
     let balance = g.load_balancing_loss(routing.probs, routing.experts, BALANCE_WEIGHT)?;
     let z = g.mul(g.router_z_loss(logits)?, g.scalar(Z_WEIGHT, DType::F32)?)?;
     let loss = g.add(mse, g.add(balance, z)?)?;

@@ -68,7 +68,7 @@ fn main() -> Result<()> {
     let divergence = g.sinkhorn_divergence((xt, at), (yt, bt), PointCost::SqEuclidean, options)?;
     let dx = g.grad(divergence, &[xt])?[0];
     let matching = g.sinkhorn_points(xt, yt, at, bt, None, PointCost::SqEuclidean, options)?;
-    let strongest = g.argmax(g.ot_plan(&matching)?, -1, false)?;
+    let strongest = g.argmax(g.ot_plan(&matching)?, -1)?;
     let iterations = matching
         .iterations
         .expect("the loop reports its iterations");

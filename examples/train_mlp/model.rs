@@ -71,10 +71,10 @@ pub fn build(g: &Graph, n: usize, lr: f64, rng: &mut Rng) -> Result<(Tensor, Ten
     let h2 = g.tanh(g.add(g.matmul(h1, w2)?, b2)?)?;
     let logits = g.add(g.matmul(h2, w3)?, b3)?;
     let logp = g.log_softmax(logits, -1)?;
-    let picked = g.sum(g.mul(logp, y)?, 1, false)?;
-    let loss = g.neg(g.mean(picked, 0, false)?)?;
-    let hits = g.eq(g.argmax(logits, 1, false)?, g.argmax(y, 1, false)?)?;
-    let accuracy = g.mean(g.cast(hits, DType::F32)?, 0, false)?;
+    let picked = g.sum(g.mul(logp, y)?, 1)?;
+    let loss = g.neg(g.mean(picked, 0)?)?;
+    let hits = g.eq(g.argmax(logits, 1)?, g.argmax(y, 1)?)?;
+    let accuracy = g.mean(g.cast(hits, DType::F32)?, 0)?;
 
     let adam = Adam {
         lr,

@@ -64,7 +64,7 @@ impl Graph {
     /// let g = Graph::new();
     /// let x = g.input("x", [8, 3], DType::F32)?;
     /// let w = g.parameter("w", TensorData::zeros([3, 1], DType::F32))?;
-    /// let loss = g.mean(g.reshape(g.matmul(x, w)?, [8])?, 0, false)?;
+    /// let loss = g.mean(g.reshape(g.matmul(x, w)?, [8])?, 0)?;
     /// g.minimize(loss, &[w], Optimizer::Adam(Adam::default()))?;
     /// // compile `loss`: every run is one training step
     /// # Ok::<(), gradflux_core::Error>(())

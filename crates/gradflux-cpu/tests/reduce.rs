@@ -9,8 +9,8 @@ use gradflux_core::{DType, Graph};
 fn sum_over_each_axis_with_and_without_keepdim() {
     let g = Graph::new();
     let x = constant(&g, &[2, 3], vec![1i32, 2, 3, 4, 5, 6]);
-    let rows = eval(&g, g.sum(x, 1, false).unwrap());
-    let cols = eval(&g, g.sum(x, 0, true).unwrap());
+    let rows = eval(&g, g.sum(x, 1).unwrap());
+    let cols = eval(&g, g.sum_keepdim(x, 0).unwrap());
     assert_eq!(rows.shape().dims(), &[2]);
     assert_eq!(rows.values::<i32>().unwrap(), &[6, 15]);
     assert_eq!(cols.shape().dims(), &[1, 3]);
@@ -19,7 +19,7 @@ fn sum_over_each_axis_with_and_without_keepdim() {
     // Middle axis of a rank-3 tensor: lanes are strided by `inner`.
     let g = Graph::new();
     let x = constant(&g, &[2, 2, 2], (0..8u32).collect());
-    let y = eval(&g, g.sum(x, -2, false).unwrap());
+    let y = eval(&g, g.sum(x, -2).unwrap());
     assert_eq!(y.shape().dims(), &[2, 2]);
     assert_eq!(y.values::<u32>().unwrap(), &[2, 4, 10, 12]);
 }
@@ -30,23 +30,19 @@ fn float_sums_accumulate_in_f64_and_ints_wrap() {
     // In f32, 1e8 + 1 == 1e8, so a native accumulator would return 0.
     let x = constant(&g, &[3], vec![1e8f32, 1.0, -1e8]);
     assert_eq!(
-        eval(&g, g.sum(x, 0, false).unwrap())
-            .values::<f32>()
-            .unwrap(),
+        eval(&g, g.sum(x, 0).unwrap()).values::<f32>().unwrap(),
         &[1.0]
     );
 
     let g = Graph::new();
     let x = constant(&g, &[3], vec![i32::MAX, 1, 1]);
-    let s = eval(&g, g.sum(x, 0, false).unwrap());
+    let s = eval(&g, g.sum(x, 0).unwrap());
     assert_eq!(s.values::<i32>().unwrap(), &[i32::MIN + 1]);
 
     let g = Graph::new();
     let x = constant(&g, &[2], vec![u32::MAX, 2]);
     assert_eq!(
-        eval(&g, g.sum(x, 0, false).unwrap())
-            .values::<u32>()
-            .unwrap(),
+        eval(&g, g.sum(x, 0).unwrap()).values::<u32>().unwrap(),
         &[1]
     );
 }
@@ -55,14 +51,14 @@ fn float_sums_accumulate_in_f64_and_ints_wrap() {
 fn mean_divides_the_f64_sum() {
     let g = Graph::new();
     let x = constant(&g, &[2, 3], vec![1.0f64, 2.0, 4.0, -1.0, 0.0, 0.5]);
-    let m = eval(&g, g.mean(x, 1, false).unwrap());
+    let m = eval(&g, g.mean(x, 1).unwrap());
     assert_eq!(m.values::<f64>().unwrap(), &[7.0 / 3.0, -0.5 / 3.0]);
 
     let g = Graph::new();
     let x = constant(&g, &[2, 0], Vec::<f32>::new());
-    let m = eval(&g, g.mean(x, 1, false).unwrap());
+    let m = eval(&g, g.mean(x, 1).unwrap());
     assert!(m.values::<f32>().unwrap().iter().all(|v| v.is_nan()));
-    let s = eval(&g, g.sum(x, 1, false).unwrap());
+    let s = eval(&g, g.sum(x, 1).unwrap());
     assert_eq!(s.values::<f32>().unwrap(), &[0.0, 0.0]);
 }
 
@@ -71,19 +67,15 @@ fn max_and_min_per_dtype() {
     let g = Graph::new();
     let x = constant(&g, &[2, 3], vec![3.0f32, -1.0, 2.0, -5.0, -4.0, -6.0]);
     assert_eq!(
-        eval(&g, g.max(x, 1, false).unwrap())
-            .values::<f32>()
-            .unwrap(),
+        eval(&g, g.max(x, 1).unwrap()).values::<f32>().unwrap(),
         &[3.0, -4.0]
     );
     assert_eq!(
-        eval(&g, g.min(x, 1, false).unwrap())
-            .values::<f32>()
-            .unwrap(),
+        eval(&g, g.min(x, 1).unwrap()).values::<f32>().unwrap(),
         &[-1.0, -6.0]
     );
     assert_eq!(
-        eval(&g, g.max(x, 0, true).unwrap())
+        eval(&g, g.max_keepdim(x, 0).unwrap())
             .values::<f32>()
             .unwrap(),
         &[3.0, -1.0, 2.0]
@@ -92,15 +84,11 @@ fn max_and_min_per_dtype() {
     let g = Graph::new();
     let x = constant(&g, &[3], vec![7u32, u32::MAX, 0]);
     assert_eq!(
-        eval(&g, g.max(x, 0, false).unwrap())
-            .values::<u32>()
-            .unwrap(),
+        eval(&g, g.max(x, 0).unwrap()).values::<u32>().unwrap(),
         &[u32::MAX]
     );
     assert_eq!(
-        eval(&g, g.min(x, 0, false).unwrap())
-            .values::<u32>()
-            .unwrap(),
+        eval(&g, g.min(x, 0).unwrap()).values::<u32>().unwrap(),
         &[0]
     );
 }
@@ -115,19 +103,17 @@ fn argmax_breaks_ties_toward_the_smallest_index() {
             1.0f32, 5.0, 5.0, 2.0, 7.0, 7.0, 7.0, 7.0, -3.0, -2.0, -1.0, -1.0,
         ],
     );
-    let rows = eval(&g, g.argmax(x, 1, false).unwrap());
+    let rows = eval(&g, g.argmax(x, 1).unwrap());
     assert_eq!(rows.dtype(), DType::U32);
     assert_eq!(rows.values::<u32>().unwrap(), &[1, 0, 2]);
-    let cols = eval(&g, g.argmax(x, 0, true).unwrap());
+    let cols = eval(&g, g.argmax_keepdim(x, 0).unwrap());
     assert_eq!(cols.shape().dims(), &[1, 4]);
     assert_eq!(cols.values::<u32>().unwrap(), &[1, 1, 1, 1]);
 
     let g = Graph::new();
     let x = constant(&g, &[4], vec![-2i32, 9, 9, -10]);
     assert_eq!(
-        eval(&g, g.argmax(x, 0, false).unwrap())
-            .values::<u32>()
-            .unwrap(),
+        eval(&g, g.argmax(x, 0).unwrap()).values::<u32>().unwrap(),
         &[1]
     );
 }
@@ -137,7 +123,7 @@ fn logsumexp_is_stable_and_handles_an_all_negative_infinity_row() {
     let g = Graph::new();
     let ninf = f32::NEG_INFINITY;
     let x = constant(&g, &[3, 2], vec![0.0f32, 0.0, ninf, ninf, 1000.0, 1000.0]);
-    let y = eval(&g, g.logsumexp(x, 1, false).unwrap());
+    let y = eval(&g, g.logsumexp(x, 1).unwrap());
     let v = y.values::<f32>().unwrap();
     assert_eq!(v[0], 2f64.ln() as f32);
     assert_eq!(v[1], ninf);
@@ -145,7 +131,7 @@ fn logsumexp_is_stable_and_handles_an_all_negative_infinity_row() {
 
     let g = Graph::new();
     let x = constant(&g, &[3], vec![1.0f64, 2.0, ninf as f64]);
-    let y = eval(&g, g.logsumexp(x, 0, false).unwrap());
+    let y = eval(&g, g.logsumexp(x, 0).unwrap());
     let want = 2.0 + ((1.0f64 - 2.0).exp() + 1.0).ln();
     assert_eq!(y.values::<f64>().unwrap(), &[want]);
 }

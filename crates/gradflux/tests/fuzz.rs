@@ -295,7 +295,7 @@ fn build(c: &Case) -> Option<Built> {
         Last::Reduce(op, a) => {
             let out = g.reduce(op, t, axis(a), false).ok()?;
             let len = shape.dims().get(axis(a) as usize).copied().unwrap_or(1);
-            let sum_abs = || g.sum(abs_t().ok()?, axis(a), false).ok();
+            let sum_abs = || g.sum(abs_t().ok()?, axis(a)).ok();
             match op {
                 ReduceOp::Sum => (out, Some(sum_abs()?), Rule::Accumulated { per_result: 1.0 }),
                 ReduceOp::Mean => (

@@ -17,12 +17,12 @@ fn busy_graph() -> (Graph, Vec<Tensor>) {
     let w = g.input("w", [17, 9], DType::F32).unwrap();
     let h = g.tanh(g.matmul(x, w).unwrap()).unwrap();
     let s = g.softmax(h, -1).unwrap();
-    let m = g.max(s, 0, true).unwrap();
+    let m = g.max_keepdim(s, 0).unwrap();
     let d = g.sub(s, m).unwrap();
     let e = g.exp(d).unwrap();
     let t = g.transpose(e, 0, 1).unwrap();
-    let r = g.sum(t, 1, false).unwrap();
-    let a = g.argmax(h, 1, false).unwrap();
+    let r = g.sum(t, 1).unwrap();
+    let a = g.argmax(h, 1).unwrap();
     (g, vec![r, a, s])
 }
 
@@ -134,8 +134,8 @@ fn reductions_with_more_than_65535_workgroups_are_split() {
     // One workgroup per output row: 70_000 rows is past the per-dimension limit.
     let g = Graph::new();
     let x = g.input("x", [70_000, 3], DType::F32).unwrap();
-    let s = g.sum(x, 1, false).unwrap();
-    let a = g.argmax(x, 1, false).unwrap();
+    let s = g.sum(x, 1).unwrap();
+    let a = g.argmax(x, 1).unwrap();
     let data = random(&mut Rng::new(102), [70_000, 3], DType::F32, -1.0, 1.0);
     check(
         "split reduce",
@@ -294,9 +294,11 @@ fn repeated_runs_are_bit_identical() {
     let p = g.softmax(h, -1).unwrap();
     let s = g.scatter_add(h, 0, idx, 17).unwrap();
     let (top, _) = g.top_k(h, 5, -1).unwrap();
-    let experts = g.cast(g.argmax(h, -1, true).unwrap(), DType::U32).unwrap();
+    let experts = g
+        .cast(g.argmax_keepdim(h, -1).unwrap(), DType::U32)
+        .unwrap();
     let experts = g.reshape(experts, [150, 2]).unwrap();
-    let gates = g.reshape(g.max(p, -1, true).unwrap(), [150, 2]).unwrap();
+    let gates = g.reshape(g.max_keepdim(p, -1).unwrap(), [150, 2]).unwrap();
     let options = gradflux::DispatchOptions {
         capacity: gradflux::Capacity::PerExpert(3),
         policy: gradflux::DropPolicy::HighestGate,

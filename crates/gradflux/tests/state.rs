@@ -171,7 +171,7 @@ fn gradient_descent_on_device_state_matches_across_backends() {
         .unwrap();
     let err = g.sub(g.matmul(xs, w).unwrap(), ys).unwrap();
     let loss = g
-        .mean(g.reshape(g.mul(err, err).unwrap(), [64]).unwrap(), 0, false)
+        .mean(g.reshape(g.mul(err, err).unwrap(), [64]).unwrap(), 0)
         .unwrap();
     let dw = g.grad(loss, &[w]).unwrap()[0];
     let lr = g.scalar(0.5, DType::F32).unwrap();

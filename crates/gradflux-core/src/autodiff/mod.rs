@@ -152,11 +152,11 @@ impl Graph {
         }
         let mut cur = t;
         for _ in 0..shape.rank() - target.rank() {
-            cur = self.sum(cur, 0, false)?;
+            cur = self.sum(cur, 0)?;
         }
         for (d, &dim) in target.dims().iter().enumerate() {
             if dim == 1 && self.shape(cur)?.dims()[d] != 1 {
-                cur = self.sum(cur, d as isize, true)?;
+                cur = self.sum_keepdim(cur, d as isize)?;
             }
         }
         self.reshape(cur, target.clone())

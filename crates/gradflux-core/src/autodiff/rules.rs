@@ -121,7 +121,7 @@ pub(super) fn vjp(
                 ReduceOp::Max | ReduceOp::Min => {
                     let yk = g.reshape(y, kept)?;
                     let hit = as_dtype(g.eq(x(0), yk)?)?;
-                    let count = g.sum(hit, *axis as isize, true)?;
+                    let count = g.sum_keepdim(hit, *axis as isize)?;
                     g.mul(hit, g.div(gyk, count)?)?
                 }
                 ReduceOp::LogSumExp => {
@@ -135,9 +135,9 @@ pub(super) fn vjp(
         Op::Softmax { axis, log } => {
             let ax = *axis as isize;
             let d = if *log {
-                g.sub(gy, g.mul(g.exp(y)?, g.sum(gy, ax, true)?)?)?
+                g.sub(gy, g.mul(g.exp(y)?, g.sum_keepdim(gy, ax)?)?)?
             } else {
-                let dot = g.sum(g.mul(gy, y)?, ax, true)?;
+                let dot = g.sum_keepdim(g.mul(gy, y)?, ax)?;
                 g.mul(y, g.sub(gy, dot)?)?
             };
             vec![Some(d)]
@@ -234,7 +234,7 @@ pub(super) fn vjp(
             let mut flat = vec![g.shape(x(1))?.numel()];
             flat.extend(&xs(0)?.dims()[1..]);
             let picked = g.gather(g.reshape(gy, flat)?, 0, x(2))?;
-            vec![Some(g.sum(picked, 1, false)?), None, None]
+            vec![Some(g.sum(picked, 1)?), None, None]
         }
         // Integer outputs only.
         Op::MoeDispatch(_) => none(),
@@ -252,7 +252,7 @@ pub(super) fn vjp(
             let w = g.exp(g.add(logits, g.div(g.unsqueeze(y, out_at)?, e)?)?)?;
             let weighted = g.mul(w, g.unsqueeze(gy, out_at)?)?;
             let dh = needs[1]
-                .then(|| g.mul(g.sum(weighted, h_at as isize, false)?, g.neg(e)?))
+                .then(|| g.mul(g.sum(weighted, h_at as isize)?, g.neg(e)?))
                 .transpose()?;
             vec![needs[0].then_some(weighted), dh]
         }
@@ -281,7 +281,7 @@ pub(super) fn vjp(
             let logits = x(0);
             let e = xs(0)?.dims()[1];
             let experts = g.tensor(Value { node: id, slot: 1 });
-            let dot = g.sum(g.mul(gy, y)?, -1, true)?;
+            let dot = g.sum_keepdim(g.mul(gy, y)?, -1)?;
             let to_logits = |chosen: Tensor| g.scatter_along(chosen, -1, experts, e);
             let d = match (spec.score, spec.renormalize) {
                 (RouteScore::Softmax, true) => to_logits(g.mul(y, g.sub(gy, dot)?)?)?,
@@ -294,7 +294,7 @@ pub(super) fn vjp(
                 }
                 (RouteScore::Sigmoid, true) => {
                     let s = g.sigmoid(g.gather_along(logits, -1, experts)?)?;
-                    let total = g.sum(s, -1, true)?;
+                    let total = g.sum_keepdim(s, -1)?;
                     let ds = g.div(g.sub(gy, dot)?, total)?;
                     to_logits(g.mul(ds, g.mul(s, g.sub(c(1.0)?, s)?)?)?)?
                 }

@@ -289,7 +289,7 @@ impl Graph {
         let inverse = self.reshape(d.sorted_ids, [rows, 1])?;
         let picked = self.gather_rows_with_inverse(y, d.positions, inverse)?;
         let weighted = self.mul(picked, self.unsqueeze(gates, 2)?)?;
-        self.sum(weighted, 1, false)
+        self.sum(weighted, 1)
     }
 
     /// One matmul per expert over its rows: `out[p] = x[p] · w[e]` with

@@ -34,40 +34,78 @@ impl Graph {
         )
     }
 
-    /// Sum over an axis (integers wrap).
-    pub fn sum(&self, x: Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    /// Sum over an axis (integers wrap), which the result drops; [`Graph::sum_keepdim`]
+    /// keeps it as size 1, and [`Graph::reduce`] takes the choice as a value.
+    pub fn sum(&self, x: Tensor, axis: isize) -> Result<Tensor> {
         self.operands("sum", &[("x", x)])?;
-        self.reduce(ReduceOp::Sum, x, axis, keepdim)
+        self.reduce(ReduceOp::Sum, x, axis, false)
     }
 
-    /// Mean over an axis (floats).
-    pub fn mean(&self, x: Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    /// Mean over an axis (floats), which the result drops.
+    pub fn mean(&self, x: Tensor, axis: isize) -> Result<Tensor> {
         self.operands("mean", &[("x", x)])?;
-        self.reduce(ReduceOp::Mean, x, axis, keepdim)
+        self.reduce(ReduceOp::Mean, x, axis, false)
     }
 
-    /// Maximum over an axis.
-    pub fn max(&self, x: Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    /// Maximum over an axis, which the result drops.
+    pub fn max(&self, x: Tensor, axis: isize) -> Result<Tensor> {
         self.operands("max", &[("x", x)])?;
-        self.reduce(ReduceOp::Max, x, axis, keepdim)
+        self.reduce(ReduceOp::Max, x, axis, false)
     }
 
-    /// Minimum over an axis.
-    pub fn min(&self, x: Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    /// Minimum over an axis, which the result drops.
+    pub fn min(&self, x: Tensor, axis: isize) -> Result<Tensor> {
         self.operands("min", &[("x", x)])?;
-        self.reduce(ReduceOp::Min, x, axis, keepdim)
+        self.reduce(ReduceOp::Min, x, axis, false)
     }
 
-    /// `log(sum(exp(x)))` over an axis, computed stably (floats).
-    pub fn logsumexp(&self, x: Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    /// `log(sum(exp(x)))` over an axis, computed stably (floats), which the result drops.
+    pub fn logsumexp(&self, x: Tensor, axis: isize) -> Result<Tensor> {
         self.operands("logsumexp", &[("x", x)])?;
-        self.reduce(ReduceOp::LogSumExp, x, axis, keepdim)
+        self.reduce(ReduceOp::LogSumExp, x, axis, false)
     }
 
-    /// Index (`u32`) of the maximum over an axis; ties go to the smallest index.
-    pub fn argmax(&self, x: Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
+    /// Index (`u32`) of the maximum over an axis, which the result drops; ties go to the
+    /// smallest index.
+    pub fn argmax(&self, x: Tensor, axis: isize) -> Result<Tensor> {
         self.operands("argmax", &[("x", x)])?;
-        self.reduce(ReduceOp::ArgMax, x, axis, keepdim)
+        self.reduce(ReduceOp::ArgMax, x, axis, false)
+    }
+
+    /// [`Graph::sum`] keeping the axis as size 1 (so the result broadcasts against `x`).
+    pub fn sum_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+        self.operands("sum", &[("x", x)])?;
+        self.reduce(ReduceOp::Sum, x, axis, true)
+    }
+
+    /// [`Graph::mean`] keeping the axis as size 1.
+    pub fn mean_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+        self.operands("mean", &[("x", x)])?;
+        self.reduce(ReduceOp::Mean, x, axis, true)
+    }
+
+    /// [`Graph::max`] keeping the axis as size 1.
+    pub fn max_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+        self.operands("max", &[("x", x)])?;
+        self.reduce(ReduceOp::Max, x, axis, true)
+    }
+
+    /// [`Graph::min`] keeping the axis as size 1.
+    pub fn min_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+        self.operands("min", &[("x", x)])?;
+        self.reduce(ReduceOp::Min, x, axis, true)
+    }
+
+    /// [`Graph::logsumexp`] keeping the axis as size 1.
+    pub fn logsumexp_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+        self.operands("logsumexp", &[("x", x)])?;
+        self.reduce(ReduceOp::LogSumExp, x, axis, true)
+    }
+
+    /// [`Graph::argmax`] keeping the axis as size 1.
+    pub fn argmax_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+        self.operands("argmax", &[("x", x)])?;
+        self.reduce(ReduceOp::ArgMax, x, axis, true)
     }
 
     /// Sum of every element, as a scalar: a chain of single-axis sums.
@@ -78,7 +116,7 @@ impl Graph {
             return Ok(x);
         }
         let flat = self.reshape(x, [self.shape(x)?.numel()])?;
-        self.sum(flat, 0, false)
+        self.sum(flat, 0)
     }
 
     /// Softmax along an axis (floats).

@@ -152,7 +152,7 @@ impl Graph {
 
     /// Each row of `x` divided by its sum over the last axis.
     fn normalize_rows(&self, x: Tensor) -> Result<Tensor> {
-        self.div(x, self.sum(x, -1, true)?)
+        self.div(x, self.sum_keepdim(x, -1)?)
     }
 
     fn grouped_top_k(&self, logits: Tensor, e: usize, gk: GroupedTopK) -> Result<Routing> {
@@ -208,7 +208,7 @@ impl Graph {
         let eligible = if topk_groups < groups {
             let by_group = self.reshape(choice, [t, groups, per_group])?;
             let (best, _) = self.top_k(by_group, per_group.min(2), -1)?;
-            let group_score = self.sum(best, -1, false)?;
+            let group_score = self.sum(best, -1)?;
             let (_, kept) = self.top_k(group_score, topk_groups, -1)?;
             let ones = self.constant(TensorData::new(
                 [t, topk_groups],
@@ -257,7 +257,7 @@ impl Graph {
         require_positive("relu_router", "eps", eps)?;
         let dtype = self.dtype(logits)?;
         let r = self.relu(logits)?;
-        let ms = self.mean(self.mul(r, r)?, -1, true)?;
+        let ms = self.mean_keepdim(self.mul(r, r)?, -1)?;
         self.div(r, self.sqrt(self.add(ms, self.scalar(eps, dtype)?)?)?)
     }
 
@@ -329,8 +329,8 @@ impl Graph {
             return Err(shape_error(op, "there are no routing choices".into()));
         }
         let counts = self.cast(self.expert_counts(experts, e)?, dtype)?;
-        let p = self.mean(probs, 0, false)?;
-        let dot = self.sum(self.mul(counts, p)?, 0, false)?;
+        let p = self.mean(probs, 0)?;
+        let dot = self.sum(self.mul(counts, p)?, 0)?;
         self.mul(dot, self.scalar(alpha * e as f64 / choices as f64, dtype)?)
     }
 
@@ -339,7 +339,7 @@ impl Graph {
     pub fn router_z_loss(&self, logits: Tensor) -> Result<Tensor> {
         self.operands("router_z_loss", &[("logits", logits)])?;
         self.router_logits("router_z_loss", logits)?;
-        let z = self.logsumexp(logits, -1, false)?;
-        self.mean(self.mul(z, z)?, 0, false)
+        let z = self.logsumexp(logits, -1)?;
+        self.mean(self.mul(z, z)?, 0)
     }
 }

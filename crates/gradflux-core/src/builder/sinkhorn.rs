@@ -542,7 +542,7 @@ impl Graph {
 
     /// `[.., n, m]` summed over its last two axes.
     fn sum_matrix(&self, x: Tensor) -> Result<Tensor> {
-        self.sum(self.sum(x, -1, false)?, -1, false)
+        self.sum(self.sum(x, -1)?, -1)
     }
 
     /// The entropic objective per problem (`[..]`), as the dual value
@@ -564,7 +564,7 @@ impl Graph {
                 }
             }
         };
-        let dot = |w: Tensor, x: Tensor| self.sum(self.mul(w, x)?, -1, false);
+        let dot = |w: Tensor, x: Tensor| self.sum(self.mul(w, x)?, -1);
         let fa = dot(s.a, phi(s.f, s.options.rho_a)?)?;
         let gb = dot(s.b, phi(s.g, s.options.rho_b)?)?;
         // ⟨a⊗b, exp(..) − 1⟩ = Σ P − (Σ a)(Σ b).
@@ -579,7 +579,7 @@ impl Graph {
                 dot(s.a, rows)?
             }
         };
-        let ab = self.mul(self.sum(s.a, -1, false)?, self.sum(s.b, -1, false)?)?;
+        let ab = self.mul(self.sum(s.a, -1)?, self.sum(s.b, -1)?)?;
         let excess = self.sub(mass, ab)?;
         self.sub(self.add(fa, gb)?, self.mul(excess, scalar(s.options.eps)?)?)
     }
@@ -600,8 +600,8 @@ impl Graph {
                 ),
             });
         }
-        let xx = self.sum(self.mul(x, x)?, -1, true)?;
-        let yy = self.unsqueeze(self.sum(self.mul(y, y)?, -1, false)?, xr - 2)?;
+        let xx = self.sum_keepdim(self.mul(x, x)?, -1)?;
+        let yy = self.unsqueeze(self.sum(self.mul(y, y)?, -1)?, xr - 2)?;
         let xy = self.matmul(x, self.transpose(y, -1, -2)?)?;
         let two = self.scalar(2.0, xt.dtype)?;
         self.sub(self.add(xx, yy)?, self.mul(xy, two)?)

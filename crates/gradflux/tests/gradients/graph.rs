@@ -148,11 +148,11 @@ fn ties_follow_the_documented_rules() {
     let g = Graph::new();
     let x = g.input("x", [4], DType::F32).unwrap();
     let a = g.input("a", [2], DType::F32).unwrap();
-    let dmax = g.grad(g.max(x, 0, false).unwrap(), &[x]).unwrap()[0];
+    let dmax = g.grad(g.max(x, 0).unwrap(), &[x]).unwrap()[0];
     let both = g.sum_all(g.maximum(a, a).unwrap()).unwrap();
     let da = g.grad(both, &[a]).unwrap()[0];
     let dabs = g.grad(g.sum_all(g.abs(a).unwrap()).unwrap(), &[a]).unwrap()[0];
-    let dmin_unique = g.grad(g.min(x, 0, false).unwrap(), &[x]).unwrap()[0];
+    let dmin_unique = g.grad(g.min(x, 0).unwrap(), &[x]).unwrap()[0];
     let xs = TensorData::new([4], vec![1.0f32, 3.0, 3.0, 3.0]).unwrap();
     let as_ = TensorData::new([2], vec![0.0f32, 2.0]).unwrap();
     let out = check(

@@ -112,7 +112,7 @@ fn implicit_sinkhorn_gradients_match_finite_differences() {
             move |g, x| {
                 // Balanced problems need equal masses: normalise both sides.
                 let (a, b) = if balanced {
-                    let unit = |w| g.div(w, g.sum(w, -1, true)?);
+                    let unit = |w| g.div(w, g.sum_keepdim(w, -1)?);
                     (unit(x[1])?, unit(x[2])?)
                 } else {
                     (x[1], x[2])
@@ -140,7 +140,7 @@ fn implicit_sinkhorn_gradients_match_finite_differences() {
                 arg(&[6], 0.5, 1.0),
             ],
             move |g, x| {
-                let unit = |w| g.div(w, g.sum(w, -1, true)?);
+                let unit = |w| g.div(w, g.sum_keepdim(w, -1)?);
                 let (a, b) = (unit(x[2])?, unit(x[3])?);
                 let ot = g.sinkhorn_points(x[0], x[1], a, b, None, cost, options)?;
                 g.ot_transport_cost(&ot)

@@ -37,7 +37,7 @@ fn inputs(g: &Graph, data: &[TensorData; 4]) -> ([Tensor; 4], Tensor, Tensor) {
         let (name, d) = named(data)[k];
         g.input(name, d.shape().clone(), DType::F32).unwrap()
     });
-    let unit = |w: Tensor| g.div(w, g.sum(w, -1, true).unwrap()).unwrap();
+    let unit = |w: Tensor| g.div(w, g.sum_keepdim(w, -1).unwrap()).unwrap();
     (t, unit(t[2]), unit(t[3]))
 }
 
