@@ -247,6 +247,18 @@ impl Graph {
         }
     }
 
+    /// The name of an input tensor (the one given to [`Graph::input`]).
+    pub fn input_name(&self, t: Tensor) -> Result<String> {
+        let v = self.check(t)?;
+        match &self.inner.borrow().nodes[v.node].op {
+            Op::Input { name } => Ok(name.clone()),
+            other => Err(Error::Graph(format!(
+                "expected an input, got the output of `{}`",
+                other.name()
+            ))),
+        }
+    }
+
     /// The (parameter, new value) pairs given to [`Graph::assign`].
     pub fn updates(&self) -> Vec<(Value, Value)> {
         self.inner.borrow().updates.clone()

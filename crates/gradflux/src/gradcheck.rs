@@ -41,7 +41,8 @@ impl GradCheckReport {
 }
 
 /// Compares `grad(loss, wrt)` with central differences of `loss` for every element of the
-/// named f64 inputs. Build the graph in `DType::F64` so the differences are accurate.
+/// f64 inputs `wrt` (input tensors, as `grad` takes them; their data comes from `inputs`).
+/// Build the graph in `DType::F64` so the differences are accurate.
 ///
 /// ```
 /// use gradflux::{check_gradients, DType, GradCheck, Graph, TensorData};
@@ -49,7 +50,7 @@ impl GradCheckReport {
 /// let x = g.input("x", [3], DType::F64)?;
 /// let loss = g.sum_all(g.mul(g.exp(x)?, x)?)?;
 /// let data = TensorData::new([3], vec![0.1f64, -0.5, 1.2])?;
-/// let report = check_gradients(&g, loss, &[("x", &data)], &["x"], GradCheck::default())?;
+/// let report = check_gradients(&g, loss, &[("x", &data)], &[x], GradCheck::default())?;
 /// assert!(report.passed(), "{report:?}");
 /// # Ok::<(), gradflux::Error>(())
 /// ```
@@ -57,14 +58,15 @@ pub fn check_gradients(
     graph: &Graph,
     loss: Tensor,
     inputs: &[(&str, &TensorData)],
-    wrt: &[&str],
+    wrt: &[Tensor],
     opts: GradCheck,
 ) -> Result<GradCheckReport> {
-    let wrt_tensors: Vec<Tensor> = wrt
+    let wrt_tensors = wrt.to_vec();
+    let names: Vec<String> = wrt
         .iter()
-        .map(|n| graph.input_named(n))
+        .map(|&t| graph.input_name(t))
         .collect::<Result<_>>()?;
-    for (name, &t) in wrt.iter().zip(&wrt_tensors) {
+    for (name, &t) in names.iter().zip(&wrt_tensors) {
         let d = graph.dtype(t)?;
         if d != DType::F64 {
             return Err(Error::DType {
@@ -84,7 +86,7 @@ pub fn check_gradients(
         max_abs_error: 0.0,
     };
     let mut worst_excess = 0.0;
-    for (k, name) in wrt.iter().enumerate() {
+    for (k, name) in names.iter().enumerate() {
         let base = inputs
             .iter()
             .find(|(n, _)| n == name)

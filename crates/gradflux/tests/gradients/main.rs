@@ -70,7 +70,7 @@ fn check_op(label: &str, args: &[Arg], f: impl Fn(&Graph, &[Tensor]) -> Result<T
         .map(String::as_str)
         .zip(data64.iter())
         .collect();
-    let wrt: Vec<&str> = names.iter().map(String::as_str).collect();
+    let wrt: Vec<Tensor> = names.iter().map(|n| g.input_named(n).unwrap()).collect();
     let report = check_gradients(&g, loss, &inputs, &wrt, GradCheck::default())
         .unwrap_or_else(|e| panic!("{label}: {e}"));
     assert!(
