@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::{Error, Graph, MemoryReport, Plan, Result, Tensor, TensorData};
+use crate::{Error, Graph, MemoryReport, Plan, Result, Tensor, TensorData, Value};
 
 /// Named inputs for one run: `&[("x", &x_data), ("w", &w_data)]`.
 pub type Inputs<'a> = [(&'a str, &'a TensorData)];
@@ -40,6 +40,58 @@ pub trait Executable: Send {
 
     /// Replaces a parameter's value (on a GPU: one explicit upload).
     fn set_parameter(&mut self, name: &str, data: &TensorData) -> Result<()>;
+
+    /// The values of the tensors given to `compile`, in order.
+    fn output_values(&self) -> &[Value];
+
+    /// Like [`Executable::run`], but the outputs can be looked up by the tensors given to
+    /// `compile` ([`Outputs::get`]), so reordering that list cannot silently swap them.
+    fn run_outputs(&mut self, inputs: &Inputs) -> Result<Outputs> {
+        let data = self.run(inputs)?;
+        Ok(Outputs {
+            values: self.output_values().to_vec(),
+            data,
+        })
+    }
+}
+
+/// The outputs of a run, by the tensors the executable was compiled for (or by position,
+/// through `Index` and [`Outputs::into_vec`]).
+#[derive(Clone, Debug)]
+pub struct Outputs {
+    values: Vec<Value>,
+    data: Vec<TensorData>,
+}
+
+impl Outputs {
+    /// The output computed for `t`, a tensor of the graph the executable was compiled
+    /// from; an error naming it if it was not among the outputs.
+    pub fn get(&self, t: Tensor) -> Result<&TensorData> {
+        self.values
+            .iter()
+            .position(|&v| v == t.value())
+            .map(|i| &self.data[i])
+            .ok_or_else(|| {
+                Error::Graph(format!(
+                    "tensor %{} (slot {}) is not an output of this executable; pass it to \
+                     `compile` to read it",
+                    t.value().node,
+                    t.value().slot
+                ))
+            })
+    }
+
+    /// The outputs in the order given to `compile`.
+    pub fn into_vec(self) -> Vec<TensorData> {
+        self.data
+    }
+}
+
+impl std::ops::Index<usize> for Outputs {
+    type Output = TensorData;
+    fn index(&self, i: usize) -> &TensorData {
+        &self.data[i]
+    }
 }
 
 /// Finds a parameter of the plan by name, checking `data` against it when given.

@@ -20,7 +20,7 @@ mod shape;
 mod tolerance;
 mod wgsl;
 
-pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, RunFuture};
+pub use backend::{bind_inputs, find_parameter, Backend, Executable, Inputs, Outputs, RunFuture};
 pub use builder::{
     Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK, OtGeometry,
     OtGradient, OtSolution, Router, Routing, SinkhornOptions,

@@ -152,6 +152,10 @@ impl CpuExecutable {
 }
 
 impl Executable for CpuExecutable {
+    fn output_values(&self) -> &[gradflux_core::Value] {
+        &self.plan.outputs
+    }
+
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         self.evaluate(inputs)
     }

@@ -666,6 +666,10 @@ fn check_custom_kernel(op: &gradflux_core::CustomOp, limits: &wgpu::Limits) -> R
 }
 
 impl Executable for WgpuExecutable {
+    fn output_values(&self) -> &[gradflux_core::Value] {
+        &self.plan.outputs
+    }
+
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         self.submit(inputs)?;
         let (_, failure) = self.map_outputs();

@@ -335,3 +335,30 @@ fn repeated_runs_are_bit_identical() {
         assert!(fresh == first, "a new executable on {}", device.name());
     }
 }
+
+#[test]
+fn outputs_are_found_by_the_tensors_given_to_compile() {
+    let (g, outs) = busy_graph();
+    let mut rng = Rng::new(104);
+    let x = random(&mut rng, [33, 17], DType::F32, -2.0, 2.0);
+    let w = random(&mut rng, [17, 9], DType::F32, -1.0, 1.0);
+    let ins = [("x", &x), ("w", &w)];
+    let other = g.input("other", [2], DType::F32).unwrap();
+    for device in std::iter::once(Device::Cpu).chain(gpu()) {
+        let mut exe = device.compile(&g, &outs).unwrap();
+        let by_position = exe.run(&ins).unwrap();
+        let found = exe.run_outputs(&ins).unwrap();
+        for (k, &t) in outs.iter().enumerate() {
+            assert_eq!(
+                found.get(t).unwrap(),
+                &by_position[k],
+                "on {}",
+                device.name()
+            );
+            assert_eq!(&found[k], &by_position[k]);
+        }
+        let e = found.get(other).unwrap_err();
+        assert!(e.to_string().contains("not an output"), "{e}");
+        assert_eq!(found.into_vec(), by_position);
+    }
+}
