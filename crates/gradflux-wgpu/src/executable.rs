@@ -197,9 +197,9 @@ pub(crate) fn make_step(
     }))
 }
 
-/// Whole words (wgpu's copy alignment), and at least one `vec4`: kernels that read an operand as `vec4`s bind it
-/// whole, and a binding must hold one element of the array it is viewed as, also when the
-/// tensor is empty (a `[3, 0]` matmul operand).
+/// Whole words (wgpu's copy alignment), and at least one `vec4`: kernels that read an
+/// operand as `vec4`s bind it whole, and a binding must hold one element of the array it
+/// is viewed as, also when the tensor is empty (a `[3, 0]` matmul operand).
 fn buffer_size(bytes: u64) -> u64 {
     bytes.max(16).div_ceil(4) * 4
 }

@@ -7,6 +7,7 @@
 use gradflux_core::{DType, Value};
 
 use crate::launch::{kernel, per_element, u32s, Bind, Launch, ELEMENTWISE_WG};
+use crate::reduce::sum_spans;
 use crate::shaders::ShaderFile;
 
 /// Indices one invocation walks where loops are limited: half the limit (32 767 on
@@ -15,13 +16,9 @@ pub(crate) fn scatter_tile(loop_limit: Option<u64>) -> usize {
     loop_limit.map_or(usize::MAX, |l| (l / 2) as usize)
 }
 
-/// Tiles a walk of `walk` indices takes: one unless the adapter limits loops.
+/// Tiles a walk of `walk` indices takes: one unless the device's loop budget is passed.
 pub(crate) fn scatter_tiles(walk: usize, loop_limit: Option<u64>) -> usize {
-    let tile = scatter_tile(loop_limit);
-    match loop_limit {
-        Some(_) if walk > tile => walk.div_ceil(tile),
-        _ => 1,
-    }
+    walk.div_ceil(scatter_tile(loop_limit)).max(1)
 }
 
 /// The launches of a scatter kernel `file` over `[src, idx, out]`: `numel` outputs of
@@ -61,13 +58,14 @@ pub(crate) fn scatter_launches(
     if tiles == 1 {
         return vec![scatter(out.into())];
     }
-    let scratch = vec![(0, (tiles * numel * dtype.size_bytes()) as u64)];
-    let mut steps = vec![
-        scatter(Bind::Scratch(0)),
-        crate::reduce::sum_launch(Bind::Scratch(0), out.into(), dtype, (1, tiles, numel)),
-    ];
-    for s in &mut steps {
-        s.scratch = scratch.clone();
-    }
-    steps
+    let scratch = [(0, (tiles * numel * dtype.size_bytes()) as u64)];
+    vec![
+        scatter(Bind::Scratch(0)).with_scratch(&scratch),
+        sum_spans(
+            (Bind::Scratch(0), out.into()),
+            dtype,
+            (tiles, numel),
+            &scratch,
+        ),
+    ]
 }

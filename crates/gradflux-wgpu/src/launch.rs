@@ -136,6 +136,38 @@ pub(crate) fn unary_launch(
     }
 }
 
+/// `gather_along` over bindings `[x, idx, out]`: `numel` outputs, `m` indices per lane of
+/// the `[outer, m, inner]` output, read from lanes of `len`.
+pub(crate) fn gather_along_launch(
+    binds: [Bind; 3],
+    (numel, m, inner, len): (usize, usize, usize, usize),
+) -> Launch {
+    Launch {
+        kernel: kernel(
+            &shaders::GATHER_ALONG,
+            "gather_along".into(),
+            DType::U32,
+            DType::U32,
+            None,
+            vec![("WG", ELEMENTWISE_WG as f64)],
+            4,
+        ),
+        binds: binds.to_vec(),
+        scratch: vec![],
+        info: u32s([numel, m, inner, len]),
+        workgroups: per_element(numel),
+    }
+}
+
+impl Launch {
+    /// This launch naming `scratch` (every launch of a node that share slots may list
+    /// them; each slot is sized for its largest request).
+    pub(crate) fn with_scratch(mut self, scratch: &[(usize, u64)]) -> Launch {
+        self.scratch = scratch.to_vec();
+        self
+    }
+}
+
 pub(crate) fn per_element(numel: usize) -> Workgroups {
     Workgroups::Linear((numel as u64).div_ceil(ELEMENTWISE_WG as u64))
 }
@@ -279,8 +311,9 @@ pub fn reduce_code(op: ReduceOp) -> f64 {
 }
 
 /// The launches that compute `node` (node id `id`); `ty` gives the type of any value.
-/// `choose` picks the tile configuration of matmuls; `loop_limit` is the adapter's budget
-/// of loop iterations per invocation, if it has one (see `AdapterSummary::loop_limit`).
+/// `choose` picks the tile configuration of matmuls; `loop_limit` is the device's budget
+/// of loop iterations per invocation (`WgpuDevice::loop_limit`), which long walks are split
+/// to stay within.
 pub fn launches(
     node: &Node,
     id: usize,
@@ -487,19 +520,9 @@ pub fn launches(
         Op::GatherAlong { axis } => {
             let len = ins[0].shape.dims()[*axis];
             let (_, m, inner) = oty.shape.split_at_axis(*axis);
-            vec![launch(
-                kernel(
-                    &shaders::GATHER_ALONG,
-                    "gather_along".into(),
-                    DType::U32,
-                    DType::U32,
-                    None,
-                    vec![("WG", ELEMENTWISE_WG as f64)],
-                    4,
-                ),
-                vec![input(0), input(1), out],
-                u32s([numel, m, inner, len]),
-                per_element(numel),
+            vec![gather_along_launch(
+                [input(0).into(), input(1).into(), out.into()],
+                (numel, m, inner, len),
             )]
         }
         Op::ScatterAlong { axis, dim_size } => {

@@ -92,6 +92,12 @@ fn softmax_trips(len: usize) -> u64 {
     per_chunk.max(len.div_ceil(REDUCE_CHUNK) as u64)
 }
 
+/// A loop limit less a 10% margin for the estimate: the bounds here model how Mesa counts,
+/// measured at a few points, not its compiler exactly.
+pub(crate) fn with_margin(limit: u64) -> u64 {
+    limit - limit / 10
+}
+
 /// How much of a walk over `len` items one invocation takes: all of it unless its loop
 /// iterations (`trips` of a walk's length) pass the `limit` less the guard's margin; then
 /// as many whole `unit`s as fit half the limit (at least one), the rest going to further
@@ -103,7 +109,7 @@ pub(crate) fn span_within(
     trips: impl Fn(usize) -> u64,
 ) -> usize {
     match limit {
-        Some(limit) if trips(len) > limit - limit / 10 => {
+        Some(limit) if trips(len) > with_margin(limit) => {
             let per_unit = (trips(unit) - trips(0)).max(1);
             let units = ((limit / 2).saturating_sub(trips(0)) / per_unit).max(1);
             units as usize * unit
@@ -113,8 +119,7 @@ pub(crate) fn span_within(
 }
 
 /// Refuses node `id` if its worst case of loop iterations per invocation is over `limit`
-/// less a 10% margin for the estimate (the bounds model how Mesa counts, measured at a
-/// few points, not its compiler exactly).
+/// less the margin ([`with_margin`]).
 pub(crate) fn check(node: &Node, id: usize, ins: &[TensorType], limit: Option<u64>) -> Result<()> {
     let Some(limit) = limit else {
         return Ok(());
@@ -122,7 +127,7 @@ pub(crate) fn check(node: &Node, id: usize, ins: &[TensorType], limit: Option<u6
     let Some(trips) = loop_trips(node, ins, limit) else {
         return Ok(());
     };
-    let limit = limit - limit / 10;
+    let limit = with_margin(limit);
     if trips <= limit {
         return Ok(());
     }

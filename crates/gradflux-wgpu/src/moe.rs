@@ -233,10 +233,12 @@ pub fn grouped_matmul_weight_grad_launch(
         workgroups: Workgroups::Linear((experts * k_tiles * n_tiles * spans) as u64),
     }];
     if spans > 1 {
-        let mut sum =
-            crate::reduce::sum_launch(Bind::Scratch(0), dw.into(), DType::F32, (1, spans, weights));
-        sum.scratch = scratch;
-        steps.push(sum);
+        steps.push(crate::reduce::sum_spans(
+            (Bind::Scratch(0), dw.into()),
+            DType::F32,
+            (spans, weights),
+            &scratch,
+        ));
     }
     Ok(steps)
 }

@@ -9,6 +9,7 @@ use crate::launch::{u32s, Bind, Launch, Workgroups};
 use crate::loop_trips::span_within;
 use crate::moe::f32_only;
 use crate::pipelines::KernelSource;
+use crate::reduce::sum_spans;
 use crate::shaders::{self, specialise};
 
 /// Threads per workgroup of the dense kernels.
@@ -94,11 +95,7 @@ pub fn softmin_launch(
 ) -> Result<Vec<Launch>> {
     f32_only("softmin", dtype, "the cost and h")?;
     let (entry_point, workgroups, tiles) = dense_grid(axis, (batch, n, m));
-    let span = match axis {
-        SoftminAxis::PerColumn => column_span(n, loop_limit),
-        SoftminAxis::PerRow => n.max(1),
-    };
-    let spans = n.div_ceil(span).max(1);
+    let (span, spans) = dense_spans(axis, n, loop_limit);
     let (h2, fused) = pot.words();
     let mut info = u32s([batch, n, m]);
     info.extend([(how.eps as f32).to_bits(), tiles as u32]);
@@ -131,6 +128,16 @@ pub fn softmin_launch(
         main,
         pass("per_column_merge", (batch * m).div_ceil(WG)),
     ])
+}
+
+/// Rows per span and spans of a dense pass over `n` rows: a column pass walks its rows in
+/// spans where the budget asks (see [`column_span`]); a row pass reduces along its row.
+fn dense_spans(axis: SoftminAxis, n: usize, loop_limit: Option<u64>) -> (usize, usize) {
+    let span = match axis {
+        SoftminAxis::PerColumn => column_span(n, loop_limit),
+        SoftminAxis::PerRow => n.max(1),
+    };
+    (span, n.div_ceil(span).max(1))
 }
 
 /// Scratch slot of a split column soft minimum's per-span pairs.
@@ -337,9 +344,7 @@ fn point_pass(
     }];
     if spans > 1 {
         let sum = |parts: Bind, out: Bind, count: usize| {
-            let mut l = crate::reduce::sum_launch(parts, out, DType::F32, (1, spans, count));
-            l.scratch = scratch.clone();
-            l
+            sum_spans((parts, out), DType::F32, (spans, count), &scratch)
         };
         if pass.grad.is_some() {
             steps.push(sum(grad, grad_out, points * d));
@@ -466,11 +471,7 @@ pub fn plan_products_launch(
 ) -> Result<Vec<Launch>> {
     f32_only("sinkhorn_adjoint", dtype, "the cost")?;
     let (entry_point, workgroups, tiles) = dense_grid(axis, (batch, n, m));
-    let span = match axis {
-        SoftminAxis::PerColumn => column_span(n, loop_limit),
-        SoftminAxis::PerRow => n.max(1),
-    };
-    let spans = n.div_ceil(span).max(1);
+    let (span, spans) = dense_spans(axis, n, loop_limit);
     // A split product recomputes finished problems: their spans' sums are summed afresh.
     let (skip, use_skip, mut scratch) = skip_binding(if spans > 1 { None } else { skip });
     let mut info = u32s([batch, n, m]);
@@ -496,9 +497,12 @@ pub fn plan_products_launch(
         workgroups: Workgroups::Linear((workgroups * spans) as u64),
     }];
     if spans > 1 {
-        let mut sum = crate::reduce::sum_launch(sums, out, DType::F32, (1, spans, batch * m));
-        sum.scratch = scratch;
-        steps.push(sum);
+        steps.push(sum_spans(
+            (sums, out),
+            DType::F32,
+            (spans, batch * m),
+            &scratch,
+        ));
     }
     Ok(steps)
 }

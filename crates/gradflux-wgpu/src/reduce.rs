@@ -9,7 +9,8 @@
 use gradflux_core::{DType, ReduceOp, Value};
 
 use crate::launch::{
-    kernel, per_element, reduce_code, u32s, Bind, Launch, Workgroups, SERIAL_REDUCE_LEN,
+    gather_along_launch, kernel, per_element, reduce_code, u32s, Bind, Launch, Workgroups,
+    SERIAL_REDUCE_LEN,
 };
 use crate::pipelines::KernelSource;
 use crate::shaders::{self, specialise};
@@ -80,6 +81,18 @@ pub(crate) fn sum_launch(x: Bind, out: Bind, dtype: DType, view: (usize, usize, 
     launch(ReduceOp::Sum, io, view, view.1, view.1)
 }
 
+/// The sum of `spans` partial results of `count` values each (stored span after span in
+/// `parts`) into `out`, in span order: the second pass of every launch split to stay
+/// within a loop budget. It names the node's `scratch`.
+pub(crate) fn sum_spans(
+    (parts, out): (Bind, Bind),
+    dtype: DType,
+    (spans, count): (usize, usize),
+    scratch: &[(usize, u64)],
+) -> Launch {
+    sum_launch(parts, out, dtype, (1, spans, count)).with_scratch(scratch)
+}
+
 /// The launches of `op` over axis `(outer, len, inner)` of `x` into `out`.
 pub(crate) fn launches(
     op: ReduceOp,
@@ -121,9 +134,9 @@ pub(crate) fn launches(
         } else {
             op
         };
-        let mut pass1 = per_chunk(first, partials, input);
-        pass1.scratch = vec![(0, partial_bytes(input))];
-        let mut pass2 = launch(
+        let scratch = [(0, partial_bytes(input))];
+        let pass1 = per_chunk(first, partials, input).with_scratch(&scratch);
+        let pass2 = launch(
             op,
             Io {
                 x: partials,
@@ -133,8 +146,8 @@ pub(crate) fn launches(
             chunk_view,
             chunks,
             len,
-        );
-        pass2.scratch = pass1.scratch.clone();
+        )
+        .with_scratch(&scratch);
         return vec![pass1, pass2];
     }
     // argmax: the maximum of each chunk, the first chunk holding the largest (NaN beats
@@ -145,10 +158,6 @@ pub(crate) fn launches(
         (1, (outer * inner * 4) as u64),
         (2, partial_bytes(DType::U32)),
     ];
-    let with_scratch = |mut l: Launch| {
-        l.scratch = scratch.clone();
-        l
-    };
     let maxima = per_chunk(ReduceOp::Max, partials, input);
     let which = launch(
         ReduceOp::ArgMax,
@@ -163,24 +172,13 @@ pub(crate) fn launches(
         chunks,
     );
     let argmaxes = per_chunk(ReduceOp::ArgMax, indices, output);
-    let pick = Launch {
-        kernel: kernel(
-            &shaders::GATHER_ALONG,
-            "gather_along".into(),
-            DType::U32,
-            DType::U32,
-            None,
-            vec![("WG", crate::launch::ELEMENTWISE_WG as f64)],
-            4,
-        ),
-        binds: vec![indices, best_chunk, out.into()],
-        scratch: vec![],
-        info: u32s([outer * inner, 1, inner, chunks]),
-        workgroups: per_element(outer * inner),
-    };
+    let pick = gather_along_launch(
+        [indices, best_chunk, out.into()],
+        (outer * inner, 1, inner, chunks),
+    );
     [maxima, which, argmaxes, pick]
         .into_iter()
-        .map(with_scratch)
+        .map(|l| l.with_scratch(&scratch))
         .collect()
 }
 

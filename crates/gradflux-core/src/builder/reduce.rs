@@ -1,6 +1,39 @@
 use super::{require_float, resolve_axis};
 use crate::{DType, Error, Graph, Op, ReduceOp, Result, Shape, Tensor, TensorType};
 
+/// The named reductions: `$name` drops the reduced axis, `$keep` keeps it as size 1 (so
+/// the result broadcasts against the input); [`Graph::reduce`] takes the choice as a value.
+macro_rules! named_reductions {
+    ($($op:ident => $name:ident, $keep:ident, $doc:literal;)*) => {
+        impl Graph {
+            $(
+                #[doc = $doc]
+                #[doc = ""]
+                #[doc = concat!("The reduced axis is dropped; [`Graph::", stringify!($keep), "`] keeps it.")]
+                pub fn $name(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+                    self.operands(stringify!($name), &[("x", x)])?;
+                    self.reduce(ReduceOp::$op, x, axis, false)
+                }
+
+                #[doc = concat!("[`Graph::", stringify!($name), "`] keeping the reduced axis as size 1.")]
+                pub fn $keep(&self, x: Tensor, axis: isize) -> Result<Tensor> {
+                    self.operands(stringify!($name), &[("x", x)])?;
+                    self.reduce(ReduceOp::$op, x, axis, true)
+                }
+            )*
+        }
+    };
+}
+
+named_reductions! {
+    Sum => sum, sum_keepdim, "Sum over an axis (integers wrap).";
+    Mean => mean, mean_keepdim, "Mean over an axis (floats).";
+    Max => max, max_keepdim, "Maximum over an axis (NaN propagates).";
+    Min => min, min_keepdim, "Minimum over an axis (NaN propagates).";
+    LogSumExp => logsumexp, logsumexp_keepdim, "`log(sum(exp(x)))` over an axis, computed stably (floats).";
+    ArgMax => argmax, argmax_keepdim, "Index (`u32`) of the maximum over an axis; ties go to the smallest index, NaN ranks first.";
+}
+
 impl Graph {
     /// Reduces over one axis (negative counts from the end); `keepdim` keeps it as size 1.
     pub fn reduce(&self, op: ReduceOp, x: Tensor, axis: isize, keepdim: bool) -> Result<Tensor> {
@@ -32,80 +65,6 @@ impl Graph {
             &[x],
             TensorType::new(Shape(dims), dtype),
         )
-    }
-
-    /// Sum over an axis (integers wrap), which the result drops; [`Graph::sum_keepdim`]
-    /// keeps it as size 1, and [`Graph::reduce`] takes the choice as a value.
-    pub fn sum(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("sum", &[("x", x)])?;
-        self.reduce(ReduceOp::Sum, x, axis, false)
-    }
-
-    /// Mean over an axis (floats), which the result drops.
-    pub fn mean(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("mean", &[("x", x)])?;
-        self.reduce(ReduceOp::Mean, x, axis, false)
-    }
-
-    /// Maximum over an axis, which the result drops.
-    pub fn max(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("max", &[("x", x)])?;
-        self.reduce(ReduceOp::Max, x, axis, false)
-    }
-
-    /// Minimum over an axis, which the result drops.
-    pub fn min(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("min", &[("x", x)])?;
-        self.reduce(ReduceOp::Min, x, axis, false)
-    }
-
-    /// `log(sum(exp(x)))` over an axis, computed stably (floats), which the result drops.
-    pub fn logsumexp(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("logsumexp", &[("x", x)])?;
-        self.reduce(ReduceOp::LogSumExp, x, axis, false)
-    }
-
-    /// Index (`u32`) of the maximum over an axis, which the result drops; ties go to the
-    /// smallest index.
-    pub fn argmax(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("argmax", &[("x", x)])?;
-        self.reduce(ReduceOp::ArgMax, x, axis, false)
-    }
-
-    /// [`Graph::sum`] keeping the axis as size 1 (so the result broadcasts against `x`).
-    pub fn sum_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("sum", &[("x", x)])?;
-        self.reduce(ReduceOp::Sum, x, axis, true)
-    }
-
-    /// [`Graph::mean`] keeping the axis as size 1.
-    pub fn mean_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("mean", &[("x", x)])?;
-        self.reduce(ReduceOp::Mean, x, axis, true)
-    }
-
-    /// [`Graph::max`] keeping the axis as size 1.
-    pub fn max_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("max", &[("x", x)])?;
-        self.reduce(ReduceOp::Max, x, axis, true)
-    }
-
-    /// [`Graph::min`] keeping the axis as size 1.
-    pub fn min_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("min", &[("x", x)])?;
-        self.reduce(ReduceOp::Min, x, axis, true)
-    }
-
-    /// [`Graph::logsumexp`] keeping the axis as size 1.
-    pub fn logsumexp_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("logsumexp", &[("x", x)])?;
-        self.reduce(ReduceOp::LogSumExp, x, axis, true)
-    }
-
-    /// [`Graph::argmax`] keeping the axis as size 1.
-    pub fn argmax_keepdim(&self, x: Tensor, axis: isize) -> Result<Tensor> {
-        self.operands("argmax", &[("x", x)])?;
-        self.reduce(ReduceOp::ArgMax, x, axis, true)
     }
 
     /// Sum of every element, as a scalar: a chain of single-axis sums.

@@ -16,6 +16,7 @@ use std::fmt;
 use gradflux_core::{DType, MatMulSpec, Result, Shape, TensorType, Value};
 
 use crate::launch::{padded, u32s, Launch, Workgroups, MAX_RANK};
+use crate::loop_trips::with_margin;
 use crate::pipelines::KernelSource;
 pub use codegen::Variant;
 pub use config::{ShapeClass, TileConfig};
@@ -185,11 +186,6 @@ pub struct Operands<'a> {
     pub b: (Value, &'a TensorType),
     pub bias: Option<(Value, &'a TensorType)>,
     pub out: (Value, &'a TensorType),
-}
-
-/// A loop limit less the guard's 10% margin for the estimate (see `loop_trips.rs`).
-fn with_margin(limit: u64) -> u64 {
-    limit - limit / 10
 }
 
 /// Refuses a product whose kernel would run more than `limit` loop iterations in one

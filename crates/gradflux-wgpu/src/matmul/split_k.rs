@@ -125,10 +125,10 @@ pub(super) fn launches(s: SplitProduct, limit: u64) -> Vec<Launch> {
             out_shape.numel(),
         ));
     }
-    for l in &mut steps {
-        l.scratch = scratch.clone();
-    }
     steps
+        .into_iter()
+        .map(|l| l.with_scratch(&scratch))
+        .collect()
 }
 
 fn binary_expr_add(dtype: DType) -> &'static str {
