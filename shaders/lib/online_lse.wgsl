@@ -23,3 +23,9 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
     let sb = select(b.y * exp(b.x - top), b.y, b.x == top);
     return vec2<f32>(top, sa + sb);
 }
+
+// Softmax's shift of t by the maximum m, taken as 0 where t == m: infinite maxima count as
+// tied (never inf − inf), matching the pair's rule above.
+fn shifted(t: f32, m: f32) -> f32 {
+    return select(t - m, 0.0, t == m);
+}

@@ -115,7 +115,7 @@ fn main(
             u = 1.0 / (1.0 + exp(-z));
         } else {
             // The shift is 0 where z is the maximum (softmax's rule for infinite tops).
-            u = exp(select(z - top, 0.0, z == top));
+            u = exp(shifted(z, top));
         }
         if RENORM {
             total += u;

@@ -3,6 +3,7 @@
 // where x == max, so a row whose maximum is +inf shares the mass among its +inf entries
 // and an all -inf row is uniform, instead of forming inf - inf; a NaN makes the row NaN.
 // #import lib/float.wgsl
+// #import lib/online_lse.wgsl
 alias T = f32;
 
 override LOG: bool = false;
@@ -18,10 +19,6 @@ var<workgroup> sf: array<f32, WG>;
 // max that propagates NaN.
 fn max_nan(a: f32, b: f32) -> f32 {
     return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
-}
-
-fn shifted(v: f32, m: f32) -> f32 {
-    return select(v - m, 0.0, v == m);
 }
 
 @compute @workgroup_size(WG)

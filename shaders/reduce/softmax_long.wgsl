@@ -23,10 +23,6 @@ const WG: u32 = 256u;
 
 var<workgroup> pairs: array<vec2<f32>, WG>;
 
-fn shifted(v: f32, m: f32) -> f32 {
-    return select(v - m, 0.0, v == m);
-}
-
 const NEG_INF: u32 = 0xff800000u;
 
 // Two (max, sum of exp(t - max)) pairs merged as lib/online_lse.wgsl merges them (equal
