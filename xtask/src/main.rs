@@ -1,14 +1,18 @@
 //! `cargo xtask <command>`: the project's scripted workflows, in plain std Rust so they
 //! build in seconds and need nothing beyond a Rust toolchain.
 //!
-//! - `test`             the whole test command CI runs (Vulkan driver, fmt, clippy, tests)
+//! - `test`             the whole test command CI runs (Vulkan driver, fmt, clippy, tests,
+//!   packaging, rust-version)
 //! - `validate-shaders` parse and validate every WGSL kernel with naga (no GPU needed)
 //! - `bench [FILTER] [--quick] [--peers]` run the criterion benches (and the peer
 //!   scripts) and write bench-report/report.{json,md}
+//! - `package`          the published crates build from their `.crate` files alone
+//! - `msrv`             the declared `rust-version` builds the workspace
 //! - `adapters`         list the wgpu adapters this machine has
 //! - `ensure-vulkan`    step one of `test` alone: install Mesa's lavapipe if no driver
 
 mod json;
+mod release;
 mod report;
 mod vulkan;
 
@@ -23,7 +27,9 @@ usage: cargo xtask <command>
 commands:
   test                 the whole test suite, as CI runs it: make sure a Vulkan driver is
                        installed (lavapipe via apt-get when none is), then cargo fmt --check,
-                       cargo clippy -D warnings, cargo test --all-targets, cargo test --doc
+                       cargo clippy -D warnings, cargo test --all-targets, cargo test --doc,
+                       cargo package (each published crate builds from its .crate
+                       alone) and a build with the declared rust-version
   validate-shaders     parse and validate every .wgsl under shaders/ with naga
                        (runs `cargo test -p gradflux-wgpu shaders`)
   bench [FILTER] [--quick] [--peers] [-- <criterion args>]
@@ -32,12 +38,17 @@ commands:
                        --quick measures briefly (about a second each); --peers first runs
                        the matching scripts in benches/peers/ (PyTorch where installed) so
                        the report gives ratios from the same session
+  package              cargo package the published crates; each is built from its .crate
+                       against the other packaged crates, never the workspace sources
+  msrv                 build the workspace with the toolchain `rust-version` names
+                       (installed through rustup; offline, check the dependencies' claims)
   adapters             list the wgpu adapters (GPUs, software drivers) this machine has
   ensure-vulkan        only the first step of `test`: install lavapipe if no Vulkan driver
   help                 this text
 ";
 
 /// A failed step: what to print before exiting non-zero.
+#[derive(Debug)]
 pub struct Failure(pub String);
 
 pub type Res<T = ()> = Result<T, Failure>;
@@ -56,6 +67,8 @@ fn main() -> ExitCode {
         "validate-shaders" => no_args(cmd, rest).and_then(|_| validate_shaders()),
         "bench" => bench(rest),
         "adapters" => no_args(cmd, rest).and_then(|_| adapters()),
+        "package" => no_args(cmd, rest).and_then(|_| release::package()),
+        "msrv" => no_args(cmd, rest).and_then(|_| release::msrv()),
         "ensure-vulkan" => no_args(cmd, rest).and_then(|_| vulkan::ensure_driver()),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -222,7 +235,12 @@ fn test() -> Res {
             let mut c = cargo();
             c.args(["test", "--workspace", "--doc"]);
             run(c)
-        })
+        })?;
+        steps.step(
+            "cargo package (packaged crates build alone)",
+            release::package,
+        )?;
+        steps.step("rust-version builds", release::msrv)
     })();
     steps.summary();
     match &result {

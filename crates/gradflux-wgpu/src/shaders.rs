@@ -22,7 +22,7 @@ macro_rules! shader {
     ($name:ident, $path:literal) => {
         pub const $name: ShaderFile = ShaderFile {
             path: $path,
-            source: include_str!(concat!("../../../shaders/", $path)),
+            source: include_str!(concat!("../shaders/", $path)),
         };
     };
 }

@@ -43,6 +43,6 @@ pub use gradflux_wgpu::{
 pub use gradflux_wgpu::wgpu;
 
 /// The README's examples, compiled and run as doctests so they cannot drift from the API.
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
