@@ -15,21 +15,83 @@ const PUBLISHED: [&str; 4] = ["gradflux-core", "gradflux-cpu", "gradflux-wgpu", 
 /// against the workspace sources, so a kernel read from outside a crate or a path
 /// dependency without a version fails here rather than on a user's machine.
 pub fn package() -> Res {
+    forget_earlier_packages()?;
+    let target = root().join("target/package-check");
+    forget_earlier_builds(&target)?;
     let mut c = cargo();
-    c.args(["package", "--locked", "--allow-dirty"]);
+    c.args(["package", "--locked", "--allow-dirty"])
+        .env("CARGO_TARGET_DIR", &target);
     for name in PUBLISHED {
         c.args(["-p", name]);
     }
     run(c)?;
     for name in PUBLISHED {
-        let file = root()
-            .join("target/package")
+        let file = target
+            .join("package")
             .join(format!("{name}-{}.crate", workspace_field("version")?));
         if !file.is_file() {
             return Err(Failure(format!(
                 "`cargo package` left no {}",
                 file.display()
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Cargo unpacks the `.crate` files it verifies against into `$CARGO_HOME/registry` and
+/// never refreshes an unpacked version it has seen: without this, a second packaging of
+/// the same version would build against the sources of the first.
+fn forget_earlier_packages() -> Res {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(registry) = home.map(|h| h.join("registry")) else {
+        return Ok(());
+    };
+    let version = workspace_field("version")?;
+    for (kind, suffix) in [("src", ""), ("cache", ".crate")] {
+        let Ok(dirs) = std::fs::read_dir(registry.join(kind)) else {
+            continue;
+        };
+        for dir in dirs.flatten() {
+            for name in PUBLISHED {
+                let stale = dir.path().join(format!("{name}-{version}{suffix}"));
+                let removed = if stale.is_dir() {
+                    std::fs::remove_dir_all(&stale)
+                } else if stale.is_file() {
+                    std::fs::remove_file(&stale)
+                } else {
+                    continue;
+                };
+                removed
+                    .map_err(|e| Failure(format!("could not remove {}: {e}", stale.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cargo takes a registry crate of a given version to be immutable, so it would reuse what
+/// it built from an earlier `.crate` of the same version: the verification builds get a
+/// target directory of their own, from which gradflux's own artifacts are removed.
+fn forget_earlier_builds(target: &std::path::Path) -> Res {
+    for dir in ["debug/.fingerprint", "debug/deps", "debug/build"] {
+        let Ok(entries) = std::fs::read_dir(target.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("gradflux") || name.starts_with("libgradflux")) {
+                continue;
+            }
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| Failure(format!("could not remove {}: {e}", path.display())))?;
         }
     }
     Ok(())

@@ -406,7 +406,7 @@ impl Graph {
             return Err(Error::Shape {
                 op: op.name(),
                 detail: format!(
-                    "a {} tensor of shape {} is over the largest size gradflux addresses                      ({MAX_TENSOR_BYTES} bytes; its element count overflows or its bytes do)",
+                    "a {} tensor of shape {} is over the largest size gradflux addresses ({MAX_TENSOR_BYTES} bytes; its element count overflows or its bytes do)",
                     t.dtype, t.shape
                 ),
             });

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::{custom::CustomOp, TensorData};
+use crate::{custom::CustomOp, kernel::KernelOp, TensorData};
 use crate::{PointCost, SinkhornSpec};
 
 /// One-input elementwise ops.
@@ -426,6 +426,8 @@ pub enum Op {
     Cast,
     /// A user kernel; the node has one output per declared output.
     Custom(Arc<CustomOp>),
+    /// An op of a family module (`src/ops/`): everything about it is behind the trait.
+    Kernel(Arc<dyn KernelOp>),
 }
 
 impl Op {
@@ -466,6 +468,7 @@ impl Op {
             Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
             Op::Cast => "cast",
             Op::Custom(_) => "custom",
+            Op::Kernel(k) => k.name(),
         }
     }
 }

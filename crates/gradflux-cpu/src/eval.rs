@@ -90,6 +90,7 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
             moe::grouped_matmul_weight_grad(*block, arg(0)?, arg(1)?, arg(2)?, out)?
         }
         Op::Custom(op) => return op.run_cpu(inputs),
+        Op::Kernel(op) => return op.eval_cpu(inputs, &node.outputs),
     };
     Ok(vec![value])
 }

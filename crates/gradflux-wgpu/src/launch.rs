@@ -8,8 +8,8 @@ use gradflux_core::{
 };
 
 use crate::matmul::{self, Chooser, Operands};
-use crate::pipelines::KernelSource;
 use crate::shaders::{self, ShaderFile};
+pub use gradflux_core::kernel::{values, Bind, KernelSource, Launch, Workgroups};
 
 /// Threads per workgroup of the one-thread-per-element kernels (their `WG` override).
 pub const ELEMENTWISE_WG: u32 = 256;
@@ -18,48 +18,6 @@ pub const ELEMENTWISE_WG: u32 = 256;
 pub const SERIAL_REDUCE_LEN: usize = 32;
 /// Largest rank the strided kernels index (the size of their `info` stride arrays).
 pub const MAX_RANK: usize = 8;
-
-/// How many workgroups a launch needs.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Workgroups {
-    /// A count the kernel reads back as `wg.x + wg.y * nwg.x`: split over y when needed.
-    Linear(u64),
-    /// Exact counts (custom kernels).
-    Fixed([u32; 3]),
-}
-
-/// What one binding of a launch names.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Bind {
-    /// A graph value's buffer.
-    Value(Value),
-    /// One of the node's scratch buffers, by slot.
-    Scratch(usize),
-}
-
-impl From<Value> for Bind {
-    fn from(v: Value) -> Bind {
-        Bind::Value(v)
-    }
-}
-
-/// The bindings naming `values`, in order.
-pub(crate) fn values(values: impl IntoIterator<Item = Value>) -> Vec<Bind> {
-    values.into_iter().map(Bind::Value).collect()
-}
-
-/// One dispatch: kernel, its bindings in order (then the `info` buffer, if any), and size.
-#[derive(Clone, Debug)]
-pub struct Launch {
-    pub kernel: KernelSource,
-    pub binds: Vec<Bind>,
-    /// Sizes of the scratch buffers the launch binds: `(slot, bytes)`. Launches of one
-    /// node that name the same slot share its buffer (sized for the largest request), so
-    /// a multi-pass kernel can hand data from one pass to the next.
-    pub scratch: Vec<(usize, u64)>,
-    pub info: Vec<u32>,
-    pub workgroups: Workgroups,
-}
 
 pub(crate) fn kernel(
     file: &ShaderFile,
@@ -156,15 +114,6 @@ pub(crate) fn gather_along_launch(
         scratch: vec![],
         info: u32s([numel, m, inner, len]),
         workgroups: per_element(numel),
-    }
-}
-
-impl Launch {
-    /// This launch naming `scratch` (every launch of a node that share slots may list
-    /// them; each slot is sized for its largest request).
-    pub(crate) fn with_scratch(mut self, scratch: &[(usize, u64)]) -> Launch {
-        self.scratch = scratch.to_vec();
-        self
     }
 }
 
@@ -632,6 +581,13 @@ pub fn launches(
                 loop_limit,
             )?
         }
+        Op::Kernel(op) => op.lower(&gradflux_core::kernel::LowerCx {
+            node: id,
+            inputs: &node.inputs,
+            input_types: &ins,
+            output_types: &node.outputs,
+            loop_limit,
+        })?,
         Op::Custom(op) => {
             let k = op.wgsl.as_ref().ok_or_else(|| Error::Unsupported {
                 backend: "wgpu".into(),

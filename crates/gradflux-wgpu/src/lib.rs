@@ -21,7 +21,7 @@ mod readback;
 mod recorder;
 mod reduce;
 mod route;
-pub mod shaders;
+pub use gradflux_core::kernel::shaders;
 mod sinkhorn;
 mod timing;
 mod topk;

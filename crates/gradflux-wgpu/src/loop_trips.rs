@@ -44,6 +44,7 @@ pub(crate) fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<
         Op::Reduce { op, axis, .. } => reduce_trips(*op, ins[0].shape.dims()[*axis]),
         Op::Softmax { axis, .. } => softmax_trips(ins[0].shape.dims()[*axis]),
         Op::MatMul(_) | Op::Custom(_) => return None,
+        Op::Kernel(op) => return op.loop_trips(ins, &node.outputs, limit),
         _ => {
             return crate::loop_trips_families::family_loop_trips(
                 &node.op,

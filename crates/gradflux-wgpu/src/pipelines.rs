@@ -8,19 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use gradflux_core::{Error, Result};
 
-/// A kernel ready to be turned into a pipeline. Its key includes every specialisation
-/// (dtype is already baked into `source`), so equal keys really are the same program.
-#[derive(Clone, Debug)]
-pub struct KernelSource {
-    /// For messages and debugging labels.
-    pub label: String,
-    pub source: String,
-    pub entry_point: String,
-    /// WGSL `override` values.
-    pub constants: Vec<(&'static str, f64)>,
-    /// One entry per binding, in order: true for read-only storage.
-    pub read_only: Vec<bool>,
-}
+pub use gradflux_core::kernel::KernelSource;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PipelineKey {

@@ -39,23 +39,26 @@ fn every_file_under_shaders_validates_and_is_registered() {
         }
     }
     assert!(!found.is_empty());
+    let registered = shaders::all();
     for path in &found {
         let rel = path
             .strip_prefix(&root)
             .unwrap()
             .to_string_lossy()
             .replace('\\', "/");
-        let file = shaders::ALL
+        let file = registered
             .iter()
             .find(|f| f.path == rel)
-            .unwrap_or_else(|| panic!("{rel} is not registered in gradflux_wgpu::shaders::ALL"));
+            .unwrap_or_else(|| {
+                panic!("{rel} is not registered (shaders::BUILTIN or a family's SHADERS)")
+            });
         assert_eq!(file.source, std::fs::read_to_string(path).unwrap(), "{rel}");
         // Validated as the backend uses it: with its imports expanded.
         validate(&rel, &shaders::compose(file).unwrap());
     }
     assert_eq!(
         found.len(),
-        shaders::ALL.len(),
+        registered.len(),
         "a registered shader has no file"
     );
 }
@@ -123,6 +126,18 @@ fn every_specialisation_the_backend_emits_validates() {
 
 /// Every register block the tuner can pick, with every layout, vector and bounds-check
 /// choice, for every dtype; then every epilogue on f32.
+#[test]
+fn every_family_shader_validates_for_every_32_bit_dtype() {
+    for family in gradflux_core::ops::FAMILIES {
+        assert!(!family.shaders.is_empty(), "{}", family.name);
+        for file in family.shaders {
+            for t in [DType::F32, DType::I32, DType::U32] {
+                check(file, t, t, None);
+            }
+        }
+    }
+}
+
 #[test]
 fn every_matmul_variant_validates() {
     let mut blocks: Vec<(u32, u32)> = TileConfig::candidates()

@@ -22,6 +22,18 @@ pub(super) fn vjp(
     if let Op::Custom(op) = &node.op {
         return custom(g, op, node, id, outs);
     }
+    if let Op::Kernel(op) = &node.op {
+        let cx = crate::kernel::VjpCx {
+            graph: g,
+            inputs: node.inputs.iter().map(|v| g.tensor(*v)).collect(),
+            outputs: (0..node.outputs.len())
+                .map(|slot| g.tensor(Value { node: id, slot }))
+                .collect(),
+            cotangents: outs,
+            needs,
+        };
+        return op.vjp(&cx);
+    }
     if let Op::Sinkhorn(spec) = &node.op {
         if spec.implicit.is_none() {
             return Ok(none());
@@ -335,7 +347,7 @@ pub(super) fn vjp(
                 none()
             }
         }
-        Op::Custom(_) => unreachable!("custom ops are handled above"),
+        Op::Custom(_) | Op::Kernel(_) => unreachable!("handled above"),
     };
     Ok(grads)
 }

@@ -14,6 +14,7 @@ mod matmul;
 mod moe;
 mod ot;
 mod reduce;
+mod scan;
 mod select;
 
 use gradflux::{

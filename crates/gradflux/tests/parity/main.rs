@@ -11,6 +11,7 @@ mod moe;
 mod ot;
 mod reduce;
 mod routing;
+mod scan;
 mod select;
 mod sinkhorn;
 mod sinkhorn_implicit;

@@ -8,7 +8,7 @@
 //! `alias T = ...;` / `alias R = ...;` lines (input and output element types) and the line
 //! marked `// @op` (the op's expression).
 
-use gradflux_core::DType;
+use crate::DType;
 
 /// A WGSL file under `shaders/`, embedded at compile time.
 #[derive(Copy, Clone, Debug)]
@@ -18,14 +18,20 @@ pub struct ShaderFile {
     pub source: &'static str,
 }
 
+/// `shader!(NAME, "family/file.wgsl")` declares the constant `NAME` holding that file.
+/// The crate's `shaders` entry links to the repository's top-level `shaders/` (the one
+/// source of truth), and `cargo package` copies it in, so the packaged crate carries its
+/// kernels.
 macro_rules! shader {
     ($name:ident, $path:literal) => {
-        pub const $name: ShaderFile = ShaderFile {
-            path: $path,
-            source: include_str!(concat!("../shaders/", $path)),
-        };
+        pub const $name: $crate::kernel::shaders::ShaderFile =
+            $crate::kernel::shaders::ShaderFile {
+                path: $path,
+                source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path)),
+            };
     };
 }
+pub(crate) use shader;
 
 shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
@@ -58,8 +64,14 @@ shader!(PLAN_MATVEC, "ot/plan_matvec.wgsl");
 shader!(SINKHORN_ADJOINT, "ot/sinkhorn_adjoint.wgsl");
 shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
-/// All shipped shader files, the imported helpers first.
-pub const ALL: &[ShaderFile] = &[
+/// Every shipped shader file: [`BUILTIN`], then each registered family's.
+pub fn all() -> Vec<ShaderFile> {
+    let families = crate::ops::FAMILIES.iter().flat_map(|f| f.shaders);
+    BUILTIN.iter().chain(families).copied().collect()
+}
+
+/// The files of the ops that predate family modules, the imported helpers first.
+pub const BUILTIN: &[ShaderFile] = &[
     LIB_FLOAT,
     LIB_ONLINE_LSE,
     LIB_WORKGROUP,
@@ -97,8 +109,9 @@ const IMPORT: &str = "// #import ";
 
 /// `file` with its imports expanded from the registered files.
 pub fn compose(file: &ShaderFile) -> Result<String, String> {
+    let all = all();
     compose_source(file.path, file.source, &|path| {
-        ALL.iter().find(|f| f.path == path).map(|f| f.source)
+        all.iter().find(|f| f.path == path).map(|f| f.source)
     })
 }
 
@@ -195,8 +208,9 @@ mod tests {
 
     #[test]
     fn every_file_has_a_distinct_path_and_source() {
-        for (i, a) in ALL.iter().enumerate() {
-            for b in &ALL[i + 1..] {
+        let all = all();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
                 assert_ne!(a.path, b.path);
                 assert_ne!(a.source, b.source, "{} and {} share source", a.path, b.path);
             }
@@ -233,7 +247,7 @@ mod tests {
 
     #[test]
     fn every_shipped_file_composes() {
-        for f in ALL {
+        for f in &all() {
             compose(f).unwrap_or_else(|e| panic!("{}: {e}", f.path));
         }
     }

@@ -1,0 +1,86 @@
+//! Ops as modules: the [`KernelOp`] trait holds everything gradflux knows about an op —
+//! its name, its vector-Jacobian product, its CPU reference, its WGSL lowering and the
+//! bound of its kernels' loops — so a new op family is a folder under `src/ops/` (and one
+//! under `shaders/`) plus one registration line, and no backend has to learn its name.
+//!
+//! Backends are executors: the CPU backend calls [`KernelOp::eval_cpu`], the wgpu backend
+//! runs the [`Launch`]es of [`KernelOp::lower`]. The node's output types were fixed by the
+//! builder method that added the op (shape and dtype rules live there, beside the op), so
+//! neither half re-derives them.
+
+pub mod launch;
+pub mod shaders;
+
+use std::fmt;
+
+use crate::{Graph, Result, Tensor, TensorData, TensorType, Value};
+
+pub use launch::{values, Bind, KernelSource, Launch, Workgroups};
+
+/// One op of a family living in its own module. Implementations are plain values (the op's
+/// attributes); a node holds one as [`Op::Kernel`](crate::Op::Kernel).
+pub trait KernelOp: fmt::Debug + Send + Sync + 'static {
+    /// A short name for messages, kernel labels and profiles (`cumsum`).
+    fn name(&self) -> &'static str;
+
+    /// One optional gradient per input, from the cotangents of the node's outputs, built
+    /// as ordinary graph nodes (so gradients run on every backend).
+    fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>>;
+
+    /// The CPU reference: the outputs (types as in `outputs`) from the inputs. This is the
+    /// definition of the op that every other lowering is tested against.
+    fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>>;
+
+    /// The WGSL lowering: the launches that compute the node, in order.
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>>;
+
+    /// The most loop iterations one invocation of any of the node's launches runs, which
+    /// the wgpu backend holds against the adapter's loop limit (software drivers stop long
+    /// loops silently). `limit` is that budget: a lowering that splits long walks to stay
+    /// within it returns the split's bound. `None` where it cannot be known.
+    fn loop_trips(&self, inputs: &[TensorType], outputs: &[TensorType], limit: u64) -> Option<u64>;
+}
+
+/// What [`KernelOp::vjp`] is given.
+pub struct VjpCx<'a> {
+    pub graph: &'a Graph,
+    /// The node's inputs and outputs, as handles of `graph`.
+    pub inputs: Vec<Tensor>,
+    pub outputs: Vec<Tensor>,
+    /// The cotangent of each output; `None` where no gradient reaches it.
+    pub cotangents: &'a [Option<Tensor>],
+    /// Which inputs need a gradient (the others may return `None` to save work).
+    pub needs: &'a [bool],
+}
+
+/// What [`KernelOp::lower`] is given: the node's values and types, and the adapter's
+/// loop budget.
+pub struct LowerCx<'a> {
+    /// The node's id (its outputs are `Value { node, slot }`).
+    pub node: usize,
+    pub inputs: &'a [Value],
+    pub input_types: &'a [TensorType],
+    pub output_types: &'a [TensorType],
+    /// Loop iterations one invocation may run on this adapter (`None`: no limit known);
+    /// long walks split to stay within it.
+    pub loop_limit: Option<u64>,
+}
+
+impl LowerCx<'_> {
+    /// The value of output `slot`.
+    pub fn output(&self, slot: usize) -> Value {
+        Value {
+            node: self.node,
+            slot,
+        }
+    }
+}
+
+/// An op family: its name (the same word in `src/ops/`, `shaders/`, the parity test and
+/// the bench) and the WGSL files it ships, which the shader registry and the offline
+/// validation pick up from here.
+#[derive(Copy, Clone, Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub shaders: &'static [shaders::ShaderFile],
+}
