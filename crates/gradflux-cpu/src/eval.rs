@@ -4,10 +4,18 @@
 
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
-use crate::{
-    elementwise, index, layout, matmul, moe, ot, points, reduce, route, select, sinkhorn,
-    sinkhorn_adjoint, BACKEND_NAME,
+use gradflux_core::ops::elementwise::cpu as elementwise;
+use gradflux_core::ops::index::cpu as index;
+use gradflux_core::ops::layout::cpu as layout;
+use gradflux_core::ops::matmul::cpu as matmul;
+use gradflux_core::ops::moe::{cpu as moe, cpu_route as route};
+use gradflux_core::ops::ot::{
+    cpu as ot, cpu_adjoint as sinkhorn_adjoint, cpu_points as points, cpu_sinkhorn as sinkhorn,
 };
+use gradflux_core::ops::reduce::cpu as reduce;
+use gradflux_core::ops::select::cpu as select;
+
+use crate::BACKEND_NAME;
 
 /// Computes every output of `node` (slot order) from its input values. `Input` nodes are
 /// bound by the executable, not here.

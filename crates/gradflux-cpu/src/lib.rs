@@ -19,22 +19,7 @@
 //! # Ok::<(), gradflux_core::Error>(())
 //! ```
 
-#[macro_use]
-mod num;
-mod elementwise;
 mod eval;
-mod index;
-mod layout;
-mod matmul;
-mod moe;
-mod ot;
-mod points;
-mod reduce;
-mod route;
-mod select;
-mod sinkhorn;
-mod sinkhorn_adjoint;
-mod strided;
 
 use std::collections::HashMap;
 

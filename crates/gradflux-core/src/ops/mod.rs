@@ -6,6 +6,32 @@
 
 use crate::kernel::Family;
 
+// Numeric helpers of the CPU references: first, for their macros.
+#[macro_use]
+#[doc(hidden)]
+pub mod num;
+#[doc(hidden)]
+pub mod strided;
+
+// Families whose ops are still variants of `Op`, reached by the backends' matches; each
+// moves to `families!` below as its ops become `KernelOp` values.
+#[doc(hidden)]
+pub mod elementwise;
+#[doc(hidden)]
+pub mod index;
+#[doc(hidden)]
+pub mod layout;
+#[doc(hidden)]
+pub mod matmul;
+#[doc(hidden)]
+pub mod moe;
+#[doc(hidden)]
+pub mod ot;
+#[doc(hidden)]
+pub mod reduce;
+#[doc(hidden)]
+pub mod select;
+
 /// Declares each family's module and lists it in [`FAMILIES`].
 macro_rules! families {
     ($($family:ident),* $(,)?) => {

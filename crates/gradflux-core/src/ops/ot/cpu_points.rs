@@ -1,12 +1,12 @@
 //! `point_softmin` and its vector-Jacobian product: the soft minimum over a cost computed
 //! on the fly between points, in `f64`, rounded once per output.
 
-use gradflux_core::{DType, PointCost, Result, TensorData, TensorType};
+use crate::{DType, PointCost, Result, TensorData, TensorType};
 
-use crate::ot::{soft_minima, Geometry};
+use crate::ops::ot::cpu::{soft_minima, Geometry};
 
 /// Point clouds `x [batch, n, d]` and `y [batch, m, d]` as `f64`, with their sizes.
-pub(crate) struct Clouds {
+pub struct Clouds {
     pub x: Vec<f64>,
     pub y: Vec<f64>,
     pub batch: usize,
@@ -78,21 +78,21 @@ impl Clouds {
 }
 
 /// `data` rounded to `ty`'s dtype.
-pub(crate) fn to_tensor(ty: &TensorType, data: &[f64]) -> Result<TensorData> {
+pub fn to_tensor(ty: &TensorType, data: &[f64]) -> Result<TensorData> {
     TensorData::new(ty.shape.clone(), data.to_vec())?.cast_to(ty.dtype)
 }
 
 /// Rounds `v` to what `dtype` holds.
-pub(crate) fn round_to(dtype: DType, v: f64) -> f64 {
+pub fn round_to(dtype: DType, v: f64) -> f64 {
     match dtype {
         DType::F32 => v as f32 as f64,
-        DType::F16 => gradflux_core::half::f16::from_f64(v).to_f64(),
+        DType::F16 => crate::half::f16::from_f64(v).to_f64(),
         _ => v,
     }
 }
 
 /// `out[b, i] = −eps · log Σ_j exp(h[b, j] − cost(x_i, y_j) / eps)`.
-pub(crate) fn point_softmin(
+pub fn point_softmin(
     eps: f64,
     cost: PointCost,
     [x, y, h]: [&TensorData; 3],
@@ -108,7 +108,7 @@ pub(crate) fn point_softmin(
 }
 
 /// `dx`, `dy`, `dh` of `point_softmin` (see `Op::PointSoftminBackward`).
-pub(crate) fn point_softmin_backward(
+pub fn point_softmin_backward(
     eps: f64,
     cost: PointCost,
     [x, y, h, s, gy]: [&TensorData; 5],

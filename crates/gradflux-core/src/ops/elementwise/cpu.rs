@@ -4,14 +4,14 @@
 //! that is what a GPU kernel does; promoting to `f64` here would make the reference
 //! disagree with the device by more than the device's own error.
 
-use gradflux_core::{
+use crate::{
     BinaryOp, CompareOp, DType, Element, Result, Shape, Storage, TensorData, TensorType, UnaryOp,
 };
 
-use crate::num::{unsupported, Float, Num};
-use crate::strided::broadcast_offsets;
+use crate::ops::num::{unsupported, Float, Num};
+use crate::ops::strided::broadcast_offsets;
 
-pub(crate) fn unary(op: UnaryOp, x: &TensorData, out: &TensorType) -> Result<TensorData> {
+pub fn unary(op: UnaryOp, x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let storage = match out.dtype {
         DType::F16 => map::<half::f16>(x, float_unary(op))?,
         DType::F32 => map::<f32>(x, float_unary(op))?,
@@ -28,7 +28,7 @@ pub(crate) fn unary(op: UnaryOp, x: &TensorData, out: &TensorType) -> Result<Ten
     TensorData::from_storage(out.shape.clone(), storage)
 }
 
-pub(crate) fn binary(
+pub fn binary(
     op: BinaryOp,
     a: &TensorData,
     b: &TensorData,
@@ -52,7 +52,7 @@ pub(crate) fn binary(
 
 /// Compares in the operands' dtype (NaN compares unequal to everything, so only `ne` is
 /// true for it) and writes a `u32` mask.
-pub(crate) fn compare(
+pub fn compare(
     op: CompareOp,
     a: &TensorData,
     b: &TensorData,
@@ -67,7 +67,7 @@ pub(crate) fn compare(
     TensorData::new(out.shape.clone(), mask)
 }
 
-pub(crate) fn select(
+pub fn select(
     cond: &TensorData,
     a: &TensorData,
     b: &TensorData,
@@ -100,7 +100,7 @@ const WGSL_I32_LOW: f32 = -2147483648.0;
 const WGSL_I32_HIGH: f32 = 2147483520.0;
 const WGSL_U32_HIGH: f32 = 4294967040.0;
 
-pub(crate) fn cast(x: &TensorData, out: &TensorType) -> Result<TensorData> {
+pub fn cast(x: &TensorData, out: &TensorType) -> Result<TensorData> {
     macro_rules! cast_to {
         ($v:expr) => {
             match out.dtype {

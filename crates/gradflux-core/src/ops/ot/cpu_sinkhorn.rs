@@ -2,16 +2,16 @@
 //! rounded to the dtype after every half-step (as the GPU stores them), the same ε
 //! schedule, the same checks, and the same stopping rule as the wgpu launcher.
 
-use gradflux_core::{
+use crate::{
     not_converged, within_tolerance, worst_error, Error, Result, SinkhornSpec, TensorData,
     TensorType,
 };
 
-use crate::ot::{soft_minima, Geometry};
-use crate::points::{round_to, to_tensor, Clouds};
+use crate::ops::ot::cpu::{soft_minima, Geometry};
+use crate::ops::ot::cpu_points::{round_to, to_tensor, Clouds};
 
 /// One node's problems: their sizes and the geometry.
-pub(crate) struct Problem {
+pub struct Problem {
     pub geometry: Geometry,
     pub batch: usize,
     pub n: usize,
@@ -59,7 +59,7 @@ impl Problem {
 }
 
 /// The outputs `f`, `g`, `error`, `iterations` of `Op::Sinkhorn`; inputs in its order.
-pub(crate) fn sinkhorn(
+pub fn sinkhorn(
     spec: &SinkhornSpec,
     inputs: &[&TensorData],
     outs: &[TensorType],

@@ -14,14 +14,14 @@
 //! along `c` (the potentials' constant shift); the right-hand side's component there is
 //! projected out.
 
-use gradflux_core::{Result, SinkhornSpec, TensorData, TensorType};
+use crate::{Result, SinkhornSpec, TensorData, TensorType};
 
-use crate::ot::kernel_products;
-use crate::points::to_tensor;
-use crate::sinkhorn::Problem;
+use crate::ops::ot::cpu::kernel_products;
+use crate::ops::ot::cpu_points::to_tensor;
+use crate::ops::ot::cpu_sinkhorn::Problem;
 
 /// The outputs `wf`, `wg` of `Op::SinkhornAdjoint`; inputs in its order.
-pub(crate) fn sinkhorn_adjoint(
+pub fn sinkhorn_adjoint(
     spec: &SinkhornSpec,
     inputs: &[&TensorData],
     outs: &[TensorType],

@@ -3,9 +3,9 @@
 
 use std::cmp::Ordering;
 
-use gradflux_core::{DropPolicy, Element, MoeDispatchSpec, Result, TensorData, TensorType};
+use crate::{DropPolicy, Element, MoeDispatchSpec, Result, TensorData, TensorType};
 
-use crate::num::Num;
+use crate::ops::num::Num;
 
 /// `a` before `b` in gate order: larger gate first, NaN above every number, `-0 == 0`.
 fn gate_order(a: f64, b: f64) -> Ordering {
@@ -18,7 +18,7 @@ fn gate_order(a: f64, b: f64) -> Ordering {
 }
 
 /// The six outputs of `moe_dispatch` (see `Op::MoeDispatch`).
-pub(crate) fn dispatch(
+pub fn dispatch(
     spec: &MoeDispatchSpec,
     experts: &TensorData,
     gates: Option<&TensorData>,
@@ -90,7 +90,7 @@ fn row_experts(
 }
 
 /// `out[p] = x[p] · w[e(p)]`, accumulating in `f64`.
-pub(crate) fn grouped_matmul(
+pub fn grouped_matmul(
     (block, transpose_b): (usize, bool),
     x: &TensorData,
     w: &TensorData,
@@ -123,7 +123,7 @@ pub(crate) fn grouped_matmul(
 }
 
 /// `dw[e] = Σ_{rows p of e} x[p]ᵀ · dy[p]`, accumulating in `f64`.
-pub(crate) fn grouped_matmul_weight_grad(
+pub fn grouped_matmul_weight_grad(
     block: usize,
     x: &TensorData,
     dy: &TensorData,

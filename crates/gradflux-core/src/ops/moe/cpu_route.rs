@@ -2,12 +2,12 @@
 //! histogram. The choice reuses `top_k`'s rank order; the gates are formed in `f64` from
 //! the chosen logits and rounded once, so the reference is as exact as the dtype allows.
 
-use gradflux_core::{Element, FusedRouteSpec, Result, RouteScore, TensorData, TensorType};
+use crate::{Element, FusedRouteSpec, Result, RouteScore, TensorData, TensorType};
 
-use crate::select::top_k;
+use crate::ops::select::cpu::top_k;
 
 /// The three outputs of `fused_route` (see `Op::FusedRoute`) for `[T, E]` logits.
-pub(crate) fn fused_route(
+pub fn fused_route(
     spec: &FusedRouteSpec,
     logits: &TensorData,
     outs: &[TensorType],
@@ -34,11 +34,14 @@ pub(crate) fn fused_route(
                 // shift is softmax's, 0 where a logit is the maximum.
                 let m = top[0];
                 for (g, &zj) in out.iter_mut().zip(top) {
-                    *g = crate::reduce::shift(zj, m).exp();
+                    *g = crate::ops::reduce::cpu::shift(zj, m).exp();
                 }
                 if !spec.renormalize {
                     let z = &z[row * e..(row + 1) * e];
-                    let total: f64 = z.iter().map(|&ze| crate::reduce::shift(ze, m).exp()).sum();
+                    let total: f64 = z
+                        .iter()
+                        .map(|&ze| crate::ops::reduce::cpu::shift(ze, m).exp())
+                        .sum();
                     out.iter_mut().for_each(|g| *g /= total);
                 }
             }
@@ -70,7 +73,7 @@ pub(crate) fn fused_route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradflux_core::DType;
+    use crate::DType;
 
     fn route(score: RouteScore, renormalize: bool, k: usize, z: &[f32]) -> (Vec<f32>, Vec<u32>) {
         let e = z.len();

@@ -1,31 +1,31 @@
 //! Data movement: reshape, permute, slice, concat and broadcast. None of these do
 //! arithmetic, so they work on any dtype and copy values bit for bit.
 
-use gradflux_core::{Element, Result, Storage, TensorData, TensorType};
+use crate::{Element, Result, Storage, TensorData, TensorType};
 
-use crate::strided::{broadcast_offsets, gather, strided_offsets};
+use crate::ops::strided::{broadcast_offsets, gather, strided_offsets};
 
 /// Row-major data does not change under a reshape, so only the shape is replaced.
-pub(crate) fn reshape(x: &TensorData, out: &TensorType) -> Result<TensorData> {
+pub fn reshape(x: &TensorData, out: &TensorType) -> Result<TensorData> {
     TensorData::from_storage(out.shape.clone(), x.storage().clone())
 }
 
 /// Output axis `i` walks input axis `perm[i]`, i.e. with that axis's stride.
-pub(crate) fn permute(perm: &[usize], x: &TensorData, out: &TensorType) -> Result<TensorData> {
+pub fn permute(perm: &[usize], x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let strides = x.shape().strides();
     let permuted: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
     let offsets = strided_offsets(out.shape.dims(), &permuted);
     gather_through(x, &offsets, out)
 }
 
-pub(crate) fn broadcast_to(x: &TensorData, out: &TensorType) -> Result<TensorData> {
+pub fn broadcast_to(x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let offsets = broadcast_offsets(x.shape(), &out.shape);
     gather_through(x, &offsets, out)
 }
 
 /// Output index `k` along `axis` reads input index `start + k * step`; the output length
 /// comes from the node, which already accounts for the range's end.
-pub(crate) fn slice(
+pub fn slice(
     axis: usize,
     start: usize,
     step: usize,
@@ -45,7 +45,7 @@ pub(crate) fn slice(
 }
 
 /// For each outer index, the inputs' `[len_t, inner]` blocks follow one another.
-pub(crate) fn concat(axis: usize, xs: &[&TensorData], out: &TensorType) -> Result<TensorData> {
+pub fn concat(axis: usize, xs: &[&TensorData], out: &TensorType) -> Result<TensorData> {
     let storage = by_dtype!(out.dtype, T => {
         let parts = xs
             .iter()

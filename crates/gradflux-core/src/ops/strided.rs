@@ -1,13 +1,13 @@
 //! Strided index walks: the one piece of addressing that broadcasting, permutation and
 //! batched matmul share, so each of those is a gather through a list of offsets.
 
-use gradflux_core::Shape;
+use crate::Shape;
 
 /// The offset `sum(index[d] * strides[d])` of every index of `dims`, in row-major order.
 ///
 /// Returned as a vector rather than an iterator because callers zip it with several
 /// operands, and reference-backend sizes are small.
-pub(crate) fn strided_offsets(dims: &[usize], strides: &[usize]) -> Vec<usize> {
+pub fn strided_offsets(dims: &[usize], strides: &[usize]) -> Vec<usize> {
     debug_assert_eq!(dims.len(), strides.len());
     let n: usize = dims.iter().product();
     let mut offsets = Vec::with_capacity(n);
@@ -31,12 +31,12 @@ pub(crate) fn strided_offsets(dims: &[usize], strides: &[usize]) -> Vec<usize> {
 
 /// Where each element of `target` reads from a tensor of shape `source` under numpy
 /// broadcasting.
-pub(crate) fn broadcast_offsets(source: &Shape, target: &Shape) -> Vec<usize> {
+pub fn broadcast_offsets(source: &Shape, target: &Shape) -> Vec<usize> {
     strided_offsets(target.dims(), &source.broadcast_strides(target))
 }
 
 /// Gathers `data` through `offsets`.
-pub(crate) fn gather<T: Copy>(data: &[T], offsets: &[usize]) -> Vec<T> {
+pub fn gather<T: Copy>(data: &[T], offsets: &[usize]) -> Vec<T> {
     offsets.iter().map(|&o| data[o]).collect()
 }
 

@@ -1,12 +1,12 @@
 //! `softmin`, the entropic soft minimum of optimal transport, computed in `f64` with the
 //! row's largest term subtracted before exponentiating, and rounded once.
 
-use gradflux_core::{Result, SoftminAxis, TensorData, TensorType};
+use crate::{Result, SoftminAxis, TensorData, TensorType};
 
-use crate::points::{to_tensor, Clouds};
+use crate::ops::ot::cpu_points::{to_tensor, Clouds};
 
 /// Where the costs of a soft minimum come from.
-pub(crate) enum Geometry {
+pub enum Geometry {
     /// A dense `[batch, n, m]` matrix.
     Dense { cost: Vec<f64>, n: usize, m: usize },
     /// Computed on the fly between point clouds.
@@ -23,7 +23,7 @@ impl Geometry {
 }
 
 /// `out[i] = −eps · log Σ_j exp(h[j] − cost[i, j] / eps)` per row, or the same per column.
-pub(crate) fn softmin(
+pub fn softmin(
     eps: f64,
     axis: SoftminAxis,
     cost: &TensorData,
@@ -49,7 +49,7 @@ pub(crate) fn softmin(
 /// `−eps · log Σ_r exp(h[b, r] − cost / eps)` for every row of every problem (`rows`),
 /// reducing over the columns, or for every column reducing over the rows; in `f64`, with
 /// the row's largest term taken out before exponentiating.
-pub(crate) fn soft_minima(
+pub fn soft_minima(
     geometry: &Geometry,
     (batch, n, m): (usize, usize, usize),
     eps: f64,
@@ -69,7 +69,7 @@ pub(crate) fn soft_minima(
 /// a product of the plan-like kernel with a vector, per row (`rows`, reducing over the
 /// columns) or per column. The caller keeps the exponent at most about 0 (a normalised
 /// plan), so the terms are summed as they are.
-pub(crate) fn kernel_products(
+pub fn kernel_products(
     geometry: &Geometry,
     (batch, n, m): (usize, usize, usize),
     eps: f64,
@@ -140,7 +140,7 @@ where
 
 /// `log Σ exp(t)`: `-inf` for no terms or all `-inf`, NaN if any term is NaN, `+inf` if
 /// any is `+inf`.
-pub(crate) fn log_sum_exp(terms: &[f64]) -> f64 {
+pub fn log_sum_exp(terms: &[f64]) -> f64 {
     if terms.iter().any(|t| t.is_nan()) {
         return f64::NAN;
     }

@@ -3,10 +3,10 @@
 
 use std::cmp::Ordering;
 
-use gradflux_core::{Element, Result, TensorData, TensorType};
+use crate::{Element, Result, TensorData, TensorType};
 
-use crate::index::{checked_rows, indices};
-use crate::num::Num;
+use crate::ops::index::cpu::{checked_rows, indices};
+use crate::ops::num::Num;
 
 /// The rank order of `top_k`: NaN above everything (NaNs equal among themselves), numbers
 /// by value, so `-0.0 == 0.0`.
@@ -23,7 +23,7 @@ fn rank<T: PartialOrd>(a: &T, b: &T) -> Ordering {
 
 /// Values and `u32` positions of the `k` largest of each row, descending, lower index
 /// first among equals.
-pub(crate) fn top_k(
+pub fn top_k(
     axis: usize,
     k: usize,
     x: &TensorData,
@@ -63,7 +63,7 @@ pub(crate) fn top_k(
 }
 
 /// `out[o, j, i] = x[o, idx[o, j, i], i]`, 0 where the index is out of range.
-pub(crate) fn gather_along(
+pub fn gather_along(
     axis: usize,
     x: &TensorData,
     idx: &TensorData,
@@ -91,7 +91,7 @@ pub(crate) fn gather_along(
 }
 
 /// `out[o, idx[o, j, i], i] += src[o, j, i]` into zeros, `j` increasing.
-pub(crate) fn scatter_along(
+pub fn scatter_along(
     axis: usize,
     dim_size: usize,
     src: &TensorData,

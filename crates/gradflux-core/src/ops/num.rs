@@ -4,12 +4,10 @@
 //! The integer rules here (wrapping arithmetic, `x / 0 == x`) are WGSL's, because the GPU
 //! backend must agree with this crate bit for bit on integers.
 
-use gradflux_core::{Element, Error};
-
-use crate::BACKEND_NAME;
+use crate::{Element, Error};
 
 /// Arithmetic every dtype supports, with the wrapping and division rules of WGSL.
-pub(crate) trait Num: Element + PartialOrd {
+pub trait Num: Element + PartialOrd {
     const ZERO: Self;
 
     /// What sums are carried in: `f64` for floats, so `f32` sums do not lose low bits to
@@ -37,7 +35,7 @@ pub(crate) trait Num: Element + PartialOrd {
 
 /// The transcendental functions, which only exist for floats (the builder rejects them on
 /// integers, so integer kernels never need them).
-pub(crate) trait Float: Num {
+pub trait Float: Num {
     const ONE: Self;
     fn exp(self) -> Self;
     fn ln(self) -> Self;
@@ -257,9 +255,9 @@ int_num!(u32, |x| x);
 
 /// An op reached a dtype the builder should have rejected. Reported as an error rather than
 /// a panic so that a gap in the builder's checks fails one run instead of the process.
-pub(crate) fn unsupported(op: &str, dtype: gradflux_core::DType) -> Error {
+pub fn unsupported(op: &str, dtype: crate::DType) -> Error {
     Error::Unsupported {
-        backend: BACKEND_NAME.to_string(),
+        backend: "cpu (reference)".to_string(),
         what: format!("`{op}` on {dtype}"),
     }
 }
@@ -268,23 +266,23 @@ pub(crate) fn unsupported(op: &str, dtype: gradflux_core::DType) -> Error {
 macro_rules! by_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
-            gradflux_core::DType::F16 => {
+            crate::DType::F16 => {
                 type $T = half::f16;
                 $body
             }
-            gradflux_core::DType::F32 => {
+            crate::DType::F32 => {
                 type $T = f32;
                 $body
             }
-            gradflux_core::DType::F64 => {
+            crate::DType::F64 => {
                 type $T = f64;
                 $body
             }
-            gradflux_core::DType::I32 => {
+            crate::DType::I32 => {
                 type $T = i32;
                 $body
             }
-            gradflux_core::DType::U32 => {
+            crate::DType::U32 => {
                 type $T = u32;
                 $body
             }
@@ -297,19 +295,19 @@ macro_rules! by_dtype {
 macro_rules! by_float_dtype {
     ($dtype:expr, $op:expr, $T:ident => $body:expr) => {
         match $dtype {
-            gradflux_core::DType::F16 => {
+            crate::DType::F16 => {
                 type $T = half::f16;
                 $body
             }
-            gradflux_core::DType::F32 => {
+            crate::DType::F32 => {
                 type $T = f32;
                 $body
             }
-            gradflux_core::DType::F64 => {
+            crate::DType::F64 => {
                 type $T = f64;
                 $body
             }
-            other => Err($crate::num::unsupported($op, other)),
+            other => Err($crate::ops::num::unsupported($op, other)),
         }
     };
 }

@@ -5,16 +5,11 @@
 //! cheap implementation gets and the GPU is judged against that rather than against another
 //! rounding order.
 
-use gradflux_core::{Element, Error, ReduceOp, Result, Storage, TensorData, TensorType};
+use crate::{Element, Error, ReduceOp, Result, Storage, TensorData, TensorType};
 
-use crate::num::{unsupported, Num};
+use crate::ops::num::{unsupported, Num};
 
-pub(crate) fn reduce(
-    op: ReduceOp,
-    axis: usize,
-    x: &TensorData,
-    out: &TensorType,
-) -> Result<TensorData> {
+pub fn reduce(op: ReduceOp, axis: usize, x: &TensorData, out: &TensorType) -> Result<TensorData> {
     if op.float_only() && !x.dtype().is_float() {
         return Err(unsupported(op.name(), x.dtype()));
     }
@@ -39,12 +34,7 @@ pub(crate) fn reduce(
     TensorData::from_storage(out.shape.clone(), storage)
 }
 
-pub(crate) fn softmax(
-    axis: usize,
-    log: bool,
-    x: &TensorData,
-    out: &TensorType,
-) -> Result<TensorData> {
+pub fn softmax(axis: usize, log: bool, x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let view = x.shape().split_at_axis(axis);
     let name = if log { "log_softmax" } else { "softmax" };
     let storage = by_float_dtype!(x.dtype(), name, T => {
@@ -137,7 +127,7 @@ fn argmax<T: Num>(lane: &[T]) -> u32 {
 /// The shift `x - m` by the lane maximum `m`, taken as 0 where `x == m`: so a lane whose
 /// maximum is infinite treats its infinite entries as tied maxima (softmax shares the
 /// mass among them) instead of forming the NaN `inf - inf`.
-pub(crate) fn shift(x: f64, m: f64) -> f64 {
+pub fn shift(x: f64, m: f64) -> f64 {
     if x == m {
         0.0
     } else {

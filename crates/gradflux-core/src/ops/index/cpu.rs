@@ -3,13 +3,13 @@
 //! Out-of-range indices are defined (read 0, write nowhere) instead of being errors,
 //! because a GPU kernel cannot report them; the reference must give the same answer.
 
-use gradflux_core::{Element, Result, Storage, TensorData, TensorType};
+use crate::{Element, Result, Storage, TensorData, TensorType};
 
-use crate::num::{unsupported, Num};
+use crate::ops::num::{unsupported, Num};
 
 /// `out[o, j, i] = x[o, idx[j], i]` over the `[outer, len, inner]` view of `x`, with `j`
 /// running over `idx` flattened.
-pub(crate) fn gather(
+pub fn gather(
     axis: usize,
     x: &TensorData,
     idx: &TensorData,
@@ -38,7 +38,7 @@ pub(crate) fn gather(
 
 /// `out[o, idx[j], i] += src[o, j, i]` into zeros, for `j` in increasing order, so float
 /// sums are reproducible run to run.
-pub(crate) fn scatter_add(
+pub fn scatter_add(
     axis: usize,
     dim_size: usize,
     src: &TensorData,
@@ -66,7 +66,7 @@ pub(crate) fn scatter_add(
 }
 
 /// The index tensor's values, widened so `i32` and `u32` indices share one range check.
-pub(crate) fn indices(idx: &TensorData, op: &str) -> Result<Vec<i64>> {
+pub fn indices(idx: &TensorData, op: &str) -> Result<Vec<i64>> {
     match idx.storage() {
         Storage::I32(v) => Ok(v.iter().map(|&i| i64::from(i)).collect()),
         Storage::U32(v) => Ok(v.iter().map(|&i| i64::from(i)).collect()),
@@ -75,7 +75,7 @@ pub(crate) fn indices(idx: &TensorData, op: &str) -> Result<Vec<i64>> {
 }
 
 /// Each index as a row number, or `None` where it falls outside `0..len`.
-pub(crate) fn checked_rows(indices: Vec<i64>, len: usize) -> Vec<Option<usize>> {
+pub fn checked_rows(indices: Vec<i64>, len: usize) -> Vec<Option<usize>> {
     indices
         .into_iter()
         .map(|i| usize::try_from(i).ok().filter(|&r| r < len))

@@ -4,13 +4,13 @@
 //! The builder has already turned rank-1 operands into matrices, so both inputs here have
 //! rank >= 2 and the output is `[..batch, m, n]`.
 
-use gradflux_core::{Element, MatMulSpec, Result, Shape, TensorData, TensorType};
+use crate::{Element, MatMulSpec, Result, Shape, TensorData, TensorType};
 
-use crate::elementwise;
-use crate::num::Num;
-use crate::strided::broadcast_offsets;
+use crate::ops::elementwise::cpu as elementwise;
+use crate::ops::num::Num;
+use crate::ops::strided::broadcast_offsets;
 
-pub(crate) fn matmul(
+pub fn matmul(
     spec: MatMulSpec,
     a: &TensorData,
     b: &TensorData,

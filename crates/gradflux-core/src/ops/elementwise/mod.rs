@@ -1,0 +1,3 @@
+//! The `elementwise` family (its ops are still `Op` variants; see `ops/mod.rs`).
+
+pub mod cpu;

@@ -1,0 +1,3 @@
+//! The `matmul` family (its ops are still `Op` variants; see `ops/mod.rs`).
+
+pub mod cpu;

@@ -1,0 +1,4 @@
+//! The `moe` family (its ops are still `Op` variants; see `ops/mod.rs`).
+
+pub mod cpu;
+pub mod cpu_route;
