@@ -11,7 +11,7 @@ use crate::pipelines::PipelineCache;
 /// Loop iterations llvmpipe runs per shader invocation before it stops the invocation
 /// (Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`; measured: two loops of 60 000 iterations in one
 /// invocation run 60 000 and 5 534).
-pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
+pub use gradflux_core::kernel::LLVMPIPE_LOOP_LIMIT;
 
 /// The loop budget per shader invocation on adapters without a known hard limit: long
 /// serial loops are the slow shape on any GPU and meet driver watchdogs, so walks past it

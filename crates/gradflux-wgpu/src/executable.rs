@@ -310,7 +310,7 @@ impl WgpuExecutable {
         let mut scratch_bytes = 0;
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
             let ins: Vec<TensorType> = node.inputs.iter().map(|v| types[v].clone()).collect();
-            crate::loop_trips::check(node, id, &ins, ctx.loop_limit())?;
+            gradflux_core::kernel::loop_trips::check(node, id, &ins, ctx.loop_limit())?;
             if let Op::Sinkhorn(spec) = &node.op {
                 let (looped, bytes) = SinkhornLoop::build(
                     ctx,

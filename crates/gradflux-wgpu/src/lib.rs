@@ -4,27 +4,17 @@
 //! [`WgpuDevice`] opens an adapter; as a [`gradflux_core::Backend`] it compiles graphs into
 //! executables that keep every buffer, pipeline and bind group between runs.
 
-mod adjoint;
 mod device;
 mod dispatch;
 mod executable;
-mod index;
 mod launch;
-mod loop_trips;
-mod loop_trips_families;
 mod looped;
 pub mod matmul;
-mod moe;
-mod ot;
 mod pipelines;
 mod readback;
 mod recorder;
-mod reduce;
-mod route;
 pub use gradflux_core::kernel::shaders;
-mod sinkhorn;
 mod timing;
-mod topk;
 
 pub use wgpu;
 
@@ -33,12 +23,14 @@ use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
 pub use device::{wanted_features, AdapterSummary, WgpuDevice};
 pub use dispatch::split_workgroups;
 pub use executable::WgpuExecutable;
-pub use launch::{binary_expr, cast_expr, compare_expr, unary_expr, ELEMENTWISE_WG, MAX_RANK};
+pub use gradflux_core::kernel::launch::{ELEMENTWISE_WG, MAX_RANK};
+pub use gradflux_core::kernel::LLVMPIPE_LOOP_LIMIT;
+pub use gradflux_core::ops::elementwise::wgsl::{binary_expr, cast_expr, compare_expr, unary_expr};
+pub use gradflux_core::ops::select::wgsl::key_expr as topk_key_expr;
 pub use matmul::tune::{TunerStats, Tuning};
 pub use pipelines::KernelSource;
 pub use recorder::MAX_DISPATCHES_PER_SUBMIT;
 pub use timing::Clock;
-pub use topk::key_expr as topk_key_expr;
 
 impl Backend for WgpuDevice {
     fn name(&self) -> String {

@@ -14,7 +14,7 @@ use crate::executable::{make_step, scratch_buffers};
 use crate::launch::{point_sizes, Launch};
 use crate::readback::read_mapped;
 use crate::recorder::{Recorder, Step};
-use crate::sinkhorn::{loop_launches, status_bytes, STATUS};
+use gradflux_core::ops::ot::wgsl_sinkhorn::{loop_launches, status_bytes, STATUS};
 
 /// One compiled `Op::Sinkhorn` node.
 pub(crate) struct SinkhornLoop {

@@ -2,7 +2,8 @@
 //! [`Launch`]es (kernel source, bindings, the small `info` array, workgroup counts), so the
 //! wgpu backend executes lowerings without knowing which op made them.
 
-use crate::Value;
+use crate::kernel::shaders::{self, ShaderFile};
+use crate::{DType, TensorType, Value};
 
 /// A kernel ready to be turned into a pipeline. Its key includes every specialisation
 /// (dtype is already baked into `source`), so equal keys really are the same program.
@@ -67,4 +68,58 @@ impl Launch {
         self.scratch = scratch.to_vec();
         self
     }
+}
+
+/// Threads per workgroup of the one-thread-per-element kernels (their `WG` override).
+pub const ELEMENTWISE_WG: u32 = 256;
+/// Largest rank the strided kernels index (the size of their `info` stride arrays).
+pub const MAX_RANK: usize = 8;
+
+pub fn kernel(
+    file: &ShaderFile,
+    label: String,
+    t: DType,
+    r: DType,
+    expr: Option<&str>,
+    constants: Vec<(&'static str, f64)>,
+    bindings: usize,
+) -> KernelSource {
+    let mut read_only = vec![true; bindings];
+    read_only[bindings - 2] = false; // output
+    KernelSource {
+        label,
+        source: shaders::specialise(file, t, r, expr),
+        entry_point: "main".into(),
+        constants,
+        read_only,
+    }
+}
+
+pub fn per_element(numel: usize) -> Workgroups {
+    Workgroups::Linear((numel as u64).div_ceil(ELEMENTWISE_WG as u64))
+}
+
+pub fn u32s(v: impl IntoIterator<Item = usize>) -> Vec<u32> {
+    v.into_iter().map(|x| x as u32).collect()
+}
+
+pub fn padded(v: &[usize]) -> Vec<u32> {
+    let mut out = u32s(v.iter().copied());
+    out.resize(MAX_RANK, 0);
+    out
+}
+
+/// `(batch, n, m)` of a batch of `[.., n, m]` matrices.
+pub fn matrix_sizes(t: &TensorType) -> (usize, usize, usize) {
+    let dims = t.shape.dims();
+    let (n, m) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    (dims[..dims.len() - 2].iter().product(), n, m)
+}
+
+/// `(batch, n, m, d)` of point clouds `x [.., n, d]` and `y [.., m, d]`.
+pub fn point_sizes(x: &TensorType, y: &TensorType) -> (usize, usize, usize, usize) {
+    let (xd, yd) = (x.shape.dims(), y.shape.dims());
+    let r = xd.len();
+    let batch = xd[..r - 2].iter().product();
+    (batch, xd[r - 2], yd[r - 2], xd[r - 1])
 }

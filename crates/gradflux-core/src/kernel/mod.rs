@@ -9,6 +9,10 @@
 //! neither half re-derives them.
 
 pub mod launch;
+#[doc(hidden)]
+pub mod loop_trips;
+#[doc(hidden)]
+pub mod loop_trips_families;
 pub mod shaders;
 
 use std::fmt;
@@ -75,6 +79,10 @@ impl LowerCx<'_> {
         }
     }
 }
+
+/// Loop iterations Mesa's llvmpipe (lavapipe) lets one shader invocation run in total,
+/// measured; past it the invocation stops silently.
+pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
 
 /// An op family: its name (the same word in `src/ops/`, `shaders/`, the parity test and
 /// the bench) and the WGSL files it ships, which the shader registry and the offline

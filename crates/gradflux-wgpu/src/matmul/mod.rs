@@ -16,11 +16,11 @@ use std::fmt;
 use gradflux_core::{DType, MatMulSpec, Result, Shape, TensorType, Value};
 
 use crate::launch::{padded, u32s, Launch, Workgroups, MAX_RANK};
-use crate::loop_trips::with_margin;
 use crate::pipelines::KernelSource;
 pub use codegen::Variant;
 pub use config::{ShapeClass, TileConfig};
 pub use coop::{CoopCaps, CoopTile};
+use gradflux_core::kernel::loop_trips::with_margin;
 pub use split_k::tiled_loop_trips;
 
 /// One matmul as the kernel sees it, after the launcher's rewrites (rank-2 views, the

@@ -6,7 +6,8 @@
 use gradflux_core::{Activation, DType, MatMulSpec, Shape, UnaryOp};
 
 use super::{info, kernel, Plan, Problem, TileConfig};
-use crate::launch::{binary_expr_launch, unary_expr, unary_launch, Bind, Launch, Workgroups};
+use crate::launch::{Bind, Launch, Workgroups};
+use gradflux_core::ops::elementwise::wgsl::{binary_expr_launch, unary_expr, unary_launch};
 
 /// Loop iterations one invocation of the tiled kernel runs over `k`: per k-step, the two
 /// staging loops and the `BK` products; then the batch loop and the stores' loops.
@@ -100,7 +101,7 @@ pub(super) fn launches(s: SplitProduct, limit: u64) -> Vec<Launch> {
         (false, true) => (Bind::Scratch(1), Bind::Scratch(1)),
         (true, true) => (Bind::Scratch(1), Bind::Scratch(2)),
     };
-    steps.push(crate::reduce::sum_launch(
+    steps.push(gradflux_core::ops::reduce::wgsl::sum_launch(
         Bind::Scratch(0),
         sum_to,
         p.dtype,
@@ -132,5 +133,5 @@ pub(super) fn launches(s: SplitProduct, limit: u64) -> Vec<Launch> {
 }
 
 fn binary_expr_add(dtype: DType) -> &'static str {
-    crate::launch::binary_expr(gradflux_core::BinaryOp::Add, dtype)
+    gradflux_core::ops::elementwise::wgsl::binary_expr(gradflux_core::BinaryOp::Add, dtype)
 }

@@ -2,3 +2,5 @@
 
 pub mod cpu;
 pub mod cpu_route;
+pub mod wgsl;
+pub mod wgsl_route;

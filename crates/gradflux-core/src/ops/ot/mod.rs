@@ -4,3 +4,6 @@ pub mod cpu;
 pub mod cpu_adjoint;
 pub mod cpu_points;
 pub mod cpu_sinkhorn;
+pub mod wgsl;
+pub mod wgsl_adjoint;
+pub mod wgsl_sinkhorn;

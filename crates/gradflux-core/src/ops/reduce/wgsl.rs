@@ -6,14 +6,12 @@
 //! logsumexps; argmax takes the first chunk holding the maximum and that chunk's index.
 //! Softmax over a long axis merges chunks' (max, sum of exp) pairs the same way.
 
-use gradflux_core::{DType, ReduceOp, Value};
+use crate::{DType, ReduceOp, Value};
 
-use crate::launch::{
-    gather_along_launch, kernel, per_element, reduce_code, u32s, Bind, Launch, Workgroups,
-    SERIAL_REDUCE_LEN,
-};
-use crate::pipelines::KernelSource;
-use crate::shaders::{self, specialise};
+use crate::kernel::launch::{kernel, per_element, u32s, Bind, Launch, Workgroups};
+use crate::kernel::shaders::{self, specialise};
+use crate::kernel::KernelSource;
+use crate::ops::select::wgsl::gather_along_launch;
 
 /// Longest stretch of an axis one workgroup reduces: 1024 elements per thread.
 pub const REDUCE_CHUNK: usize = 256 * 1024;
@@ -71,7 +69,7 @@ fn launch(
 }
 
 /// One sum over axis `view` of `x` into `out`, both any binding (split-k's partials).
-pub(crate) fn sum_launch(x: Bind, out: Bind, dtype: DType, view: (usize, usize, usize)) -> Launch {
+pub fn sum_launch(x: Bind, out: Bind, dtype: DType, view: (usize, usize, usize)) -> Launch {
     let io = Io {
         x,
         out,
@@ -84,7 +82,7 @@ pub(crate) fn sum_launch(x: Bind, out: Bind, dtype: DType, view: (usize, usize, 
 /// The sum of `spans` partial results of `count` values each (stored span after span in
 /// `parts`) into `out`, in span order: the second pass of every launch split to stay
 /// within a loop budget. It names the node's `scratch`.
-pub(crate) fn sum_spans(
+pub fn sum_spans(
     (parts, out): (Bind, Bind),
     dtype: DType,
     (spans, count): (usize, usize),
@@ -94,7 +92,7 @@ pub(crate) fn sum_spans(
 }
 
 /// The launches of `op` over axis `(outer, len, inner)` of `x` into `out`.
-pub(crate) fn launches(
+pub fn launches(
     op: ReduceOp,
     (x, out): (Value, Value),
     (input, output): (DType, DType),
@@ -185,7 +183,7 @@ pub(crate) fn launches(
 /// Softmax (or log-softmax) over axis `(outer, len, inner)` of `x`: one workgroup per row
 /// up to [`REDUCE_CHUNK`] elements, else chunk statistics, a merge per row and an
 /// elementwise pass (`shaders/reduce/softmax_long.wgsl`).
-pub(crate) fn softmax_launches(
+pub fn softmax_launches(
     log: bool,
     (x, out): (Value, Value),
     dtype: DType,
@@ -231,4 +229,19 @@ pub(crate) fn softmax_launches(
         pass("merge_rows", per_element(rows)),
         pass("apply", per_element(rows * len)),
     ]
+}
+/// Longest axis a sum or mean reduces with one thread per output (the reduce kernel's
+/// `SERIAL` path); longer axes take a workgroup per output.
+pub const SERIAL_REDUCE_LEN: usize = 32;
+
+/// The reduce kernel's `OP` override for `op`.
+pub fn reduce_code(op: ReduceOp) -> f64 {
+    match op {
+        ReduceOp::Sum => 0.0,
+        ReduceOp::Mean => 1.0,
+        ReduceOp::Max => 2.0,
+        ReduceOp::Min => 3.0,
+        ReduceOp::LogSumExp => 4.0,
+        ReduceOp::ArgMax => 5.0,
+    }
 }

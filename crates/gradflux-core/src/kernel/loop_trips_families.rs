@@ -9,16 +9,16 @@
 //! loops multiply, a helper's loops are paid at every call, and a loop under a branch
 //! counts even when the branch may not be taken (it is entered with a zero SIMD mask).
 
-use gradflux_core::{DropPolicy, Op, SinkhornSpec, SoftminAxis, TensorType};
+use crate::{DropPolicy, Op, SinkhornSpec, SoftminAxis, TensorType};
 
-use crate::launch::{matrix_sizes, point_sizes};
+use crate::kernel::launch::{matrix_sizes, point_sizes};
 
 /// Upper bound of the loop iterations one invocation of any launch of `op` runs, summed
 /// over all its loops (nested loops multiply, loops in sequence add, constant trip counts
 /// included, one extra pass per loop entry for its exit test), the largest over the op's
 /// launches; `None` for ops this file does not cover. `ins` are the types of the node's
 /// inputs; no bound here depends on the outputs' types (`_outs`).
-pub(crate) fn family_loop_trips(
+pub fn family_loop_trips(
     op: &Op,
     ins: &[TensorType],
     _outs: &[TensorType],
@@ -58,7 +58,7 @@ pub(crate) fn family_loop_trips(
         Op::GroupedMatMulWeightGrad { block, .. } => {
             let rows = ins[0].shape.dims()[0];
             let blocks = rows / (*block).max(1);
-            let span = crate::moe::wgrad_span(blocks, *block, Some(limit));
+            let span = crate::ops::moe::wgsl::wgrad_span(blocks, *block, Some(limit));
             let spans = blocks.div_ceil(span).max(1) as u64;
             let sum = if spans > 1 {
                 2 * div_ceil(spans, 256) + 3 * 8 + spans
@@ -139,7 +139,7 @@ fn topk(n: u64, k: u64) -> u64 {
     // topk.rs: the chunk and the workgroup size.
     let c = n
         .next_power_of_two()
-        .clamp(2, crate::topk::MAX_CHUNK as u64);
+        .clamp(2, crate::ops::select::wgsl::MAX_CHUNK as u64);
     let wg = (c / 2).min(256);
     let stages = u64::from(c.trailing_zeros());
     // Σ over stages s = 1..=log2 C of the s stride halvings.
@@ -177,7 +177,7 @@ fn moe_dispatch(n: u64, e: u64, highest: bool, limit: u64) -> u64 {
     let fill = looped(u64::from(u64::BITS - e.leading_zeros()));
     // dispatch_rank_gate.wgsl count: one chunk of the expert's members, at most n.
     let rank = if highest {
-        looped(n.min(crate::moe::rank_chunk(Some(limit)) as u64))
+        looped(n.min(crate::ops::moe::wgsl::rank_chunk(Some(limit)) as u64))
     } else {
         0
     };
@@ -186,7 +186,7 @@ fn moe_dispatch(n: u64, e: u64, highest: bool, limit: u64) -> u64 {
 
 /// `grouped_matmul_wgrad.wgsl` walking `blocks` blocks of `block` rows (all of one
 /// expert, the worst case): per block, ceil(block/16) row steps of 16 rows.
-pub(crate) fn grouped_wgrad(blocks: u64, block: u64) -> u64 {
+pub fn grouped_wgrad(blocks: u64, block: u64) -> u64 {
     let steps = div_ceil(block.max(1), 16);
     let per_step = add(&[1, looped(4), looped(4), looped(16)]);
     let per_block = add(&[1, 1, mul(steps, per_step)]);
@@ -195,7 +195,7 @@ pub(crate) fn grouped_wgrad(blocks: u64, block: u64) -> u64 {
 
 /// `route_fused.wgsl` over `e` experts with `k` rounds (route_clear.wgsl has no loop).
 fn fused_route(e: u64, k: u64) -> u64 {
-    let g = crate::route::lanes_per_token(e as usize) as u64;
+    let g = crate::ops::moe::wgsl_route::lanes_per_token(e as usize) as u64;
     let scan = looped(div_ceil(e, g));
     let reduce = looped(halvings(g));
     // Each round: the lanes' reduction, then (the owner lane) a rescan of its experts.
@@ -216,7 +216,7 @@ fn dense_row(m: u64) -> u64 {
 /// `softmin.wgsl` `per_column` over `n` rows as it runs on llvmpipe: in spans of rows,
 /// then a merge over the spans.
 fn split_dense_column(n: usize, limit: u64) -> u64 {
-    let span = crate::ot::column_span(n, Some(limit));
+    let span = crate::ops::ot::wgsl::column_span(n, Some(limit));
     let spans = n.div_ceil(span).max(1) as u64;
     dense_column(span.min(n) as u64).max(if spans > 1 { looped(spans) } else { 0 })
 }
@@ -258,7 +258,7 @@ fn distance_chunk() -> u64 {
 }
 
 /// `point_softmin.wgsl` reducing over `m` points of dimension `d`.
-pub(crate) fn point_softmin(m: u64, d: u64) -> u64 {
+pub fn point_softmin(m: u64, d: u64) -> u64 {
     let chunks = div_ceil(d, PD);
     let tile = add(&[
         1, // the tile loop's own pass
@@ -272,9 +272,9 @@ pub(crate) fn point_softmin(m: u64, d: u64) -> u64 {
 }
 
 /// `point_softmin.wgsl` over `m` points as it runs on llvmpipe: in spans, then a merge.
-pub(crate) fn split_point_softmin(m: usize, d: usize, limit: u64) -> u64 {
+pub fn split_point_softmin(m: usize, d: usize, limit: u64) -> u64 {
     let limit = Some(limit);
-    let span = crate::ot::point_span(m, d, limit);
+    let span = crate::ops::ot::wgsl::point_span(m, d, limit);
     let spans = m.div_ceil(span).max(1) as u64;
     point_softmin(span.min(m) as u64, d as u64).max(if spans > 1 { looped(spans) } else { 0 })
 }
@@ -289,7 +289,7 @@ fn split_point_grad(other: usize, d: usize, limit: u64) -> u64 {
 /// points as it runs on llvmpipe: in spans, then sums over the spans.
 fn split_point_pass(other: usize, d: usize, grad: bool, limit: u64) -> u64 {
     let limit = Some(limit);
-    let span = crate::ot::grad_span(other, d, grad, limit);
+    let span = crate::ops::ot::wgsl::grad_span(other, d, grad, limit);
     let spans = other.div_ceil(span).max(1);
     let sum = if spans > 1 {
         2 * div_ceil(spans as u64, 256) + 3 * 8 + spans as u64
@@ -301,7 +301,7 @@ fn split_point_pass(other: usize, d: usize, grad: bool, limit: u64) -> u64 {
 
 /// `point_softmin_grad.wgsl` reducing over `other` points of dimension `d`, with the
 /// coordinate gradient (`grad`) or as a plan-vector product.
-pub(crate) fn point_grad(other: u64, d: u64, grad: bool) -> u64 {
+pub fn point_grad(other: u64, d: u64, grad: bool) -> u64 {
     let chunks = div_ceil(d, PD);
     // Without the gradient its loops are still entered (and pay their exit pass).
     let gd = if grad { GD } else { 0 };
@@ -389,7 +389,7 @@ fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradflux_core::{DType, FusedRouteSpec, MoeDispatchSpec, PointCost, RouteScore, UnaryOp};
+    use crate::{DType, FusedRouteSpec, MoeDispatchSpec, PointCost, RouteScore, UnaryOp};
 
     fn t(shape: &[usize]) -> TensorType {
         TensorType::new(shape, DType::F32)
@@ -397,7 +397,7 @@ mod tests {
 
     fn trips(op: &Op, ins: &[&[usize]]) -> u64 {
         let ins: Vec<TensorType> = ins.iter().map(|s| t(s)).collect();
-        family_loop_trips(op, &ins, &[], crate::device::LLVMPIPE_LOOP_LIMIT).unwrap()
+        family_loop_trips(op, &ins, &[], crate::kernel::LLVMPIPE_LOOP_LIMIT).unwrap()
     }
 
     fn spec(points: Option<PointCost>) -> SinkhornSpec {

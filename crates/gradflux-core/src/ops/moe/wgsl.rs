@@ -9,19 +9,19 @@
 //! expert's members with integer atomics, place), so however many choices one expert
 //! holds no invocation walks more than `RANK_CHUNK` of them.
 
-use gradflux_core::{DType, DropPolicy, Error, MoeDispatchSpec, Result, Value};
+use crate::{DType, DropPolicy, Error, MoeDispatchSpec, Result, Value};
 
-use crate::launch::{per_element, u32s, values, Bind, Launch, Workgroups, ELEMENTWISE_WG};
-use crate::pipelines::KernelSource;
-use crate::shaders::{self, ShaderFile};
+use crate::kernel::launch::{per_element, u32s, values, Bind, Launch, Workgroups, ELEMENTWISE_WG};
+use crate::kernel::shaders::{self, ShaderFile};
+use crate::kernel::KernelSource;
 
 /// Choices per tile of the count pass (its `TILE`).
 const TILE: usize = 256;
 /// Members of an expert one invocation of the rank-by-gate count walks (its `CHUNK`).
-pub(crate) const RANK_CHUNK: usize = 16384;
+pub const RANK_CHUNK: usize = 16384;
 
 /// A kernel from `file` (no dtype specialisation); `read_only` covers every binding.
-pub(crate) fn source(
+pub fn source(
     file: &ShaderFile,
     what: &str,
     constants: Vec<(&'static str, f64)>,
@@ -41,7 +41,7 @@ pub(crate) fn source(
 }
 
 /// Refuses a dtype other than f32 for `what`, saying what to cast.
-pub(crate) fn f32_only(what: &str, dtype: DType, cast: &str) -> Result<()> {
+pub fn f32_only(what: &str, dtype: DType, cast: &str) -> Result<()> {
     if dtype == DType::F32 {
         Ok(())
     } else {
@@ -54,7 +54,7 @@ pub(crate) fn f32_only(what: &str, dtype: DType, cast: &str) -> Result<()> {
 
 /// Members one invocation of the rank-by-gate count walks: [`RANK_CHUNK`], or half a
 /// smaller loop limit.
-pub(crate) fn rank_chunk(loop_limit: Option<u64>) -> usize {
+pub fn rank_chunk(loop_limit: Option<u64>) -> usize {
     loop_limit.map_or(RANK_CHUNK, |l| RANK_CHUNK.min((l / 2) as usize))
 }
 
@@ -233,7 +233,7 @@ pub fn grouped_matmul_weight_grad_launch(
         workgroups: Workgroups::Linear((experts * k_tiles * n_tiles * spans) as u64),
     }];
     if spans > 1 {
-        steps.push(crate::reduce::sum_spans(
+        steps.push(crate::ops::reduce::wgsl::sum_spans(
             (Bind::Scratch(0), dw.into()),
             DType::F32,
             (spans, weights),
@@ -245,8 +245,8 @@ pub fn grouped_matmul_weight_grad_launch(
 
 /// Blocks of rows one invocation of the weight gradient walks: all of them, unless the
 /// adapter's `loop_limit` would cut that short, then as many as fit half the limit.
-pub(crate) fn wgrad_span(blocks: usize, block: usize, loop_limit: Option<u64>) -> usize {
-    crate::loop_trips::span_within(blocks, 1, loop_limit, |b| {
-        crate::loop_trips_families::grouped_wgrad(b as u64, block as u64)
+pub fn wgrad_span(blocks: usize, block: usize, loop_limit: Option<u64>) -> usize {
+    crate::kernel::loop_trips::span_within(blocks, 1, loop_limit, |b| {
+        crate::kernel::loop_trips_families::grouped_wgrad(b as u64, block as u64)
     })
 }

@@ -8,11 +8,12 @@
 //! inner dimensions of f32 matmuls, are split by their lowerings and never reach the
 //! limit; custom kernels are their author's to keep within it.
 
-use gradflux_core::{Error, Node, Op, ReduceOp, Result, TensorType};
+use crate::{Error, Node, Op, ReduceOp, Result, TensorType};
 
-use crate::index::scatter_tile;
-use crate::launch::{MAX_RANK, SERIAL_REDUCE_LEN};
-use crate::reduce::REDUCE_CHUNK;
+use crate::kernel::launch::MAX_RANK;
+use crate::ops::index::wgsl::scatter_tile;
+use crate::ops::reduce::wgsl::REDUCE_CHUNK;
+use crate::ops::reduce::wgsl::SERIAL_REDUCE_LEN;
 
 /// Threads per workgroup of the reduce and softmax kernels.
 const REDUCE_WG: u64 = 256;
@@ -20,7 +21,7 @@ const REDUCE_WG: u64 = 256;
 /// Upper bound of the loop iterations one invocation of any of the node's launches runs;
 /// `None` where gradflux cannot know (custom kernels) or the lowering bounds it itself
 /// (matmul, which splits k or refuses).
-pub(crate) fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
+pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
     let rank = MAX_RANK as u64;
     let trips = match &node.op {
         Op::Input { .. }
@@ -46,7 +47,7 @@ pub(crate) fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<
         Op::MatMul(_) | Op::Custom(_) => return None,
         Op::Kernel(op) => return op.loop_trips(ins, &node.outputs, limit),
         _ => {
-            return crate::loop_trips_families::family_loop_trips(
+            return crate::kernel::loop_trips_families::family_loop_trips(
                 &node.op,
                 ins,
                 &node.outputs,
@@ -95,7 +96,7 @@ fn softmax_trips(len: usize) -> u64 {
 
 /// A loop limit less a 10% margin for the estimate: the bounds here model how Mesa counts,
 /// measured at a few points, not its compiler exactly.
-pub(crate) fn with_margin(limit: u64) -> u64 {
+pub fn with_margin(limit: u64) -> u64 {
     limit - limit / 10
 }
 
@@ -103,7 +104,7 @@ pub(crate) fn with_margin(limit: u64) -> u64 {
 /// iterations (`trips` of a walk's length) pass the `limit` less the guard's margin; then
 /// as many whole `unit`s as fit half the limit (at least one), the rest going to further
 /// spans that a merge or sum pass combines.
-pub(crate) fn span_within(
+pub fn span_within(
     len: usize,
     unit: usize,
     limit: Option<u64>,
@@ -121,7 +122,7 @@ pub(crate) fn span_within(
 
 /// Refuses node `id` if its worst case of loop iterations per invocation is over `limit`
 /// less the margin ([`with_margin`]).
-pub(crate) fn check(node: &Node, id: usize, ins: &[TensorType], limit: Option<u64>) -> Result<()> {
+pub fn check(node: &Node, id: usize, ins: &[TensorType], limit: Option<u64>) -> Result<()> {
     let Some(limit) = limit else {
         return Ok(());
     };

@@ -6,13 +6,13 @@
 //! whole solve is one list of launches with no readback and a converged solve costs
 //! little more than its dispatches.
 
-use gradflux_core::{DType, Error, Result, SinkhornSpec, SoftminAxis, Value};
+use crate::{DType, Error, Result, SinkhornSpec, SoftminAxis, Value};
 
-use crate::launch::{Bind, Launch, Workgroups};
-use crate::moe::f32_only;
-use crate::ot::{plan_products_launch, point_products_launch};
-use crate::pipelines::KernelSource;
-use crate::shaders::{self, specialise};
+use crate::kernel::launch::{Bind, Launch, Workgroups};
+use crate::kernel::shaders::{self, specialise};
+use crate::kernel::KernelSource;
+use crate::ops::moe::wgsl::f32_only;
+use crate::ops::ot::wgsl::{plan_products_launch, point_products_launch};
 
 /// Scratch slots: the potentials `α = log a + f/ε` (n) and `β = log b + g/ε` (m), the
 /// column sums `c` and weights `1/c`, two product results, the residual, the direction,

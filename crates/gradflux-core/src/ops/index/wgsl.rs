@@ -4,27 +4,27 @@
 //! limit: each tile's sums land in a scratch buffer and a reduction over the
 //! tiles (in tile order) gives the output.
 
-use gradflux_core::{DType, Value};
+use crate::{DType, Value};
 
-use crate::launch::{kernel, per_element, u32s, Bind, Launch, ELEMENTWISE_WG};
-use crate::reduce::sum_spans;
-use crate::shaders::ShaderFile;
+use crate::kernel::launch::{kernel, per_element, u32s, Bind, Launch, ELEMENTWISE_WG};
+use crate::kernel::shaders::ShaderFile;
+use crate::ops::reduce::wgsl::sum_spans;
 
 /// Indices one invocation walks where loops are limited: half the limit (32 767 on
 /// llvmpipe); all of them without one.
-pub(crate) fn scatter_tile(loop_limit: Option<u64>) -> usize {
+pub fn scatter_tile(loop_limit: Option<u64>) -> usize {
     loop_limit.map_or(usize::MAX, |l| (l / 2) as usize)
 }
 
 /// Tiles a walk of `walk` indices takes: one unless the device's loop budget is passed.
-pub(crate) fn scatter_tiles(walk: usize, loop_limit: Option<u64>) -> usize {
+pub fn scatter_tiles(walk: usize, loop_limit: Option<u64>) -> usize {
     walk.div_ceil(scatter_tile(loop_limit)).max(1)
 }
 
 /// The launches of a scatter kernel `file` over `[src, idx, out]`: `numel` outputs of
 /// `dtype` (indices of `index_dtype`), each walking `walk` indices; `sizes` are the
 /// kernel's first four `info` words.
-pub(crate) fn scatter_launches(
+pub fn scatter_launches(
     (file, name): (&ShaderFile, &str),
     [src, idx, out]: [Value; 3],
     (dtype, index_dtype): (DType, DType),

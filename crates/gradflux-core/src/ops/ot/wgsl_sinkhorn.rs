@@ -1,15 +1,15 @@
 //! Launch planning for `Op::Sinkhorn`, the loop that owns its iterations: what runs once
 //! before the loop, the two half-steps at each ε of the schedule, and the check that
 //! measures the marginal error. The executable decides at run time how many iterations
-//! run and when to read the error back (`crate::looped`).
+//! run and when to read the error back (the wgpu backend's loop runner).
 
-use gradflux_core::{DType, Result, SinkhornSpec, SoftminAxis, Value};
+use crate::{DType, Result, SinkhornSpec, SoftminAxis, Value};
 
-use crate::launch::{u32s, Bind, Launch, Workgroups};
-use crate::moe::f32_only;
-use crate::ot::{point_softmin_launch, softmin_launch, Potential, Softmin};
-use crate::pipelines::KernelSource;
-use crate::shaders::{self, specialise};
+use crate::kernel::launch::{u32s, Bind, Launch, Workgroups};
+use crate::kernel::shaders::{self, specialise};
+use crate::kernel::KernelSource;
+use crate::ops::moe::wgsl::f32_only;
+use crate::ops::ot::wgsl::{point_softmin_launch, softmin_launch, Potential, Softmin};
 
 /// Scratch slots of the loop.
 const LOG_A: usize = 0;

@@ -1,11 +1,11 @@
 //! Launch planning for `fused_route` (`shaders/moe/route_*.wgsl`): one pass zeroes the
 //! `E` counters, one pass routes every token.
 
-use gradflux_core::{DType, FusedRouteSpec, Result, RouteScore, Value};
+use crate::{DType, FusedRouteSpec, Result, RouteScore, Value};
 
-use crate::launch::{per_element, u32s, values, Launch, Workgroups, ELEMENTWISE_WG};
-use crate::moe::{f32_only, source};
-use crate::shaders;
+use crate::kernel::launch::{per_element, u32s, values, Launch, Workgroups, ELEMENTWISE_WG};
+use crate::kernel::shaders;
+use crate::ops::moe::wgsl::{f32_only, source};
 
 /// Threads per workgroup of the routing pass.
 const WG: usize = 64;

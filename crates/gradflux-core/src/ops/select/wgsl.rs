@@ -7,11 +7,11 @@
 //! chunk per row) writes the result. Candidates pass between passes as positions in two
 //! scratch buffers used in turn.
 
-use gradflux_core::{DType, Error, Result, Value};
+use crate::{DType, Error, Result, Value};
 
-use crate::launch::{u32s, Bind, Launch, Workgroups};
-use crate::pipelines::KernelSource;
-use crate::shaders::{self, specialise};
+use crate::kernel::launch::{kernel, per_element, u32s, Bind, Launch, Workgroups, ELEMENTWISE_WG};
+use crate::kernel::shaders::{self, specialise};
+use crate::kernel::KernelSource;
 
 /// Largest chunk one workgroup sorts: two `u32`s per element fill 16 KiB of workgroup
 /// memory, WebGPU's guaranteed minimum.
@@ -98,6 +98,29 @@ pub fn launches(
         }
         len = out_len;
         pass += 1;
+    }
+}
+
+/// `gather_along` over bindings `[x, idx, out]`: `numel` outputs, `m` indices per lane of
+/// the `[outer, m, inner]` output, read from lanes of `len`.
+pub fn gather_along_launch(
+    binds: [Bind; 3],
+    (numel, m, inner, len): (usize, usize, usize, usize),
+) -> Launch {
+    Launch {
+        kernel: kernel(
+            &shaders::GATHER_ALONG,
+            "gather_along".into(),
+            DType::U32,
+            DType::U32,
+            None,
+            vec![("WG", ELEMENTWISE_WG as f64)],
+            4,
+        ),
+        binds: binds.to_vec(),
+        scratch: vec![],
+        info: u32s([numel, m, inner, len]),
+        workgroups: per_element(numel),
     }
 }
 

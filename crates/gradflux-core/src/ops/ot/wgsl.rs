@@ -3,14 +3,14 @@
 //! place), and over costs computed on the fly between points
 //! (`shaders/ot/point_softmin.wgsl`, with its gradient in `point_softmin_grad.wgsl`).
 
-use gradflux_core::{DType, PointCost, Result, SoftminAxis, Value};
+use crate::{DType, PointCost, Result, SoftminAxis, Value};
 
-use crate::launch::{u32s, Bind, Launch, Workgroups};
-use crate::loop_trips::span_within;
-use crate::moe::f32_only;
-use crate::pipelines::KernelSource;
-use crate::reduce::sum_spans;
-use crate::shaders::{self, specialise};
+use crate::kernel::launch::{u32s, Bind, Launch, Workgroups};
+use crate::kernel::loop_trips::span_within;
+use crate::kernel::shaders::{self, specialise};
+use crate::kernel::KernelSource;
+use crate::ops::moe::wgsl::f32_only;
+use crate::ops::reduce::wgsl::sum_spans;
 
 /// Threads per workgroup of the dense kernels.
 const WG: usize = 256;
@@ -145,7 +145,7 @@ const SOFTMIN_PARTS: usize = 10;
 
 /// Rows one workgroup of the column soft minimum walks (each of its `WG / COLS` row slices
 /// a share): all `n`, unless the adapter's `loop_limit` would cut that short.
-pub(crate) fn column_span(n: usize, loop_limit: Option<u64>) -> usize {
+pub fn column_span(n: usize, loop_limit: Option<u64>) -> usize {
     let slices = WG / COLS;
     span_within(n, slices, loop_limit, |rows| {
         (rows.div_ceil(slices) + 8) as u64
@@ -224,9 +224,9 @@ const POINT_PARTS: usize = 13;
 /// Points of the reduced cloud one workgroup of `point_softmin.wgsl` walks: all `m`,
 /// unless the adapter's `loop_limit` would cut that walk short, then a multiple of the
 /// tile that keeps an invocation within half the limit.
-pub(crate) fn point_span(m: usize, d: usize, loop_limit: Option<u64>) -> usize {
+pub fn point_span(m: usize, d: usize, loop_limit: Option<u64>) -> usize {
     span_within(m, POINT_TILE, loop_limit, |m| {
-        crate::loop_trips_families::point_softmin(m as u64, d as u64)
+        crate::kernel::loop_trips_families::point_softmin(m as u64, d as u64)
     })
 }
 
@@ -362,9 +362,9 @@ const SCALAR_PARTS: usize = 11;
 
 /// Points of the reduced side one invocation of `point_softmin_grad.wgsl` walks: all
 /// `other`, unless the adapter's `loop_limit` would cut that short (see [`point_span`]).
-pub(crate) fn grad_span(other: usize, d: usize, grad: bool, loop_limit: Option<u64>) -> usize {
+pub fn grad_span(other: usize, d: usize, grad: bool, loop_limit: Option<u64>) -> usize {
     span_within(other, POINT_TILE, loop_limit, |r| {
-        crate::loop_trips_families::point_grad(r as u64, d as u64, grad)
+        crate::kernel::loop_trips_families::point_grad(r as u64, d as u64, grad)
     })
 }
 
