@@ -326,26 +326,6 @@ pub enum Op {
         axis: usize,
         dim_size: usize,
     },
-    /// The `k` largest elements along `axis`, sorted descending, and their positions:
-    /// outputs `values` (the input's dtype) and `indices` (`u32`), both with `k` at `axis`.
-    /// Equal values keep the lower index first; NaN ranks above every number.
-    TopK {
-        axis: usize,
-        k: usize,
-    },
-    /// `out[.., j, ..] = x[.., idx[.., j, ..], ..]` along `axis` (numpy
-    /// `take_along_axis`): `idx` has `x`'s shape except at `axis`, and so has the output.
-    /// An out-of-range index reads 0.
-    GatherAlong {
-        axis: usize,
-    },
-    /// The adjoint of `GatherAlong`: `out[.., idx[.., j, ..], ..] += src[.., j, ..]` into
-    /// zeros with `dim_size` at `axis`; `idx` has `src`'s shape. Out-of-range indices are
-    /// ignored; repeated ones add, in increasing `j`.
-    ScatterAlong {
-        axis: usize,
-        dim_size: usize,
-    },
     /// `Gather` along axis 0 whose adjoint is a gather too: inputs `x`, `idx`, and
     /// `inverse: [x rows, r]`, listing for each row of `x` the (flattened) positions of
     /// `idx` that read it, out-of-range entries for none. The builder only emits it where
@@ -453,9 +433,6 @@ impl Op {
             Op::MatMul(_) => "matmul",
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
-            Op::TopK { .. } => "top_k",
-            Op::GatherAlong { .. } => "gather_along",
-            Op::ScatterAlong { .. } => "scatter_along",
             Op::GatherRowsWithInverse => "gather_rows",
             Op::MoeDispatch(_) => "moe_dispatch",
             Op::FusedRoute(_) => "fused_route",

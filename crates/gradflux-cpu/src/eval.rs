@@ -13,7 +13,6 @@ use gradflux_core::ops::ot::{
     cpu as ot, cpu_adjoint as sinkhorn_adjoint, cpu_points as points, cpu_sinkhorn as sinkhorn,
 };
 use gradflux_core::ops::reduce::cpu as reduce;
-use gradflux_core::ops::select::cpu as select;
 
 use crate::BACKEND_NAME;
 
@@ -61,13 +60,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Gather { axis } => index::gather(*axis, arg(0)?, arg(1)?, out)?,
         Op::ScatterAdd { axis, dim_size } => {
             index::scatter_add(*axis, *dim_size, arg(0)?, arg(1)?, out)?
-        }
-        Op::TopK { axis, k } => {
-            return select::top_k(*axis, *k, arg(0)?, [&node.outputs[0], &node.outputs[1]])
-        }
-        Op::GatherAlong { axis } => select::gather_along(*axis, arg(0)?, arg(1)?, out)?,
-        Op::ScatterAlong { axis, dim_size } => {
-            select::scatter_along(*axis, *dim_size, arg(0)?, arg(1)?, out)?
         }
         Op::GatherRowsWithInverse => index::gather(0, arg(0)?, arg(1)?, out)?,
         Op::MoeDispatch(spec) => {

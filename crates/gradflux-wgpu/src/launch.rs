@@ -10,10 +10,9 @@ use gradflux_core::ops::elementwise::wgsl::{
     binary_expr, broadcast_info, cast_expr, compare_expr, elementwise_kernel, unary_expr,
 };
 use gradflux_core::ops::layout::wgsl::{copy_info, copy_launch};
-use gradflux_core::ops::select::wgsl::gather_along_launch;
+use gradflux_core::ops::reduce::wgsl as reduce;
 use gradflux_core::ops::{index::wgsl as index, moe::wgsl as moe, moe::wgsl_route as route};
 use gradflux_core::ops::{ot::wgsl as ot, ot::wgsl_adjoint as adjoint};
-use gradflux_core::ops::{reduce::wgsl as reduce, select::wgsl as topk};
 
 use crate::matmul::{self, Chooser, Operands};
 use crate::shaders;
@@ -215,32 +214,6 @@ pub fn launches(
                 (oty.dtype, oty.dtype),
                 (numel, n_idx),
                 [numel, inner, n_idx, *dim_size],
-                loop_limit,
-            )
-        }
-        Op::TopK { axis, k } => topk::launches(
-            input(0),
-            [out, Value { node: id, slot: 1 }],
-            ins[0].dtype,
-            ins[0].shape.split_at_axis(*axis),
-            *k,
-        )?,
-        Op::GatherAlong { axis } => {
-            let len = ins[0].shape.dims()[*axis];
-            let (_, m, inner) = oty.shape.split_at_axis(*axis);
-            vec![gather_along_launch(
-                [input(0).into(), input(1).into(), out.into()],
-                (numel, m, inner, len),
-            )]
-        }
-        Op::ScatterAlong { axis, dim_size } => {
-            let (_, m, inner) = ins[0].shape.split_at_axis(*axis);
-            index::scatter_launches(
-                (&shaders::SCATTER_ALONG, "scatter_along"),
-                [input(0), input(1), out],
-                (oty.dtype, DType::U32),
-                (numel, m),
-                [numel, m, inner, *dim_size],
                 loop_limit,
             )
         }

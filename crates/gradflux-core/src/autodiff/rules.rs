@@ -227,20 +227,6 @@ pub(super) fn vjp(
             vec![Some(g.scatter_add(gy, *axis as isize, x(1), len)?), None]
         }
         Op::ScatterAdd { axis, .. } => vec![Some(g.gather(gy, *axis as isize, x(1))?), None],
-        // Each selected position gets its value's cotangent (the indices of one row are
-        // distinct); the indices output has no gradient.
-        Op::TopK { axis, .. } => {
-            let len = xs(0)?.dims()[*axis];
-            let idx = g.tensor(Value { node: id, slot: 1 });
-            vec![Some(g.scatter_along(gy, *axis as isize, idx, len)?)]
-        }
-        Op::GatherAlong { axis } => {
-            let len = xs(0)?.dims()[*axis];
-            vec![Some(g.scatter_along(gy, *axis as isize, x(1), len)?), None]
-        }
-        Op::ScatterAlong { axis, .. } => {
-            vec![Some(g.gather_along(gy, *axis as isize, x(1))?), None]
-        }
         // x row m was read at the flattened positions inverse[m, ..] of idx.
         Op::GatherRowsWithInverse => {
             let mut flat = vec![g.shape(x(1))?.numel()];

@@ -1,7 +1,7 @@
 use super::resolve_axis;
 use crate::{DType, Error, Graph, Op, Result, Tensor, TensorType};
 
-pub(super) fn require_index(op: &'static str, dtype: DType) -> Result<()> {
+pub(crate) fn require_index(op: &'static str, dtype: DType) -> Result<()> {
     if dtype.is_int() {
         Ok(())
     } else {

@@ -11,10 +11,10 @@ mod ot;
 mod ot_implicit;
 mod reduce;
 mod routing;
-mod select;
 mod sinkhorn;
 
 pub use fused_route::FusedRouting;
+pub(crate) use index::require_index;
 pub use moe::{Capacity, DispatchOptions, ExpertDispatch};
 pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
 pub use sinkhorn::{OtGeometry, OtGradient, OtSolution, SinkhornOptions};

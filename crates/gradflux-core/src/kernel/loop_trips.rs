@@ -32,7 +32,6 @@ pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
         | Op::Unary(_)
         | Op::Cast
         | Op::Gather { .. }
-        | Op::GatherAlong { .. }
         | Op::GatherRowsWithInverse => 0,
         // The broadcast offset of each operand walks the rank.
         Op::Binary(_) | Op::Compare(_) => 2 * rank,
@@ -41,7 +40,6 @@ pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
         // One thread per output walks the indices (or its row's) in order, a tile of
         // them where loops are limited, then a sum over the tiles.
         Op::ScatterAdd { .. } => scatter_trips(ins[1].shape.numel(), limit),
-        Op::ScatterAlong { axis, .. } => scatter_trips(ins[0].shape.dims()[*axis], limit),
         Op::Reduce { op, axis, .. } => reduce_trips(*op, ins[0].shape.dims()[*axis]),
         Op::Softmax { axis, .. } => softmax_trips(ins[0].shape.dims()[*axis]),
         Op::MatMul(_) | Op::Custom(_) => return None,
@@ -60,7 +58,7 @@ pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
 
 /// A scatter's tiled walk (the guard only runs where loops are limited, which is where the
 /// lowering tiles), then the sum over its tiles.
-fn scatter_trips(walk: usize, limit: u64) -> u64 {
+pub fn scatter_trips(walk: usize, limit: u64) -> u64 {
     let tile = scatter_tile(Some(limit));
     let tiles = walk.div_ceil(tile);
     let sum = if tiles > 1 {

@@ -25,13 +25,6 @@ pub fn family_loop_trips(
     limit: u64,
 ) -> Option<u64> {
     let trips = match op {
-        // topk.wgsl, every pass: a bitonic sort of C = min(2048, next_pow2(len)) entries
-        // (log2 C stages, Σ stride halvings, C/2/WG swaps per thread each); independent
-        // of the row length, at most ~440.
-        Op::TopK { axis, k } => {
-            let (_, n, _) = ins[0].shape.split_at_axis(*axis);
-            topk(n as u64, *k as u64)
-        }
         // dispatch_scan.wgsl (one workgroup): ceil(E/256) experts per thread × `tiles`
         // tile counts each; dispatch_rank_gate.wgsl (highest gate): a chunk of one
         // expert's choices.
@@ -135,7 +128,7 @@ fn mul(a: u64, b: u64) -> u64 {
 }
 
 /// One pass of `topk.wgsl` on rows of `n`, keeping `k` (every pass uses the same chunk).
-fn topk(n: u64, k: u64) -> u64 {
+pub fn topk(n: u64, k: u64) -> u64 {
     // topk.rs: the chunk and the workgroup size.
     let c = n
         .next_power_of_two()
@@ -397,7 +390,12 @@ mod tests {
 
     fn trips(op: &Op, ins: &[&[usize]]) -> u64 {
         let ins: Vec<TensorType> = ins.iter().map(|s| t(s)).collect();
-        family_loop_trips(op, &ins, &[], crate::kernel::LLVMPIPE_LOOP_LIMIT).unwrap()
+        let limit = crate::kernel::LLVMPIPE_LOOP_LIMIT;
+        match op {
+            Op::Kernel(k) => k.loop_trips(&ins, &[], limit),
+            _ => family_loop_trips(op, &ins, &[], limit),
+        }
+        .unwrap()
     }
 
     fn spec(points: Option<PointCost>) -> SinkhornSpec {
@@ -490,7 +488,7 @@ mod tests {
 
     #[test]
     fn topk_is_bounded_by_its_chunk() {
-        let op = |k| Op::TopK { axis: 1, k };
+        let op = |k| Op::Kernel(std::sync::Arc::new(crate::ops::select::TopK { axis: 1, k }));
         // n = 2, k = 2: C = 2, WG = 1: load 2 + 1, sort (1 + 1) + (1 + 1) + 1 · 2, write 2 + 1.
         assert_eq!(trips(&op(2), &[&[5, 2]]), 3 + 6 + 3);
         let long = trips(&op(8), &[&[1, 1 << 20]]);

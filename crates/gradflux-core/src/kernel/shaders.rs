@@ -47,7 +47,6 @@ shader!(GATHER, "index/gather.wgsl");
 shader!(SCATTER_ADD, "index/scatter_add.wgsl");
 shader!(GATHER_ALONG, "index/gather_along.wgsl");
 shader!(SCATTER_ALONG, "index/scatter_along.wgsl");
-shader!(TOPK, "select/topk.wgsl");
 shader!(MOE_COUNT, "moe/dispatch_count.wgsl");
 shader!(MOE_SCAN, "moe/dispatch_scan.wgsl");
 shader!(MOE_FILL, "moe/dispatch_fill.wgsl");
@@ -86,7 +85,6 @@ pub const BUILTIN: &[ShaderFile] = &[
     SCATTER_ADD,
     GATHER_ALONG,
     SCATTER_ALONG,
-    TOPK,
     MOE_COUNT,
     MOE_SCAN,
     MOE_FILL,

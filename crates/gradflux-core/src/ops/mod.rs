@@ -29,8 +29,6 @@ pub mod moe;
 pub mod ot;
 #[doc(hidden)]
 pub mod reduce;
-#[doc(hidden)]
-pub mod select;
 
 /// Declares each family's module and lists it in [`FAMILIES`].
 macro_rules! families {
@@ -45,4 +43,4 @@ macro_rules! families {
     };
 }
 
-families![scan];
+families![scan, select];

@@ -1,4 +1,167 @@
-//! The `select` family (its ops are still `Op` variants; see `ops/mod.rs`).
+//! Selection along an axis: `top_k`, and the per-row indexed reads and writes its gradient
+//! (and routing) needs, `gather_along` and `scatter_along`. Builder methods with their
+//! shape rules in `build.rs`, CPU references in `cpu.rs`, launches in `wgsl.rs`
+//! (`shaders/select/topk.wgsl`; the two indexed kernels are the index family's files).
 
+mod build;
 pub mod cpu;
 pub mod wgsl;
+
+use crate::kernel::loop_trips::scatter_trips;
+use crate::kernel::loop_trips_families::topk;
+use crate::kernel::shaders::{self, shader, ShaderFile};
+use crate::kernel::{KernelOp, Launch, LowerCx, VjpCx};
+use crate::ops::index::wgsl::scatter_launches;
+use crate::{DType, Error, Result, Tensor, TensorData, TensorType};
+
+shader!(TOPK, "select/topk.wgsl");
+
+/// The family's kernels.
+pub const SHADERS: &[ShaderFile] = &[TOPK];
+
+/// The `k` largest along `axis`, sorted, and their `u32` positions (see
+/// [`Graph::top_k`](crate::Graph::top_k)).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TopK {
+    pub axis: usize,
+    pub k: usize,
+}
+
+/// `out[.., j, ..] = x[.., idx[.., j, ..], ..]` along `axis` (numpy `take_along_axis`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GatherAlong {
+    pub axis: usize,
+}
+
+/// The adjoint of [`GatherAlong`]: `out[.., idx[.., j, ..], ..] += src[.., j, ..]` into
+/// zeros with `dim_size` at `axis`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ScatterAlong {
+    pub axis: usize,
+    pub dim_size: usize,
+}
+
+fn input<'a>(op: &str, inputs: &[&'a TensorData], k: usize) -> Result<&'a TensorData> {
+    inputs.get(k).copied().ok_or_else(|| {
+        Error::Graph(format!(
+            "`{op}` node has {} inputs, expected at least {}",
+            inputs.len(),
+            k + 1
+        ))
+    })
+}
+
+impl KernelOp for TopK {
+    fn name(&self) -> &'static str {
+        "top_k"
+    }
+
+    // Each selected position gets its value's cotangent (the indices of one row are
+    // distinct); the indices output has no gradient.
+    fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
+        let Some(gy) = cx.cotangents[0] else {
+            return Ok(vec![None]);
+        };
+        let g = cx.graph;
+        let len = g.shape(cx.inputs[0])?.dims()[self.axis];
+        let dx = g.scatter_along(gy, self.axis as isize, cx.outputs[1], len)?;
+        Ok(vec![Some(dx)])
+    }
+
+    fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
+        let x = input(self.name(), inputs, 0)?;
+        cpu::top_k(self.axis, self.k, x, [&outputs[0], &outputs[1]])
+    }
+
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+        let x = &cx.input_types[0];
+        wgsl::launches(
+            cx.inputs[0],
+            [cx.output(0), cx.output(1)],
+            x.dtype,
+            x.shape.split_at_axis(self.axis),
+            self.k,
+        )
+    }
+
+    // topk.wgsl, every pass: a bitonic sort of C = min(2048, next_pow2(len)) entries
+    // (log2 C stages, Σ stride halvings, C/2/WG swaps per thread each); independent of
+    // the row length, at most ~440.
+    fn loop_trips(&self, inputs: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
+        let (_, n, _) = inputs[0].shape.split_at_axis(self.axis);
+        Some(topk(n as u64, self.k as u64))
+    }
+}
+
+impl KernelOp for GatherAlong {
+    fn name(&self) -> &'static str {
+        "gather_along"
+    }
+
+    fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
+        let Some(gy) = cx.cotangents[0] else {
+            return Ok(vec![None, None]);
+        };
+        let g = cx.graph;
+        let len = g.shape(cx.inputs[0])?.dims()[self.axis];
+        let dx = g.scatter_along(gy, self.axis as isize, cx.inputs[1], len)?;
+        Ok(vec![Some(dx), None])
+    }
+
+    fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
+        let (x, idx) = (input(self.name(), inputs, 0)?, input(self.name(), inputs, 1)?);
+        Ok(vec![cpu::gather_along(self.axis, x, idx, &outputs[0])?])
+    }
+
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+        let out = &cx.output_types[0];
+        let len = cx.input_types[0].shape.dims()[self.axis];
+        let (_, m, inner) = out.shape.split_at_axis(self.axis);
+        let binds = [cx.inputs[0].into(), cx.inputs[1].into(), cx.output(0).into()];
+        let numel = out.shape.numel();
+        Ok(vec![wgsl::gather_along_launch(binds, (numel, m, inner, len))])
+    }
+
+    fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
+        Some(0)
+    }
+}
+
+impl KernelOp for ScatterAlong {
+    fn name(&self) -> &'static str {
+        "scatter_along"
+    }
+
+    fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
+        let Some(gy) = cx.cotangents[0] else {
+            return Ok(vec![None, None]);
+        };
+        let dx = cx.graph.gather_along(gy, self.axis as isize, cx.inputs[1])?;
+        Ok(vec![Some(dx), None])
+    }
+
+    fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
+        let (src, idx) = (input(self.name(), inputs, 0)?, input(self.name(), inputs, 1)?);
+        let out = cpu::scatter_along(self.axis, self.dim_size, src, idx, &outputs[0])?;
+        Ok(vec![out])
+    }
+
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+        let out = &cx.output_types[0];
+        let numel = out.shape.numel();
+        let (_, m, inner) = cx.input_types[0].shape.split_at_axis(self.axis);
+        Ok(scatter_launches(
+            (&shaders::SCATTER_ALONG, "scatter_along"),
+            [cx.inputs[0], cx.inputs[1], cx.output(0)],
+            (out.dtype, DType::U32),
+            (numel, m),
+            [numel, m, inner, self.dim_size],
+            cx.loop_limit,
+        ))
+    }
+
+    // One thread per output walks its row's indices, in tiles where loops are limited.
+    fn loop_trips(&self, inputs: &[TensorType], _: &[TensorType], limit: u64) -> Option<u64> {
+        Some(scatter_trips(inputs[0].shape.dims()[self.axis], limit))
+    }
+}

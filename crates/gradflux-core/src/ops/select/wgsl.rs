@@ -72,7 +72,7 @@ pub fn launches(
                     "top_k<{dtype}> chunk {chunk}{}",
                     if last { " last" } else { "" }
                 ),
-                source: specialise(&shaders::TOPK, dtype, dtype, Some(expr)),
+                source: specialise(&super::TOPK, dtype, dtype, Some(expr)),
                 entry_point: "main".into(),
                 constants: vec![
                     ("C", chunk as f64),

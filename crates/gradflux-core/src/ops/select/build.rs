@@ -1,8 +1,10 @@
 //! Selection along an axis: `top_k`, and the per-row indexed reads and writes its gradient
 //! (and routing) needs, `gather_along` and `scatter_along`.
 
-use super::index::require_index;
-use super::resolve_axis;
+use std::sync::Arc;
+
+use super::{GatherAlong, ScatterAlong, TopK};
+use crate::builder::{require_index, resolve_axis};
 use crate::{DType, Error, Graph, Op, Result, Tensor, TensorType};
 
 impl Graph {
@@ -44,7 +46,7 @@ impl Graph {
         let mut dims = ty.shape.0.clone();
         dims[axis] = k;
         let outs = self.push(
-            Op::TopK { axis, k },
+            Op::Kernel(Arc::new(TopK { axis, k })),
             &[x],
             vec![
                 TensorType::new(dims.clone(), ty.dtype),
@@ -74,7 +76,7 @@ impl Graph {
         let axis = resolve_axis("gather_along", axis, tx.shape.rank())?;
         same_except_axis("gather_along", "x", &tx, &ti, axis)?;
         self.push1(
-            Op::GatherAlong { axis },
+            Op::Kernel(Arc::new(GatherAlong { axis })),
             &[x, idx],
             TensorType::new(ti.shape.clone(), tx.dtype),
         )
@@ -104,7 +106,7 @@ impl Graph {
         let mut dims = ts.shape.0.clone();
         dims[axis] = dim_size;
         self.push1(
-            Op::ScatterAlong { axis, dim_size },
+            Op::Kernel(Arc::new(ScatterAlong { axis, dim_size })),
             &[src, idx],
             TensorType::new(dims, ts.dtype),
         )
