@@ -315,23 +315,6 @@ pub enum Op {
     /// dimensions, where `op` transposes the last two axes of an operand when its flag is
     /// set. Inputs are `a`, `b`, then `bias` when [`MatMulSpec::bias`] is set.
     MatMul(MatMulSpec),
-    /// `out = x[.., idx[j], ..]`: output shape `x[..axis] ++ idx.shape ++ x[axis+1..]`;
-    /// an out-of-range index reads 0.
-    Gather {
-        axis: usize,
-    },
-    /// The adjoint of `Gather`: sums `src` slices into `dim_size` rows along `axis`;
-    /// out-of-range indices are ignored.
-    ScatterAdd {
-        axis: usize,
-        dim_size: usize,
-    },
-    /// `Gather` along axis 0 whose adjoint is a gather too: inputs `x`, `idx`, and
-    /// `inverse: [x rows, r]`, listing for each row of `x` the (flattened) positions of
-    /// `idx` that read it, out-of-range entries for none. The builder only emits it where
-    /// the inverse is exact by construction (MoE dispatch), so the backward pass costs
-    /// a gather instead of a scatter over every index.
-    GatherRowsWithInverse,
     /// Groups `[T, k]` routing choices by expert on the device. Inputs: `experts` (`u32`),
     /// then `gates` for [`DropPolicy::HighestGate`] with a capacity. Outputs, in order:
     /// `sorted_ids [P]`, `block_experts [P / block]`, `positions [T, k]`, `counts [E]`,
@@ -431,9 +414,6 @@ impl Op {
             Op::Concat { .. } => "concat",
             Op::BroadcastTo => "broadcast_to",
             Op::MatMul(_) => "matmul",
-            Op::Gather { .. } => "gather",
-            Op::ScatterAdd { .. } => "scatter_add",
-            Op::GatherRowsWithInverse => "gather_rows",
             Op::MoeDispatch(_) => "moe_dispatch",
             Op::FusedRoute(_) => "fused_route",
             Op::Softmin { .. } => "softmin",

@@ -5,7 +5,6 @@
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
 use gradflux_core::ops::elementwise::cpu as elementwise;
-use gradflux_core::ops::index::cpu as index;
 use gradflux_core::ops::layout::cpu as layout;
 use gradflux_core::ops::matmul::cpu as matmul;
 use gradflux_core::ops::moe::{cpu as moe, cpu_route as route};
@@ -57,11 +56,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
             let bias = if spec.bias { Some(arg(2)?) } else { None };
             matmul::matmul(*spec, arg(0)?, arg(1)?, bias, out)?
         }
-        Op::Gather { axis } => index::gather(*axis, arg(0)?, arg(1)?, out)?,
-        Op::ScatterAdd { axis, dim_size } => {
-            index::scatter_add(*axis, *dim_size, arg(0)?, arg(1)?, out)?
-        }
-        Op::GatherRowsWithInverse => index::gather(0, arg(0)?, arg(1)?, out)?,
         Op::MoeDispatch(spec) => {
             let gates = if inputs.len() > 1 {
                 Some(arg(1)?)

@@ -11,7 +11,7 @@ use gradflux_core::ops::elementwise::wgsl::{
 };
 use gradflux_core::ops::layout::wgsl::{copy_info, copy_launch};
 use gradflux_core::ops::reduce::wgsl as reduce;
-use gradflux_core::ops::{index::wgsl as index, moe::wgsl as moe, moe::wgsl_route as route};
+use gradflux_core::ops::{moe::wgsl as moe, moe::wgsl_route as route};
 use gradflux_core::ops::{ot::wgsl as ot, ot::wgsl_adjoint as adjoint};
 
 use crate::matmul::{self, Chooser, Operands};
@@ -183,40 +183,6 @@ pub fn launches(
             choose,
             loop_limit,
         )?,
-        Op::Gather { .. } | Op::GatherRowsWithInverse => {
-            let axis = match &node.op {
-                Op::Gather { axis } => axis,
-                _ => &0,
-            };
-            let (_, dim, inner) = ins[0].shape.split_at_axis(*axis);
-            let n_idx = ins[1].shape.numel();
-            vec![launch(
-                kernel(
-                    &shaders::GATHER,
-                    "gather".into(),
-                    DType::U32,
-                    DType::U32,
-                    None,
-                    vec![("WG", ELEMENTWISE_WG as f64)],
-                    4,
-                ),
-                vec![input(0), input(1), out],
-                u32s([numel, inner, n_idx, dim]),
-                per_element(numel),
-            )]
-        }
-        Op::ScatterAdd { axis, dim_size } => {
-            let (_, _, inner) = oty.shape.split_at_axis(*axis);
-            let n_idx = ins[1].shape.numel();
-            index::scatter_launches(
-                (&shaders::SCATTER_ADD, "scatter_add"),
-                [input(0), input(1), out],
-                (oty.dtype, oty.dtype),
-                (numel, n_idx),
-                [numel, inner, n_idx, *dim_size],
-                loop_limit,
-            )
-        }
         Op::MoeDispatch(spec) => {
             let outs = std::array::from_fn(|slot| Value { node: id, slot });
             let (n, rows) = (ins[0].shape.numel(), node.outputs[0].shape.numel());

@@ -100,9 +100,19 @@ fn every_specialisation_the_backend_emits_validates() {
             d,
             Some(topk_key_expr(d).unwrap()),
         );
-        check(&shaders::SCATTER_ALONG, d, DType::U32, None);
+        check(
+            &gradflux_core::ops::index::SCATTER_ALONG,
+            d,
+            DType::U32,
+            None,
+        );
     }
-    check(&shaders::GATHER_ALONG, DType::U32, DType::U32, None);
+    check(
+        &gradflux_core::ops::index::GATHER_ALONG,
+        DType::U32,
+        DType::U32,
+        None,
+    );
     for op in CompareOp::ALL {
         for d in gpu_types {
             check(&shaders::BINARY, d, DType::U32, Some(&compare_expr(op, d)));
@@ -123,7 +133,7 @@ fn every_specialisation_the_backend_emits_validates() {
     }
     for d in gpu_types {
         check(&shaders::SELECT, d, d, None);
-        check(&shaders::SCATTER_ADD, d, d, None);
+        check(&gradflux_core::ops::index::SCATTER_ADD, d, d, None);
     }
     check(&shaders::SOFTMAX, DType::F32, DType::F32, None);
     check(&shaders::SOFTMAX_LONG, DType::F32, DType::F32, None);
@@ -136,7 +146,11 @@ fn every_family_shader_validates_for_every_32_bit_dtype() {
     for family in gradflux_core::ops::FAMILIES {
         assert!(!family.shaders.is_empty(), "{}", family.name);
         // Files with an `@op` line are specialised per op by the tests below.
-        for file in family.shaders.iter().filter(|f| !f.source.contains("// @op")) {
+        for file in family
+            .shaders
+            .iter()
+            .filter(|f| !f.source.contains("// @op"))
+        {
             for t in [DType::F32, DType::I32, DType::U32] {
                 check(file, t, t, None);
             }

@@ -222,18 +222,6 @@ pub(super) fn vjp(
             }
             grads
         }
-        Op::Gather { axis } => {
-            let len = xs(0)?.dims()[*axis];
-            vec![Some(g.scatter_add(gy, *axis as isize, x(1), len)?), None]
-        }
-        Op::ScatterAdd { axis, .. } => vec![Some(g.gather(gy, *axis as isize, x(1))?), None],
-        // x row m was read at the flattened positions inverse[m, ..] of idx.
-        Op::GatherRowsWithInverse => {
-            let mut flat = vec![g.shape(x(1))?.numel()];
-            flat.extend(&xs(0)?.dims()[1..]);
-            let picked = g.gather(g.reshape(gy, flat)?, 0, x(2))?;
-            vec![Some(g.sum(picked, 1)?), None, None]
-        }
         // Integer outputs only.
         Op::MoeDispatch(_) => none(),
         // w[i, j] = exp(h[j] − cost[i, j]/eps + out[i]/eps) (per row; per column swaps the

@@ -3,7 +3,6 @@
 
 mod elementwise;
 mod fused_route;
-mod index;
 mod layout;
 mod linalg;
 mod moe;
@@ -13,8 +12,8 @@ mod reduce;
 mod routing;
 mod sinkhorn;
 
+pub(crate) use crate::ops::index::require_index;
 pub use fused_route::FusedRouting;
-pub(crate) use index::require_index;
 pub use moe::{Capacity, DispatchOptions, ExpertDispatch};
 pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
 pub use sinkhorn::{OtGeometry, OtGradient, OtSolution, SinkhornOptions};

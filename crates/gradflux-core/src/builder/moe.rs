@@ -252,7 +252,7 @@ impl Graph {
     }
 
     /// `gather(x, 0, idx)` whose gradient gathers through `inverse` (see
-    /// [`Op::GatherRowsWithInverse`]); callers guarantee `inverse` is exact.
+    /// [`GatherRows`](crate::ops::index::GatherRows)); callers guarantee `inverse` is exact.
     fn gather_rows_with_inverse(&self, x: Tensor, idx: Tensor, inverse: Tensor) -> Result<Tensor> {
         let (tx, ti, tv) = (self.ty(x)?, self.ty(idx)?, self.ty(inverse)?);
         let rows = tx.shape.dims().first().copied().unwrap_or(0);
@@ -265,7 +265,7 @@ impl Graph {
         let mut dims = ti.shape.0.clone();
         dims.extend(&tx.shape.0[1..]);
         self.push1(
-            Op::GatherRowsWithInverse,
+            Op::Kernel(std::sync::Arc::new(crate::ops::index::GatherRows)),
             &[x, idx, inverse],
             TensorType::new(dims, tx.dtype),
         )

@@ -30,16 +30,11 @@ pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
         | Op::Reshape
         | Op::Detach
         | Op::Unary(_)
-        | Op::Cast
-        | Op::Gather { .. }
-        | Op::GatherRowsWithInverse => 0,
+        | Op::Cast => 0,
         // The broadcast offset of each operand walks the rank.
         Op::Binary(_) | Op::Compare(_) => 2 * rank,
         Op::Select => 3 * rank,
         Op::Permute { .. } | Op::Slice { .. } | Op::Concat { .. } | Op::BroadcastTo => rank,
-        // One thread per output walks the indices (or its row's) in order, a tile of
-        // them where loops are limited, then a sum over the tiles.
-        Op::ScatterAdd { .. } => scatter_trips(ins[1].shape.numel(), limit),
         Op::Reduce { op, axis, .. } => reduce_trips(*op, ins[0].shape.dims()[*axis]),
         Op::Softmax { axis, .. } => softmax_trips(ins[0].shape.dims()[*axis]),
         Op::MatMul(_) | Op::Custom(_) => return None,

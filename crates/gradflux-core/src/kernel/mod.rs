@@ -84,6 +84,18 @@ impl LowerCx<'_> {
 /// measured; past it the invocation stops silently.
 pub const LLVMPIPE_LOOP_LIMIT: u64 = 65_535;
 
+/// Input `k` of a node being evaluated, or an error naming the op when the node has
+/// fewer (a malformed graph, never user input).
+pub fn arg<'a>(op: &str, inputs: &[&'a TensorData], k: usize) -> Result<&'a TensorData> {
+    inputs.get(k).copied().ok_or_else(|| {
+        crate::Error::Graph(format!(
+            "`{op}` node has {} inputs, expected at least {}",
+            inputs.len(),
+            k + 1
+        ))
+    })
+}
+
 /// An op family: its name (the same word in `src/ops/`, `shaders/`, the parity test and
 /// the bench) and the WGSL files it ships, which the shader registry and the offline
 /// validation pick up from here.

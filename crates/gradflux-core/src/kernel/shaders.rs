@@ -43,10 +43,6 @@ shader!(STRIDED_COPY, "layout/strided_copy.wgsl");
 shader!(REDUCE, "reduce/reduce.wgsl");
 shader!(SOFTMAX, "reduce/softmax.wgsl");
 shader!(SOFTMAX_LONG, "reduce/softmax_long.wgsl");
-shader!(GATHER, "index/gather.wgsl");
-shader!(SCATTER_ADD, "index/scatter_add.wgsl");
-shader!(GATHER_ALONG, "index/gather_along.wgsl");
-shader!(SCATTER_ALONG, "index/scatter_along.wgsl");
 shader!(MOE_COUNT, "moe/dispatch_count.wgsl");
 shader!(MOE_SCAN, "moe/dispatch_scan.wgsl");
 shader!(MOE_FILL, "moe/dispatch_fill.wgsl");
@@ -81,10 +77,6 @@ pub const BUILTIN: &[ShaderFile] = &[
     REDUCE,
     SOFTMAX,
     SOFTMAX_LONG,
-    GATHER,
-    SCATTER_ADD,
-    GATHER_ALONG,
-    SCATTER_ALONG,
     MOE_COUNT,
     MOE_SCAN,
     MOE_FILL,

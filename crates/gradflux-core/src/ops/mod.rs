@@ -18,8 +18,6 @@ pub mod strided;
 #[doc(hidden)]
 pub mod elementwise;
 #[doc(hidden)]
-pub mod index;
-#[doc(hidden)]
 pub mod layout;
 #[doc(hidden)]
 pub mod matmul;
@@ -43,4 +41,4 @@ macro_rules! families {
     };
 }
 
-families![scan, select];
+families![index, scan, select];

@@ -9,10 +9,10 @@ pub mod wgsl;
 
 use crate::kernel::loop_trips::scatter_trips;
 use crate::kernel::loop_trips_families::topk;
-use crate::kernel::shaders::{self, shader, ShaderFile};
-use crate::kernel::{KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::shaders::{shader, ShaderFile};
+use crate::kernel::{arg, KernelOp, Launch, LowerCx, VjpCx};
 use crate::ops::index::wgsl::scatter_launches;
-use crate::{DType, Error, Result, Tensor, TensorData, TensorType};
+use crate::{DType, Result, Tensor, TensorData, TensorType};
 
 shader!(TOPK, "select/topk.wgsl");
 
@@ -41,16 +41,6 @@ pub struct ScatterAlong {
     pub dim_size: usize,
 }
 
-fn input<'a>(op: &str, inputs: &[&'a TensorData], k: usize) -> Result<&'a TensorData> {
-    inputs.get(k).copied().ok_or_else(|| {
-        Error::Graph(format!(
-            "`{op}` node has {} inputs, expected at least {}",
-            inputs.len(),
-            k + 1
-        ))
-    })
-}
-
 impl KernelOp for TopK {
     fn name(&self) -> &'static str {
         "top_k"
@@ -69,7 +59,7 @@ impl KernelOp for TopK {
     }
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
-        let x = input(self.name(), inputs, 0)?;
+        let x = arg(self.name(), inputs, 0)?;
         cpu::top_k(self.axis, self.k, x, [&outputs[0], &outputs[1]])
     }
 
@@ -109,7 +99,7 @@ impl KernelOp for GatherAlong {
     }
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
-        let (x, idx) = (input(self.name(), inputs, 0)?, input(self.name(), inputs, 1)?);
+        let (x, idx) = (arg(self.name(), inputs, 0)?, arg(self.name(), inputs, 1)?);
         Ok(vec![cpu::gather_along(self.axis, x, idx, &outputs[0])?])
     }
 
@@ -141,7 +131,7 @@ impl KernelOp for ScatterAlong {
     }
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
-        let (src, idx) = (input(self.name(), inputs, 0)?, input(self.name(), inputs, 1)?);
+        let (src, idx) = (arg(self.name(), inputs, 0)?, arg(self.name(), inputs, 1)?);
         let out = cpu::scatter_along(self.axis, self.dim_size, src, idx, &outputs[0])?;
         Ok(vec![out])
     }
@@ -151,7 +141,7 @@ impl KernelOp for ScatterAlong {
         let numel = out.shape.numel();
         let (_, m, inner) = cx.input_types[0].shape.split_at_axis(self.axis);
         Ok(scatter_launches(
-            (&shaders::SCATTER_ALONG, "scatter_along"),
+            (&crate::ops::index::SCATTER_ALONG, "scatter_along"),
             [cx.inputs[0], cx.inputs[1], cx.output(0)],
             (out.dtype, DType::U32),
             (numel, m),

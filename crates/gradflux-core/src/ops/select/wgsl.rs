@@ -10,7 +10,7 @@
 use crate::{DType, Error, Result, Value};
 
 use crate::kernel::launch::{kernel, per_element, u32s, Bind, Launch, Workgroups, ELEMENTWISE_WG};
-use crate::kernel::shaders::{self, specialise};
+use crate::kernel::shaders::specialise;
 use crate::kernel::KernelSource;
 
 /// Largest chunk one workgroup sorts: two `u32`s per element fill 16 KiB of workgroup
@@ -109,7 +109,7 @@ pub fn gather_along_launch(
 ) -> Launch {
     Launch {
         kernel: kernel(
-            &shaders::GATHER_ALONG,
+            &crate::ops::index::GATHER_ALONG,
             "gather_along".into(),
             DType::U32,
             DType::U32,

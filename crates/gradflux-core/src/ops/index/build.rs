@@ -1,4 +1,7 @@
-use super::resolve_axis;
+use std::sync::Arc;
+
+use super::{Gather, ScatterAdd};
+use crate::builder::resolve_axis;
 use crate::{DType, Error, Graph, Op, Result, Tensor, TensorType};
 
 pub(crate) fn require_index(op: &'static str, dtype: DType) -> Result<()> {
@@ -36,7 +39,7 @@ impl Graph {
         dims.extend(&ti.shape.0);
         dims.extend(&tx.shape.0[axis + 1..]);
         self.push1(
-            Op::Gather { axis },
+            Op::Kernel(Arc::new(Gather { axis })),
             &[x, idx],
             TensorType::new(dims, tx.dtype),
         )
@@ -80,7 +83,7 @@ impl Graph {
         dims.push(dim_size);
         dims.extend(&ts.shape.0[axis + ir..]);
         self.push1(
-            Op::ScatterAdd { axis, dim_size },
+            Op::Kernel(Arc::new(ScatterAdd { axis, dim_size })),
             &[src, idx],
             TensorType::new(dims, ts.dtype),
         )
