@@ -298,19 +298,6 @@ pub enum Op {
     /// The input unchanged, with no gradient flowing back through it (a stop-gradient);
     /// backends alias the input's storage.
     Detach,
-    Permute {
-        perm: Vec<usize>,
-    },
-    /// Elements `start, start + step, ...` below `end` along `axis`.
-    Slice {
-        axis: usize,
-        start: usize,
-        step: usize,
-    },
-    Concat {
-        axis: usize,
-    },
-    BroadcastTo,
     /// `act(op(a) x op(b) + bias)`: `[..., m, k] x [..., k, n]` with broadcast batch
     /// dimensions, where `op` transposes the last two axes of an operand when its flag is
     /// set. Inputs are `a`, `b`, then `bias` when [`MatMulSpec::bias`] is set.
@@ -394,6 +381,17 @@ pub enum Op {
 }
 
 impl Op {
+    /// The family op of type `T` this node holds, if it is one (for builder peepholes).
+    pub fn kernel<T: KernelOp>(&self) -> Option<&T> {
+        match self {
+            Op::Kernel(k) => {
+                let any: &dyn std::any::Any = k.as_ref();
+                any.downcast_ref()
+            }
+            _ => None,
+        }
+    }
+
     /// A short name for messages and reports.
     pub fn name(&self) -> &'static str {
         match self {
@@ -409,10 +407,6 @@ impl Op {
             Op::Softmax { log: true, .. } => "log_softmax",
             Op::Reshape => "reshape",
             Op::Detach => "detach",
-            Op::Permute { .. } => "permute",
-            Op::Slice { .. } => "slice",
-            Op::Concat { .. } => "concat",
-            Op::BroadcastTo => "broadcast_to",
             Op::MatMul(_) => "matmul",
             Op::MoeDispatch(_) => "moe_dispatch",
             Op::FusedRoute(_) => "fused_route",

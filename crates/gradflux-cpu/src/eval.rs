@@ -48,10 +48,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Softmax { axis, log } => reduce::softmax(*axis, *log, arg(0)?, out)?,
         Op::Reshape => layout::reshape(arg(0)?, out)?,
         Op::Detach => arg(0)?.clone(),
-        Op::Permute { perm } => layout::permute(perm, arg(0)?, out)?,
-        Op::Slice { axis, start, step } => layout::slice(*axis, *start, *step, arg(0)?, out)?,
-        Op::Concat { axis } => layout::concat(*axis, inputs, out)?,
-        Op::BroadcastTo => layout::broadcast_to(arg(0)?, out)?,
         Op::MatMul(spec) => {
             let bias = if spec.bias { Some(arg(2)?) } else { None };
             matmul::matmul(*spec, arg(0)?, arg(1)?, bias, out)?

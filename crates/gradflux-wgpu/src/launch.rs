@@ -9,7 +9,6 @@ pub use gradflux_core::kernel::launch::*;
 use gradflux_core::ops::elementwise::wgsl::{
     binary_expr, broadcast_info, cast_expr, compare_expr, elementwise_kernel, unary_expr,
 };
-use gradflux_core::ops::layout::wgsl::{copy_info, copy_launch};
 use gradflux_core::ops::reduce::wgsl as reduce;
 use gradflux_core::ops::{moe::wgsl as moe, moe::wgsl_route as route};
 use gradflux_core::ops::{ot::wgsl as ot, ot::wgsl_adjoint as adjoint};
@@ -114,64 +113,6 @@ pub fn launches(
             oty.dtype,
             ins[0].shape.split_at_axis(*axis),
         ),
-        Op::Permute { perm } => {
-            let src = ins[0].shape.strides();
-            let src_strides: Vec<usize> = perm.iter().map(|&p| src[p]).collect();
-            vec![copy_launch(
-                input(0),
-                out,
-                copy_info(oty.shape.dims(), 0, &src_strides, 0, &oty.shape.strides()),
-            )]
-        }
-        Op::Slice { axis, start, step } => {
-            let mut src_strides = ins[0].shape.strides();
-            let base = start * src_strides[*axis];
-            src_strides[*axis] *= step;
-            vec![copy_launch(
-                input(0),
-                out,
-                copy_info(
-                    oty.shape.dims(),
-                    base,
-                    &src_strides,
-                    0,
-                    &oty.shape.strides(),
-                ),
-            )]
-        }
-        Op::BroadcastTo => vec![copy_launch(
-            input(0),
-            out,
-            copy_info(
-                oty.shape.dims(),
-                0,
-                &ins[0].shape.broadcast_strides(&oty.shape),
-                0,
-                &oty.shape.strides(),
-            ),
-        )],
-        Op::Concat { axis } => {
-            let dst_strides = oty.shape.strides();
-            let mut along = 0;
-            let mut parts = Vec::new();
-            for (k, t) in ins.iter().enumerate() {
-                if t.shape.numel() > 0 {
-                    parts.push(copy_launch(
-                        input(k),
-                        out,
-                        copy_info(
-                            t.shape.dims(),
-                            0,
-                            &t.shape.strides(),
-                            along * dst_strides[*axis],
-                            &dst_strides,
-                        ),
-                    ));
-                }
-                along += t.shape.dims()[*axis];
-            }
-            parts
-        }
         Op::MatMul(spec) => matmul::launch(
             spec,
             Operands {

@@ -8,7 +8,7 @@
 
 use crate::{
     Activation, BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, RouteScore, SoftminAxis,
-    Tensor, TensorData, UnaryOp, Value,
+    Tensor, UnaryOp, Value,
 };
 
 pub(super) fn vjp(
@@ -156,34 +156,6 @@ pub(super) fn vjp(
         }
         Op::Reshape => vec![Some(g.reshape(gy, xs(0)?)?)],
         Op::Detach => none(),
-        Op::Permute { perm } => {
-            let mut inverse = vec![0; perm.len()];
-            for (i, &p) in perm.iter().enumerate() {
-                inverse[p] = i;
-            }
-            vec![Some(g.permute(gy, &inverse)?)]
-        }
-        Op::Slice { axis, start, step } => {
-            let len = xs(0)?.dims()[*axis];
-            let picked = g.shape(y)?.dims()[*axis];
-            let rows: Vec<u32> = (0..picked).map(|k| (start + k * step) as u32).collect();
-            let idx = g.constant(TensorData::new([picked], rows)?)?;
-            vec![Some(g.scatter_add(gy, *axis as isize, idx, len)?)]
-        }
-        Op::Concat { axis } => {
-            let mut offset = 0;
-            let mut grads = Vec::new();
-            for (k, need) in needs.iter().enumerate() {
-                let len = xs(k)?.dims()[*axis];
-                grads.push(
-                    need.then(|| g.slice(gy, *axis as isize, offset, offset + len))
-                        .transpose()?,
-                );
-                offset += len;
-            }
-            grads
-        }
-        Op::BroadcastTo => vec![Some(g.sum_to(gy, &xs(0)?)?)],
         Op::MatMul(spec) => {
             // The activation's derivative is written in terms of its output, which the
             // fused kernel keeps; the pre-activation product is never stored.

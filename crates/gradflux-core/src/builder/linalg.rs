@@ -1,3 +1,4 @@
+use crate::ops::layout::Permute;
 use crate::{Activation, Error, Graph, MatMulSpec, Op, Result, Shape, Tensor, TensorType};
 
 impl Graph {
@@ -192,8 +193,8 @@ impl Graph {
     /// with the transpose flag flipped, and the permute (now unused) is pruned at compile.
     fn fold_transpose(&self, t: Tensor, transposed: bool) -> Result<(Tensor, bool)> {
         let value = self.check(t)?;
-        let source = self.with_node(value, |node| match &node.op {
-            Op::Permute { perm } => {
+        let source = self.with_node(value, |node| match node.op.kernel::<Permute>() {
+            Some(Permute { perm }) => {
                 let r = perm.len();
                 let swaps_last_two = r >= 2
                     && perm[r - 2] == r - 1

@@ -3,7 +3,6 @@
 
 mod elementwise;
 mod fused_route;
-mod layout;
 mod linalg;
 mod moe;
 mod ot;

@@ -34,7 +34,6 @@ pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
         // The broadcast offset of each operand walks the rank.
         Op::Binary(_) | Op::Compare(_) => 2 * rank,
         Op::Select => 3 * rank,
-        Op::Permute { .. } | Op::Slice { .. } | Op::Concat { .. } | Op::BroadcastTo => rank,
         Op::Reduce { op, axis, .. } => reduce_trips(*op, ins[0].shape.dims()[*axis]),
         Op::Softmax { axis, .. } => softmax_trips(ins[0].shape.dims()[*axis]),
         Op::MatMul(_) | Op::Custom(_) => return None,

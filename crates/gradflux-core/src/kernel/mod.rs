@@ -23,7 +23,7 @@ pub use launch::{values, Bind, KernelSource, Launch, Workgroups};
 
 /// One op of a family living in its own module. Implementations are plain values (the op's
 /// attributes); a node holds one as [`Op::Kernel`](crate::Op::Kernel).
-pub trait KernelOp: fmt::Debug + Send + Sync + 'static {
+pub trait KernelOp: std::any::Any + fmt::Debug + Send + Sync {
     /// A short name for messages, kernel labels and profiles (`cumsum`).
     fn name(&self) -> &'static str;
 

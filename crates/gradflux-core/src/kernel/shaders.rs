@@ -39,7 +39,6 @@ shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
 shader!(UNARY, "elementwise/unary.wgsl");
 shader!(BINARY, "elementwise/binary.wgsl");
 shader!(SELECT, "elementwise/select.wgsl");
-shader!(STRIDED_COPY, "layout/strided_copy.wgsl");
 shader!(REDUCE, "reduce/reduce.wgsl");
 shader!(SOFTMAX, "reduce/softmax.wgsl");
 shader!(SOFTMAX_LONG, "reduce/softmax_long.wgsl");
@@ -73,7 +72,6 @@ pub const BUILTIN: &[ShaderFile] = &[
     UNARY,
     BINARY,
     SELECT,
-    STRIDED_COPY,
     REDUCE,
     SOFTMAX,
     SOFTMAX_LONG,

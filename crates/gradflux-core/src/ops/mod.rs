@@ -18,8 +18,6 @@ pub mod strided;
 #[doc(hidden)]
 pub mod elementwise;
 #[doc(hidden)]
-pub mod layout;
-#[doc(hidden)]
 pub mod matmul;
 #[doc(hidden)]
 pub mod moe;
@@ -41,4 +39,4 @@ macro_rules! families {
     };
 }
 
-families![index, scan, select];
+families![index, layout, scan, select];

@@ -1,7 +1,6 @@
 //! The WGSL lowering of the layout ops: strided copies (`shaders/layout/`).
 
 use crate::kernel::launch::{kernel, padded, per_element, values, Launch, ELEMENTWISE_WG};
-use crate::kernel::shaders;
 use crate::{DType, Value};
 
 /// `[numel, rank, src base, dst base, dims[8], src strides[8], dst strides[8]]`.
@@ -29,7 +28,7 @@ pub fn copy_launch(src: Value, dst: Value, info: Vec<u32>) -> Launch {
     let numel = info[0] as usize;
     Launch {
         kernel: kernel(
-            &shaders::STRIDED_COPY,
+            &super::STRIDED_COPY,
             "strided_copy".into(),
             DType::U32,
             DType::U32,

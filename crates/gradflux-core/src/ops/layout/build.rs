@@ -1,4 +1,7 @@
-use super::resolve_axis;
+use std::sync::Arc;
+
+use super::{BroadcastTo, Concat, Permute, Slice};
+use crate::builder::resolve_axis;
 use crate::{Error, Graph, Op, Result, Shape, Tensor, TensorType};
 
 impl Graph {
@@ -67,9 +70,9 @@ impl Graph {
         }
         let dims = perm.iter().map(|&p| ty.shape.0[p]).collect::<Vec<_>>();
         self.push1(
-            Op::Permute {
+            Op::Kernel(Arc::new(Permute {
                 perm: perm.to_vec(),
-            },
+            })),
             &[x],
             TensorType::new(dims, ty.dtype),
         )
@@ -117,7 +120,7 @@ impl Graph {
         let mut dims = ty.shape.0.clone();
         dims[axis] = (end - start).div_ceil(step);
         self.push1(
-            Op::Slice { axis, start, step },
+            Op::Kernel(Arc::new(Slice { axis, start, step })),
             &[x],
             TensorType::new(dims, ty.dtype),
         )
@@ -158,7 +161,7 @@ impl Graph {
         if xs.len() == 1 {
             return Ok(*first);
         }
-        self.push1(Op::Concat { axis }, xs, TensorType::new(dims, ty0.dtype))
+        self.push1(Op::Kernel(Arc::new(Concat { axis })), xs, TensorType::new(dims, ty0.dtype))
     }
 
     /// Repeats size-1 (or missing leading) dimensions to reach `shape` (numpy rules).
@@ -175,7 +178,7 @@ impl Graph {
         if shape == ty.shape {
             return Ok(x);
         }
-        self.push1(Op::BroadcastTo, &[x], TensorType::new(shape, ty.dtype))
+        self.push1(Op::Kernel(Arc::new(BroadcastTo)), &[x], TensorType::new(shape, ty.dtype))
     }
 
     /// Inserts a size-1 axis at `axis` (which may equal the rank, to append).
