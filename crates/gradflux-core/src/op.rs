@@ -284,15 +284,6 @@ pub enum Op {
     Compare(CompareOp),
     /// `select(cond, a, b)`: `a` where `cond != 0`, else `b`; all three broadcast.
     Select,
-    Reduce {
-        op: ReduceOp,
-        axis: usize,
-        keepdim: bool,
-    },
-    Softmax {
-        axis: usize,
-        log: bool,
-    },
     /// Same data, new shape; backends may alias the input's storage.
     Reshape,
     /// The input unchanged, with no gradient flowing back through it (a stop-gradient);
@@ -402,9 +393,6 @@ impl Op {
             Op::Binary(b) => b.name(),
             Op::Compare(c) => c.name(),
             Op::Select => "select",
-            Op::Reduce { op, .. } => op.name(),
-            Op::Softmax { log: false, .. } => "softmax",
-            Op::Softmax { log: true, .. } => "log_softmax",
             Op::Reshape => "reshape",
             Op::Detach => "detach",
             Op::MatMul(_) => "matmul",

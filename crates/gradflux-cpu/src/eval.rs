@@ -11,7 +11,6 @@ use gradflux_core::ops::moe::{cpu as moe, cpu_route as route};
 use gradflux_core::ops::ot::{
     cpu as ot, cpu_adjoint as sinkhorn_adjoint, cpu_points as points, cpu_sinkhorn as sinkhorn,
 };
-use gradflux_core::ops::reduce::cpu as reduce;
 
 use crate::BACKEND_NAME;
 
@@ -44,8 +43,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Compare(op) => elementwise::compare(*op, arg(0)?, arg(1)?, out)?,
         Op::Select => elementwise::select(arg(0)?, arg(1)?, arg(2)?, out)?,
         Op::Cast => elementwise::cast(arg(0)?, out)?,
-        Op::Reduce { op, axis, .. } => reduce::reduce(*op, *axis, arg(0)?, out)?,
-        Op::Softmax { axis, log } => reduce::softmax(*axis, *log, arg(0)?, out)?,
         Op::Reshape => layout::reshape(arg(0)?, out)?,
         Op::Detach => arg(0)?.clone(),
         Op::MatMul(spec) => {

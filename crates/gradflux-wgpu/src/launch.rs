@@ -9,7 +9,6 @@ pub use gradflux_core::kernel::launch::*;
 use gradflux_core::ops::elementwise::wgsl::{
     binary_expr, broadcast_info, cast_expr, compare_expr, elementwise_kernel, unary_expr,
 };
-use gradflux_core::ops::reduce::wgsl as reduce;
 use gradflux_core::ops::{moe::wgsl as moe, moe::wgsl_route as route};
 use gradflux_core::ops::{ot::wgsl as ot, ot::wgsl_adjoint as adjoint};
 
@@ -101,18 +100,6 @@ pub fn launches(
             broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape, &ins[2].shape]),
             per_element(numel),
         )],
-        Op::Reduce { op, axis, .. } => reduce::launches(
-            *op,
-            (input(0), out),
-            (ins[0].dtype, oty.dtype),
-            ins[0].shape.split_at_axis(*axis),
-        ),
-        Op::Softmax { axis, log } => reduce::softmax_launches(
-            *log,
-            (input(0), out),
-            oty.dtype,
-            ins[0].shape.split_at_axis(*axis),
-        ),
         Op::MatMul(spec) => matmul::launch(
             spec,
             Operands {

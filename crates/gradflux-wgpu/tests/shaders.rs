@@ -128,15 +128,25 @@ fn every_specialisation_the_backend_emits_validates() {
             } else {
                 d
             };
-            check(&shaders::REDUCE, d, r, None);
+            check(&gradflux_core::ops::reduce::REDUCE, d, r, None);
         }
     }
     for d in gpu_types {
         check(&shaders::SELECT, d, d, None);
         check(&gradflux_core::ops::index::SCATTER_ADD, d, d, None);
     }
-    check(&shaders::SOFTMAX, DType::F32, DType::F32, None);
-    check(&shaders::SOFTMAX_LONG, DType::F32, DType::F32, None);
+    check(
+        &gradflux_core::ops::reduce::SOFTMAX,
+        DType::F32,
+        DType::F32,
+        None,
+    );
+    check(
+        &gradflux_core::ops::reduce::SOFTMAX_LONG,
+        DType::F32,
+        DType::F32,
+        None,
+    );
 }
 
 /// Every register block the tuner can pick, with every layout, vector and bounds-check

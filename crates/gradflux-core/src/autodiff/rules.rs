@@ -7,8 +7,8 @@
 //! equal to the result; `abs` and `relu` have gradient 0 at 0.
 
 use crate::{
-    Activation, BinaryOp, Error, Graph, Node, Op, ReduceOp, Result, RouteScore, SoftminAxis,
-    Tensor, UnaryOp, Value,
+    Activation, BinaryOp, Error, Graph, Node, Op, Result, RouteScore, SoftminAxis, Tensor, UnaryOp,
+    Value,
 };
 
 pub(super) fn vjp(
@@ -118,41 +118,6 @@ pub(super) fn vjp(
                 needs[1].then(|| g.sum_to(da, &xs(1)?)).transpose()?,
                 needs[2].then(|| g.sum_to(db, &xs(2)?)).transpose()?,
             ]
-        }
-        Op::Reduce { op, axis, .. } => {
-            let shape = xs(0)?;
-            let mut kept = shape.dims().to_vec();
-            kept[*axis] = 1;
-            let gyk = g.reshape(gy, kept.clone())?;
-            let d = match op {
-                ReduceOp::Sum => g.broadcast_to(gyk, shape)?,
-                ReduceOp::Mean => {
-                    let len = shape.dims()[*axis] as f64;
-                    g.broadcast_to(g.div(gyk, c(len)?)?, shape)?
-                }
-                ReduceOp::Max | ReduceOp::Min => {
-                    let yk = g.reshape(y, kept)?;
-                    let hit = as_dtype(g.eq(x(0), yk)?)?;
-                    let count = g.sum_keepdim(hit, *axis as isize)?;
-                    g.mul(hit, g.div(gyk, count)?)?
-                }
-                ReduceOp::LogSumExp => {
-                    let yk = g.reshape(y, kept)?;
-                    g.mul(gyk, g.exp(g.sub(x(0), yk)?)?)?
-                }
-                ReduceOp::ArgMax => return Ok(none()),
-            };
-            vec![Some(d)]
-        }
-        Op::Softmax { axis, log } => {
-            let ax = *axis as isize;
-            let d = if *log {
-                g.sub(gy, g.mul(g.exp(y)?, g.sum_keepdim(gy, ax)?)?)?
-            } else {
-                let dot = g.sum_keepdim(g.mul(gy, y)?, ax)?;
-                g.mul(y, g.sub(gy, dot)?)?
-            };
-            vec![Some(d)]
         }
         Op::Reshape => vec![Some(g.reshape(gy, xs(0)?)?)],
         Op::Detach => none(),

@@ -7,7 +7,6 @@ mod linalg;
 mod moe;
 mod ot;
 mod ot_implicit;
-mod reduce;
 mod routing;
 mod sinkhorn;
 

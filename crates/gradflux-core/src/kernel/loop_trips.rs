@@ -12,11 +12,7 @@ use crate::{Error, Node, Op, ReduceOp, Result, TensorType};
 
 use crate::kernel::launch::MAX_RANK;
 use crate::ops::index::wgsl::scatter_tile;
-use crate::ops::reduce::wgsl::REDUCE_CHUNK;
-use crate::ops::reduce::wgsl::SERIAL_REDUCE_LEN;
-
-/// Threads per workgroup of the reduce and softmax kernels.
-const REDUCE_WG: u64 = 256;
+use crate::ops::reduce::wgsl::reduce_trips;
 
 /// Upper bound of the loop iterations one invocation of any of the node's launches runs;
 /// `None` where gradflux cannot know (custom kernels) or the lowering bounds it itself
@@ -34,8 +30,6 @@ pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
         // The broadcast offset of each operand walks the rank.
         Op::Binary(_) | Op::Compare(_) => 2 * rank,
         Op::Select => 3 * rank,
-        Op::Reduce { op, axis, .. } => reduce_trips(*op, ins[0].shape.dims()[*axis]),
-        Op::Softmax { axis, .. } => softmax_trips(ins[0].shape.dims()[*axis]),
         Op::MatMul(_) | Op::Custom(_) => return None,
         Op::Kernel(op) => return op.loop_trips(ins, &node.outputs, limit),
         _ => {
@@ -61,29 +55,6 @@ pub fn scatter_trips(walk: usize, limit: u64) -> u64 {
         0
     };
     (walk.min(tile) as u64 + 1).max(sum)
-}
-
-/// The reduce kernel: a strided walk of a chunk (two for logsumexp) and three trees of
-/// log2(256) steps; a serial sum walks its short axis. A chunked axis adds the pass over
-/// the chunks' partials.
-fn reduce_trips(op: ReduceOp, len: usize) -> u64 {
-    let serial = matches!(op, ReduceOp::Sum | ReduceOp::Mean) && len <= SERIAL_REDUCE_LEN;
-    if serial {
-        return len as u64;
-    }
-    let pass = |len: usize| 2 * (len as u64).div_ceil(REDUCE_WG) + 3 * 8;
-    let chunks = len.div_ceil(REDUCE_CHUNK);
-    pass(len.min(REDUCE_CHUNK)).max(if chunks > 1 { pass(chunks) } else { 0 })
-}
-
-/// One workgroup per row: three strided walks and two trees; a long row: one walk and a
-/// tree per chunk, a thread per row merging the chunks.
-fn softmax_trips(len: usize) -> u64 {
-    if len <= REDUCE_CHUNK {
-        return 3 * (len as u64).div_ceil(REDUCE_WG) + 2 * 8;
-    }
-    let per_chunk = (REDUCE_CHUNK as u64).div_ceil(REDUCE_WG) + 8;
-    per_chunk.max(len.div_ceil(REDUCE_CHUNK) as u64)
 }
 
 /// A loop limit less a 10% margin for the estimate: the bounds here model how Mesa counts,
@@ -136,22 +107,4 @@ pub fn check(node: &Node, id: usize, ins: &[TensorType], limit: Option<u64>) -> 
         requested: trips,
         allowed: limit,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunked_reductions_stay_far_below_the_limit_at_any_length() {
-        for len in [1, 33, 1 << 18, (1 << 18) + 1, 17_000_003, 1 << 32] {
-            for op in ReduceOp::ALL {
-                assert!(reduce_trips(op, len) < 4096, "{op:?} over {len}");
-            }
-            // A long row's merge walks its chunks: 16 384 at 2^32 elements.
-            assert!(softmax_trips(len) <= 16_384, "softmax over {len}");
-        }
-        assert_eq!(reduce_trips(ReduceOp::Sum, 32), 32, "serial");
-        assert_eq!(reduce_trips(ReduceOp::Max, 512), 2 * 2 + 24);
-    }
 }

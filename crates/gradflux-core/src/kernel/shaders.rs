@@ -39,9 +39,6 @@ shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
 shader!(UNARY, "elementwise/unary.wgsl");
 shader!(BINARY, "elementwise/binary.wgsl");
 shader!(SELECT, "elementwise/select.wgsl");
-shader!(REDUCE, "reduce/reduce.wgsl");
-shader!(SOFTMAX, "reduce/softmax.wgsl");
-shader!(SOFTMAX_LONG, "reduce/softmax_long.wgsl");
 shader!(MOE_COUNT, "moe/dispatch_count.wgsl");
 shader!(MOE_SCAN, "moe/dispatch_scan.wgsl");
 shader!(MOE_FILL, "moe/dispatch_fill.wgsl");
@@ -72,9 +69,6 @@ pub const BUILTIN: &[ShaderFile] = &[
     UNARY,
     BINARY,
     SELECT,
-    REDUCE,
-    SOFTMAX,
-    SOFTMAX_LONG,
     MOE_COUNT,
     MOE_SCAN,
     MOE_FILL,

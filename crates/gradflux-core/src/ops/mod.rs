@@ -23,8 +23,6 @@ pub mod matmul;
 pub mod moe;
 #[doc(hidden)]
 pub mod ot;
-#[doc(hidden)]
-pub mod reduce;
 
 /// Declares each family's module and lists it in [`FAMILIES`].
 macro_rules! families {
@@ -39,4 +37,4 @@ macro_rules! families {
     };
 }
 
-families![index, layout, scan, select];
+families![index, layout, reduce, scan, select];

@@ -9,7 +9,7 @@
 use crate::{DType, ReduceOp, Value};
 
 use crate::kernel::launch::{kernel, per_element, u32s, Bind, Launch, Workgroups};
-use crate::kernel::shaders::{self, specialise};
+use crate::kernel::shaders::specialise;
 use crate::kernel::KernelSource;
 use crate::ops::select::wgsl::gather_along_launch;
 
@@ -50,7 +50,7 @@ fn launch(
     };
     Launch {
         kernel: kernel(
-            &shaders::REDUCE,
+            &super::REDUCE,
             format!("{}<{}>{tag}", op.name(), io.input),
             io.input,
             io.output,
@@ -195,7 +195,7 @@ pub fn softmax_launches(
     if len <= REDUCE_CHUNK {
         return vec![Launch {
             kernel: kernel(
-                &shaders::SOFTMAX,
+                &super::SOFTMAX,
                 format!("{name}<{dtype}>"),
                 dtype,
                 dtype,
@@ -214,7 +214,7 @@ pub fn softmax_launches(
     let pass = |entry: &str, workgroups: Workgroups| Launch {
         kernel: KernelSource {
             label: format!("{name}<{dtype}> {entry}, chunks of {REDUCE_CHUNK}"),
-            source: specialise(&shaders::SOFTMAX_LONG, dtype, dtype, None),
+            source: specialise(&super::SOFTMAX_LONG, dtype, dtype, None),
             entry_point: entry.into(),
             constants: vec![log_constant],
             read_only: vec![true, false, false, true],
@@ -230,6 +230,7 @@ pub fn softmax_launches(
         pass("apply", per_element(rows * len)),
     ]
 }
+
 /// Longest axis a sum or mean reduces with one thread per output (the reduce kernel's
 /// `SERIAL` path); longer axes take a workgroup per output.
 pub const SERIAL_REDUCE_LEN: usize = 32;
@@ -243,5 +244,49 @@ pub fn reduce_code(op: ReduceOp) -> f64 {
         ReduceOp::Min => 3.0,
         ReduceOp::LogSumExp => 4.0,
         ReduceOp::ArgMax => 5.0,
+    }
+}
+
+/// Threads per workgroup of the reduce and softmax kernels.
+const REDUCE_WG: u64 = 256;
+
+/// The reduce kernel: a strided walk of a chunk (two for logsumexp) and three trees of
+/// log2(256) steps; a serial sum walks its short axis. A chunked axis adds the pass over
+/// the chunks' partials.
+pub fn reduce_trips(op: ReduceOp, len: usize) -> u64 {
+    let serial = matches!(op, ReduceOp::Sum | ReduceOp::Mean) && len <= SERIAL_REDUCE_LEN;
+    if serial {
+        return len as u64;
+    }
+    let pass = |len: usize| 2 * (len as u64).div_ceil(REDUCE_WG) + 3 * 8;
+    let chunks = len.div_ceil(REDUCE_CHUNK);
+    pass(len.min(REDUCE_CHUNK)).max(if chunks > 1 { pass(chunks) } else { 0 })
+}
+
+/// One workgroup per row: three strided walks and two trees; a long row: one walk and a
+/// tree per chunk, a thread per row merging the chunks.
+pub fn softmax_trips(len: usize) -> u64 {
+    if len <= REDUCE_CHUNK {
+        return 3 * (len as u64).div_ceil(REDUCE_WG) + 2 * 8;
+    }
+    let per_chunk = (REDUCE_CHUNK as u64).div_ceil(REDUCE_WG) + 8;
+    per_chunk.max(len.div_ceil(REDUCE_CHUNK) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_reductions_stay_far_below_the_limit_at_any_length() {
+        for len in [1, 33, 1 << 18, (1 << 18) + 1, 17_000_003, 1 << 32] {
+            for op in ReduceOp::ALL {
+                assert!(reduce_trips(op, len) < 4096, "{op:?} over {len}");
+            }
+            // A long row's merge walks its chunks: 16 384 at 2^32 elements.
+            assert!(softmax_trips(len) <= 16_384, "softmax over {len}");
+        }
+        assert_eq!(reduce_trips(ReduceOp::Sum, 32), 32, "serial");
+        assert_eq!(reduce_trips(ReduceOp::Max, 512), 2 * 2 + 24);
     }
 }

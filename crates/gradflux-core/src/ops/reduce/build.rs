@@ -1,4 +1,7 @@
-use super::{require_float, resolve_axis};
+use std::sync::Arc;
+
+use super::{Reduce, Softmax};
+use crate::builder::{require_float, resolve_axis};
 use crate::{DType, Error, Graph, Op, ReduceOp, Result, Shape, Tensor, TensorType};
 
 /// The named reductions: `$name` drops the reduced axis, `$keep` keeps it as size 1 (so
@@ -61,7 +64,7 @@ impl Graph {
             ty.dtype
         };
         self.push1(
-            Op::Reduce { op, axis, keepdim },
+            Op::Kernel(Arc::new(Reduce { op, axis, keepdim })),
             &[x],
             TensorType::new(Shape(dims), dtype),
         )
@@ -95,6 +98,6 @@ impl Graph {
         let ty = self.ty(x)?;
         let axis = resolve_axis(name, axis, ty.shape.rank())?;
         require_float(name, ty.dtype)?;
-        self.push1(Op::Softmax { axis, log }, &[x], ty)
+        self.push1(Op::Kernel(Arc::new(Softmax { axis, log })), &[x], ty)
     }
 }
