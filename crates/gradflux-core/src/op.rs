@@ -267,23 +267,13 @@ pub enum SoftminAxis {
 #[derive(Clone, Debug)]
 pub enum Op {
     /// A named value supplied at every run.
-    Input {
-        name: String,
-    },
+    Input { name: String },
     /// A value fixed when the graph is built, uploaded once at compile time.
     Constant(Arc<TensorData>),
     /// State that lives in the executable (a device buffer on a GPU), starts at `init`, and
     /// persists between runs; [`Graph::assign`](crate::Graph::assign) gives it a new value
     /// at the end of every run.
-    Parameter {
-        name: String,
-        init: Arc<TensorData>,
-    },
-    Unary(UnaryOp),
-    Binary(BinaryOp),
-    Compare(CompareOp),
-    /// `select(cond, a, b)`: `a` where `cond != 0`, else `b`; all three broadcast.
-    Select,
+    Parameter { name: String, init: Arc<TensorData> },
     /// Same data, new shape; backends may alias the input's storage.
     Reshape,
     /// The input unchanged, with no gradient flowing back through it (a stop-gradient);
@@ -301,26 +291,17 @@ pub enum Op {
     /// The entropic soft minimum of optimal transport: inputs `cost [.., n, m]` and
     /// `h`; for [`SoftminAxis::PerRow`], `out[.., i] = −eps · log Σ_j exp(h[.., j] −
     /// cost[.., i, j] / eps)`, and symmetrically per column. Batch dimensions must match.
-    Softmin {
-        eps: f64,
-        axis: SoftminAxis,
-    },
+    Softmin { eps: f64, axis: SoftminAxis },
     /// The soft minimum of [`Op::Softmin`] per row, over a cost computed on the fly
     /// between points: inputs `x [.., n, d]`, `y [.., m, d]`, `h [.., m]`;
     /// `out[.., i] = −eps · log Σ_j exp(h[.., j] − cost(x_i, y_j) / eps)`. Swapping `x`
     /// and `y` gives the per-column update. Memory is O(n + m).
-    PointSoftmin {
-        eps: f64,
-        cost: PointCost,
-    },
+    PointSoftmin { eps: f64, cost: PointCost },
     /// The vector-Jacobian product of [`Op::PointSoftmin`]: inputs `x`, `y`, `h`, its
     /// output `out` and the cotangent `gy [.., n]`; outputs `dx`, `dy`, `dh`. With the
     /// weights `w_ij = exp(h_j − c_ij/eps + out_i/eps)`: `dx_i = gy_i Σ_j w_ij ∂c_ij/∂x_i`,
     /// `dy_j = −Σ_i gy_i w_ij ∂c_ij/∂x_i`, `dh_j = −eps Σ_i gy_i w_ij`, all online.
-    PointSoftminBackward {
-        eps: f64,
-        cost: PointCost,
-    },
+    PointSoftminBackward { eps: f64, cost: PointCost },
     /// Log-domain Sinkhorn iterations run to convergence inside the op. Inputs: the cost
     /// `[.., n, m]` (or points `x [.., n, d]`, `y [.., m, d]` when
     /// [`SinkhornSpec::points`] is set), weights `a [.., n]`, `b [.., m]` and starting
@@ -352,19 +333,10 @@ pub enum Op {
     /// `out[p] = x[p] · w[e]` for each row `p` of `x: [P, K]`, where
     /// `e = block_experts[p / block]` and `w` is `[E, K, N]` (`[E, N, K]` read transposed
     /// when `transpose_b`); rows of blocks whose expert is `>= E` are zero.
-    GroupedMatMul {
-        block: usize,
-        transpose_b: bool,
-    },
+    GroupedMatMul { block: usize, transpose_b: bool },
     /// The weight gradient of `GroupedMatMul`: `dw[e] = Σ_{p in e's blocks} x[p]ᵀ · dy[p]`,
     /// `[E, K, N]` from `x: [P, K]`, `dy: [P, N]` and `block_experts`.
-    GroupedMatMulWeightGrad {
-        block: usize,
-        num_experts: usize,
-    },
-    /// Converts to the node's dtype: floats to ints truncate toward zero and saturate at the
-    /// largest f32 inside the integer range (WGSL's rule); `i32`/`u32` reinterpret bits.
-    Cast,
+    GroupedMatMulWeightGrad { block: usize, num_experts: usize },
     /// A user kernel; the node has one output per declared output.
     Custom(Arc<CustomOp>),
     /// An op of a family module (`src/ops/`): everything about it is behind the trait.
@@ -389,10 +361,6 @@ impl Op {
             Op::Input { .. } => "input",
             Op::Constant(_) => "constant",
             Op::Parameter { .. } => "parameter",
-            Op::Unary(u) => u.name(),
-            Op::Binary(b) => b.name(),
-            Op::Compare(c) => c.name(),
-            Op::Select => "select",
             Op::Reshape => "reshape",
             Op::Detach => "detach",
             Op::MatMul(_) => "matmul",
@@ -405,7 +373,6 @@ impl Op {
             Op::SinkhornAdjoint(_) => "sinkhorn_adjoint",
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
-            Op::Cast => "cast",
             Op::Custom(_) => "custom",
             Op::Kernel(k) => k.name(),
         }

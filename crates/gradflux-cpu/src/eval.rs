@@ -4,7 +4,6 @@
 
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
-use gradflux_core::ops::elementwise::cpu as elementwise;
 use gradflux_core::ops::layout::cpu as layout;
 use gradflux_core::ops::matmul::cpu as matmul;
 use gradflux_core::ops::moe::{cpu as moe, cpu_route as route};
@@ -38,11 +37,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
             })
         }
         Op::Constant(data) => TensorData::clone(data),
-        Op::Unary(op) => elementwise::unary(*op, arg(0)?, out)?,
-        Op::Binary(op) => elementwise::binary(*op, arg(0)?, arg(1)?, out)?,
-        Op::Compare(op) => elementwise::compare(*op, arg(0)?, arg(1)?, out)?,
-        Op::Select => elementwise::select(arg(0)?, arg(1)?, arg(2)?, out)?,
-        Op::Cast => elementwise::cast(arg(0)?, out)?,
         Op::Reshape => layout::reshape(arg(0)?, out)?,
         Op::Detach => arg(0)?.clone(),
         Op::MatMul(spec) => {

@@ -3,17 +3,13 @@
 //! routing of the ops that are still `Op` variants, and matmul, whose tile configuration
 //! this backend's tuner picks.
 
-use gradflux_core::{DType, Dispatch, Error, Node, Op, Result, TensorType, Value};
+use gradflux_core::{Dispatch, Error, Node, Op, Result, TensorType, Value};
 
 pub use gradflux_core::kernel::launch::*;
-use gradflux_core::ops::elementwise::wgsl::{
-    binary_expr, broadcast_info, cast_expr, compare_expr, elementwise_kernel, unary_expr,
-};
 use gradflux_core::ops::{moe::wgsl as moe, moe::wgsl_route as route};
 use gradflux_core::ops::{ot::wgsl as ot, ot::wgsl_adjoint as adjoint};
 
 use crate::matmul::{self, Chooser, Operands};
-use crate::shaders;
 
 /// The launches that compute `node` (node id `id`); `ty` gives the type of any value.
 /// `choose` picks the tile configuration of matmuls; `loop_limit` is the device's budget
@@ -30,76 +26,10 @@ pub fn launches(
     let oty = node.ty().clone();
     let ins: Vec<TensorType> = node.inputs.iter().map(|v| ty(*v)).collect();
     let input = |k: usize| node.inputs[k];
-    let launch = |kernel: KernelSource, binds: Vec<Value>, info: Vec<u32>, wg: Workgroups| Launch {
-        kernel,
-        binds: values(binds),
-        scratch: vec![],
-        info,
-        workgroups: wg,
-    };
-    let numel = oty.shape.numel();
     let l = match &node.op {
         Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape | Op::Detach => {
             vec![]
         }
-        Op::Unary(u) => vec![launch(
-            elementwise_kernel(
-                &shaders::UNARY,
-                u.name(),
-                ins[0].dtype,
-                oty.dtype,
-                Some(unary_expr(*u, oty.dtype)),
-                3,
-            ),
-            vec![input(0), out],
-            vec![numel as u32],
-            per_element(numel),
-        )],
-        Op::Cast => vec![launch(
-            elementwise_kernel(
-                &shaders::UNARY,
-                "cast",
-                ins[0].dtype,
-                oty.dtype,
-                Some(cast_expr(ins[0].dtype, oty.dtype)),
-                3,
-            ),
-            vec![input(0), out],
-            vec![numel as u32],
-            per_element(numel),
-        )],
-        Op::Binary(b) => vec![launch(
-            elementwise_kernel(
-                &shaders::BINARY,
-                b.name(),
-                ins[0].dtype,
-                oty.dtype,
-                Some(binary_expr(*b, oty.dtype)),
-                4,
-            ),
-            vec![input(0), input(1), out],
-            broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape]),
-            per_element(numel),
-        )],
-        Op::Compare(c) => vec![launch(
-            elementwise_kernel(
-                &shaders::BINARY,
-                c.name(),
-                ins[0].dtype,
-                DType::U32,
-                Some(&compare_expr(*c, ins[0].dtype)),
-                4,
-            ),
-            vec![input(0), input(1), out],
-            broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape]),
-            per_element(numel),
-        )],
-        Op::Select => vec![launch(
-            elementwise_kernel(&shaders::SELECT, "select", oty.dtype, oty.dtype, None, 5),
-            vec![input(0), input(1), input(2), out],
-            broadcast_info(&oty.shape, &[&ins[0].shape, &ins[1].shape, &ins[2].shape]),
-            per_element(numel),
-        )],
         Op::MatMul(spec) => matmul::launch(
             spec,
             Operands {

@@ -76,13 +76,23 @@ fn every_specialisation_the_backend_emits_validates() {
             if (op.float_only() && d != DType::F32) || (op == UnaryOp::Neg && d == DType::U32) {
                 continue;
             }
-            check(&shaders::UNARY, d, d, Some(unary_expr(op, d)));
+            check(
+                &gradflux_core::ops::elementwise::UNARY,
+                d,
+                d,
+                Some(unary_expr(op, d)),
+            );
         }
     }
     let cast_types = [DType::F16, DType::F32, DType::I32, DType::U32];
     for from in cast_types {
         for to in cast_types {
-            check(&shaders::UNARY, from, to, Some(cast_expr(from, to)));
+            check(
+                &gradflux_core::ops::elementwise::UNARY,
+                from,
+                to,
+                Some(cast_expr(from, to)),
+            );
         }
     }
     for op in BinaryOp::ALL {
@@ -90,7 +100,12 @@ fn every_specialisation_the_backend_emits_validates() {
             if op == BinaryOp::Pow && d != DType::F32 {
                 continue;
             }
-            check(&shaders::BINARY, d, d, Some(binary_expr(op, d)));
+            check(
+                &gradflux_core::ops::elementwise::BINARY,
+                d,
+                d,
+                Some(binary_expr(op, d)),
+            );
         }
     }
     for d in gpu_types {
@@ -115,7 +130,12 @@ fn every_specialisation_the_backend_emits_validates() {
     );
     for op in CompareOp::ALL {
         for d in gpu_types {
-            check(&shaders::BINARY, d, DType::U32, Some(&compare_expr(op, d)));
+            check(
+                &gradflux_core::ops::elementwise::BINARY,
+                d,
+                DType::U32,
+                Some(&compare_expr(op, d)),
+            );
         }
     }
     for op in ReduceOp::ALL {
@@ -132,7 +152,7 @@ fn every_specialisation_the_backend_emits_validates() {
         }
     }
     for d in gpu_types {
-        check(&shaders::SELECT, d, d, None);
+        check(&gradflux_core::ops::elementwise::SELECT, d, d, None);
         check(&gradflux_core::ops::index::SCATTER_ADD, d, d, None);
     }
     check(

@@ -6,10 +6,7 @@
 //! evenly between equal operands; `max`/`min` reductions split it evenly among every element
 //! equal to the result; `abs` and `relu` have gradient 0 at 0.
 
-use crate::{
-    Activation, BinaryOp, Error, Graph, Node, Op, Result, RouteScore, SoftminAxis, Tensor, UnaryOp,
-    Value,
-};
+use crate::{Activation, Error, Graph, Node, Op, Result, RouteScore, SoftminAxis, Tensor, Value};
 
 pub(super) fn vjp(
     g: &Graph,
@@ -53,72 +50,7 @@ pub(super) fn vjp(
     let as_dtype = |mask: Tensor| g.cast(mask, dtype);
 
     let grads = match &node.op {
-        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Compare(_) => none(),
-        Op::Unary(u) => {
-            let a = x(0);
-            let d = match u {
-                UnaryOp::Neg => g.neg(gy)?,
-                UnaryOp::Abs => {
-                    let zero = c(0.0)?;
-                    let sign = g.sub(as_dtype(g.gt(a, zero)?)?, as_dtype(g.lt(a, zero)?)?)?;
-                    g.mul(gy, sign)?
-                }
-                UnaryOp::Relu => g.mul(gy, as_dtype(g.gt(a, c(0.0)?)?)?)?,
-                UnaryOp::Exp => g.mul(gy, y)?,
-                UnaryOp::Log => g.div(gy, a)?,
-                UnaryOp::Sqrt => g.div(gy, g.mul(c(2.0)?, y)?)?,
-                UnaryOp::Sigmoid => g.mul(gy, g.mul(y, g.sub(c(1.0)?, y)?)?)?,
-                UnaryOp::Tanh => g.mul(gy, g.sub(c(1.0)?, g.mul(y, y)?)?)?,
-            };
-            vec![Some(d)]
-        }
-        Op::Binary(b) => {
-            let (a, bb) = (x(0), x(1));
-            // Only the gradients asked for are built, each summed back to its operand's shape.
-            let side = |k: usize, f: &dyn Fn() -> Result<Tensor>| -> Result<Option<Tensor>> {
-                needs[k].then(|| g.sum_to(f()?, &xs(k)?)).transpose()
-            };
-            match b {
-                BinaryOp::Add => vec![side(0, &|| Ok(gy))?, side(1, &|| Ok(gy))?],
-                BinaryOp::Sub => vec![side(0, &|| Ok(gy))?, side(1, &|| g.neg(gy))?],
-                BinaryOp::Mul => vec![side(0, &|| g.mul(gy, bb))?, side(1, &|| g.mul(gy, a))?],
-                BinaryOp::Div => vec![
-                    side(0, &|| g.div(gy, bb))?,
-                    side(1, &|| g.neg(g.div(g.mul(gy, y)?, bb)?))?,
-                ],
-                BinaryOp::Pow => vec![
-                    side(0, &|| g.mul(gy, g.mul(bb, g.pow(a, g.sub(bb, c(1.0)?)?)?)?))?,
-                    // d/db a^b = a^b log a, taken as 0 where a <= 0 (log undefined there).
-                    side(1, &|| {
-                        let positive = g.gt(a, c(0.0)?)?;
-                        g.mul(gy, g.select(positive, g.mul(y, g.log(a)?)?, c(0.0)?)?)
-                    })?,
-                ],
-                BinaryOp::Maximum | BinaryOp::Minimum => {
-                    let wins = if *b == BinaryOp::Maximum {
-                        g.gt(a, bb)?
-                    } else {
-                        g.lt(a, bb)?
-                    };
-                    let half_ties = g.mul(as_dtype(g.eq(a, bb)?)?, c(0.5)?)?;
-                    let wa = g.add(as_dtype(wins)?, half_ties)?;
-                    vec![
-                        side(0, &|| g.mul(gy, wa))?,
-                        side(1, &|| g.mul(gy, g.sub(c(1.0)?, wa)?))?,
-                    ]
-                }
-            }
-        }
-        Op::Select => {
-            let zero = c(0.0)?;
-            let da = g.select(x(0), gy, zero)?;
-            let db = g.select(x(0), zero, gy)?;
-            vec![
-                None,
-                needs[1].then(|| g.sum_to(da, &xs(1)?)).transpose()?,
-                needs[2].then(|| g.sum_to(db, &xs(2)?)).transpose()?,
-            ]
-        }
+        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } => none(),
         Op::Reshape => vec![Some(g.reshape(gy, xs(0)?)?)],
         Op::Detach => none(),
         Op::MatMul(spec) => {
@@ -249,14 +181,6 @@ pub(super) fn vjp(
                 backend: "autodiff".into(),
                 what: "a second derivative through grouped_matmul".into(),
             })
-        }
-        Op::Cast => {
-            let from = g.dtype(x(0))?;
-            if from.is_float() && dtype.is_float() {
-                vec![Some(g.cast(gy, from)?)]
-            } else {
-                none()
-            }
         }
         Op::Custom(_) | Op::Kernel(_) => unreachable!("handled above"),
     };

@@ -1,7 +1,6 @@
 //! Graph builder methods, one file per op family. Every method checks its operands at once
 //! and returns an error naming the op and the offending shapes or dtypes.
 
-mod elementwise;
 mod fused_route;
 mod linalg;
 mod moe;

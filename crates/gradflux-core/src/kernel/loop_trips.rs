@@ -10,7 +10,6 @@
 
 use crate::{Error, Node, Op, ReduceOp, Result, TensorType};
 
-use crate::kernel::launch::MAX_RANK;
 use crate::ops::index::wgsl::scatter_tile;
 use crate::ops::reduce::wgsl::reduce_trips;
 
@@ -18,18 +17,8 @@ use crate::ops::reduce::wgsl::reduce_trips;
 /// `None` where gradflux cannot know (custom kernels) or the lowering bounds it itself
 /// (matmul, which splits k or refuses).
 pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
-    let rank = MAX_RANK as u64;
     let trips = match &node.op {
-        Op::Input { .. }
-        | Op::Constant(_)
-        | Op::Parameter { .. }
-        | Op::Reshape
-        | Op::Detach
-        | Op::Unary(_)
-        | Op::Cast => 0,
-        // The broadcast offset of each operand walks the rank.
-        Op::Binary(_) | Op::Compare(_) => 2 * rank,
-        Op::Select => 3 * rank,
+        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape | Op::Detach => 0,
         Op::MatMul(_) | Op::Custom(_) => return None,
         Op::Kernel(op) => return op.loop_trips(ins, &node.outputs, limit),
         _ => {

@@ -43,6 +43,12 @@ pub trait KernelOp: std::any::Any + fmt::Debug + Send + Sync {
     /// loops silently). `limit` is that budget: a lowering that splits long walks to stay
     /// within it returns the split's bound. `None` where it cannot be known.
     fn loop_trips(&self, inputs: &[TensorType], outputs: &[TensorType], limit: u64) -> Option<u64>;
+
+    /// Whether the WGSL lowering handles `f16` values (on adapters with `SHADER_F16`);
+    /// the wgpu backend refuses an `f16` node of any other op with an error naming it.
+    fn wgpu_f16(&self) -> bool {
+        false
+    }
 }
 
 /// What [`KernelOp::vjp`] is given.

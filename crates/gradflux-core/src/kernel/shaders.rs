@@ -36,9 +36,6 @@ pub(crate) use shader;
 shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
-shader!(UNARY, "elementwise/unary.wgsl");
-shader!(BINARY, "elementwise/binary.wgsl");
-shader!(SELECT, "elementwise/select.wgsl");
 shader!(MOE_COUNT, "moe/dispatch_count.wgsl");
 shader!(MOE_SCAN, "moe/dispatch_scan.wgsl");
 shader!(MOE_FILL, "moe/dispatch_fill.wgsl");
@@ -66,9 +63,6 @@ pub const BUILTIN: &[ShaderFile] = &[
     LIB_FLOAT,
     LIB_ONLINE_LSE,
     LIB_WORKGROUP,
-    UNARY,
-    BINARY,
-    SELECT,
     MOE_COUNT,
     MOE_SCAN,
     MOE_FILL,
@@ -237,7 +231,7 @@ mod tests {
     #[test]
     fn specialise_rewrites_types_and_op() {
         let s = specialise(
-            &BINARY,
+            &crate::ops::elementwise::BINARY,
             DType::I32,
             DType::U32,
             Some("select(0u, 1u, x < y)"),

@@ -16,8 +16,6 @@ pub mod strided;
 // Families whose ops are still variants of `Op`, reached by the backends' matches; each
 // moves to `families!` below as its ops become `KernelOp` values.
 #[doc(hidden)]
-pub mod elementwise;
-#[doc(hidden)]
 pub mod matmul;
 #[doc(hidden)]
 pub mod moe;
@@ -37,4 +35,4 @@ macro_rules! families {
     };
 }
 
-families![index, layout, reduce, scan, select];
+families![elementwise, index, layout, reduce, scan, select];

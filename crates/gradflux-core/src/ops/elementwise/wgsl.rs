@@ -2,7 +2,7 @@
 //! output element, numpy broadcasting through per-operand strides.
 
 use crate::kernel::launch::{kernel, padded, per_element, Bind, Launch, ELEMENTWISE_WG};
-use crate::kernel::shaders::{self, ShaderFile};
+use crate::kernel::shaders::ShaderFile;
 use crate::kernel::KernelSource;
 use crate::{BinaryOp, CompareOp, DType, Shape, UnaryOp};
 
@@ -36,7 +36,7 @@ pub fn binary_expr_launch(
     operands: [&Shape; 2],
 ) -> Launch {
     Launch {
-        kernel: elementwise_kernel(&shaders::BINARY, label, dtype, dtype, Some(expr), 4),
+        kernel: elementwise_kernel(&super::BINARY, label, dtype, dtype, Some(expr), 4),
         binds: binds.to_vec(),
         scratch: vec![],
         info: broadcast_info(out, &operands),
@@ -53,7 +53,7 @@ pub fn unary_launch(
     numel: usize,
 ) -> Launch {
     Launch {
-        kernel: elementwise_kernel(&shaders::UNARY, label, dtype, dtype, Some(expr), 3),
+        kernel: elementwise_kernel(&super::UNARY, label, dtype, dtype, Some(expr), 3),
         binds: binds.to_vec(),
         scratch: vec![],
         info: vec![numel as u32],

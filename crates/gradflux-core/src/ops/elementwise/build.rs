@@ -1,4 +1,7 @@
-use super::require_float;
+use std::sync::Arc;
+
+use super::{Cast, Select};
+use crate::builder::require_float;
 use crate::{BinaryOp, CompareOp, DType, Error, Graph, Op, Result, Tensor, TensorType, UnaryOp};
 
 impl Graph {
@@ -16,7 +19,7 @@ impl Graph {
                 got: ty.dtype,
             });
         }
-        self.push1(Op::Unary(op), &[x], ty)
+        self.push1(Op::Kernel(Arc::new(op)), &[x], ty)
     }
 
     /// Applies a two-input elementwise op with numpy broadcasting.
@@ -27,7 +30,7 @@ impl Graph {
             require_float("pow", dtype)?;
         }
         let shape = self.broadcast_shapes(op.name(), &self.shape(a)?, &self.shape(b)?)?;
-        self.push1(Op::Binary(op), &[a, b], TensorType::new(shape, dtype))
+        self.push1(Op::Kernel(Arc::new(op)), &[a, b], TensorType::new(shape, dtype))
     }
 
     /// Compares elementwise with broadcasting; the result is a `u32` mask of 0 and 1.
@@ -35,7 +38,7 @@ impl Graph {
         self.operands(op.name(), &[("a", a), ("b", b)])?;
         self.same_dtype(op.name(), a, b)?;
         let shape = self.broadcast_shapes(op.name(), &self.shape(a)?, &self.shape(b)?)?;
-        self.push1(Op::Compare(op), &[a, b], TensorType::new(shape, DType::U32))
+        self.push1(Op::Kernel(Arc::new(op)), &[a, b], TensorType::new(shape, DType::U32))
     }
 
     /// `a` where `cond != 0`, else `b`. `cond` is a `u32` mask (as comparisons return);
@@ -62,7 +65,7 @@ impl Graph {
         let dtype = self.same_dtype("select", a, b)?;
         let ab = self.broadcast_shapes("select", &self.shape(a)?, &self.shape(b)?)?;
         let shape = self.broadcast_shapes("select", &ct.shape, &ab)?;
-        self.push1(Op::Select, &[cond, a, b], TensorType::new(shape, dtype))
+        self.push1(Op::Kernel(Arc::new(Select)), &[cond, a, b], TensorType::new(shape, dtype))
     }
 
     /// Converts to another dtype. Float to int truncates toward zero and saturates at the
@@ -74,7 +77,7 @@ impl Graph {
         if ty.dtype == dtype {
             return Ok(x);
         }
-        self.push1(Op::Cast, &[x], TensorType::new(ty.shape, dtype))
+        self.push1(Op::Kernel(Arc::new(Cast)), &[x], TensorType::new(ty.shape, dtype))
     }
 }
 
