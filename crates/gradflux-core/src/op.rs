@@ -232,7 +232,7 @@ pub struct MoeDispatchSpec {
     pub policy: DropPolicy,
 }
 
-/// How [`Op::FusedRoute`] turns a token's router logits into gate weights.
+/// How [`Graph::fused_route`](crate::Graph::fused_route) turns a token's router logits into gate weights.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RouteScore {
     /// Softmax over the experts.
@@ -241,7 +241,7 @@ pub enum RouteScore {
     Sigmoid,
 }
 
-/// Attributes of [`Op::FusedRoute`].
+/// Attributes of [`Graph::fused_route`](crate::Graph::fused_route).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FusedRouteSpec {
     /// Experts per token.
@@ -283,11 +283,6 @@ pub enum Op {
     /// dimensions, where `op` transposes the last two axes of an operand when its flag is
     /// set. Inputs are `a`, `b`, then `bias` when [`MatMulSpec::bias`] is set.
     MatMul(MatMulSpec),
-    /// Groups `[T, k]` routing choices by expert on the device. Inputs: `experts` (`u32`),
-    /// then `gates` for [`DropPolicy::HighestGate`] with a capacity. Outputs, in order:
-    /// `sorted_ids [P]`, `block_experts [P / block]`, `positions [T, k]`, `counts [E]`,
-    /// `dropped [E]`, `offsets [E + 1]` (see `Graph::moe_dispatch`).
-    MoeDispatch(MoeDispatchSpec),
     /// The entropic soft minimum of optimal transport: inputs `cost [.., n, m]` and
     /// `h`; for [`SoftminAxis::PerRow`], `out[.., i] = −eps · log Σ_j exp(h[.., j] −
     /// cost[.., i, j] / eps)`, and symmetrically per column. Batch dimensions must match.
@@ -324,19 +319,6 @@ pub enum Op {
     /// singular along the potentials' constant shift `(f + k, g − k)`; the component of
     /// `v` there (nonzero only for a loss that depends on that shift) is dropped.
     SinkhornAdjoint(SinkhornSpec),
-    /// Top-k routing in one kernel: input `logits [T, E]`; outputs `gates [T, k]` (the
-    /// logits' dtype), `experts [T, k]` (`u32`) and `counts [E]` (`u32`, how many of the
-    /// `T·k` choices went to each expert). Experts are chosen by logit with `top_k`'s
-    /// order (NaN first, ties to the lower expert); gates are the chosen experts' scores,
-    /// optionally renormalised (see `Graph::fused_route`).
-    FusedRoute(FusedRouteSpec),
-    /// `out[p] = x[p] · w[e]` for each row `p` of `x: [P, K]`, where
-    /// `e = block_experts[p / block]` and `w` is `[E, K, N]` (`[E, N, K]` read transposed
-    /// when `transpose_b`); rows of blocks whose expert is `>= E` are zero.
-    GroupedMatMul { block: usize, transpose_b: bool },
-    /// The weight gradient of `GroupedMatMul`: `dw[e] = Σ_{p in e's blocks} x[p]ᵀ · dy[p]`,
-    /// `[E, K, N]` from `x: [P, K]`, `dy: [P, N]` and `block_experts`.
-    GroupedMatMulWeightGrad { block: usize, num_experts: usize },
     /// A user kernel; the node has one output per declared output.
     Custom(Arc<CustomOp>),
     /// An op of a family module (`src/ops/`): everything about it is behind the trait.
@@ -364,15 +346,11 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Detach => "detach",
             Op::MatMul(_) => "matmul",
-            Op::MoeDispatch(_) => "moe_dispatch",
-            Op::FusedRoute(_) => "fused_route",
             Op::Softmin { .. } => "softmin",
             Op::PointSoftmin { .. } => "point_softmin",
             Op::PointSoftminBackward { .. } => "point_softmin_backward",
             Op::Sinkhorn(_) => "sinkhorn",
             Op::SinkhornAdjoint(_) => "sinkhorn_adjoint",
-            Op::GroupedMatMul { .. } => "grouped_matmul",
-            Op::GroupedMatMulWeightGrad { .. } => "grouped_matmul_weight_grad",
             Op::Custom(_) => "custom",
             Op::Kernel(k) => k.name(),
         }

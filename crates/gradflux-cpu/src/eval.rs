@@ -6,7 +6,6 @@ use gradflux_core::{Error, Node, Op, Result, TensorData};
 
 use gradflux_core::ops::layout::cpu as layout;
 use gradflux_core::ops::matmul::cpu as matmul;
-use gradflux_core::ops::moe::{cpu as moe, cpu_route as route};
 use gradflux_core::ops::ot::{
     cpu as ot, cpu_adjoint as sinkhorn_adjoint, cpu_points as points, cpu_sinkhorn as sinkhorn,
 };
@@ -43,14 +42,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
             let bias = if spec.bias { Some(arg(2)?) } else { None };
             matmul::matmul(*spec, arg(0)?, arg(1)?, bias, out)?
         }
-        Op::MoeDispatch(spec) => {
-            let gates = if inputs.len() > 1 {
-                Some(arg(1)?)
-            } else {
-                None
-            };
-            return moe::dispatch(spec, arg(0)?, gates, &node.outputs);
-        }
         Op::Softmin { eps, axis } => ot::softmin(*eps, *axis, arg(0)?, arg(1)?, out)?,
         Op::PointSoftmin { eps, cost } => {
             points::point_softmin(*eps, *cost, [arg(0)?, arg(1)?, arg(2)?], out)?
@@ -62,13 +53,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Sinkhorn(spec) => return sinkhorn::sinkhorn(spec, inputs, &node.outputs),
         Op::SinkhornAdjoint(spec) => {
             return sinkhorn_adjoint::sinkhorn_adjoint(spec, inputs, &node.outputs)
-        }
-        Op::FusedRoute(spec) => return route::fused_route(spec, arg(0)?, &node.outputs),
-        Op::GroupedMatMul { block, transpose_b } => {
-            moe::grouped_matmul((*block, *transpose_b), arg(0)?, arg(1)?, arg(2)?, out)?
-        }
-        Op::GroupedMatMulWeightGrad { block, .. } => {
-            moe::grouped_matmul_weight_grad(*block, arg(0)?, arg(1)?, arg(2)?, out)?
         }
         Op::Custom(op) => return op.run_cpu(inputs),
         Op::Kernel(op) => return op.eval_cpu(inputs, &node.outputs),

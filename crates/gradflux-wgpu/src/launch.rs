@@ -6,7 +6,6 @@
 use gradflux_core::{Dispatch, Error, Node, Op, Result, TensorType, Value};
 
 pub use gradflux_core::kernel::launch::*;
-use gradflux_core::ops::{moe::wgsl as moe, moe::wgsl_route as route};
 use gradflux_core::ops::{ot::wgsl as ot, ot::wgsl_adjoint as adjoint};
 
 use crate::matmul::{self, Chooser, Operands};
@@ -41,18 +40,6 @@ pub fn launches(
             choose,
             loop_limit,
         )?,
-        Op::MoeDispatch(spec) => {
-            let outs = std::array::from_fn(|slot| Value { node: id, slot });
-            let (n, rows) = (ins[0].shape.numel(), node.outputs[0].shape.numel());
-            moe::dispatch_launches(
-                spec,
-                &node.inputs,
-                ins.get(1).map(|t| t.dtype),
-                outs,
-                (n, rows),
-                loop_limit,
-            )?
-        }
         Op::Softmin { eps, axis } => ot::softmin_op_launches(
             [input(0), input(1), out],
             ins[0].dtype,
@@ -107,35 +94,6 @@ pub fn launches(
                 backend: "wgpu".into(),
                 what: "`sinkhorn` as a list of launches: it runs as a loop (see looped.rs)".into(),
             })
-        }
-        Op::FusedRoute(spec) => {
-            let dims = ins[0].shape.dims();
-            route::launches(
-                spec,
-                input(0),
-                ins[0].dtype,
-                std::array::from_fn(|slot| Value { node: id, slot }),
-                (dims[0], dims[1]),
-            )?
-        }
-        Op::GroupedMatMul { block, transpose_b } => {
-            let (rows, k) = (ins[0].shape.dims()[0], ins[0].shape.dims()[1]);
-            vec![moe::grouped_matmul_launch(
-                [input(0), input(1), input(2), out],
-                oty.dtype,
-                (rows, k, oty.shape.dims()[1], ins[1].shape.dims()[0]),
-                (*block, *transpose_b),
-            )?]
-        }
-        Op::GroupedMatMulWeightGrad { block, num_experts } => {
-            let (rows, k) = (ins[0].shape.dims()[0], ins[0].shape.dims()[1]);
-            moe::grouped_matmul_weight_grad_launch(
-                [input(0), input(1), input(2), out],
-                oty.dtype,
-                (rows, k, ins[1].shape.dims()[1], *num_experts),
-                *block,
-                loop_limit,
-            )?
         }
         Op::Kernel(op) => op.lower(&gradflux_core::kernel::LowerCx {
             node: id,

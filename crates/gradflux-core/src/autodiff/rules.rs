@@ -6,7 +6,7 @@
 //! evenly between equal operands; `max`/`min` reductions split it evenly among every element
 //! equal to the result; `abs` and `relu` have gradient 0 at 0.
 
-use crate::{Activation, Error, Graph, Node, Op, Result, RouteScore, SoftminAxis, Tensor, Value};
+use crate::{Activation, Error, Graph, Node, Op, Result, SoftminAxis, Tensor, Value};
 
 pub(super) fn vjp(
     g: &Graph,
@@ -91,8 +91,6 @@ pub(super) fn vjp(
             }
             grads
         }
-        // Integer outputs only.
-        Op::MoeDispatch(_) => none(),
         // w[i, j] = exp(h[j] − cost[i, j]/eps + out[i]/eps) (per row; per column swaps the
         // roles): d cost = gy[i] w[i, j], d h[j] = −eps Σ_i gy[i] w[i, j].
         Op::Softmin { eps, axis } => {
@@ -127,61 +125,6 @@ pub(super) fn vjp(
         // not provided.
         Op::PointSoftminBackward { .. } | Op::SinkhornAdjoint(_) => none(),
         Op::Sinkhorn(_) => unreachable!("sinkhorn is handled above"),
-        // With g the gates, gy their cotangent and dot = Σ_j gy_j g_j per token, the
-        // chosen logits get (the others only through the softmax denominator):
-        // softmax over the chosen: g (gy − dot); softmax over all: gy g at the chosen,
-        // minus p · dot everywhere; sigmoid: gy g (1 − g); sigmoid renormalised by
-        // S = Σ s_j: (gy − dot) / S · s (1 − s).
-        Op::FusedRoute(spec) => {
-            let logits = x(0);
-            let e = xs(0)?.dims()[1];
-            let experts = g.tensor(Value { node: id, slot: 1 });
-            let dot = g.sum_keepdim(g.mul(gy, y)?, -1)?;
-            let to_logits = |chosen: Tensor| g.scatter_along(chosen, -1, experts, e);
-            let d = match (spec.score, spec.renormalize) {
-                (RouteScore::Softmax, true) => to_logits(g.mul(y, g.sub(gy, dot)?)?)?,
-                (RouteScore::Softmax, false) => {
-                    let p = g.softmax(logits, -1)?;
-                    g.sub(to_logits(g.mul(gy, y)?)?, g.mul(p, dot)?)?
-                }
-                (RouteScore::Sigmoid, false) => {
-                    to_logits(g.mul(g.mul(gy, y)?, g.sub(c(1.0)?, y)?)?)?
-                }
-                (RouteScore::Sigmoid, true) => {
-                    let s = g.sigmoid(g.gather_along(logits, -1, experts)?)?;
-                    let total = g.sum_keepdim(s, -1)?;
-                    let ds = g.div(g.sub(gy, dot)?, total)?;
-                    to_logits(g.mul(ds, g.mul(s, g.sub(c(1.0)?, s)?)?)?)?
-                }
-            };
-            vec![Some(d)]
-        }
-        Op::GroupedMatMul { block, transpose_b } => {
-            let (a, w, experts) = (x(0), x(1), x(2));
-            // out = a · B with B = w[e] (or its transpose): da = gy · Bᵀ reads w the
-            // other way; dw sums aᵀ · gy over each expert's blocks, or gyᵀ · a (its
-            // transpose, [E, N, K] as w is) when w is read transposed.
-            let da = needs[0]
-                .then(|| g.grouped_matmul(gy, w, experts, *block, !*transpose_b))
-                .transpose()?;
-            let dw = needs[1]
-                .then(|| {
-                    let e = xs(1)?.dims()[0];
-                    if *transpose_b {
-                        g.grouped_matmul_weight_grad(gy, a, experts, *block, e)
-                    } else {
-                        g.grouped_matmul_weight_grad(a, gy, experts, *block, e)
-                    }
-                })
-                .transpose()?;
-            vec![da, dw, None]
-        }
-        Op::GroupedMatMulWeightGrad { .. } => {
-            return Err(Error::Unsupported {
-                backend: "autodiff".into(),
-                what: "a second derivative through grouped_matmul".into(),
-            })
-        }
         Op::Custom(_) | Op::Kernel(_) => unreachable!("handled above"),
     };
     Ok(grads)

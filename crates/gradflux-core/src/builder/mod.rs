@@ -1,18 +1,16 @@
 //! Graph builder methods, one file per op family. Every method checks its operands at once
 //! and returns an error naming the op and the offending shapes or dtypes.
 
-mod fused_route;
 mod linalg;
-mod moe;
 mod ot;
 mod ot_implicit;
-mod routing;
 mod sinkhorn;
 
 pub(crate) use crate::ops::index::require_index;
-pub use fused_route::FusedRouting;
-pub use moe::{Capacity, DispatchOptions, ExpertDispatch};
-pub use routing::{ExpertChoice, GroupedTopK, Router, Routing};
+pub use crate::ops::moe::{
+    Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK, Router,
+    Routing,
+};
 pub use sinkhorn::{OtGeometry, OtGradient, OtSolution, SinkhornOptions};
 
 use crate::{DType, Error, Graph, Result, Shape, Tensor};

@@ -9,7 +9,7 @@
 //! loops multiply, a helper's loops are paid at every call, and a loop under a branch
 //! counts even when the branch may not be taken (it is entered with a zero SIMD mask).
 
-use crate::{DropPolicy, Op, SinkhornSpec, SoftminAxis, TensorType};
+use crate::{Op, SinkhornSpec, SoftminAxis, TensorType};
 
 use crate::kernel::launch::{matrix_sizes, point_sizes};
 
@@ -25,47 +25,6 @@ pub fn family_loop_trips(
     limit: u64,
 ) -> Option<u64> {
     let trips = match op {
-        // dispatch_scan.wgsl (one workgroup): ceil(E/256) experts per thread × `tiles`
-        // tile counts each; dispatch_rank_gate.wgsl (highest gate): a chunk of one
-        // expert's choices.
-        Op::MoeDispatch(spec) => {
-            let n = ins[0].shape.numel() as u64;
-            moe_dispatch(
-                n,
-                spec.num_experts as u64,
-                spec.policy == DropPolicy::HighestGate,
-                limit,
-            )
-        }
-        // grouped_matmul.wgsl: ceil(K/16) k-steps, each 16 multiply-adds plus the tile
-        // loads.
-        Op::GroupedMatMul { block, .. } => {
-            let k = ins[0].shape.dims()[1] as u64;
-            let bm = 1u64 << block.trailing_zeros().min(6);
-            let per_step = add(&[1, looped(div_ceil(bm * 16, 256)), looped(4), looped(16)]);
-            add(&[mul(div_ceil(k, 16), per_step), 1, 4 * looped(4)])
-        }
-        // grouped_matmul_wgrad.wgsl: every block of the expert (at most P / block), each
-        // ceil(block/16) row steps of 16 rows: about 1.8 passes per row of x.
-        // In spans of blocks where loops are limited, then a sum over the spans.
-        Op::GroupedMatMulWeightGrad { block, .. } => {
-            let rows = ins[0].shape.dims()[0];
-            let blocks = rows / (*block).max(1);
-            let span = crate::ops::moe::wgsl::wgrad_span(blocks, *block, Some(limit));
-            let spans = blocks.div_ceil(span).max(1) as u64;
-            let sum = if spans > 1 {
-                2 * div_ceil(spans, 256) + 3 * 8 + spans
-            } else {
-                0
-            };
-            grouped_wgrad(span.min(blocks) as u64, *block as u64).max(sum)
-        }
-        // route_fused.wgsl: k rounds, each a log2(G)-step lane reduction and a rescan of
-        // ceil(E/G) experts, G = lanes_per_token(E).
-        Op::FusedRoute(spec) => {
-            let dims = ins[0].shape.dims();
-            fused_route(dims[1] as u64, spec.k as u64)
-        }
         // softmin.wgsl per_row: ceil(m/256) columns per thread + log2(256) merges;
         // per_column: ceil(n/4) rows per thread + log2(4) merges, in spans of rows where
         // loops are limited, then a merge over the spans.
@@ -127,6 +86,28 @@ fn mul(a: u64, b: u64) -> u64 {
     a.saturating_mul(b)
 }
 
+/// grouped_matmul.wgsl: ceil(K/16) k-steps, each 16 multiply-adds plus the tile loads.
+pub fn grouped_matmul(k: u64, block: usize) -> u64 {
+    let bm = 1u64 << block.trailing_zeros().min(6);
+    let per_step = add(&[1, looped(div_ceil(bm * 16, 256)), looped(4), looped(16)]);
+    add(&[mul(div_ceil(k, 16), per_step), 1, 4 * looped(4)])
+}
+
+/// grouped_matmul_wgrad.wgsl: every block of the expert (at most P / block), each
+/// ceil(block/16) row steps of 16 rows: about 1.8 passes per row of x. In spans of blocks
+/// where loops are limited, then a sum over the spans.
+pub fn split_grouped_wgrad(rows: usize, block: usize, limit: u64) -> u64 {
+    let blocks = rows / block.max(1);
+    let span = crate::ops::moe::wgsl::wgrad_span(blocks, block, Some(limit));
+    let spans = blocks.div_ceil(span).max(1) as u64;
+    let sum = if spans > 1 {
+        2 * div_ceil(spans, 256) + 3 * 8 + spans
+    } else {
+        0
+    };
+    grouped_wgrad(span.min(blocks) as u64, block as u64).max(sum)
+}
+
 /// One pass of `topk.wgsl` on rows of `n`, keeping `k` (every pass uses the same chunk).
 pub fn topk(n: u64, k: u64) -> u64 {
     // topk.rs: the chunk and the workgroup size.
@@ -151,7 +132,7 @@ pub fn topk(n: u64, k: u64) -> u64 {
 }
 
 /// The passes of `moe_dispatch` over `n` choices and `e` experts.
-fn moe_dispatch(n: u64, e: u64, highest: bool, limit: u64) -> u64 {
+pub fn moe_dispatch(n: u64, e: u64, highest: bool, limit: u64) -> u64 {
     const TILE: u64 = 256;
     const WG: u64 = 256;
     let tiles = div_ceil(n, TILE);
@@ -187,7 +168,7 @@ pub fn grouped_wgrad(blocks: u64, block: u64) -> u64 {
 }
 
 /// `route_fused.wgsl` over `e` experts with `k` rounds (route_clear.wgsl has no loop).
-fn fused_route(e: u64, k: u64) -> u64 {
+pub fn fused_route(e: u64, k: u64) -> u64 {
     let g = crate::ops::moe::wgsl_route::lanes_per_token(e as usize) as u64;
     let scan = looped(div_ceil(e, g));
     let reduce = looped(halvings(g));
@@ -382,7 +363,7 @@ fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DType, FusedRouteSpec, MoeDispatchSpec, PointCost, RouteScore};
+    use crate::{DType, DropPolicy, FusedRouteSpec, MoeDispatchSpec, PointCost, RouteScore};
 
     fn t(shape: &[usize]) -> TensorType {
         TensorType::new(shape, DType::F32)
@@ -496,12 +477,12 @@ mod tests {
     #[test]
     fn moe_bounds_grow_with_the_choices() {
         let dispatch = |policy| {
-            Op::MoeDispatch(MoeDispatchSpec {
+            Op::Kernel(std::sync::Arc::new(MoeDispatchSpec {
                 num_experts: 8,
                 block: 16,
                 capacity: Some(64),
                 policy,
-            })
+            }))
         };
         let first = dispatch(DropPolicy::FirstCome);
         let highest = dispatch(DropPolicy::HighestGate);
@@ -515,9 +496,11 @@ mod tests {
         assert_eq!(trips(&highest, &[&[400_000, 2], &[400_000, 2]]), 16_385);
         assert!(trips(&first, &[&[4_000_000, 8]]) > trips(&first, &[&[40_000, 8]]));
 
-        let gmm = |block| Op::GroupedMatMul {
-            block,
-            transpose_b: false,
+        let gmm = |block| {
+            Op::Kernel(std::sync::Arc::new(crate::ops::moe::GroupedMatMul {
+                block,
+                transpose_b: false,
+            }))
         };
         // K = 32: 2 k-steps of 1 + (4 + 1) + (4 + 1) + (16 + 1), then 4 stores of 4 + 1.
         assert_eq!(
@@ -528,19 +511,21 @@ mod tests {
             trips(&gmm(64), &[&[128, 4096], &[4, 4096, 8], &[2]])
                 > trips(&gmm(64), &[&[128, 32], &[4, 32, 8], &[2]])
         );
-        let wgrad = Op::GroupedMatMulWeightGrad {
-            block: 16,
-            num_experts: 4,
-        };
+        let wgrad = Op::Kernel(std::sync::Arc::new(
+            crate::ops::moe::GroupedMatMulWeightGrad {
+                block: 16,
+                num_experts: 4,
+            },
+        ));
         // 4 blocks of 16 rows, all of one expert: 4 · (1 + 2 + 27) + 1 + 20.
         assert_eq!(trips(&wgrad, &[&[64, 8], &[64, 8], &[4]]), 4 * 30 + 21);
 
         let route = |k| {
-            Op::FusedRoute(FusedRouteSpec {
+            Op::Kernel(std::sync::Arc::new(FusedRouteSpec {
                 k,
                 score: RouteScore::Softmax,
                 renormalize: false,
-            })
+            }))
         };
         // E = 8: G = 1 lane, 8 experts each; k = 2 rounds of (0 + 1) + (8 + 1).
         assert_eq!(trips(&route(2), &[&[4, 8]]), 9 + (2 + 1 + 2 * 10) + 1 + 3);

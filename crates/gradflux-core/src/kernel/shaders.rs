@@ -36,21 +36,12 @@ pub(crate) use shader;
 shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
-shader!(MOE_COUNT, "moe/dispatch_count.wgsl");
-shader!(MOE_SCAN, "moe/dispatch_scan.wgsl");
-shader!(MOE_FILL, "moe/dispatch_fill.wgsl");
-shader!(MOE_PLACE, "moe/dispatch_place.wgsl");
-shader!(MOE_RANK_GATE, "moe/dispatch_rank_gate.wgsl");
-shader!(ROUTE_CLEAR, "moe/route_clear.wgsl");
-shader!(ROUTE_FUSED, "moe/route_fused.wgsl");
-shader!(GROUPED_MATMUL, "moe/grouped_matmul.wgsl");
 shader!(SOFTMIN, "ot/softmin.wgsl");
 shader!(POINT_SOFTMIN, "ot/point_softmin.wgsl");
 shader!(POINT_SOFTMIN_GRAD, "ot/point_softmin_grad.wgsl");
 shader!(SINKHORN, "ot/sinkhorn.wgsl");
 shader!(PLAN_MATVEC, "ot/plan_matvec.wgsl");
 shader!(SINKHORN_ADJOINT, "ot/sinkhorn_adjoint.wgsl");
-shader!(GROUPED_MATMUL_WGRAD, "moe/grouped_matmul_wgrad.wgsl");
 
 /// Every shipped shader file: [`BUILTIN`], then each registered family's.
 pub fn all() -> Vec<ShaderFile> {
@@ -63,15 +54,6 @@ pub const BUILTIN: &[ShaderFile] = &[
     LIB_FLOAT,
     LIB_ONLINE_LSE,
     LIB_WORKGROUP,
-    MOE_COUNT,
-    MOE_SCAN,
-    MOE_FILL,
-    MOE_PLACE,
-    MOE_RANK_GATE,
-    ROUTE_CLEAR,
-    ROUTE_FUSED,
-    GROUPED_MATMUL,
-    GROUPED_MATMUL_WGRAD,
     SOFTMIN,
     POINT_SOFTMIN,
     POINT_SOFTMIN_GRAD,

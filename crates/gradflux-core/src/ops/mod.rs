@@ -18,8 +18,6 @@ pub mod strided;
 #[doc(hidden)]
 pub mod matmul;
 #[doc(hidden)]
-pub mod moe;
-#[doc(hidden)]
 pub mod ot;
 
 /// Declares each family's module and lists it in [`FAMILIES`].
@@ -35,4 +33,4 @@ macro_rules! families {
     };
 }
 
-families![elementwise, index, layout, reduce, scan, select];
+families![elementwise, index, layout, moe, reduce, scan, select];

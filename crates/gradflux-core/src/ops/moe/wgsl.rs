@@ -95,13 +95,13 @@ pub fn dispatch_launches(
     };
     let mut out = vec![
         launch(
-            source(&shaders::MOE_COUNT, "count", vec![], &[true, false, true]),
+            source(&super::MOE_COUNT, "count", vec![], &[true, false, true]),
             vec![inputs[0]],
             Workgroups::Linear(tiles as u64),
         ),
         launch(
             source(
-                &shaders::MOE_SCAN,
+                &super::MOE_SCAN,
                 "scan",
                 vec![],
                 &[false, false, false, false, true],
@@ -114,7 +114,7 @@ pub fn dispatch_launches(
             binds: values([offsets, sorted_ids, block_experts]),
             ..launch(
                 source(
-                    &shaders::MOE_FILL,
+                    &super::MOE_FILL,
                     "fill",
                     wg.clone(),
                     &[true, false, false, true],
@@ -125,7 +125,7 @@ pub fn dispatch_launches(
         },
         launch(
             source(
-                &shaders::MOE_PLACE,
+                &super::MOE_PLACE,
                 "place",
                 wg.clone(),
                 &[true, true, false, false, false, true],
@@ -143,7 +143,7 @@ pub fn dispatch_launches(
         let read_only = [true, true, true, false, false, true, false, true];
         let pass = |entry: &str, workgroups| {
             let mut kernel = source(
-                &shaders::MOE_RANK_GATE,
+                &super::MOE_RANK_GATE,
                 &format!("rank by gate {entry}"),
                 vec![("WG", ELEMENTWISE_WG as f64), ("CHUNK", chunk as f64)],
                 &read_only,
@@ -180,7 +180,7 @@ pub fn grouped_matmul_launch(
     let col_tiles = n.div_ceil(64);
     Ok(Launch {
         kernel: source(
-            &shaders::GROUPED_MATMUL,
+            &super::GROUPED_MATMUL,
             &format!("bm {bm}{}", if transpose_b { " wT" } else { "" }),
             vec![
                 ("BM", bm as f64),
@@ -222,7 +222,7 @@ pub fn grouped_matmul_weight_grad_launch(
     };
     let mut steps = vec![Launch {
         kernel: source(
-            &shaders::GROUPED_MATMUL_WGRAD,
+            &super::GROUPED_MATMUL_WGRAD,
             if spans > 1 { "in spans" } else { "" },
             vec![],
             &[true, true, true, false, true],

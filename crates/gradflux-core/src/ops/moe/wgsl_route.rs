@@ -4,7 +4,6 @@
 use crate::{DType, FusedRouteSpec, Result, RouteScore, Value};
 
 use crate::kernel::launch::{per_element, u32s, values, Launch, Workgroups, ELEMENTWISE_WG};
-use crate::kernel::shaders;
 use crate::ops::moe::wgsl::{f32_only, source};
 
 /// Threads per workgroup of the routing pass.
@@ -38,7 +37,7 @@ pub fn launches(
     Ok(vec![
         Launch {
             kernel: source(
-                &shaders::ROUTE_CLEAR,
+                &super::ROUTE_CLEAR,
                 "",
                 vec![("WG", ELEMENTWISE_WG as f64)],
                 &[false, true],
@@ -50,7 +49,7 @@ pub fn launches(
         },
         Launch {
             kernel: source(
-                &shaders::ROUTE_FUSED,
+                &super::ROUTE_FUSED,
                 &format!("{score}{renorm} lanes {lanes}"),
                 vec![
                     ("G", lanes as f64),

@@ -6,7 +6,7 @@
 //! gradient is the chain of their VJPs: gates are differentiable with respect to the
 //! logits; expert choices (integers) are not.
 
-use super::{require_float, require_positive, shape_error};
+use crate::builder::{require_float, require_positive, shape_error};
 use crate::{DType, Graph, Result, RouteScore, Tensor, TensorData};
 
 /// Which top-k router [`Graph::route`] builds. `k` is the number of experts per token.

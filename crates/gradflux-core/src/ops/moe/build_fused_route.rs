@@ -64,11 +64,11 @@ impl Graph {
         }
         let dtype = self.dtype(logits)?;
         let outs = self.push(
-            Op::FusedRoute(FusedRouteSpec {
+            Op::Kernel(std::sync::Arc::new(FusedRouteSpec {
                 k,
                 score,
                 renormalize,
-            }),
+            })),
             &[logits],
             vec![
                 TensorType::new([t, k], dtype),

@@ -6,7 +6,8 @@
 //! `block` rows, padding rows holding the sentinel choice `T·k`. A grouped matmul then
 //! takes one expert per block of rows, with no host round-trip anywhere.
 
-use super::{invalid_value, shape_error};
+use super::{GroupedMatMul, GroupedMatMulWeightGrad};
+use crate::builder::{invalid_value, shape_error};
 use crate::{DType, DropPolicy, Error, Graph, MoeDispatchSpec, Op, Result, Tensor, TensorType};
 
 /// How many routing choices an expert may keep.
@@ -195,12 +196,12 @@ impl Graph {
         };
         let u32_of = |dims: Vec<usize>| TensorType::new(dims, DType::U32);
         let outs = self.push(
-            Op::MoeDispatch(MoeDispatchSpec {
+            Op::Kernel(std::sync::Arc::new(MoeDispatchSpec {
                 num_experts: e,
                 block,
                 capacity,
                 policy,
-            }),
+            })),
             &inputs,
             vec![
                 u32_of(vec![rows]),
@@ -323,7 +324,7 @@ impl Graph {
         let op = "grouped_matmul";
         let (tx, tw, tb) = (self.ty(x)?, self.ty(w)?, self.ty(block_experts)?);
         let dtype = self.same_dtype(op, x, w)?;
-        super::require_float(op, dtype)?;
+        crate::builder::require_float(op, dtype)?;
         let (p, kx) = match tx.shape.dims() {
             &[p, k] => (p, k),
             _ => return Err(shape_error(op, format!("x {} must be [rows, K]", tx.shape))),
@@ -350,7 +351,7 @@ impl Graph {
         }
         self.check_blocks(op, p, block, &tb)?;
         self.push1(
-            Op::GroupedMatMul { block, transpose_b },
+            Op::Kernel(std::sync::Arc::new(GroupedMatMul { block, transpose_b })),
             &[x, w, block_experts],
             TensorType::new(vec![p, n], dtype),
         )
@@ -377,7 +378,7 @@ impl Graph {
             (&[p, k], &[q, n]) if p == q => {
                 self.check_blocks(op, p, block, &tb)?;
                 self.push1(
-                    Op::GroupedMatMulWeightGrad { block, num_experts },
+                    Op::Kernel(std::sync::Arc::new(GroupedMatMulWeightGrad { block, num_experts })),
                     &[x, dy, block_experts],
                     TensorType::new(vec![num_experts, k, n], dtype),
                 )
