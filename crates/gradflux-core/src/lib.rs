@@ -16,7 +16,6 @@ pub mod kernel;
 mod op;
 pub mod ops;
 mod optim;
-mod ot;
 mod plan;
 mod shape;
 mod tolerance;
@@ -36,11 +35,11 @@ pub use op::{
     Activation, BinaryOp, CompareOp, DropPolicy, FusedRouteSpec, MatMulSpec, MoeDispatchSpec, Op,
     ReduceOp, RouteScore, SoftminAxis, UnaryOp,
 };
-pub use optim::{Adam, Optimizer, Sgd};
-pub use ot::{
+pub use ops::ot::spec::{
     not_converged, within_tolerance, worst_error, EpsScaling, ImplicitSolve, PointCost,
     SinkhornSpec, MASS_TOLERANCE,
 };
+pub use optim::{Adam, Optimizer, Sgd};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};
 pub use shape::Shape;
 pub use tolerance::{compare, Mismatch, Tolerance};

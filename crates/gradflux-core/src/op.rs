@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::{custom::CustomOp, kernel::KernelOp, TensorData};
-use crate::{PointCost, SinkhornSpec};
 
 /// One-input elementwise ops.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -251,7 +250,7 @@ pub struct FusedRouteSpec {
     pub renormalize: bool,
 }
 
-/// Which way [`Op::Softmin`] reduces a `[.., n, m]` cost matrix.
+/// Which way [`Graph::softmin`](crate::Graph::softmin) reduces a `[.., n, m]` cost matrix.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SoftminAxis {
     /// One value per row `i`, reducing over the columns `j` (`h` is `[.., m]`): the
@@ -283,42 +282,6 @@ pub enum Op {
     /// dimensions, where `op` transposes the last two axes of an operand when its flag is
     /// set. Inputs are `a`, `b`, then `bias` when [`MatMulSpec::bias`] is set.
     MatMul(MatMulSpec),
-    /// The entropic soft minimum of optimal transport: inputs `cost [.., n, m]` and
-    /// `h`; for [`SoftminAxis::PerRow`], `out[.., i] = −eps · log Σ_j exp(h[.., j] −
-    /// cost[.., i, j] / eps)`, and symmetrically per column. Batch dimensions must match.
-    Softmin { eps: f64, axis: SoftminAxis },
-    /// The soft minimum of [`Op::Softmin`] per row, over a cost computed on the fly
-    /// between points: inputs `x [.., n, d]`, `y [.., m, d]`, `h [.., m]`;
-    /// `out[.., i] = −eps · log Σ_j exp(h[.., j] − cost(x_i, y_j) / eps)`. Swapping `x`
-    /// and `y` gives the per-column update. Memory is O(n + m).
-    PointSoftmin { eps: f64, cost: PointCost },
-    /// The vector-Jacobian product of [`Op::PointSoftmin`]: inputs `x`, `y`, `h`, its
-    /// output `out` and the cotangent `gy [.., n]`; outputs `dx`, `dy`, `dh`. With the
-    /// weights `w_ij = exp(h_j − c_ij/eps + out_i/eps)`: `dx_i = gy_i Σ_j w_ij ∂c_ij/∂x_i`,
-    /// `dy_j = −Σ_i gy_i w_ij ∂c_ij/∂x_i`, `dh_j = −eps Σ_i gy_i w_ij`, all online.
-    PointSoftminBackward { eps: f64, cost: PointCost },
-    /// Log-domain Sinkhorn iterations run to convergence inside the op. Inputs: the cost
-    /// `[.., n, m]` (or points `x [.., n, d]`, `y [.., m, d]` when
-    /// [`SinkhornSpec::points`] is set), weights `a [.., n]`, `b [.., m]` and starting
-    /// potentials `f [.., n]`, `g [.., m]`. Outputs: `f`, `g`, the final marginal error
-    /// per problem `[..]` (the cost's dtype) and the iterations run (`u32`, `[]`). With a
-    /// tolerance, a run that ends above it fails with [`Error::NotConverged`](crate::Error).
-    /// Without [`SinkhornSpec::implicit`] the outputs carry no gradient (the envelope
-    /// theorem's constants); with it, the gradient of `f` and `g` comes from implicit
-    /// differentiation of the fixed point (see [`Op::SinkhornAdjoint`]).
-    Sinkhorn(SinkhornSpec),
-    /// The adjoint solve of implicit Sinkhorn gradients. Inputs: the cost (or points), `a`,
-    /// `b`, the solved potentials `f`, `g`, the undamped soft minima of one iteration at
-    /// the final ε from them (`s [.., n]` per row against `log b + g/ε`, `t [.., m]` per
-    /// column against `log a + f/ε`: the pull-back computes them anyway, so the solve reads
-    /// them rather than redo them) and cotangents `vf [.., n]`, `vg [.., m]`;
-    /// outputs `wf`, `wg` solving `(I − ∂T/∂(f, g))ᵀ w = v`, where `T` is one Sinkhorn
-    /// iteration at the final ε: `wf + λ_b Π_c wg = vf`, `wg + λ_a Π_rᵀ wf = vg`, with
-    /// `Π_r` and `Π_c` the plan normalised by its row and its column sums. The gradient of
-    /// the inputs is then `w` pulled back through `T`. For a balanced problem the system is
-    /// singular along the potentials' constant shift `(f + k, g − k)`; the component of
-    /// `v` there (nonzero only for a loss that depends on that shift) is dropped.
-    SinkhornAdjoint(SinkhornSpec),
     /// A user kernel; the node has one output per declared output.
     Custom(Arc<CustomOp>),
     /// An op of a family module (`src/ops/`): everything about it is behind the trait.
@@ -346,11 +309,6 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Detach => "detach",
             Op::MatMul(_) => "matmul",
-            Op::Softmin { .. } => "softmin",
-            Op::PointSoftmin { .. } => "point_softmin",
-            Op::PointSoftminBackward { .. } => "point_softmin_backward",
-            Op::Sinkhorn(_) => "sinkhorn",
-            Op::SinkhornAdjoint(_) => "sinkhorn_adjoint",
             Op::Custom(_) => "custom",
             Op::Kernel(k) => k.name(),
         }

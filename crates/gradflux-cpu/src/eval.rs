@@ -6,9 +6,6 @@ use gradflux_core::{Error, Node, Op, Result, TensorData};
 
 use gradflux_core::ops::layout::cpu as layout;
 use gradflux_core::ops::matmul::cpu as matmul;
-use gradflux_core::ops::ot::{
-    cpu as ot, cpu_adjoint as sinkhorn_adjoint, cpu_points as points, cpu_sinkhorn as sinkhorn,
-};
 
 use crate::BACKEND_NAME;
 
@@ -41,18 +38,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::MatMul(spec) => {
             let bias = if spec.bias { Some(arg(2)?) } else { None };
             matmul::matmul(*spec, arg(0)?, arg(1)?, bias, out)?
-        }
-        Op::Softmin { eps, axis } => ot::softmin(*eps, *axis, arg(0)?, arg(1)?, out)?,
-        Op::PointSoftmin { eps, cost } => {
-            points::point_softmin(*eps, *cost, [arg(0)?, arg(1)?, arg(2)?], out)?
-        }
-        Op::PointSoftminBackward { eps, cost } => {
-            let args = [arg(0)?, arg(1)?, arg(2)?, arg(3)?, arg(4)?];
-            return points::point_softmin_backward(*eps, *cost, args, &node.outputs);
-        }
-        Op::Sinkhorn(spec) => return sinkhorn::sinkhorn(spec, inputs, &node.outputs),
-        Op::SinkhornAdjoint(spec) => {
-            return sinkhorn_adjoint::sinkhorn_adjoint(spec, inputs, &node.outputs)
         }
         Op::Custom(op) => return op.run_cpu(inputs),
         Op::Kernel(op) => return op.eval_cpu(inputs, &node.outputs),

@@ -14,15 +14,16 @@ use wgpu::util::DeviceExt;
 
 use crate::device::Context;
 use crate::dispatch::split_workgroups;
-use crate::launch::{launches, Bind, Launch, Workgroups, MAX_RANK};
-use crate::looped::SinkhornLoop;
+use crate::launch::{lower, Bind, Launch, Workgroups, MAX_RANK};
+use crate::looped::LoopStage;
 use crate::recorder::{Recorder, Step};
+use gradflux_core::kernel::Lowering;
 
 /// What a run does, in order.
 enum Stage {
     Dispatch(Step),
     /// An op that owns its loop.
-    Sinkhorn(Box<SinkhornLoop>),
+    Loop(Box<LoopStage>),
 }
 
 struct Output {
@@ -63,7 +64,7 @@ fn record(pass: &mut wgpu::ComputePass, stages: &[Stage]) {
     for stage in stages {
         match stage {
             Stage::Dispatch(s) => s.record(pass),
-            Stage::Sinkhorn(l) => l.schedule().for_each(|s| s.record(pass)),
+            Stage::Loop(l) => l.schedule().for_each(|s| s.record(pass)),
         }
     }
 }
@@ -311,21 +312,18 @@ impl WgpuExecutable {
         for (node, &id) in plan.nodes.iter().zip(&plan.node_ids) {
             let ins: Vec<TensorType> = node.inputs.iter().map(|v| types[v].clone()).collect();
             gradflux_core::kernel::loop_trips::check(node, id, &ins, ctx.loop_limit())?;
-            if let Op::Sinkhorn(spec) = &node.op {
-                let (looped, bytes) = SinkhornLoop::build(
-                    ctx,
-                    (spec, &node.inputs, id),
-                    &|v| types[v].clone(),
-                    &buffer_of,
-                    max_wg,
-                )?;
-                scratch_bytes += bytes;
-                stages.push(Stage::Sinkhorn(Box::new(looped)));
-                continue;
-            }
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
-            let node_launches =
-                launches(node, id, &|v| types[&v].clone(), &choose, ctx.loop_limit())?;
+            let lowered = lower(node, id, &|v| types[&v].clone(), &choose, ctx.loop_limit())?;
+            let node_launches = match lowered {
+                Lowering::Launches(launches) => launches,
+                Lowering::Loop(plan) => {
+                    let (looped, bytes) =
+                        LoopStage::build(ctx, *plan, &buffer_of, max_wg, node.op.name())?;
+                    scratch_bytes += bytes;
+                    stages.push(Stage::Loop(Box::new(looped)));
+                    continue;
+                }
+            };
             let scratch = scratch_buffers(ctx, &node_launches, node.op.name())?;
             scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
             for launch in node_launches {
@@ -464,7 +462,7 @@ impl WgpuExecutable {
         for stage in &self.stages {
             match stage {
                 Stage::Dispatch(s) => rec.dispatch(s),
-                Stage::Sinkhorn(l) => l.run(&mut rec)?,
+                Stage::Loop(l) => l.run(&mut rec)?,
             }
         }
         for o in &self.outputs {

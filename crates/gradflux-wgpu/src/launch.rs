@@ -3,24 +3,24 @@
 //! routing of the ops that are still `Op` variants, and matmul, whose tile configuration
 //! this backend's tuner picks.
 
+use gradflux_core::kernel::Lowering;
 use gradflux_core::{Dispatch, Error, Node, Op, Result, TensorType, Value};
 
 pub use gradflux_core::kernel::launch::*;
-use gradflux_core::ops::{ot::wgsl as ot, ot::wgsl_adjoint as adjoint};
 
 use crate::matmul::{self, Chooser, Operands};
 
-/// The launches that compute `node` (node id `id`); `ty` gives the type of any value.
-/// `choose` picks the tile configuration of matmuls; `loop_limit` is the device's budget
-/// of loop iterations per invocation (`WgpuDevice::loop_limit`), which long walks are split
-/// to stay within.
-pub fn launches(
+/// What computes `node` (node id `id`): launches, or the loop its op owns; `ty` gives the
+/// type of any value. `choose` picks the tile configuration of matmuls; `loop_limit` is
+/// the device's budget of loop iterations per invocation (`WgpuDevice::loop_limit`), which
+/// long walks are split to stay within.
+pub fn lower(
     node: &Node,
     id: usize,
     ty: &dyn Fn(Value) -> TensorType,
     choose: &Chooser,
     loop_limit: Option<u64>,
-) -> Result<Vec<Launch>> {
+) -> Result<Lowering> {
     let out = Value { node: id, slot: 0 };
     let oty = node.ty().clone();
     let ins: Vec<TensorType> = node.inputs.iter().map(|v| ty(*v)).collect();
@@ -40,68 +40,15 @@ pub fn launches(
             choose,
             loop_limit,
         )?,
-        Op::Softmin { eps, axis } => ot::softmin_op_launches(
-            [input(0), input(1), out],
-            ins[0].dtype,
-            matrix_sizes(&ins[0]),
-            *eps,
-            *axis,
-            loop_limit,
-        )?,
-        Op::PointSoftmin { eps, cost } => {
-            let how = ot::Softmin {
-                eps: *eps,
-                lambda: 1.0,
-            };
-            ot::point_softmin_launch(
-                [input(0).into(), input(1).into(), out.into()],
-                ot::Potential::plain(input(2)),
-                ins[0].dtype,
-                point_sizes(&ins[0], &ins[1]),
-                how,
-                *cost,
+        Op::Kernel(op) => {
+            return op.lower(&gradflux_core::kernel::LowerCx {
+                node: id,
+                inputs: &node.inputs,
+                input_types: &ins,
+                output_types: &node.outputs,
                 loop_limit,
-            )?
-        }
-        Op::PointSoftminBackward { eps, cost } => ot::point_softmin_backward_launches(
-            std::array::from_fn(input),
-            std::array::from_fn(|slot| Value { node: id, slot }),
-            ins[0].dtype,
-            point_sizes(&ins[0], &ins[1]),
-            *eps,
-            *cost,
-            loop_limit,
-        )?,
-        Op::SinkhornAdjoint(spec) => {
-            let (batch, n, m, d) = match spec.points {
-                None => {
-                    let (batch, n, m) = matrix_sizes(&ins[0]);
-                    (batch, n, m, 0)
-                }
-                Some(_) => point_sizes(&ins[0], &ins[1]),
-            };
-            adjoint::adjoint_launches(
-                spec,
-                &node.inputs,
-                id,
-                ins[0].dtype,
-                (batch, n, m, d),
-                loop_limit,
-            )?
-        }
-        Op::Sinkhorn(_) => {
-            return Err(Error::Unsupported {
-                backend: "wgpu".into(),
-                what: "`sinkhorn` as a list of launches: it runs as a loop (see looped.rs)".into(),
             })
         }
-        Op::Kernel(op) => op.lower(&gradflux_core::kernel::LowerCx {
-            node: id,
-            inputs: &node.inputs,
-            input_types: &ins,
-            output_types: &node.outputs,
-            loop_limit,
-        })?,
         Op::Custom(op) => {
             let k = op.wgsl.as_ref().ok_or_else(|| Error::Unsupported {
                 backend: "wgpu".into(),
@@ -139,5 +86,5 @@ pub fn launches(
             }]
         }
     };
-    Ok(l)
+    Ok(l.into())
 }

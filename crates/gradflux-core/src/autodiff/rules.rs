@@ -6,7 +6,7 @@
 //! evenly between equal operands; `max`/`min` reductions split it evenly among every element
 //! equal to the result; `abs` and `relu` have gradient 0 at 0.
 
-use crate::{Activation, Error, Graph, Node, Op, Result, SoftminAxis, Tensor, Value};
+use crate::{Activation, Error, Graph, Node, Op, Result, Tensor, Value};
 
 pub(super) fn vjp(
     g: &Graph,
@@ -30,14 +30,6 @@ pub(super) fn vjp(
             needs,
         };
         return op.vjp(&cx);
-    }
-    if let Op::Sinkhorn(spec) = &node.op {
-        if spec.implicit.is_none() {
-            return Ok(none());
-        }
-        let inputs: Vec<Tensor> = node.inputs.iter().map(|v| g.tensor(*v)).collect();
-        let pot = |slot| g.tensor(Value { node: id, slot });
-        return g.sinkhorn_implicit_vjp(spec, &inputs, (pot(0), pot(1)), (outs[0], outs[1]), needs);
     }
     let Some(gy) = outs[0] else {
         return Ok(none());
@@ -91,40 +83,6 @@ pub(super) fn vjp(
             }
             grads
         }
-        // w[i, j] = exp(h[j] − cost[i, j]/eps + out[i]/eps) (per row; per column swaps the
-        // roles): d cost = gy[i] w[i, j], d h[j] = −eps Σ_i gy[i] w[i, j].
-        Op::Softmin { eps, axis } => {
-            let (cost, h) = (x(0), x(1));
-            let rank = xs(0)?.rank();
-            let (h_at, out_at) = match axis {
-                SoftminAxis::PerRow => (rank - 2, rank - 1),
-                SoftminAxis::PerColumn => (rank - 1, rank - 2),
-            };
-            let e = c(*eps)?;
-            let logits = g.sub(g.unsqueeze(h, h_at)?, g.div(cost, e)?)?;
-            let w = g.exp(g.add(logits, g.div(g.unsqueeze(y, out_at)?, e)?)?)?;
-            let weighted = g.mul(w, g.unsqueeze(gy, out_at)?)?;
-            let dh = needs[1]
-                .then(|| g.mul(g.sum(weighted, h_at as isize)?, g.neg(e)?))
-                .transpose()?;
-            vec![needs[0].then_some(weighted), dh]
-        }
-        Op::PointSoftmin { eps, cost } => {
-            let types = (0..3).map(|k| g.ty(x(k))).collect::<Result<Vec<_>>>()?;
-            let d = g.push(
-                Op::PointSoftminBackward {
-                    eps: *eps,
-                    cost: *cost,
-                },
-                &[x(0), x(1), x(2), y, gy],
-                types,
-            )?;
-            (0..3).map(|k| needs[k].then_some(d[k])).collect()
-        }
-        // Second derivatives of the point softmin and of implicit Sinkhorn gradients are
-        // not provided.
-        Op::PointSoftminBackward { .. } | Op::SinkhornAdjoint(_) => none(),
-        Op::Sinkhorn(_) => unreachable!("sinkhorn is handled above"),
         Op::Custom(_) | Op::Kernel(_) => unreachable!("handled above"),
     };
     Ok(grads)

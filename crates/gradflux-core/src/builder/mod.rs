@@ -2,16 +2,13 @@
 //! and returns an error naming the op and the offending shapes or dtypes.
 
 mod linalg;
-mod ot;
-mod ot_implicit;
-mod sinkhorn;
 
 pub(crate) use crate::ops::index::require_index;
 pub use crate::ops::moe::{
     Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK, Router,
     Routing,
 };
-pub use sinkhorn::{OtGeometry, OtGradient, OtSolution, SinkhornOptions};
+pub use crate::ops::ot::{OtGeometry, OtGradient, OtSolution, SinkhornOptions};
 
 use crate::{DType, Error, Graph, Result, Shape, Tensor};
 

@@ -21,14 +21,6 @@ pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
         Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape | Op::Detach => 0,
         Op::MatMul(_) | Op::Custom(_) => return None,
         Op::Kernel(op) => return op.loop_trips(ins, &node.outputs, limit),
-        _ => {
-            return crate::kernel::loop_trips_families::family_loop_trips(
-                &node.op,
-                ins,
-                &node.outputs,
-                limit,
-            )
-        }
     };
     Some(trips)
 }

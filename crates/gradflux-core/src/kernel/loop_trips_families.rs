@@ -9,58 +9,9 @@
 //! loops multiply, a helper's loops are paid at every call, and a loop under a branch
 //! counts even when the branch may not be taken (it is entered with a zero SIMD mask).
 
-use crate::{Op, SinkhornSpec, SoftminAxis, TensorType};
+use crate::{SinkhornSpec, TensorType};
 
 use crate::kernel::launch::{matrix_sizes, point_sizes};
-
-/// Upper bound of the loop iterations one invocation of any launch of `op` runs, summed
-/// over all its loops (nested loops multiply, loops in sequence add, constant trip counts
-/// included, one extra pass per loop entry for its exit test), the largest over the op's
-/// launches; `None` for ops this file does not cover. `ins` are the types of the node's
-/// inputs; no bound here depends on the outputs' types (`_outs`).
-pub fn family_loop_trips(
-    op: &Op,
-    ins: &[TensorType],
-    _outs: &[TensorType],
-    limit: u64,
-) -> Option<u64> {
-    let trips = match op {
-        // softmin.wgsl per_row: ceil(m/256) columns per thread + log2(256) merges;
-        // per_column: ceil(n/4) rows per thread + log2(4) merges, in spans of rows where
-        // loops are limited, then a merge over the spans.
-        Op::Softmin { axis, .. } => {
-            let (_, n, m) = matrix_sizes(&ins[0]);
-            match axis {
-                SoftminAxis::PerRow => dense_row(m as u64),
-                SoftminAxis::PerColumn => split_dense_column(n, limit),
-            }
-        }
-        // point_softmin.wgsl: ceil(m/64) tiles of y, each ceil(d/8) chunks of 64 × 8
-        // distance terms: about 10 passes per point of y and 8 coordinates.
-        // Split into spans of y where loops are limited (the only place this bound is
-        // used), then a merge over the spans.
-        Op::PointSoftmin { .. } => {
-            let (_, _, m, d) = point_sizes(&ins[0], &ins[1]);
-            split_point_softmin(m, d, limit)
-        }
-        // point_softmin_grad.wgsl with the gradient, over y (dx) then over x (dy, dh):
-        // ceil(other/64) tiles, each ceil(d/8) distance chunks and 64 × 16 gradient terms.
-        Op::PointSoftminBackward { .. } => {
-            let (_, n, m, d) = point_sizes(&ins[0], &ins[1]);
-            split_point_grad(n, d, limit).max(split_point_grad(m, d, limit))
-        }
-        // sinkhorn_adjoint.wgsl cg_step: 4 strided passes over the m columns + 3 sums;
-        // the plan products: plan_matvec.wgsl (as softmin) or point_softmin_grad.wgsl
-        // without the gradient, over both sides.
-        Op::SinkhornAdjoint(spec) => sinkhorn_adjoint(spec, ins, limit),
-        // sinkhorn.wgsl check_weights / marginal_error (a workgroup per problem:
-        // ceil(n/256)), largest_error (one workgroup: ceil(batch/256)); the half-steps:
-        // softmin.wgsl or point_softmin.wgsl in both directions.
-        Op::Sinkhorn(spec) => sinkhorn(spec, ins, limit),
-        _ => return None,
-    };
-    Some(trips)
-}
 
 /// A loop entered once whose body runs `trips` times: llvmpipe also counts the pass that
 /// fails the exit test.
@@ -183,13 +134,13 @@ const DENSE_WG: u64 = 256;
 const DENSE_COLS: u64 = 64;
 
 /// `softmin.wgsl` / `plan_matvec.wgsl` `per_row` over rows of `m`.
-fn dense_row(m: u64) -> u64 {
+pub fn dense_row(m: u64) -> u64 {
     add(&[looped(div_ceil(m, DENSE_WG)), looped(halvings(DENSE_WG))])
 }
 
 /// `softmin.wgsl` `per_column` over `n` rows as it runs on llvmpipe: in spans of rows,
 /// then a merge over the spans.
-fn split_dense_column(n: usize, limit: u64) -> u64 {
+pub fn split_dense_column(n: usize, limit: u64) -> u64 {
     let span = crate::ops::ot::wgsl::column_span(n, Some(limit));
     let spans = n.div_ceil(span).max(1) as u64;
     dense_column(span.min(n) as u64).max(if spans > 1 { looped(spans) } else { 0 })
@@ -255,7 +206,7 @@ pub fn split_point_softmin(m: usize, d: usize, limit: u64) -> u64 {
 
 /// A gradient pass of `point_softmin_grad.wgsl` over `other` points as it runs on
 /// llvmpipe: in spans, then sums over the spans.
-fn split_point_grad(other: usize, d: usize, limit: u64) -> u64 {
+pub fn split_point_grad(other: usize, d: usize, limit: u64) -> u64 {
     split_point_pass(other, d, true, limit)
 }
 
@@ -324,7 +275,7 @@ fn workgroup_sum() -> u64 {
     looped(halvings(256))
 }
 
-fn sinkhorn(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 {
+pub fn sinkhorn(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 {
     let (batch, n, m, d) = ot_sizes(spec, ins);
     let wg = 256;
     // sum_weights: a strided pass over one marginal, then two workgroup sums.
@@ -342,7 +293,7 @@ fn sinkhorn(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 {
         .max(largest_error)
 }
 
-fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 {
+pub fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 {
     let (_, n, m, d) = ot_sizes(spec, ins);
     let wg = 256;
     let strided = looped(div_ceil(m, wg));
@@ -363,7 +314,9 @@ fn sinkhorn_adjoint(spec: &SinkhornSpec, ins: &[TensorType], limit: u64) -> u64 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DType, DropPolicy, FusedRouteSpec, MoeDispatchSpec, PointCost, RouteScore};
+    use crate::{
+        DType, DropPolicy, FusedRouteSpec, MoeDispatchSpec, Op, PointCost, RouteScore, SoftminAxis,
+    };
 
     fn t(shape: &[usize]) -> TensorType {
         TensorType::new(shape, DType::F32)
@@ -374,7 +327,7 @@ mod tests {
         let limit = crate::kernel::LLVMPIPE_LOOP_LIMIT;
         match op {
             Op::Kernel(k) => k.loop_trips(&ins, &[], limit),
-            _ => family_loop_trips(op, &ins, &[], limit),
+            _ => None,
         }
         .unwrap()
     }
@@ -394,21 +347,15 @@ mod tests {
     }
 
     #[test]
-    fn other_ops_are_not_covered() {
-        let x = [t(&[4, 4])];
-        assert_eq!(family_loop_trips(&Op::Reshape, &x, &x, 65_535), None);
-    }
-
-    #[test]
     fn softmin_by_hand() {
-        let row = Op::Softmin {
+        let row = Op::Kernel(std::sync::Arc::new(crate::ops::ot::Softmin {
             eps: 0.1,
             axis: SoftminAxis::PerRow,
-        };
-        let column = Op::Softmin {
+        }));
+        let column = Op::Kernel(std::sync::Arc::new(crate::ops::ot::Softmin {
             eps: 0.1,
             axis: SoftminAxis::PerColumn,
-        };
+        }));
         // ceil(300 / 256) = 2 columns per thread (+1 exit), 8 merges (+1 exit).
         assert_eq!(trips(&row, &[&[2, 3, 300], &[2, 300]]), 12);
         // ceil(9 / 4) = 3 rows per thread (+1), 2 merges (+1).
@@ -429,10 +376,10 @@ mod tests {
 
     #[test]
     fn point_softmin_by_hand() {
-        let op = Op::PointSoftmin {
+        let op = Op::Kernel(std::sync::Arc::new(crate::ops::ot::PointSoftmin {
             eps: 0.1,
             cost: PointCost::SqEuclidean,
-        };
+        }));
         // m = 100: 2 tiles; d = 3: one chunk. Per tile: 1 + 2 (potentials) + 2 (chunk
         // loop) + [9 (stage) + 0 (own coords, unrolled) + 65 + 64 · 0] + 65 + 65 = 209.
         assert_eq!(
@@ -452,10 +399,10 @@ mod tests {
         for m in [20_000, 100_000, 10_000_000] {
             assert!(at(m) <= 65_535 / 2, "{m} points: {}", at(m));
         }
-        let backward = Op::PointSoftminBackward {
+        let backward = Op::Kernel(std::sync::Arc::new(crate::ops::ot::PointSoftminBackward {
             eps: 0.1,
             cost: PointCost::SqEuclidean,
-        };
+        }));
         let b = |n: usize, m: usize| trips(&backward, &[&[1, n, 3], &[1, m, 3]]);
         assert!(b(10, 100) > trips(&op, &[&[1, 10, 3], &[1, 100, 3], &[1, 100]]));
         // Both passes count: the bound follows the larger side.
@@ -534,7 +481,7 @@ mod tests {
 
     #[test]
     fn sinkhorn_counts_its_batch_loops_and_half_steps() {
-        let dense = Op::Sinkhorn(spec(None));
+        let dense = Op::Kernel(std::sync::Arc::new(crate::ops::ot::Sinkhorn(spec(None))));
         let ins = |batch: usize, n: usize, m: usize| {
             trips(
                 &dense,
@@ -555,7 +502,9 @@ mod tests {
         // Dense half-steps over many rows run in spans: only the batch loops grow.
         assert!(ins(1, 400_000, 8) <= 65_535);
 
-        let points = Op::Sinkhorn(spec(Some(PointCost::SqEuclidean)));
+        let points = Op::Kernel(std::sync::Arc::new(crate::ops::ot::Sinkhorn(spec(Some(
+            PointCost::SqEuclidean,
+        )))));
         let p = |n: usize, m: usize| {
             trips(
                 &points,
@@ -566,7 +515,9 @@ mod tests {
         assert!(p(19_500, 10) <= 65_535);
         assert!(p(200_000, 10) <= 65_535 / 2, "the half-steps run in spans");
 
-        let adjoint = Op::SinkhornAdjoint(spec(None));
+        let adjoint = Op::Kernel(std::sync::Arc::new(crate::ops::ot::SinkhornAdjoint(spec(
+            None,
+        ))));
         // Inputs: cost, a, b, f, g, s, t, vf, vg.
         let a = |n: usize, m: usize| {
             trips(

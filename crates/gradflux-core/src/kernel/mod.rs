@@ -13,6 +13,7 @@ pub mod launch;
 pub mod loop_trips;
 #[doc(hidden)]
 pub mod loop_trips_families;
+pub mod looped;
 pub mod shaders;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use std::fmt;
 use crate::{Graph, Result, Tensor, TensorData, TensorType, Value};
 
 pub use launch::{values, Bind, KernelSource, Launch, Workgroups};
+pub use looped::{LoopPlan, Lowering, StopCheck};
 
 /// One op of a family living in its own module. Implementations are plain values (the op's
 /// attributes); a node holds one as [`Op::Kernel`](crate::Op::Kernel).
@@ -35,8 +37,9 @@ pub trait KernelOp: std::any::Any + fmt::Debug + Send + Sync {
     /// definition of the op that every other lowering is tested against.
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>>;
 
-    /// The WGSL lowering: the launches that compute the node, in order.
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>>;
+    /// The WGSL lowering: the launches that compute the node, in order, or the loop the
+    /// op owns.
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering>;
 
     /// The most loop iterations one invocation of any of the node's launches runs, which
     /// the wgpu backend holds against the adapter's loop limit (software drivers stop long

@@ -36,12 +36,6 @@ pub(crate) use shader;
 shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
-shader!(SOFTMIN, "ot/softmin.wgsl");
-shader!(POINT_SOFTMIN, "ot/point_softmin.wgsl");
-shader!(POINT_SOFTMIN_GRAD, "ot/point_softmin_grad.wgsl");
-shader!(SINKHORN, "ot/sinkhorn.wgsl");
-shader!(PLAN_MATVEC, "ot/plan_matvec.wgsl");
-shader!(SINKHORN_ADJOINT, "ot/sinkhorn_adjoint.wgsl");
 
 /// Every shipped shader file: [`BUILTIN`], then each registered family's.
 pub fn all() -> Vec<ShaderFile> {
@@ -50,17 +44,7 @@ pub fn all() -> Vec<ShaderFile> {
 }
 
 /// The files of the ops that predate family modules, the imported helpers first.
-pub const BUILTIN: &[ShaderFile] = &[
-    LIB_FLOAT,
-    LIB_ONLINE_LSE,
-    LIB_WORKGROUP,
-    SOFTMIN,
-    POINT_SOFTMIN,
-    POINT_SOFTMIN_GRAD,
-    SINKHORN,
-    PLAN_MATVEC,
-    SINKHORN_ADJOINT,
-];
+pub const BUILTIN: &[ShaderFile] = &[LIB_FLOAT, LIB_ONLINE_LSE, LIB_WORKGROUP];
 
 /// The line prefix that imports a helper file.
 const IMPORT: &str = "// #import ";

@@ -17,8 +17,6 @@ pub mod strided;
 // moves to `families!` below as its ops become `KernelOp` values.
 #[doc(hidden)]
 pub mod matmul;
-#[doc(hidden)]
-pub mod ot;
 
 /// Declares each family's module and lists it in [`FAMILIES`].
 macro_rules! families {
@@ -33,4 +31,4 @@ macro_rules! families {
     };
 }
 
-families![elementwise, index, layout, moe, reduce, scan, select];
+families![elementwise, index, layout, moe, ot, reduce, scan, select];

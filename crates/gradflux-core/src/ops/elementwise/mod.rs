@@ -12,7 +12,7 @@ pub mod wgsl;
 
 use crate::kernel::launch::{per_element, values, MAX_RANK};
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{arg, KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::{arg, KernelOp, Launch, LowerCx, Lowering, VjpCx};
 use crate::{BinaryOp, CompareOp, DType, Result, Tensor, TensorData, TensorType, UnaryOp};
 
 use wgsl::{broadcast_info, elementwise_kernel};
@@ -100,9 +100,9 @@ impl KernelOp for UnaryOp {
         Ok(vec![cpu::unary(*self, x, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let expr = wgsl::unary_expr(*self, cx.output_types[0].dtype);
-        Ok(vec![unary_launch(cx, UnaryOp::name(*self), expr)])
+        Ok(vec![unary_launch(cx, UnaryOp::name(*self), expr)].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -167,9 +167,9 @@ impl KernelOp for BinaryOp {
         Ok(vec![cpu::binary(*self, a, b, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let expr = wgsl::binary_expr(*self, cx.output_types[0].dtype);
-        Ok(vec![broadcast_launch(cx, &BINARY, BinaryOp::name(*self), Some(expr))])
+        Ok(vec![broadcast_launch(cx, &BINARY, BinaryOp::name(*self), Some(expr))].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -192,9 +192,9 @@ impl KernelOp for CompareOp {
         Ok(vec![cpu::compare(*self, a, b, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let expr = wgsl::compare_expr(*self, cx.input_types[0].dtype);
-        Ok(vec![broadcast_launch(cx, &BINARY, CompareOp::name(*self), Some(&expr))])
+        Ok(vec![broadcast_launch(cx, &BINARY, CompareOp::name(*self), Some(&expr))].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -228,8 +228,8 @@ impl KernelOp for Select {
         Ok(vec![cpu::select(x(0)?, x(1)?, x(2)?, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
-        Ok(vec![broadcast_launch(cx, &SELECT, "select", None)])
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
+        Ok(vec![broadcast_launch(cx, &SELECT, "select", None)].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -260,9 +260,9 @@ impl KernelOp for Cast {
         Ok(vec![cpu::cast(arg("cast", inputs, 0)?, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let (from, to) = (cx.input_types[0].dtype, cx.output_types[0].dtype);
-        Ok(vec![unary_launch(cx, "cast", wgsl::cast_expr(from, to))])
+        Ok(vec![unary_launch(cx, "cast", wgsl::cast_expr(from, to))].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {

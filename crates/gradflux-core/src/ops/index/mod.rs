@@ -13,7 +13,7 @@ pub(crate) use build::require_index;
 use crate::kernel::launch::{kernel, per_element, u32s, ELEMENTWISE_WG};
 use crate::kernel::loop_trips::scatter_trips;
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{arg, KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::{arg, KernelOp, Launch, LowerCx, Lowering, VjpCx};
 use crate::{DType, Result, Tensor, TensorData, TensorType};
 
 shader!(GATHER, "index/gather.wgsl");
@@ -89,8 +89,8 @@ impl KernelOp for Gather {
         Ok(vec![cpu::gather(self.axis, x, idx, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
-        Ok(vec![gather_launch(self.axis, cx)])
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
+        Ok(vec![gather_launch(self.axis, cx)].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -117,7 +117,7 @@ impl KernelOp for ScatterAdd {
         Ok(vec![out])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let out = &cx.output_types[0];
         let numel = out.shape.numel();
         let (_, _, inner) = out.shape.split_at_axis(self.axis);
@@ -129,7 +129,7 @@ impl KernelOp for ScatterAdd {
             (numel, n_idx),
             [numel, inner, n_idx, self.dim_size],
             cx.loop_limit,
-        ))
+        ).into())
     }
 
     // One thread per output walks the indices in order, in tiles where loops are limited.
@@ -160,8 +160,8 @@ impl KernelOp for GatherRows {
         Ok(vec![cpu::gather(0, x, idx, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
-        Ok(vec![gather_launch(0, cx)])
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
+        Ok(vec![gather_launch(0, cx)].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {

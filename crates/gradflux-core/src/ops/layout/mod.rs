@@ -9,7 +9,7 @@ pub mod wgsl;
 
 use crate::kernel::launch::MAX_RANK;
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{arg, KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::{arg, KernelOp, LowerCx, Lowering, VjpCx};
 use crate::{Result, Tensor, TensorData, TensorType};
 
 use wgsl::{copy_info, copy_launch};
@@ -67,12 +67,12 @@ impl KernelOp for Permute {
         Ok(vec![cpu::permute(&self.perm, x, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let out = &cx.output_types[0].shape;
         let src = cx.input_types[0].shape.strides();
         let src_strides: Vec<usize> = self.perm.iter().map(|&p| src[p]).collect();
         let info = copy_info(out.dims(), 0, &src_strides, 0, &out.strides());
-        Ok(vec![copy_launch(cx.inputs[0], cx.output(0), info)])
+        Ok(vec![copy_launch(cx.inputs[0], cx.output(0), info)].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -105,13 +105,13 @@ impl KernelOp for Slice {
         Ok(vec![out])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let out = &cx.output_types[0].shape;
         let mut src_strides = cx.input_types[0].shape.strides();
         let base = self.start * src_strides[self.axis];
         src_strides[self.axis] *= self.step;
         let info = copy_info(out.dims(), base, &src_strides, 0, &out.strides());
-        Ok(vec![copy_launch(cx.inputs[0], cx.output(0), info)])
+        Ok(vec![copy_launch(cx.inputs[0], cx.output(0), info)].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -145,7 +145,7 @@ impl KernelOp for Concat {
     }
 
     // One copy per non-empty input, into its place along the axis.
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let dst_strides = cx.output_types[0].shape.strides();
         let mut along = 0;
         let mut parts = Vec::new();
@@ -157,7 +157,7 @@ impl KernelOp for Concat {
             }
             along += t.shape.dims()[self.axis];
         }
-        Ok(parts)
+        Ok(parts.into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -183,11 +183,11 @@ impl KernelOp for BroadcastTo {
         Ok(vec![cpu::broadcast_to(x, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let out = &cx.output_types[0].shape;
         let src_strides = cx.input_types[0].shape.broadcast_strides(out);
         let info = copy_info(out.dims(), 0, &src_strides, 0, &out.strides());
-        Ok(vec![copy_launch(cx.inputs[0], cx.output(0), info)])
+        Ok(vec![copy_launch(cx.inputs[0], cx.output(0), info)].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {

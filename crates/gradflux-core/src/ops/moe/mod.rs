@@ -18,7 +18,7 @@ pub use build_routing::{ExpertChoice, GroupedTopK, Router, Routing};
 
 use crate::kernel::loop_trips_families as trips;
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{arg, KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::{arg, KernelOp, Lowering, LowerCx, VjpCx};
 use crate::{
     DropPolicy, Error, FusedRouteSpec, MoeDispatchSpec, Result, RouteScore, Tensor, TensorData,
     TensorType,
@@ -84,20 +84,20 @@ impl KernelOp for MoeDispatchSpec {
         cpu::dispatch(self, experts, gates, outputs)
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let outs = std::array::from_fn(|slot| cx.output(slot));
         let (n, rows) = (
             cx.input_types[0].shape.numel(),
             cx.output_types[0].shape.numel(),
         );
-        wgsl::dispatch_launches(
+        Ok(wgsl::dispatch_launches(
             self,
             cx.inputs,
             cx.input_types.get(1).map(|t| t.dtype),
             outs,
             (n, rows),
             cx.loop_limit,
-        )
+        )?.into())
     }
 
     // dispatch_scan.wgsl (one workgroup): ceil(E/256) experts per thread × `tiles` tile
@@ -154,16 +154,16 @@ impl KernelOp for FusedRouteSpec {
         cpu_route::fused_route(self, arg(self.name(), inputs, 0)?, outputs)
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let logits = &cx.input_types[0];
         let dims = logits.shape.dims();
-        wgsl_route::launches(
+        Ok(wgsl_route::launches(
             self,
             cx.inputs[0],
             logits.dtype,
             std::array::from_fn(|slot| cx.output(slot)),
             (dims[0], dims[1]),
-        )
+        )?.into())
     }
 
     // route_fused.wgsl: k rounds, each a log2(G)-step lane reduction and a rescan of
@@ -216,7 +216,7 @@ impl KernelOp for GroupedMatMul {
         Ok(vec![out])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let (x, w, out) = (&cx.input_types[0], &cx.input_types[1], &cx.output_types[0]);
         let (rows, k) = (x.shape.dims()[0], x.shape.dims()[1]);
         let values = [cx.inputs[0], cx.inputs[1], cx.inputs[2], cx.output(0)];
@@ -225,7 +225,7 @@ impl KernelOp for GroupedMatMul {
             out.dtype,
             (rows, k, out.shape.dims()[1], w.shape.dims()[0]),
             (self.block, self.transpose_b),
-        )?])
+        )?].into())
     }
 
     fn loop_trips(&self, inputs: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -252,17 +252,17 @@ impl KernelOp for GroupedMatMulWeightGrad {
         Ok(vec![out])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let (x, dy) = (&cx.input_types[0], &cx.input_types[1]);
         let (rows, k) = (x.shape.dims()[0], x.shape.dims()[1]);
         let values = [cx.inputs[0], cx.inputs[1], cx.inputs[2], cx.output(0)];
-        wgsl::grouped_matmul_weight_grad_launch(
+        Ok(wgsl::grouped_matmul_weight_grad_launch(
             values,
             cx.output_types[0].dtype,
             (rows, k, dy.shape.dims()[1], self.num_experts),
             self.block,
             cx.loop_limit,
-        )
+        )?.into())
     }
 
     fn loop_trips(&self, inputs: &[TensorType], _: &[TensorType], limit: u64) -> Option<u64> {

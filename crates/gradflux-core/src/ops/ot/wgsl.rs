@@ -109,7 +109,7 @@ pub fn softmin_launch(
     };
     let pass = |entry: &str, workgroups: usize| Launch {
         kernel: source(
-            &shaders::SOFTMIN,
+            &super::SOFTMIN,
             format!("softmin {entry}"),
             entry,
             vec![true, true, true, false, false, true],
@@ -198,7 +198,7 @@ pub fn point_softmin_launch(
     let parts = (batch * n * spans * 3 * 4) as u64;
     let pass = |entry: &str, workgroups| Launch {
         kernel: source(
-            &shaders::POINT_SOFTMIN,
+            &super::POINT_SOFTMIN,
             format!("point_softmin {entry}"),
             entry,
             vec![true, true, true, true, false, false, true],
@@ -329,7 +329,7 @@ fn point_pass(
     scratch.dedup();
     let mut steps = vec![Launch {
         kernel: source(
-            &shaders::POINT_SOFTMIN_GRAD,
+            &super::POINT_SOFTMIN_GRAD,
             "point_softmin_grad".into(),
             "main",
             vec![true, true, true, true, true, false, false, true, true],
@@ -485,7 +485,7 @@ pub fn plan_products_launch(
     };
     let mut steps = vec![Launch {
         kernel: source(
-            &shaders::PLAN_MATVEC,
+            &super::PLAN_MATVEC,
             format!("plan_matvec {axis:?}"),
             entry_point,
             vec![true, true, true, true, false, true, true],

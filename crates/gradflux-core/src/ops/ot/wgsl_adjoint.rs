@@ -9,7 +9,7 @@
 use crate::{DType, Error, Result, SinkhornSpec, SoftminAxis, Value};
 
 use crate::kernel::launch::{Bind, Launch, Workgroups};
-use crate::kernel::shaders::{self, specialise};
+use crate::kernel::shaders::specialise;
 use crate::kernel::KernelSource;
 use crate::ops::moe::wgsl::f32_only;
 use crate::ops::ot::wgsl::{plan_products_launch, point_products_launch};
@@ -33,7 +33,7 @@ const WG: usize = 256;
 fn kernel(entry: &str, read_only: Vec<bool>) -> KernelSource {
     KernelSource {
         label: format!("sinkhorn_adjoint {entry}"),
-        source: specialise(&shaders::SINKHORN_ADJOINT, DType::F32, DType::F32, None),
+        source: specialise(&super::SINKHORN_ADJOINT, DType::F32, DType::F32, None),
         entry_point: entry.into(),
         constants: vec![("WG", WG as f64)],
         read_only,

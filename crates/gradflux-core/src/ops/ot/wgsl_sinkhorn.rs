@@ -6,7 +6,7 @@
 use crate::{DType, Result, SinkhornSpec, SoftminAxis, Value};
 
 use crate::kernel::launch::{u32s, Bind, Launch, Workgroups};
-use crate::kernel::shaders::{self, specialise};
+use crate::kernel::shaders::specialise;
 use crate::kernel::KernelSource;
 use crate::ops::moe::wgsl::f32_only;
 use crate::ops::ot::wgsl::{point_softmin_launch, softmin_launch, Potential, Softmin};
@@ -43,7 +43,7 @@ pub struct LoopLaunches {
 fn small_kernel(entry: &str, read_only: Vec<bool>) -> KernelSource {
     KernelSource {
         label: format!("sinkhorn {entry}"),
-        source: specialise(&shaders::SINKHORN, DType::F32, DType::F32, None),
+        source: specialise(&super::SINKHORN, DType::F32, DType::F32, None),
         entry_point: entry.into(),
         constants: vec![("WG", WG as f64)],
         read_only,

@@ -8,7 +8,7 @@ pub mod cpu;
 pub mod wgsl;
 
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{arg, KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::{arg, KernelOp, Lowering, LowerCx, VjpCx};
 use crate::{ReduceOp, Result, Tensor, TensorData, TensorType};
 
 shader!(REDUCE, "reduce/reduce.wgsl");
@@ -75,14 +75,14 @@ impl KernelOp for Reduce {
         Ok(vec![cpu::reduce(self.op, self.axis, x, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let x = &cx.input_types[0];
         Ok(wgsl::launches(
             self.op,
             (cx.inputs[0], cx.output(0)),
             (x.dtype, cx.output_types[0].dtype),
             x.shape.split_at_axis(self.axis),
-        ))
+        ).into())
     }
 
     fn loop_trips(&self, inputs: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -118,13 +118,13 @@ impl KernelOp for Softmax {
         Ok(vec![cpu::softmax(self.axis, self.log, x, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         Ok(wgsl::softmax_launches(
             self.log,
             (cx.inputs[0], cx.output(0)),
             cx.output_types[0].dtype,
             cx.input_types[0].shape.split_at_axis(self.axis),
-        ))
+        ).into())
     }
 
     fn loop_trips(&self, inputs: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {

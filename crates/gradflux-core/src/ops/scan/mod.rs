@@ -6,7 +6,7 @@ mod wgsl;
 
 use crate::builder::resolve_axis;
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::{KernelOp, Lowering, LowerCx, VjpCx};
 use crate::{Error, Graph, Op, Result, Tensor, TensorData, TensorType};
 
 shader!(CUMSUM, "scan/cumsum.wgsl");
@@ -97,10 +97,10 @@ impl KernelOp for Cumsum {
         Ok(vec![cpu::cumsum(x, (outer, n, inner), self.reverse)?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let ty = &cx.output_types[0];
         let plan = wgsl::Plan::new(self.lanes(ty), cx.loop_limit);
-        Ok(wgsl::launches(&plan, ty.dtype, self.reverse, cx))
+        Ok(wgsl::launches(&plan, ty.dtype, self.reverse, cx).into())
     }
 
     fn loop_trips(&self, inputs: &[TensorType], _: &[TensorType], limit: u64) -> Option<u64> {

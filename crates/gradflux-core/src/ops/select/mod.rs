@@ -10,7 +10,7 @@ pub mod wgsl;
 use crate::kernel::loop_trips::scatter_trips;
 use crate::kernel::loop_trips_families::topk;
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{arg, KernelOp, Launch, LowerCx, VjpCx};
+use crate::kernel::{arg, KernelOp, Lowering, LowerCx, VjpCx};
 use crate::ops::index::wgsl::scatter_launches;
 use crate::{DType, Result, Tensor, TensorData, TensorType};
 
@@ -63,15 +63,15 @@ impl KernelOp for TopK {
         cpu::top_k(self.axis, self.k, x, [&outputs[0], &outputs[1]])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let x = &cx.input_types[0];
-        wgsl::launches(
+        Ok(wgsl::launches(
             cx.inputs[0],
             [cx.output(0), cx.output(1)],
             x.dtype,
             x.shape.split_at_axis(self.axis),
             self.k,
-        )
+        )?.into())
     }
 
     // topk.wgsl, every pass: a bitonic sort of C = min(2048, next_pow2(len)) entries
@@ -103,13 +103,13 @@ impl KernelOp for GatherAlong {
         Ok(vec![cpu::gather_along(self.axis, x, idx, &outputs[0])?])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let out = &cx.output_types[0];
         let len = cx.input_types[0].shape.dims()[self.axis];
         let (_, m, inner) = out.shape.split_at_axis(self.axis);
         let binds = [cx.inputs[0].into(), cx.inputs[1].into(), cx.output(0).into()];
         let numel = out.shape.numel();
-        Ok(vec![wgsl::gather_along_launch(binds, (numel, m, inner, len))])
+        Ok(vec![wgsl::gather_along_launch(binds, (numel, m, inner, len))].into())
     }
 
     fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
@@ -136,7 +136,7 @@ impl KernelOp for ScatterAlong {
         Ok(vec![out])
     }
 
-    fn lower(&self, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
         let out = &cx.output_types[0];
         let numel = out.shape.numel();
         let (_, m, inner) = cx.input_types[0].shape.split_at_axis(self.axis);
@@ -147,7 +147,7 @@ impl KernelOp for ScatterAlong {
             (numel, m),
             [numel, m, inner, self.dim_size],
             cx.loop_limit,
-        ))
+        ).into())
     }
 
     // One thread per output walks its row's indices, in tiles where loops are limited.

@@ -1,7 +1,8 @@
 //! Optimal-transport building blocks: the entropic soft minimum that a log-domain
 //! Sinkhorn iteration applies to each potential in turn.
 
-use super::{require_float, require_positive};
+use super::{PointSoftmin, Softmin};
+use crate::builder::{require_float, require_positive};
 use crate::{Error, Graph, Op, PointCost, Result, SoftminAxis, Tensor, TensorType};
 
 impl Graph {
@@ -71,7 +72,7 @@ impl Graph {
         let mut out = batch.to_vec();
         out.push(kept);
         self.push1(
-            Op::Softmin { eps, axis },
+            Op::Kernel(std::sync::Arc::new(Softmin { eps, axis })),
             &[cost, h],
             TensorType::new(out, ct.dtype),
         )
@@ -119,7 +120,7 @@ impl Graph {
         let mut out = batch;
         out.push(n);
         self.push1(
-            Op::PointSoftmin { eps, cost },
+            Op::Kernel(std::sync::Arc::new(PointSoftmin { eps, cost })),
             &[x, y, h],
             TensorType::new(out, xt.dtype),
         )

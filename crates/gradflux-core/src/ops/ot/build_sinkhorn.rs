@@ -8,8 +8,8 @@
 //! present only when unbalanced (as hard constraints when balanced). Potentials `f [.., n]`,
 //! `g [.., m]` give the plan `P_ij = a_i b_j exp((f_i + g_j − C_ij) / eps)`.
 
-use super::ot::point_dims;
-use super::{require_float, require_positive, shape_error};
+use super::point_dims;
+use crate::builder::{require_float, require_positive, shape_error};
 use crate::{
     DType, EpsScaling, Error, Graph, ImplicitSolve, Op, PointCost, Result, SinkhornSpec, Tensor,
     TensorType,
@@ -381,7 +381,7 @@ impl Graph {
         let mut inputs = sources.to_vec();
         inputs.extend([a, b, f0, g0]);
         let outs = self.push(
-            Op::Sinkhorn(options.spec(points)),
+            Op::Kernel(std::sync::Arc::new(super::Sinkhorn(options.spec(points)))),
             &inputs,
             vec![
                 with(n),

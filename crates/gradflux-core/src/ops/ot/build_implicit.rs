@@ -83,7 +83,7 @@ impl Graph {
         let mut args = sources.to_vec();
         args.extend([a, b, f, g, s, t, vf, vg]);
         let w = self.push(
-            Op::SinkhornAdjoint(*spec),
+            Op::Kernel(std::sync::Arc::new(super::SinkhornAdjoint(*spec))),
             &args,
             vec![self.ty(f)?, self.ty(g)?],
         )?;
