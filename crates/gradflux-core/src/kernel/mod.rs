@@ -113,3 +113,24 @@ pub struct Family {
     pub name: &'static str,
     pub shaders: &'static [shaders::ShaderFile],
 }
+
+impl crate::Graph {
+    /// Adds a node computing `op` on `inputs`, with outputs of the given types: the way a
+    /// family module adds its ops, open to ops defined outside gradflux. The op owns its
+    /// shape rule, so it must give the types its lowerings produce; `name` in messages is
+    /// [`KernelOp::name`]. Prefer [`CustomOp`](crate::CustomOp) for a single user kernel:
+    /// it validates the WGSL and its bindings when it is built. A `KernelOp` may instead
+    /// lower to several launches or to a [`LoopPlan`].
+    pub fn kernel_op(
+        &self,
+        op: impl KernelOp,
+        inputs: &[crate::Tensor],
+        outputs: Vec<TensorType>,
+    ) -> Result<Vec<crate::Tensor>> {
+        let name = op.name();
+        for (i, t) in inputs.iter().enumerate() {
+            self.operands(name, &[(&format!("input {i}"), *t)])?;
+        }
+        self.push(crate::Op::Kernel(std::sync::Arc::new(op)), inputs, outputs)
+    }
+}
