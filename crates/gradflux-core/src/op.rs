@@ -278,10 +278,6 @@ pub enum Op {
     /// The input unchanged, with no gradient flowing back through it (a stop-gradient);
     /// backends alias the input's storage.
     Detach,
-    /// `act(op(a) x op(b) + bias)`: `[..., m, k] x [..., k, n]` with broadcast batch
-    /// dimensions, where `op` transposes the last two axes of an operand when its flag is
-    /// set. Inputs are `a`, `b`, then `bias` when [`MatMulSpec::bias`] is set.
-    MatMul(MatMulSpec),
     /// A user kernel; the node has one output per declared output.
     Custom(Arc<CustomOp>),
     /// An op of a family module (`src/ops/`): everything about it is behind the trait.
@@ -308,7 +304,6 @@ impl Op {
             Op::Parameter { .. } => "parameter",
             Op::Reshape => "reshape",
             Op::Detach => "detach",
-            Op::MatMul(_) => "matmul",
             Op::Custom(_) => "custom",
             Op::Kernel(k) => k.name(),
         }

@@ -5,7 +5,6 @@
 use gradflux_core::{Error, Node, Op, Result, TensorData};
 
 use gradflux_core::ops::layout::cpu as layout;
-use gradflux_core::ops::matmul::cpu as matmul;
 
 use crate::BACKEND_NAME;
 
@@ -35,10 +34,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Constant(data) => TensorData::clone(data),
         Op::Reshape => layout::reshape(arg(0)?, out)?,
         Op::Detach => arg(0)?.clone(),
-        Op::MatMul(spec) => {
-            let bias = if spec.bias { Some(arg(2)?) } else { None };
-            matmul::matmul(*spec, arg(0)?, arg(1)?, bias, out)?
-        }
         Op::Custom(op) => return op.run_cpu(inputs),
         Op::Kernel(op) => return op.eval_cpu(inputs, &node.outputs),
     };

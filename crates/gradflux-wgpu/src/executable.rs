@@ -553,7 +553,6 @@ fn check_supported(plan: &Plan, limits: &wgpu::Limits, features: wgpu::Features)
                         | Op::Parameter { .. }
                         | Op::Reshape
                         | Op::Detach
-                        | Op::MatMul(_)
                 ) || matches!(&node.op, Op::Kernel(k) if k.wgpu_f16());
                 if !features.contains(wgpu::Features::SHADER_F16) {
                     return Err(Error::Unsupported {

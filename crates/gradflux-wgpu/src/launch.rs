@@ -1,10 +1,10 @@
-//! Turns one graph node into the kernel launches that compute it. The launches of each
-//! family are built by its module in `gradflux_core::ops`; what is left here is the
-//! routing of the ops that are still `Op` variants, and matmul, whose tile configuration
-//! this backend's tuner picks.
+//! Turns one graph node into what computes it: a family op's own lowering (its module in
+//! `gradflux_core::ops`), given this backend's matmul planner; a user kernel's one launch;
+//! nothing for the structural ops, whose values alias their inputs' storage or are bound
+//! per run.
 
-use gradflux_core::kernel::Lowering;
-use gradflux_core::{Dispatch, Error, Node, Op, Result, TensorType, Value};
+use gradflux_core::kernel::{LowerCx, Lowering, MatmulPlanner};
+use gradflux_core::{Dispatch, Error, MatMulSpec, Node, Op, Result, TensorType, Value};
 
 pub use gradflux_core::kernel::launch::*;
 
@@ -21,25 +21,11 @@ pub fn lower(
     choose: &Chooser,
     loop_limit: Option<u64>,
 ) -> Result<Lowering> {
-    let out = Value { node: id, slot: 0 };
-    let oty = node.ty().clone();
     let ins: Vec<TensorType> = node.inputs.iter().map(|v| ty(*v)).collect();
-    let input = |k: usize| node.inputs[k];
     let l = match &node.op {
         Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape | Op::Detach => {
             vec![]
         }
-        Op::MatMul(spec) => matmul::launch(
-            spec,
-            Operands {
-                a: (input(0), &ins[0]),
-                b: (input(1), &ins[1]),
-                bias: spec.bias.then(|| (input(2), &ins[2])),
-                out: (out, &oty),
-            },
-            choose,
-            loop_limit,
-        )?,
         Op::Kernel(op) => {
             return op.lower(&gradflux_core::kernel::LowerCx {
                 node: id,
@@ -47,6 +33,7 @@ pub fn lower(
                 input_types: &ins,
                 output_types: &node.outputs,
                 loop_limit,
+                matmul: Some(&Planner { choose }),
             })
         }
         Op::Custom(op) => {
@@ -87,4 +74,26 @@ pub fn lower(
         }
     };
     Ok(l.into())
+}
+
+/// This backend's matmul planner: the tuner's choice of kernel and tiles for the adapter.
+struct Planner<'a, 'c> {
+    choose: &'a Chooser<'c>,
+}
+
+impl MatmulPlanner for Planner<'_, '_> {
+    fn launches(&self, spec: &MatMulSpec, cx: &LowerCx<'_>) -> Result<Vec<Launch>> {
+        let (ins, out) = (cx.input_types, &cx.output_types[0]);
+        matmul::launch(
+            spec,
+            Operands {
+                a: (cx.inputs[0], &ins[0]),
+                b: (cx.inputs[1], &ins[1]),
+                bias: spec.bias.then(|| (cx.inputs[2], &ins[2])),
+                out: (cx.output(0), out),
+            },
+            self.choose,
+            cx.loop_limit,
+        )
+    }
 }

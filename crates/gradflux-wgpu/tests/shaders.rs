@@ -174,7 +174,6 @@ fn every_specialisation_the_backend_emits_validates() {
 #[test]
 fn every_family_shader_validates_for_every_32_bit_dtype() {
     for family in gradflux_core::ops::FAMILIES {
-        assert!(!family.shaders.is_empty(), "{}", family.name);
         // Files with an `@op` line are specialised per op by the tests below.
         for file in family
             .shaders

@@ -1,12 +1,10 @@
-//! The vector-Jacobian product of every op. Each rule gets the cotangents of the node's
-//! outputs and returns one optional gradient per input (`None`: no gradient flows there,
-//! e.g. into indices, masks, or integer values).
-//!
-//! Tie rules, where the derivative does not exist: `maximum`/`minimum` split the gradient
-//! evenly between equal operands; `max`/`min` reductions split it evenly among every element
-//! equal to the result; `abs` and `relu` have gradient 0 at 0.
+//! The vector-Jacobian product of a node: each op's rule lives with the op (its
+//! [`KernelOp::vjp`](crate::kernel::KernelOp::vjp), or a custom op's backward); this file
+//! routes to it and holds the rules of the structural ops. A rule gets the cotangents of
+//! the node's outputs and returns one optional gradient per input (`None`: no gradient
+//! flows there, e.g. into indices, masks, or integer values).
 
-use crate::{Activation, Error, Graph, Node, Op, Result, Tensor, Value};
+use crate::{Error, Graph, Node, Op, Result, Tensor, Value};
 
 pub(super) fn vjp(
     g: &Graph,
@@ -34,55 +32,9 @@ pub(super) fn vjp(
     let Some(gy) = outs[0] else {
         return Ok(none());
     };
-    let x = |k: usize| g.tensor(node.inputs[k]);
-    let xs = |k: usize| g.shape(x(k));
-    let y = g.tensor(Value { node: id, slot: 0 });
-    let dtype = node.ty().dtype;
-    let c = |v: f64| g.scalar(v, dtype);
-    let as_dtype = |mask: Tensor| g.cast(mask, dtype);
-
     let grads = match &node.op {
-        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } => none(),
-        Op::Reshape => vec![Some(g.reshape(gy, xs(0)?)?)],
-        Op::Detach => none(),
-        Op::MatMul(spec) => {
-            // The activation's derivative is written in terms of its output, which the
-            // fused kernel keeps; the pre-activation product is never stored.
-            let gz = match spec.activation {
-                Activation::Identity => gy,
-                Activation::Relu => g.mul(gy, as_dtype(g.gt(y, c(0.0)?)?)?)?,
-                Activation::Sigmoid => g.mul(gy, g.mul(y, g.sub(c(1.0)?, y)?)?)?,
-                Activation::Tanh => g.mul(gy, g.sub(c(1.0)?, g.mul(y, y)?)?)?,
-            };
-            let (a, b) = (x(0), x(1));
-            let (ta, tb) = (spec.transpose_a, spec.transpose_b);
-            // With C = op(a)·op(b): dop(a) = dC·op(b)ᵀ and dop(b) = op(a)ᵀ·dC, each written
-            // in the operand's stored layout so no transpose is materialised.
-            let ga = || {
-                let d = if ta {
-                    g.matmul_t(b, tb, gz, true)?
-                } else {
-                    g.matmul_t(gz, false, b, !tb)?
-                };
-                g.sum_to(d, &xs(0)?)
-            };
-            let gb = || {
-                let d = if tb {
-                    g.matmul_t(gz, true, a, ta)?
-                } else {
-                    g.matmul_t(a, !ta, gz, false)?
-                };
-                g.sum_to(d, &xs(1)?)
-            };
-            let mut grads = vec![
-                needs[0].then(ga).transpose()?,
-                needs[1].then(gb).transpose()?,
-            ];
-            if spec.bias {
-                grads.push(needs[2].then(|| g.sum_to(gz, &xs(2)?)).transpose()?);
-            }
-            grads
-        }
+        Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Detach => none(),
+        Op::Reshape => vec![Some(g.reshape(gy, g.shape(g.tensor(node.inputs[0]))?)?)],
         Op::Custom(_) | Op::Kernel(_) => unreachable!("handled above"),
     };
     Ok(grads)

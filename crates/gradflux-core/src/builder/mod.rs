@@ -1,8 +1,6 @@
 //! Graph builder methods, one file per op family. Every method checks its operands at once
 //! and returns an error naming the op and the offending shapes or dtypes.
 
-mod linalg;
-
 pub(crate) use crate::ops::index::require_index;
 pub use crate::ops::moe::{
     Capacity, DispatchOptions, ExpertChoice, ExpertDispatch, FusedRouting, GroupedTopK, Router,

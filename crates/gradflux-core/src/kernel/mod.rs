@@ -77,6 +77,16 @@ pub struct LowerCx<'a> {
     /// Loop iterations one invocation may run on this adapter (`None`: no limit known);
     /// long walks split to stay within it.
     pub loop_limit: Option<u64>,
+    /// The backend's matmul planner, for ops whose products it tunes.
+    pub matmul: Option<&'a dyn MatmulPlanner>,
+}
+
+/// A backend's matrix-product planner: it picks a kernel and tile configuration for its
+/// adapter (timing candidates where tuning is on) and plans the launches of one product
+/// (split-k where a long inner dimension would pass the loop budget).
+pub trait MatmulPlanner {
+    /// The launches of the [`MatMulSpec`](crate::MatMulSpec) node described by `cx`.
+    fn launches(&self, spec: &crate::MatMulSpec, cx: &LowerCx<'_>) -> Result<Vec<Launch>>;
 }
 
 impl LowerCx<'_> {

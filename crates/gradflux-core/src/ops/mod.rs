@@ -15,8 +15,6 @@ pub mod strided;
 
 // Families whose ops are still variants of `Op`, reached by the backends' matches; each
 // moves to `families!` below as its ops become `KernelOp` values.
-#[doc(hidden)]
-pub mod matmul;
 
 /// Declares each family's module and lists it in [`FAMILIES`].
 macro_rules! families {
@@ -31,4 +29,14 @@ macro_rules! families {
     };
 }
 
-families![elementwise, index, layout, moe, ot, reduce, scan, select];
+families![
+    elementwise,
+    index,
+    layout,
+    matmul,
+    moe,
+    ot,
+    reduce,
+    scan,
+    select
+];

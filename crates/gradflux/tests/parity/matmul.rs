@@ -1,5 +1,6 @@
 use gradflux::{
-    Activation, DType, Device, Graph, Op, TensorData, TileConfig, Tolerance, Tuning, WgpuDevice,
+    Activation, DType, Device, Graph, MatMulSpec, TensorData, TileConfig, Tolerance, Tuning,
+    WgpuDevice,
 };
 
 use crate::common::{check, gpu, random, Rng};
@@ -79,8 +80,11 @@ fn transposed_operands_are_read_in_place() {
             let y = g.matmul(l, r).unwrap();
             // The transposes were folded: the product reads `a` and `b` directly.
             let nodes = g.nodes();
-            let producer = nodes.iter().rev().find(|n| matches!(n.op, Op::MatMul(_)));
-            let Some(Op::MatMul(spec)) = producer.map(|n| &n.op) else {
+            let producer = nodes
+                .iter()
+                .rev()
+                .find(|n| n.op.kernel::<MatMulSpec>().is_some());
+            let Some(spec) = producer.and_then(|n| n.op.kernel::<MatMulSpec>()) else {
                 panic!("no matmul node");
             };
             assert_eq!((spec.transpose_a, spec.transpose_b), (ta, tb));

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use crate::ops::layout::Permute;
 use crate::{Activation, Error, Graph, MatMulSpec, Op, Result, Shape, Tensor, TensorType};
 
@@ -66,7 +68,7 @@ impl Graph {
         };
         let dims = self.matmul_dims("matmul", a, b, spec)?;
         let dtype = self.dtype(a)?;
-        self.push1(Op::MatMul(spec), &[a, b], TensorType::new(dims, dtype))
+        self.push1(Op::Kernel(Arc::new(spec)), &[a, b], TensorType::new(dims, dtype))
     }
 
     fn matmul_impl(
@@ -143,7 +145,7 @@ impl Graph {
             inputs.push(bias);
         }
         let out = self.push1(
-            Op::MatMul(spec),
+            Op::Kernel(Arc::new(spec)),
             &inputs,
             TensorType::new(dims.clone(), dtype),
         )?;
