@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::PlannedInput;
 use crate::{Error, Graph, MemoryReport, Plan, Result, Tensor, TensorData, Value};
 
 /// Named inputs for one run: `&[("x", &x_data), ("w", &w_data)]`.
@@ -43,6 +44,40 @@ pub trait Executable: Send {
 
     /// The values of the tensors given to `compile`, in order.
     fn output_values(&self) -> &[Value];
+
+    /// The inputs every run binds: name, value and type.
+    fn planned_inputs(&self) -> &[PlannedInput];
+
+    /// Like [`Executable::run_outputs`], with the inputs given by the handles
+    /// [`Graph::input`](crate::Graph::input) returned instead of their names. A tensor
+    /// that is not an input the executable binds is an error naming it.
+    fn run_tensors(&mut self, inputs: &[(Tensor, &TensorData)]) -> Result<Outputs> {
+        let planned = self.planned_inputs();
+        let named = inputs
+            .iter()
+            .map(|(t, data)| {
+                let p = planned
+                    .iter()
+                    .find(|p| p.value == t.value())
+                    .ok_or_else(|| {
+                        Error::Graph(format!(
+                            "tensor %{} (slot {}) is not an input this executable binds (its \
+                         inputs: {})",
+                            t.value().node,
+                            t.value().slot,
+                            planned
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?;
+                Ok((p.name.clone(), *data))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let named: Vec<(&str, &TensorData)> = named.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+        self.run_outputs(&named)
+    }
 
     /// Like [`Executable::run`], but the outputs can be looked up by the tensors given to
     /// `compile` ([`Outputs::get`]), so reordering that list cannot silently swap them.

@@ -141,6 +141,10 @@ impl Executable for CpuExecutable {
         &self.plan.outputs
     }
 
+    fn planned_inputs(&self) -> &[gradflux_core::PlannedInput] {
+        &self.plan.inputs
+    }
+
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         self.evaluate(inputs)
     }

@@ -666,6 +666,10 @@ impl Executable for WgpuExecutable {
         &self.plan.outputs
     }
 
+    fn planned_inputs(&self) -> &[gradflux_core::PlannedInput] {
+        &self.plan.inputs
+    }
+
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         self.submit(inputs)?;
         let (_, failure) = self.map_outputs();

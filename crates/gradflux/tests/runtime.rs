@@ -362,3 +362,30 @@ fn outputs_are_found_by_the_tensors_given_to_compile() {
         assert_eq!(found.into_vec(), by_position);
     }
 }
+
+#[test]
+fn inputs_can_be_given_by_their_handles() {
+    let g = Graph::new();
+    let x = g.input("x", [5, 3], DType::F32).unwrap();
+    let w = g.input("w", [3, 2], DType::F32).unwrap();
+    let y = g.relu(g.matmul(x, w).unwrap()).unwrap();
+    let mut rng = Rng::new(105);
+    let xd = random(&mut rng, [5, 3], DType::F32, -2.0, 2.0);
+    let wd = random(&mut rng, [3, 2], DType::F32, -1.0, 1.0);
+    for device in std::iter::once(Device::Cpu).chain(gpu()) {
+        let mut exe = device.compile(&g, &[y]).unwrap();
+        let by_name = exe.run(&[("x", &xd), ("w", &wd)]).unwrap();
+        // Any order: each handle finds its input.
+        let by_handle = exe.run_tensors(&[(w, &wd), (x, &xd)]).unwrap();
+        assert_eq!(
+            by_handle.get(y).unwrap(),
+            &by_name[0],
+            "on {}",
+            device.name()
+        );
+        let e = exe.run_tensors(&[(y, &xd)]).unwrap_err().to_string();
+        assert!(e.contains("not an input") && e.contains("x, w"), "{e}");
+        let e = exe.run_tensors(&[(x, &xd)]).unwrap_err().to_string();
+        assert!(e.contains('w'), "a missing input is named: {e}");
+    }
+}
