@@ -23,8 +23,8 @@ mod dispatch;
 mod elementwise;
 mod matmul;
 mod moe;
-mod sinkhorn;
-mod top_k;
+mod ot;
+mod select;
 mod training;
 
 /// A device a benchmark runs on, with the tag used in benchmark ids.
@@ -161,9 +161,9 @@ criterion_group!(
     benches,
     elementwise::bench,
     matmul::bench,
-    top_k::bench,
+    select::bench,
     moe::bench,
-    sinkhorn::bench,
+    ot::bench,
     dispatch::bench,
     training::bench
 );

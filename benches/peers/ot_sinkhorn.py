@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Sinkhorn in POT (numpy and torch backends) and OTT-JAX on the shapes of gradflux's
-sinkhorn bench (benches/sinkhorn.rs), for ratios.
+sinkhorn bench (benches/ot.rs), for ratios.
 
 Each call runs 10 log-domain iterations (no early stop) between n and m uniform points of
 [0, 1)^d with uniform weights, squared Euclidean cost and eps = 0.05 * d / 6, as the bench

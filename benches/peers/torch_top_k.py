@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torch.topk on the shapes of gradflux's top_k bench (benches/top_k.rs), for ratios.
+"""torch.topk on the shapes of gradflux's top_k bench (benches/select.rs), for ratios.
 
 Times device kernels with CUDA events, the input already on the device, f32, sorted
 output along the last axis. Writes one line per measurement to a TSV:

@@ -220,7 +220,7 @@ pub enum DropPolicy {
     HighestGate,
 }
 
-/// Attributes of [`Op::MoeDispatch`], resolved by the builder.
+/// Attributes of [`MoeDispatchSpec`], resolved by the builder.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MoeDispatchSpec {
     pub num_experts: usize,

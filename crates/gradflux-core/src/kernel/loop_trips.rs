@@ -2,7 +2,7 @@
 //! shader invocation after 65 535 loop iterations in total, silently: the kernel returns
 //! whatever it had computed. Each op's kernels have a worst case of loop iterations per
 //! invocation that depends on the shapes; where an adapter has such a limit
-//! ([`AdapterSummary::loop_limit`](crate::AdapterSummary::loop_limit)), a node whose
+//! (the wgpu backend's `AdapterSummary::loop_limit`), a node whose
 //! worst case is over it is refused at compile time with a limit error naming the op,
 //! instead of returning a wrong answer. Long axes of reductions and softmax, and long
 //! inner dimensions of f32 matmuls, are split by their lowerings and never reach the

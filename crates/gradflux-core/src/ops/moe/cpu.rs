@@ -17,7 +17,7 @@ fn gate_order(a: f64, b: f64) -> Ordering {
     }
 }
 
-/// The six outputs of `moe_dispatch` (see `Op::MoeDispatch`).
+/// The six outputs of `moe_dispatch` (see `MoeDispatchSpec`).
 pub fn dispatch(
     spec: &MoeDispatchSpec,
     experts: &TensorData,

@@ -6,7 +6,7 @@ use crate::{Element, FusedRouteSpec, Result, RouteScore, TensorData, TensorType}
 
 use crate::ops::select::cpu::top_k;
 
-/// The three outputs of `fused_route` (see `Op::FusedRoute`) for `[T, E]` logits.
+/// The three outputs of `fused_route` (see `FusedRouteSpec`) for `[T, E]` logits.
 pub fn fused_route(
     spec: &FusedRouteSpec,
     logits: &TensorData,

@@ -2,7 +2,7 @@
 //! a fixed point `z = T(z, θ)` of one iteration at the final ε, `θ` being the cost (or the
 //! points) and the weights. Differentiating that identity gives the vector-Jacobian
 //! product `θ̄ = (∂T/∂θ)ᵀ w` with `(I − ∂T/∂z)ᵀ w = z̄`: one linear solve
-//! ([`Op::SinkhornAdjoint`]) and one pull-back through a single iteration, built here from
+//! ([`SinkhornAdjoint`](crate::ops::ot::SinkhornAdjoint)) and one pull-back through a single iteration, built here from
 //! the same half-steps the unrolled solver uses (so both backends and both geometries get
 //! it from ops they already have).
 
@@ -53,7 +53,7 @@ impl Graph {
         }
     }
 
-    /// The gradients of an implicit [`Op::Sinkhorn`] node's inputs (cost or points, `a`,
+    /// The gradients of an implicit [`Sinkhorn`](crate::ops::ot::Sinkhorn) node's inputs (cost or points, `a`,
     /// `b`, then the warm start, which gets none) from the cotangents of its potentials.
     pub(crate) fn sinkhorn_implicit_vjp(
         &self,

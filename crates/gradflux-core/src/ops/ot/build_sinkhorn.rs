@@ -30,7 +30,7 @@ use crate::{
 pub enum OtGradient {
     /// The potentials are constants to the gradient (the envelope theorem): the entropic
     /// objective's gradient is then exact at convergence (`∂/∂C = P`), and costs nothing
-    /// beyond evaluating the objective. The iterations run inside one [`Op::Sinkhorn`]
+    /// beyond evaluating the objective. The iterations run inside one [`Sinkhorn`](crate::ops::ot::Sinkhorn)
     /// node, which can stop on a tolerance.
     #[default]
     Envelope,
@@ -354,7 +354,7 @@ impl Graph {
         Ok(())
     }
 
-    /// One [`Op::Sinkhorn`] node running the whole loop.
+    /// One [`Sinkhorn`](crate::ops::ot::Sinkhorn) node running the whole loop.
     fn sinkhorn_loop(
         &self,
         sources: &[Tensor],

@@ -1,5 +1,5 @@
 //! `sinkhorn_adjoint`: the linear solve of implicit Sinkhorn gradients
-//! (`Op::SinkhornAdjoint`), in `f64`, step for step what the wgpu kernels do.
+//! (`SinkhornAdjoint`), in `f64`, step for step what the wgpu kernels do.
 //!
 //! With `α = log a + f/ε`, `β = log b + g/ε`, the row soft minimum `s` (against `β`) and
 //! the column one `t` (against `α`) (inputs: the graph computes them for the pull-back),
@@ -20,7 +20,7 @@ use crate::ops::ot::cpu::kernel_products;
 use crate::ops::ot::cpu_points::to_tensor;
 use crate::ops::ot::cpu_sinkhorn::Problem;
 
-/// The outputs `wf`, `wg` of `Op::SinkhornAdjoint`; inputs in its order.
+/// The outputs `wf`, `wg` of `SinkhornAdjoint`; inputs in its order.
 pub fn sinkhorn_adjoint(
     spec: &SinkhornSpec,
     inputs: &[&TensorData],

@@ -107,7 +107,7 @@ pub fn point_softmin(
     )
 }
 
-/// `dx`, `dy`, `dh` of `point_softmin` (see `Op::PointSoftminBackward`).
+/// `dx`, `dy`, `dh` of `point_softmin` (see `PointSoftminBackward`).
 pub fn point_softmin_backward(
     eps: f64,
     cost: PointCost,

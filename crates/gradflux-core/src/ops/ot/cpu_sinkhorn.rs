@@ -1,4 +1,4 @@
-//! `sinkhorn`: the whole log-domain loop of `Op::Sinkhorn`, in `f64` with the potentials
+//! `sinkhorn`: the whole log-domain loop of `Sinkhorn`, in `f64` with the potentials
 //! rounded to the dtype after every half-step (as the GPU stores them), the same ε
 //! schedule, the same checks, and the same stopping rule as the wgpu launcher.
 
@@ -19,7 +19,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// The geometry from the leading inputs of `Op::Sinkhorn` (or its adjoint), sized by
+    /// The geometry from the leading inputs of `Sinkhorn` (or its adjoint), sized by
     /// the weights `a`, `b` that follow; returns the inputs after the geometry.
     pub fn from_inputs<'a>(
         spec: &SinkhornSpec,
@@ -58,7 +58,7 @@ impl Problem {
     }
 }
 
-/// The outputs `f`, `g`, `error`, `iterations` of `Op::Sinkhorn`; inputs in its order.
+/// The outputs `f`, `g`, `error`, `iterations` of `Sinkhorn`; inputs in its order.
 pub fn sinkhorn(
     spec: &SinkhornSpec,
     inputs: &[&TensorData],

@@ -4,7 +4,7 @@
 
 use crate::{Error, Result};
 
-/// The ground cost between two points of [`Op::PointSoftmin`] and point-cloud Sinkhorn,
+/// The ground cost between two points of [`PointSoftmin`](crate::ops::ot::PointSoftmin) and point-cloud Sinkhorn,
 /// computed on the fly from the coordinates.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub enum PointCost {
@@ -33,7 +33,7 @@ pub struct EpsScaling {
     pub factor: f64,
 }
 
-/// Attributes of [`Op::Sinkhorn`]: the problem's regularisation and marginal penalties,
+/// Attributes of [`Sinkhorn`](crate::ops::ot::Sinkhorn): the problem's regularisation and marginal penalties,
 /// where its cost comes from, and when the loop stops.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct SinkhornSpec {
@@ -54,7 +54,7 @@ pub struct SinkhornSpec {
     /// and the cost between them is computed on the fly.
     pub points: Option<PointCost>,
     /// `Some`: gradients flow through the potentials by implicit differentiation, solving
-    /// the adjoint linear system this way ([`Op::SinkhornAdjoint`](crate::Op)). `None`:
+    /// the adjoint linear system this way ([`SinkhornAdjoint`](crate::ops::ot::SinkhornAdjoint)). `None`:
     /// the outputs are constants to the gradient.
     pub implicit: Option<ImplicitSolve>,
 }

@@ -152,7 +152,7 @@ pub fn column_span(n: usize, loop_limit: Option<u64>) -> usize {
     })
 }
 
-/// `Op::Softmin`'s launches.
+/// `Softmin`'s launches.
 pub fn softmin_op_launches(
     [cost, h, out]: [Value; 3],
     dtype: DType,
@@ -368,7 +368,7 @@ pub fn grad_span(other: usize, d: usize, grad: bool, loop_limit: Option<u64>) ->
     })
 }
 
-/// The two launches of `Op::PointSoftminBackward`: one thread per `x_i` writes `dx`, then
+/// The two launches of `PointSoftminBackward`: one thread per `x_i` writes `dx`, then
 /// one per `y_j` writes `dy` and `dh`.
 pub fn point_softmin_backward_launches(
     [x, y, h, s, gy]: [Value; 5],

@@ -1,5 +1,5 @@
-//! Launch planning for `Op::SinkhornAdjoint`, the linear solve of implicit Sinkhorn
-//! gradients (the method is described in `gradflux-cpu/src/sinkhorn_adjoint.rs`, which
+//! Launch planning for `SinkhornAdjoint`, the linear solve of implicit Sinkhorn
+//! gradients (the method is described in `cpu_adjoint.rs`, which
 //! this follows step for step). Every conjugate-gradient step is three fixed dispatches
 //! (`Π_c p`, `Π_rᵀ` of that, then `cg_step`); a problem that has converged skips its
 //! steps on the device (the products return at once, `cg_step` changes nothing), so the
@@ -169,7 +169,7 @@ impl Problem<'_> {
     }
 }
 
-/// The launches of the `Op::SinkhornAdjoint` node `id` with inputs (cost or points, a, b,
+/// The launches of the `SinkhornAdjoint` node `id` with inputs (cost or points, a, b,
 /// f, g, s, t, vf, vg).
 pub fn adjoint_launches(
     spec: &SinkhornSpec,

@@ -1,4 +1,4 @@
-//! Launch planning for `Op::Sinkhorn`, the loop that owns its iterations: what runs once
+//! Launch planning for `Sinkhorn`, the loop that owns its iterations: what runs once
 //! before the loop, the two half-steps at each ε of the schedule, and the check that
 //! measures the marginal error. The executable decides at run time how many iterations
 //! run and when to read the error back (the wgpu backend's loop runner).
@@ -28,7 +28,7 @@ pub fn status_bytes(batch: usize) -> u64 {
 /// Threads of the loop's small kernels.
 const WG: usize = 256;
 
-/// The launches of one `Op::Sinkhorn` node.
+/// The launches of one `Sinkhorn` node.
 pub struct LoopLaunches {
     /// Once per run before the first iteration: log-weights, the warm start, the weight
     /// check.
