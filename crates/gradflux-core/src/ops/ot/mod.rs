@@ -375,7 +375,7 @@ impl KernelOp for SinkhornAdjoint {
     }
 
     fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
-        Ok(wgsl_adjoint::adjoint_launches(
+        Ok(wgsl_adjoint::adjoint_loop(
             &self.0,
             cx.inputs,
             cx.node,

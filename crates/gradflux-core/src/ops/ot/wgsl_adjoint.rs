@@ -3,12 +3,13 @@
 //! this follows step for step). Every conjugate-gradient step is three fixed dispatches
 //! (`Π_c p`, `Π_rᵀ` of that, then `cg_step`); a problem that has converged skips its
 //! steps on the device (the products return at once, `cg_step` changes nothing), so the
-//! whole solve is one list of launches with no readback and a converged solve costs
+//! solve is a loop plan with no stop check and no readback, and a converged solve costs
 //! little more than its dispatches.
 
 use crate::{DType, Error, Result, SinkhornSpec, SoftminAxis, Value};
 
 use crate::kernel::launch::{Bind, Launch, Workgroups};
+use crate::kernel::LoopPlan;
 use crate::kernel::shaders::specialise;
 use crate::kernel::KernelSource;
 use crate::ops::moe::wgsl::f32_only;
@@ -169,16 +170,17 @@ impl Problem<'_> {
     }
 }
 
-/// The launches of the `SinkhornAdjoint` node `id` with inputs (cost or points, a, b,
-/// f, g, s, t, vf, vg).
-pub fn adjoint_launches(
+/// The solve of the `SinkhornAdjoint` node `id` with inputs (cost or points, a, b, f, g,
+/// s, t, vf, vg) as a loop: the start (potentials, column weights, the first residual),
+/// one conjugate-gradient step per iteration, and the finish (`wf` from `wg`).
+pub fn adjoint_loop(
     spec: &SinkhornSpec,
     inputs: &[Value],
     id: usize,
     dtype: DType,
     (batch, n, m, d): (usize, usize, usize, usize),
     loop_limit: Option<u64>,
-) -> Result<Vec<Launch>> {
+) -> Result<LoopPlan> {
     f32_only(
         "sinkhorn_adjoint",
         dtype,
@@ -265,29 +267,34 @@ pub fn adjoint_launches(
         ],
         per_problem_info[..4].to_vec(),
     ));
-    for _ in 0..solve.max_iterations {
-        launches.extend(p.product(true, scratch(DIRECTION), scratch(ROWS), true)?);
-        launches.extend(p.product(false, scratch(ROWS), scratch(COLUMNS), true)?);
-        launches.push(p.per_problem(
-            "cg_step",
-            vec![
-                scratch(COLUMNS),
-                scratch(C),
-                scratch(W),
-                wg,
-                scratch(RESIDUAL),
-                scratch(DIRECTION),
-                scratch(SCALARS),
-            ],
-            per_problem_info.clone(),
-        ));
-    }
-    launches.extend(p.product(true, wg, scratch(ROWS), false)?);
-    launches.push(p.elementwise(
+    let mut step = p.product(true, scratch(DIRECTION), scratch(ROWS), true)?;
+    step.extend(p.product(false, scratch(ROWS), scratch(COLUMNS), true)?);
+    step.push(p.per_problem(
+        "cg_step",
+        vec![
+            scratch(COLUMNS),
+            scratch(C),
+            scratch(W),
+            wg,
+            scratch(RESIDUAL),
+            scratch(DIRECTION),
+            scratch(SCALARS),
+        ],
+        per_problem_info,
+    ));
+    let mut finish = p.product(true, wg, scratch(ROWS), false)?;
+    finish.push(p.elementwise(
         ("finish", 1),
         vec![vf, scratch(ROWS), wf],
         vec![(batch * n) as u32, bits(lambda_b)],
         n,
     ));
-    Ok(launches)
+    Ok(LoopPlan {
+        setup: launches,
+        bodies: vec![step],
+        steps: solve.max_iterations,
+        check: None,
+        finish,
+        steps_out: None,
+    })
 }
