@@ -298,7 +298,11 @@ impl KernelOp for Sinkhorn {
         let (check, finish) = match spec.tolerance {
             None => (None, l.check),
             Some(tolerance) => {
-                let status = |raw: &[u8]| -> Vec<f32> { bytemuck::pod_collect_to_vec(raw) };
+                let status = |raw: &[u8]| -> Vec<f32> {
+                    raw.chunks_exact(4)
+                        .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+                        .collect()
+                };
                 let check = StopCheck {
                     launches: l.check,
                     status: (wgsl_sinkhorn::STATUS, wgsl_sinkhorn::status_bytes(batch)),
