@@ -32,8 +32,28 @@ mod gradcheck;
 
 pub use device::{Device, DEVICE_ENV};
 pub use gradcheck::{check_gradients, GradCheck, GradCheckReport};
-pub use gradflux_core::*;
-pub use gradflux_cpu::CpuBackend;
+// The user API, at the root.
+pub use gradflux_core::{
+    compare, half, kernel, validate_wgsl, Activation, Adam, BinaryOp, Capacity, CompareOp,
+    CpuKernel, CustomOp, CustomOpBuilder, DType, Dispatch, DispatchOptions, DropPolicy, Element,
+    EpsScaling, Error, Executable, ExpertChoice, ExpertDispatch, FusedRouting, Graph, GroupedTopK,
+    ImplicitSolve, Inputs, MemoryReport, Mismatch, Optimizer, OtGeometry, OtGradient, OtSolution,
+    Outputs, PointCost, ReduceOp, Result, RouteScore, Router, Routing, RunFuture, Sgd, Shape,
+    SinkhornOptions, SoftminAxis, Storage, Tensor, TensorData, TensorType, Tolerance, UnaryOp,
+    WgslKernel, MAX_TENSOR_BYTES,
+};
+
+/// What backends and graph tools work with, below the user API: the node and op
+/// representation, the liveness plan, the op families and their attribute records, and the
+/// CPU backend's type.
+pub mod backend {
+    pub use gradflux_core::ops;
+    pub use gradflux_core::{
+        bind_inputs, find_parameter, not_converged, within_tolerance, worst_error, Backend,
+        FusedRouteSpec, Home, MatMulSpec, MoeDispatchSpec, Node, Op, Plan, PlannedInput,
+        PlannedParameter, SinkhornSpec, Value, MASS_TOLERANCE,
+    };
+}
 pub use gradflux_wgpu::matmul::{CoopCaps, TileConfig};
 pub use gradflux_wgpu::{
     AdapterSummary, TunerStats, Tuning, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT,

@@ -1,6 +1,6 @@
+use gradflux::backend::MatMulSpec;
 use gradflux::{
-    Activation, DType, Device, Graph, MatMulSpec, TensorData, TileConfig, Tolerance, Tuning,
-    WgpuDevice,
+    Activation, DType, Device, Graph, TensorData, TileConfig, Tolerance, Tuning, WgpuDevice,
 };
 
 use crate::common::{check, gpu, random, Rng};
