@@ -19,6 +19,8 @@
 //! # Ok::<(), gradflux_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod eval;
 
 use std::collections::HashMap;

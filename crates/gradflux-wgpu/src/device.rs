@@ -25,8 +25,11 @@ pub const MIN_LOOP_LIMIT: u64 = 4_096;
 /// What an adapter is and can do, for listings and for choosing one.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
+    /// The adapter as wgpu describes it (name, backend, device type, driver).
     pub info: wgpu::AdapterInfo,
+    /// The optional features the device was opened with.
     pub features: wgpu::Features,
+    /// The limits the device was opened with (the adapter's own, not the defaults).
     pub limits: wgpu::Limits,
 }
 

@@ -42,6 +42,8 @@ struct Update {
     hold: Option<wgpu::Buffer>,
 }
 
+/// A graph compiled for one wgpu device: buffers, pipelines and bind groups made once,
+/// reused by every run.
 pub struct WgpuExecutable {
     ctx: Arc<Context>,
     graph_inputs: Vec<(String, TensorType)>,

@@ -4,6 +4,8 @@
 //! [`WgpuDevice`] opens an adapter; as a [`gradflux_core::Backend`] it compiles graphs into
 //! executables that keep every buffer, pipeline and bind group between runs.
 
+#![warn(missing_docs)]
+
 mod device;
 mod dispatch;
 mod executable;

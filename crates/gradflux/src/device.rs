@@ -84,6 +84,7 @@ impl Device {
         self.backend().name()
     }
 
+    /// True for the CPU reference backend.
     pub fn is_cpu(&self) -> bool {
         matches!(self, Device::Cpu)
     }

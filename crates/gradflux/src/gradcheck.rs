@@ -12,6 +12,7 @@ pub struct GradCheck {
     pub eps: f64,
     /// Allowed `|analytic - numeric| <= abs + rel * max(|analytic|, |numeric|)`.
     pub rel: f64,
+    /// See `rel`.
     pub abs: f64,
 }
 
@@ -28,13 +29,16 @@ impl Default for GradCheck {
 /// The worst disagreement found, and how many elements were checked.
 #[derive(Clone, Debug)]
 pub struct GradCheckReport {
+    /// Elements whose gradient was compared.
     pub checked: usize,
     /// `(input name, flat index, analytic, numeric)` of the worst element, if any failed.
     pub worst_failure: Option<(String, usize, f64, f64)>,
+    /// The largest `|analytic - numeric|` seen.
     pub max_abs_error: f64,
 }
 
 impl GradCheckReport {
+    /// True when every element was within tolerance.
     pub fn passed(&self) -> bool {
         self.worst_failure.is_none()
     }

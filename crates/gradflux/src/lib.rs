@@ -27,6 +27,8 @@
 //! gather/scatter, casts, and [`CustomOp`] for your own WGSL). Every builder method checks
 //! shapes and dtypes when it is called and returns an [`Error`] naming the op and the shapes.
 
+#![warn(missing_docs)]
+
 mod device;
 mod gradcheck;
 

@@ -23,20 +23,26 @@ use gradflux_core::{Activation, DType};
 pub struct Variant {
     /// Storage type of `a`, `b`, bias and the result.
     pub dtype: DType,
+    /// `a` is stored as `[k, m]` and read transposed.
     pub transpose_a: bool,
+    /// `b` is stored as `[n, k]` and read transposed.
     pub transpose_b: bool,
     /// Operands read as `vec4`s: their contiguous dimension is a multiple of 4.
     pub vec_a: bool,
+    /// See `vec_a`.
     pub vec_b: bool,
     /// The result is written as `vec4`s: `n` is a multiple of 4.
     pub vec_c: bool,
     /// Bounds checks on loads and stores; dropped only when the launcher guarantees every
     /// dimension is a multiple of its block size.
     pub checked: bool,
+    /// A bias is added before the activation.
     pub bias: bool,
+    /// The activation applied before the result is written.
     pub activation: Activation,
     /// Register block: output rows and columns per invocation (multiples of 4).
     pub tm: u32,
+    /// See `tm`.
     pub tn: u32,
 }
 

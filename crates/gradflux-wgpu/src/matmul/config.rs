@@ -18,12 +18,14 @@ pub struct TileConfig {
     pub tn: u32,
     /// Invocations along columns and rows (`override WG_X`, `WG_Y`).
     pub wg_x: u32,
+    /// See `wg_x`.
     pub wg_y: u32,
     /// Depth of one k-step (`override BK`, a multiple of 4).
     pub bk: u32,
 }
 
 impl TileConfig {
+    /// A configuration from its five numbers, in field order.
     pub const fn new(tm: u32, tn: u32, wg_x: u32, wg_y: u32, bk: u32) -> Self {
         TileConfig {
             tm,
@@ -39,14 +41,17 @@ impl TileConfig {
         CANDIDATES
     }
 
+    /// Output rows per workgroup (`tm · wg_y`).
     pub fn bm(&self) -> u32 {
         self.wg_y * self.tm
     }
 
+    /// Output columns per workgroup (`tn · wg_x`).
     pub fn bn(&self) -> u32 {
         self.wg_x * self.tn
     }
 
+    /// Invocations per workgroup.
     pub fn invocations(&self) -> u32 {
         self.wg_x * self.wg_y
     }
@@ -118,8 +123,11 @@ pub(crate) const CANDIDATES: &[TileConfig] = &[
 /// a power of two, with the tiny and huge ends merged.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ShapeClass {
+    /// `m`, rounded up to its bucket.
     pub m: u32,
+    /// `n`, rounded up to its bucket.
     pub n: u32,
+    /// `k`, rounded up to its bucket.
     pub k: u32,
 }
 
@@ -128,6 +136,7 @@ fn bucket(x: usize) -> u32 {
 }
 
 impl ShapeClass {
+    /// The class of an `m x k · k x n` product.
     pub fn of(m: usize, n: usize, k: usize) -> Self {
         ShapeClass {
             m: bucket(m),

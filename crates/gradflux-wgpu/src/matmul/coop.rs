@@ -32,6 +32,7 @@ pub struct CoopCaps {
     pub f16: Option<u32>,
     /// Tile size for f32 storage, if the adapter has `f32 x f32 -> f32`.
     pub f32: Option<u32>,
+    /// The subgroup size every cooperative workgroup uses.
     pub subgroup: u32,
 }
 
@@ -108,17 +109,23 @@ const GRIDS: &[(u32, u32)] = &[(2, 2), (2, 4), (4, 4)];
 /// `subgroup` invocations.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CoopTile {
+    /// Side of one cooperative tile.
     pub size: u32,
+    /// Tiles per workgroup along rows.
     pub rm: u32,
+    /// Tiles per workgroup along columns.
     pub rn: u32,
+    /// Invocations per workgroup (one subgroup).
     pub subgroup: u32,
 }
 
 impl CoopTile {
+    /// Output rows per workgroup.
     pub fn bm(&self) -> u32 {
         self.size * self.rm
     }
 
+    /// Output columns per workgroup.
     pub fn bn(&self) -> u32 {
         self.size * self.rn
     }
@@ -128,6 +135,7 @@ impl CoopTile {
         self.bm() * self.bn() * 4
     }
 
+    /// Whether the adapter's workgroup limits allow this tiling.
     pub fn fits(&self, limits: &wgpu::Limits) -> bool {
         self.subgroup <= limits.max_compute_invocations_per_workgroup
             && self.subgroup <= limits.max_compute_workgroup_size_x
@@ -145,6 +153,7 @@ impl CoopTile {
         v
     }
 
+    /// The kernel source of `v` with this tiling's override constants.
     pub fn kernel(&self, v: &Variant) -> KernelSource {
         KernelSource {
             label: format!("{} {self}", v.label()),

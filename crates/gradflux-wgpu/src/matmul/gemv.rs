@@ -74,6 +74,7 @@ impl Gemv {
         n.div_ceil(self.columns as usize)
     }
 
+    /// The matrix-vector kernel with this configuration's override constants.
     pub fn kernel(&self) -> KernelSource {
         KernelSource {
             label: format!("{} gemv", self.variant.label()),

@@ -27,12 +27,19 @@ pub use split_k::tiled_loop_trips;
 /// `n == 1` swap): what a configuration is chosen for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Problem {
+    /// Storage type of the operands and the result.
     pub dtype: DType,
+    /// Rows of the result.
     pub m: usize,
+    /// Columns of the result.
     pub n: usize,
+    /// The inner dimension.
     pub k: usize,
+    /// Products in the batch (broadcast batch dimensions multiplied out).
     pub batches: usize,
+    /// `a` is read transposed.
     pub transpose_a: bool,
+    /// `b` is read transposed.
     pub transpose_b: bool,
 }
 
@@ -75,6 +82,7 @@ impl Problem {
         }
     }
 
+    /// The bucket of sizes whose tuned choice this product uses.
     pub fn class(&self) -> ShapeClass {
         ShapeClass::of(self.m, self.n, self.k)
     }
@@ -89,7 +97,9 @@ impl Problem {
 /// cooperative-matrix kernel with a tiling.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Plan {
+    /// The portable register-blocked kernel.
     Tiled(TileConfig),
+    /// The cooperative-matrix kernel.
     Coop(CoopTile),
 }
 
@@ -114,6 +124,7 @@ impl Plan {
         (p.batches * tm * tn) as u64
     }
 
+    /// The kernel source this plan runs for `p`.
     pub fn kernel(&self, p: &Problem, spec: &MatMulSpec) -> KernelSource {
         match self {
             Plan::Tiled(c) => kernel(&p.variant(c, spec), c),
@@ -121,6 +132,7 @@ impl Plan {
         }
     }
 
+    /// Whether the adapter's workgroup limits allow this plan.
     pub fn fits(&self, limits: &wgpu::Limits) -> bool {
         match self {
             Plan::Tiled(c) => c.fits(limits),
@@ -182,9 +194,13 @@ pub fn info(
 
 /// Values and types of one matmul node's operands.
 pub struct Operands<'a> {
+    /// The left operand's value and type.
     pub a: (Value, &'a TensorType),
+    /// The right operand's value and type.
     pub b: (Value, &'a TensorType),
+    /// The bias, when the product adds one.
     pub bias: Option<(Value, &'a TensorType)>,
+    /// Where the result goes, and its type.
     pub out: (Value, &'a TensorType),
 }
 

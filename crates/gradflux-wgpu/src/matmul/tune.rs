@@ -74,6 +74,7 @@ pub struct TunerStats {
     /// Cooperative-matrix kernels that passed their check against the portable kernel,
     /// and those that failed it (and are not used).
     pub coop_verified: usize,
+    /// See `coop_verified`.
     pub coop_rejected: usize,
 }
 
