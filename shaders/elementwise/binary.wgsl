@@ -1,34 +1,17 @@
 // Two-input elementwise op with numpy broadcasting, one thread per output element.
 // The host rewrites the `alias` lines for the dtypes and the line marked `@op` for the op.
 // #import lib/float.wgsl
+// #import lib/broadcast.wgsl
 alias T = f32;
 alias R = f32;
 
 override WG: u32 = 256u;
-const MAX_RANK: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> a: array<T>;
 @group(0) @binding(1) var<storage, read> b: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<R>;
 // info: [numel, rank, contiguous mask, dims[8], strides of a[8], strides of b[8]]
 @group(0) @binding(3) var<storage, read> info: array<u32>;
-
-// Element offset of operand `k` for output element `i`.
-fn offset(i: u32, k: u32) -> u32 {
-    if (info[2] & (1u << k)) != 0u {
-        return i;
-    }
-    var rem = i;
-    var off = 0u;
-    let rank = info[1];
-    for (var d = 0u; d < rank; d++) {
-        let axis = rank - 1u - d;
-        let dim = info[3u + axis];
-        off += (rem % dim) * info[3u + MAX_RANK * (k + 1u) + axis];
-        rem /= dim;
-    }
-    return off;
-}
 
 // Float max and min that propagate NaN (NumPy's `maximum`): a NaN operand is the result.
 fn max_nan(x: T, y: T) -> T {

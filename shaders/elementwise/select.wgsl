@@ -1,8 +1,8 @@
 // select(cond, a, b) with numpy broadcasting of all three operands.
+// #import lib/broadcast.wgsl
 alias T = f32;
 
 override WG: u32 = 256u;
-const MAX_RANK: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> cond: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<T>;
@@ -10,22 +10,6 @@ const MAX_RANK: u32 = 8u;
 @group(0) @binding(3) var<storage, read_write> out: array<T>;
 // info: [numel, rank, contiguous mask, dims[8], strides of cond[8], of a[8], of b[8]]
 @group(0) @binding(4) var<storage, read> info: array<u32>;
-
-fn offset(i: u32, k: u32) -> u32 {
-    if (info[2] & (1u << k)) != 0u {
-        return i;
-    }
-    var rem = i;
-    var off = 0u;
-    let rank = info[1];
-    for (var d = 0u; d < rank; d++) {
-        let axis = rank - 1u - d;
-        let dim = info[3u + axis];
-        off += (rem % dim) * info[3u + MAX_RANK * (k + 1u) + axis];
-        rem /= dim;
-    }
-    return off;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

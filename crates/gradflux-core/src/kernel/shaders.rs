@@ -4,7 +4,9 @@
 //! Shared helpers live once under `shaders/lib/` and are pulled in by a line
 //! `// #import lib/<file>.wgsl`, which [`compose`] replaces with the file (each file once,
 //! imports of imports included); a composed file is valid WGSL (its f32 version), so it
-//! validates offline. A specialisation composes the file, then rewrites the
+//! validates offline. A helper that uses its importer's bindings says so on a
+//! `// #requires` line and validates inside its importers (`lib/broadcast.wgsl` reads the
+//! importer's `info`). A specialisation composes the file, then rewrites the
 //! `alias T = ...;` / `alias R = ...;` lines (input and output element types) and the line
 //! marked `// @op` (the op's expression).
 
@@ -36,6 +38,7 @@ pub(crate) use shader;
 shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
+shader!(LIB_BROADCAST, "lib/broadcast.wgsl");
 
 /// Every shipped shader file: [`BUILTIN`], then each registered family's.
 pub fn all() -> Vec<ShaderFile> {
@@ -43,8 +46,9 @@ pub fn all() -> Vec<ShaderFile> {
     BUILTIN.iter().chain(families).copied().collect()
 }
 
-/// The files of the ops that predate family modules, the imported helpers first.
-pub const BUILTIN: &[ShaderFile] = &[LIB_FLOAT, LIB_ONLINE_LSE, LIB_WORKGROUP];
+/// The helpers under `shaders/lib/` that kernels import (each family declares its own
+/// kernels).
+pub const BUILTIN: &[ShaderFile] = &[LIB_FLOAT, LIB_ONLINE_LSE, LIB_WORKGROUP, LIB_BROADCAST];
 
 /// The line prefix that imports a helper file.
 const IMPORT: &str = "// #import ";
