@@ -15,7 +15,6 @@ pub mod matmul;
 mod pipelines;
 mod readback;
 mod recorder;
-pub use gradflux_core::kernel::shaders;
 mod timing;
 
 pub use wgpu;
@@ -23,16 +22,25 @@ pub use wgpu;
 use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
 
 pub use device::{wanted_features, AdapterSummary, WgpuDevice};
-pub use dispatch::split_workgroups;
 pub use executable::WgpuExecutable;
-pub use gradflux_core::kernel::launch::{ELEMENTWISE_WG, MAX_RANK};
 pub use gradflux_core::kernel::LLVMPIPE_LOOP_LIMIT;
-pub use gradflux_core::ops::elementwise::wgsl::{binary_expr, cast_expr, compare_expr, unary_expr};
-pub use gradflux_core::ops::select::wgsl::key_expr as topk_key_expr;
 pub use matmul::tune::{TunerStats, Tuning};
 pub use pipelines::KernelSource;
 pub use recorder::MAX_DISPATCHES_PER_SUBMIT;
 pub use timing::Clock;
+
+/// What the crate's offline shader tests reach into (the shader registry, the expression
+/// each op specialises a kernel with, the workgroup splitting): not an API.
+#[doc(hidden)]
+pub mod test_hooks {
+    pub use crate::dispatch::split_workgroups;
+    pub use gradflux_core::kernel::launch::{ELEMENTWISE_WG, MAX_RANK};
+    pub use gradflux_core::kernel::shaders;
+    pub use gradflux_core::ops::elementwise::wgsl::{
+        binary_expr, cast_expr, compare_expr, unary_expr,
+    };
+    pub use gradflux_core::ops::select::wgsl::key_expr as topk_key_expr;
+}
 
 impl Backend for WgpuDevice {
     fn name(&self) -> String {

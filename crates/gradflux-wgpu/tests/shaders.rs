@@ -5,8 +5,8 @@ use std::path::Path;
 
 use gradflux_core::{Activation, BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
 use gradflux_wgpu::matmul::{codegen, TileConfig, Variant};
-use gradflux_wgpu::shaders::{self, specialise, ShaderFile};
-use gradflux_wgpu::{binary_expr, cast_expr, compare_expr, topk_key_expr, unary_expr};
+use gradflux_wgpu::test_hooks::shaders::{self, specialise, ShaderFile};
+use gradflux_wgpu::test_hooks::{binary_expr, cast_expr, compare_expr, topk_key_expr, unary_expr};
 
 fn validate(label: &str, source: &str) {
     // Default capabilities: the portable path must not need optional features; f16 is
