@@ -73,7 +73,7 @@ impl LoopStage {
         };
         let check = match plan.check {
             None => None,
-            Some(c) => {
+            Some(mut c) => {
                 let (slot, bytes) = c.status;
                 let status = scratch.get(&slot).cloned().ok_or_else(|| {
                     Error::Graph(format!(
@@ -81,7 +81,8 @@ impl LoopStage {
                     ))
                 })?;
                 Some(Check {
-                    steps: steps(c.launches.clone())?,
+                    // The launches become steps; the check keeps its decisions.
+                    steps: steps(std::mem::take(&mut c.launches))?,
                     status,
                     staging: buffer(
                         "loop status readback",

@@ -66,6 +66,14 @@ pub struct VjpCx<'a> {
     pub needs: &'a [bool],
 }
 
+impl VjpCx<'_> {
+    /// No gradient for any input (integer outputs, no cotangent, a second derivative not
+    /// provided).
+    pub fn none(&self) -> Vec<Option<Tensor>> {
+        vec![None; self.inputs.len()]
+    }
+}
+
 /// What [`KernelOp::lower`] is given: the node's values and types, and the adapter's
 /// loop budget.
 pub struct LowerCx<'a> {

@@ -72,7 +72,7 @@ impl KernelOp for UnaryOp {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let (g, a, y) = (cx.graph, cx.inputs[0], cx.outputs[0]);
         let dtype = g.dtype(y)?;
@@ -117,7 +117,7 @@ impl KernelOp for BinaryOp {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None]);
+            return Ok(cx.none());
         };
         let (g, a, bb, y) = (cx.graph, cx.inputs[0], cx.inputs[1], cx.outputs[0]);
         let dtype = g.dtype(y)?;
@@ -182,8 +182,8 @@ impl KernelOp for CompareOp {
         CompareOp::name(*self)
     }
 
-    fn vjp(&self, _: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![None, None])
+    fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
+        Ok(cx.none())
     }
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
@@ -209,7 +209,7 @@ impl KernelOp for Select {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None, None]);
+            return Ok(cx.none());
         };
         let (g, cond) = (cx.graph, cx.inputs[0]);
         let zero = g.scalar(0.0, g.dtype(gy)?)?;
@@ -245,14 +245,14 @@ impl KernelOp for Cast {
     // Between floats the cotangent converts back; through integers nothing flows.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let (from, to) = (g.dtype(cx.inputs[0])?, g.dtype(cx.outputs[0])?);
         if from.is_float() && to.is_float() {
             Ok(vec![Some(g.cast(gy, from)?)])
         } else {
-            Ok(vec![None])
+            Ok(cx.none())
         }
     }
 

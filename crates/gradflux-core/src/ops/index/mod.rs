@@ -76,7 +76,7 @@ impl KernelOp for Gather {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let len = g.shape(cx.inputs[0])?.dims()[self.axis];
@@ -105,7 +105,7 @@ impl KernelOp for ScatterAdd {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None]);
+            return Ok(cx.none());
         };
         let dx = cx.graph.gather(gy, self.axis as isize, cx.inputs[1])?;
         Ok(vec![Some(dx), None])
@@ -146,7 +146,7 @@ impl KernelOp for GatherRows {
     // x row m was read at the flattened positions inverse[m, ..] of idx.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None, None]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let mut flat = vec![g.shape(cx.inputs[1])?.numel()];

@@ -53,7 +53,7 @@ impl KernelOp for Permute {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let mut inverse = vec![0; self.perm.len()];
         for (i, &p) in self.perm.iter().enumerate() {
@@ -87,7 +87,7 @@ impl KernelOp for Slice {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let len = g.shape(cx.inputs[0])?.dims()[self.axis];
@@ -126,7 +126,7 @@ impl KernelOp for Concat {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None; cx.inputs.len()]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let mut offset = 0;
@@ -172,7 +172,7 @@ impl KernelOp for BroadcastTo {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         Ok(vec![Some(g.sum_to(gy, &g.shape(cx.inputs[0])?)?)])

@@ -75,7 +75,7 @@ impl KernelOp for MoeDispatchSpec {
 
     // Integer outputs only.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![None; cx.inputs.len()])
+        Ok(cx.none())
     }
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
@@ -126,7 +126,7 @@ impl KernelOp for FusedRouteSpec {
     // (gy − dot) / S · s (1 − s).
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let (g, logits, y, experts) = (cx.graph, cx.inputs[0], cx.outputs[0], cx.outputs[1]);
         let e = g.shape(logits)?.dims()[1];
@@ -184,7 +184,7 @@ impl KernelOp for GroupedMatMul {
     // is) when w is read transposed.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None, None]);
+            return Ok(cx.none());
         };
         let (g, a, w, experts) = (cx.graph, cx.inputs[0], cx.inputs[1], cx.inputs[2]);
         let (block, transposed) = (self.block, self.transpose_b);

@@ -121,7 +121,7 @@ impl KernelOp for Softmin {
     // roles): d cost = gy[i] w[i, j], d h[j] = −eps Σ_i gy[i] w[i, j].
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None]);
+            return Ok(cx.none());
         };
         let (g, cost, h, y) = (cx.graph, cx.inputs[0], cx.inputs[1], cx.outputs[0]);
         let rank = g.shape(cost)?.rank();
@@ -176,7 +176,7 @@ impl KernelOp for PointSoftmin {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None; 3]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let types = cx.inputs.iter().map(|x| g.ty(*x)).collect::<Result<Vec<_>>>()?;
@@ -229,7 +229,7 @@ impl KernelOp for PointSoftminBackward {
 
     // Second derivatives of the point softmin are not provided.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![None; cx.inputs.len()])
+        Ok(cx.none())
     }
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
@@ -266,7 +266,7 @@ impl KernelOp for Sinkhorn {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         if self.0.implicit.is_none() {
-            return Ok(vec![None; cx.inputs.len()]);
+            return Ok(cx.none());
         }
         let (f, g) = (cx.outputs[0], cx.outputs[1]);
         let (vf, vg) = (cx.cotangents[0], cx.cotangents[1]);
@@ -371,7 +371,7 @@ impl KernelOp for SinkhornAdjoint {
 
     // Second derivatives of implicit Sinkhorn gradients are not provided.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![None; cx.inputs.len()])
+        Ok(cx.none())
     }
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {

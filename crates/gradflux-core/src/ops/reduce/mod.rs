@@ -41,7 +41,7 @@ impl KernelOp for Reduce {
     // max/min split the gradient evenly among every element equal to the result.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let (g, x, y) = (cx.graph, cx.inputs[0], cx.outputs[0]);
         let shape = g.shape(x)?;
@@ -65,7 +65,7 @@ impl KernelOp for Reduce {
                 let yk = g.reshape(y, kept)?;
                 g.mul(gyk, g.exp(g.sub(x, yk)?)?)?
             }
-            ReduceOp::ArgMax => return Ok(vec![None]),
+            ReduceOp::ArgMax => return Ok(cx.none()),
         };
         Ok(vec![Some(d)])
     }
@@ -101,7 +101,7 @@ impl KernelOp for Softmax {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let (g, y, ax) = (cx.graph, cx.outputs[0], self.axis as isize);
         let d = if self.log {

@@ -74,10 +74,10 @@ impl KernelOp for Cumsum {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         if !cx.graph.dtype(gy)?.is_float() {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         }
         let axis = self.axis as isize;
         let dx = if self.reverse {

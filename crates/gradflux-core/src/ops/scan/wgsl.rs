@@ -3,6 +3,7 @@
 //! each chunk's offset.
 
 use super::CUMSUM;
+use crate::kernel::loop_trips::with_margin;
 use crate::kernel::shaders::specialise;
 use crate::kernel::{Bind, KernelSource, Launch, LowerCx, Workgroups};
 use crate::DType;
@@ -30,8 +31,8 @@ impl Plan {
     /// than an invocation may walk; `loop_limit` is the adapter's budget.
     pub(super) fn new((outer, n, inner): (usize, usize, usize), loop_limit: Option<u64>) -> Plan {
         let (n64, inner64) = (n as u64, inner as u64);
-        // Nine tenths of the budget, as the other split kernels keep.
-        let budget = loop_limit.map_or(u64::MAX, |l| (l - l / 10).max(1));
+        // The guard's margin, as the other split kernels keep.
+        let budget = loop_limit.map_or(u64::MAX, |l| with_margin(l).max(1));
         let len = CHUNK.max(n64.div_ceil(budget)).min(n64.max(1));
         Plan {
             lanes: outer as u64 * inner64,

@@ -50,7 +50,7 @@ impl KernelOp for TopK {
     // distinct); the indices output has no gradient.
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let len = g.shape(cx.inputs[0])?.dims()[self.axis];
@@ -90,7 +90,7 @@ impl KernelOp for GatherAlong {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None]);
+            return Ok(cx.none());
         };
         let g = cx.graph;
         let len = g.shape(cx.inputs[0])?.dims()[self.axis];
@@ -124,7 +124,7 @@ impl KernelOp for ScatterAlong {
 
     fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
         let Some(gy) = cx.cotangents[0] else {
-            return Ok(vec![None, None]);
+            return Ok(cx.none());
         };
         let dx = cx.graph.gather_along(gy, self.axis as isize, cx.inputs[1])?;
         Ok(vec![Some(dx), None])
