@@ -198,6 +198,25 @@ fn cg_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     }
 }
 
+// gate (one workgroup): flag = 1 while any problem's solve goes on, 0 once all are done,
+// so the loop's remaining steps dispatch nothing.
+@group(0) @binding(0) var<storage, read> ga_scal: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ga_flag: array<u32>;
+// [batch]
+@group(0) @binding(2) var<storage, read> ga_info: array<u32>;
+
+@compute @workgroup_size(WG)
+fn gate(@builtin(local_invocation_index) t: u32) {
+    var open = 0.0;
+    for (var p = t; p < ga_info[0]; p += WG) {
+        open += select(0.0, 1.0, ga_scal[4u * p + 2u] == 0.0);
+    }
+    let any_open = workgroup_sum(t, open) > 0.0;
+    if t == 0u {
+        ga_flag[0] = select(0u, 1u, any_open);
+    }
+}
+
 // finish: wf = vf − lambda_b · Π_c y.
 @group(0) @binding(0) var<storage, read> fi_v: array<T>;
 @group(0) @binding(1) var<storage, read> fi_pc: array<T>;

@@ -101,6 +101,11 @@ pub(crate) struct Context {
     /// Loop iterations one invocation may run (see [`AdapterSummary::loop_limit`]); set
     /// with [`WgpuDevice::set_loop_limit`].
     pub loop_limit: Mutex<Option<u64>>,
+    /// Whether the adapter lets dispatches read their workgroup counts from a buffer
+    /// (every WebGPU, Vulkan, Metal and DX12 adapter; not every GL one).
+    pub indirect_capable: bool,
+    /// Whether graphs compiled now gate their loops with indirect dispatch.
+    pub indirect: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -230,6 +235,10 @@ impl WgpuDevice {
             features: adapter.features(),
             limits: adapter.limits(),
         };
+        let indirect = adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::INDIRECT_EXECUTION);
         let coop_feature = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         let coop = if summary.features.contains(coop_feature) && coop_from_env()? {
             CoopCaps::of(
@@ -288,6 +297,8 @@ impl WgpuDevice {
                 lost,
                 uncaptured,
                 loop_limit: Mutex::new(summary_loop_limit),
+                indirect_capable: indirect,
+                indirect: indirect.into(),
             }),
         })
     }
@@ -302,6 +313,31 @@ impl WgpuDevice {
     /// ([`AdapterSummary::loop_limit`]), else [`DEFAULT_LOOP_BUDGET`].
     pub fn loop_limit(&self) -> Option<u64> {
         self.ctx.loop_limit()
+    }
+
+    /// Whether graphs compiled now skip the finished steps of gated loops on the device (an
+    /// implicit Sinkhorn solve that converged dispatches nothing more), which needs
+    /// indirect dispatch. True wherever the adapter has it.
+    pub fn indirect_dispatch(&self) -> bool {
+        self.ctx.indirect.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns the gating of loops by indirect dispatch off (or back on) for graphs compiled
+    /// afterwards: every step of such a loop then dispatches, which gives the same results
+    /// (a finished step changes nothing) at the cost of the skipped work. Turning it on
+    /// where the adapter lacks indirect dispatch is an error.
+    pub fn set_indirect_dispatch(&self, on: bool) -> gradflux_core::Result<()> {
+        if on && !self.ctx.indirect_capable {
+            return Err(gradflux_core::Error::Unsupported {
+                backend: self.summary().describe(),
+                what: "indirect dispatch (the adapter lacks DownlevelFlags::INDIRECT_EXECUTION)"
+                    .into(),
+            });
+        }
+        self.ctx
+            .indirect
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Plans graphs compiled afterwards for a loop budget of `limit` iterations per

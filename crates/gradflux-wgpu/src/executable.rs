@@ -66,7 +66,7 @@ fn record(pass: &mut wgpu::ComputePass, stages: &[Stage]) {
     for stage in stages {
         match stage {
             Stage::Dispatch(s) => s.record(pass),
-            Stage::Loop(l) => l.schedule().for_each(|s| s.record(pass)),
+            Stage::Loop(l) => l.schedule().for_each(|s| s.record_full(pass)),
         }
     }
 }
@@ -133,6 +133,7 @@ pub(crate) fn make_step(
     launch: Launch,
     buffer_of: &dyn Fn(&Value) -> wgpu::Buffer,
     scratch: &HashMap<usize, wgpu::Buffer>,
+    step_index: Option<&wgpu::Buffer>,
     max_wg: u32,
     op: &'static str,
 ) -> Result<Option<Step>> {
@@ -156,14 +157,24 @@ pub(crate) fn make_step(
         }
     };
     let pipeline = ctx.pipelines.get(device, &launch.kernel)?;
-    let mut buffers: Vec<wgpu::Buffer> = launch
-        .binds
-        .iter()
-        .map(|b| match b {
+    let mut buffers = Vec::with_capacity(launch.binds.len() + 1);
+    for bind in &launch.binds {
+        buffers.push(match bind {
             Bind::Value(v) => buffer_of(v),
-            Bind::Scratch(slot) => scratch[slot].clone(),
-        })
-        .collect();
+            Bind::Scratch(slot) => scratch.get(slot).cloned().ok_or_else(|| {
+                Error::Graph(format!(
+                    "`{op}` {} binds scratch slot {slot}, which none of its launches sizes",
+                    launch.kernel.label
+                ))
+            })?,
+            Bind::Step => step_index.cloned().ok_or_else(|| {
+                Error::Graph(format!(
+                    "`{op}` {} binds the loop step index outside a loop body",
+                    launch.kernel.label
+                ))
+            })?,
+        });
+    }
     if !launch.info.is_empty() {
         buffers.push(
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -197,6 +208,7 @@ pub(crate) fn make_step(
         pipeline,
         bind_group,
         workgroups,
+        indirect: None,
     }))
 }
 
@@ -329,9 +341,15 @@ impl WgpuExecutable {
             let scratch = scratch_buffers(ctx, &node_launches, node.op.name())?;
             scratch_bytes += scratch.values().map(wgpu::Buffer::size).sum::<u64>();
             for launch in node_launches {
-                if let Some(step) =
-                    make_step(ctx, launch, &buffer_of, &scratch, max_wg, node.op.name())?
-                {
+                if let Some(step) = make_step(
+                    ctx,
+                    launch,
+                    &buffer_of,
+                    &scratch,
+                    None,
+                    max_wg,
+                    node.op.name(),
+                )? {
                     stages.push(Stage::Dispatch(step));
                 }
             }

@@ -35,6 +35,10 @@ pub enum Bind {
     Value(Value),
     /// One of the node's scratch buffers, by slot.
     Scratch(usize),
+    /// The index of the loop step being run, one `u32` (read-only): how a launch of a
+    /// [`LoopPlan`](super::LoopPlan) body knows which step it serves (which control to
+    /// read, which checkpoint to write). Outside a loop body it is an error.
+    Step,
 }
 
 impl From<Value> for Bind {

@@ -8,6 +8,7 @@
 //! builder method that added the op (shape and dtype rules live there, beside the op), so
 //! neither half re-derives them.
 
+pub mod checkpoint;
 pub mod launch;
 #[doc(hidden)]
 pub mod loop_trips;
@@ -20,8 +21,9 @@ use std::fmt;
 
 use crate::{Graph, Result, Tensor, TensorData, TensorType, Value};
 
+pub use checkpoint::Checkpoint;
 pub use launch::{values, Bind, KernelSource, Launch, Workgroups};
-pub use looped::{LoopPlan, Lowering, StopCheck};
+pub use looped::{Gate, LoopPlan, Lowering, Run, Schedule, StopCheck};
 
 /// One op of a family living in its own module. Implementations are plain values (the op's
 /// attributes); a node holds one as [`Op::Kernel`](crate::Op::Kernel).

@@ -17,6 +17,7 @@ use crate::DType;
 pub struct ShaderFile {
     /// Path relative to `shaders/`.
     pub path: &'static str,
+    /// The file's text as shipped, before [`compose`] expands its imports.
     pub source: &'static str,
 }
 
@@ -26,6 +27,7 @@ pub struct ShaderFile {
 /// kernels.
 macro_rules! shader {
     ($name:ident, $path:literal) => {
+        #[doc = concat!("`shaders/", $path, "`, embedded at compile time.")]
         pub const $name: $crate::kernel::shaders::ShaderFile =
             $crate::kernel::shaders::ShaderFile {
                 path: $path,
@@ -39,6 +41,7 @@ shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
 shader!(LIB_BROADCAST, "lib/broadcast.wgsl");
+shader!(LOOP_GATE, "loop/gate.wgsl");
 
 /// Every shipped shader file: [`BUILTIN`], then each registered family's.
 pub fn all() -> Vec<ShaderFile> {
@@ -46,9 +49,15 @@ pub fn all() -> Vec<ShaderFile> {
     BUILTIN.iter().chain(families).copied().collect()
 }
 
-/// The helpers under `shaders/lib/` that kernels import (each family declares its own
-/// kernels).
-pub const BUILTIN: &[ShaderFile] = &[LIB_FLOAT, LIB_ONLINE_LSE, LIB_WORKGROUP, LIB_BROADCAST];
+/// The helpers under `shaders/lib/` that kernels import, and the loop runner's own kernel
+/// under `shaders/loop/` (each family declares its own kernels).
+pub const BUILTIN: &[ShaderFile] = &[
+    LIB_FLOAT,
+    LIB_ONLINE_LSE,
+    LIB_WORKGROUP,
+    LIB_BROADCAST,
+    LOOP_GATE,
+];
 
 /// The line prefix that imports a helper file.
 const IMPORT: &str = "// #import ";

@@ -384,3 +384,36 @@ fn implicit_gradients_over_30000_points() {
         Tolerance::new(2e-3, 1e-5),
     );
 }
+
+/// The solve's loop is gated: once every problem has converged its remaining steps
+/// dispatch nothing, and the gradients are bit for bit those of a device that runs every
+/// step (a finished problem's steps change nothing).
+#[test]
+fn a_converged_solve_skips_its_steps_with_the_same_gradients() {
+    let Some(gradflux::Device::Wgpu(gated)) = crate::common::gpu() else {
+        return;
+    };
+    let ungated = gradflux::WgpuDevice::best().unwrap();
+    ungated.set_indirect_dispatch(false).unwrap();
+    let mut rng = Rng::new(81);
+    let data = data(&mut rng, &[3], (29, 41, 2));
+    let g = Graph::new();
+    let (t, a, b) = inputs(&g, &data);
+    let cost = g.sq_euclidean_cost(t[0], t[1]).unwrap();
+    let options = SinkhornOptions {
+        gradient: implicit(ImplicitSolve {
+            max_iterations: 2_000,
+            ..ImplicitSolve::default()
+        }),
+        ..SinkhornOptions::new(0.05, 300)
+    };
+    let ot = g.sinkhorn(cost, a, b, None, options).unwrap();
+    let outs = grads(&g, &ot, |s| g.ot_transport_cost(s), &[t[0], t[1]]);
+    let run = |device: gradflux::WgpuDevice| {
+        gradflux::Device::Wgpu(device)
+            .compile(&g, &outs)
+            .and_then(|mut e| e.run(&named(&data)))
+            .unwrap()
+    };
+    assert_eq!(run(gated), run(ungated));
+}

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::kernel::launch::{matrix_sizes, point_sizes};
 use crate::kernel::loop_trips_families as trips;
 use crate::kernel::shaders::{shader, ShaderFile};
-use crate::kernel::{arg, KernelOp, LoopPlan, Lowering, LowerCx, StopCheck, VjpCx};
+use crate::kernel::{arg, KernelOp, LoopPlan, LowerCx, Lowering, Schedule, StopCheck, VjpCx};
 use crate::{
     not_converged, within_tolerance, Error, PointCost, Result, SinkhornSpec, SoftminAxis, Tensor,
     TensorData, TensorType,
@@ -53,7 +53,9 @@ pub const SHADERS: &[ShaderFile] = &[
 /// eps)`, and symmetrically per column. Batch dimensions must match.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Softmin {
+    /// The regularisation ε, positive, in the cost's units.
     pub eps: f64,
+    /// Whether each row or each column of the cost is reduced.
     pub axis: SoftminAxis,
 }
 
@@ -63,7 +65,9 @@ pub struct Softmin {
 /// update. Memory is O(n + m).
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct PointSoftmin {
+    /// The regularisation ε, positive, in the cost's units.
     pub eps: f64,
+    /// The ground cost, computed from the points' coordinates.
     pub cost: PointCost,
 }
 
@@ -73,7 +77,9 @@ pub struct PointSoftmin {
 /// `dy_j = −Σ_i gy_i w_ij ∂c_ij/∂x_i`, `dh_j = −eps Σ_i gy_i w_ij`, all online.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct PointSoftminBackward {
+    /// The ε of the forward [`PointSoftmin`].
     pub eps: f64,
+    /// The ground cost of the forward [`PointSoftmin`].
     pub cost: PointCost,
 }
 
@@ -331,8 +337,9 @@ impl KernelOp for Sinkhorn {
         Ok(LoopPlan {
             setup: l.prep,
             bodies: l.levels,
-            steps: spec.max_iterations,
+            schedule: Schedule::Settling(spec.max_iterations),
             check,
+            gate: None,
             finish,
             steps_out: Some(cx.output(3)),
         }

@@ -9,7 +9,7 @@
 use crate::{DType, Error, Result, SinkhornSpec, SoftminAxis, Value};
 
 use crate::kernel::launch::{Bind, Launch, Workgroups};
-use crate::kernel::LoopPlan;
+use crate::kernel::{Gate, LoopPlan, Schedule};
 use crate::kernel::shaders::specialise;
 use crate::kernel::KernelSource;
 use crate::ops::moe::wgsl::f32_only;
@@ -27,6 +27,12 @@ const COLUMNS: usize = 5;
 const RESIDUAL: usize = 6;
 const DIRECTION: usize = 7;
 const SCALARS: usize = 8;
+/// The loop gate's flag: non-zero while some problem's solve goes on.
+const GATE: usize = 9;
+
+/// Steps between evaluations of the gate: a finished solve runs at most this many steps
+/// more, and the gate's two small dispatches are paid once per this many steps.
+const GATE_EVERY: usize = 4;
 
 /// Threads of the solve's small kernels.
 const WG: usize = 256;
@@ -79,6 +85,7 @@ impl Problem<'_> {
             (RESIDUAL, self.words(m)),
             (DIRECTION, self.words(m)),
             (SCALARS, self.words(4)),
+            (GATE, 16),
         ]
     }
 
@@ -289,11 +296,25 @@ pub fn adjoint_loop(
         vec![(batch * n) as u32, bits(lambda_b)],
         n,
     ));
+    let open = p.with_scratch(Launch {
+        kernel: kernel("gate", vec![true, false, true]),
+        binds: vec![scratch(SCALARS), scratch(GATE)],
+        scratch: vec![],
+        info: vec![batch as u32],
+        workgroups: Workgroups::Fixed([1, 1, 1]),
+    });
     Ok(LoopPlan {
         setup: launches,
         bodies: vec![step],
-        steps: solve.max_iterations,
+        schedule: Schedule::Settling(solve.max_iterations),
         check: None,
+        // A finished problem's steps change nothing (its products and CG step skip it), so
+        // once every problem is done the remaining steps need not dispatch at all.
+        gate: Some(Gate {
+            launches: vec![open],
+            flag: GATE,
+            every: GATE_EVERY,
+        }),
         finish,
         steps_out: None,
     })
