@@ -8,15 +8,14 @@
 // info[10] points: workgroup (problem, x tile, span) writes its running (top, sum, NaN
 // seen) to `part`, and `merge` (one thread per x_i) combines the spans in order.
 // #import lib/float.wgsl
+// #import lib/point_tile.wgsl
 alias T = f32;
 
 override WG: u32 = 64u;
-// Points of y per tile and coordinates per chunk of a tile.
-const PT: u32 = 64u;
-const PD: u32 = 8u;
 
-@group(0) @binding(0) var<storage, read> x: array<T>;
-@group(0) @binding(1) var<storage, read> y: array<T>;
+// x and y.
+@group(0) @binding(0) var<storage, read> p: array<T>;
+@group(0) @binding(1) var<storage, read> q: array<T>;
 @group(0) @binding(2) var<storage, read> h: array<T>;
 @group(0) @binding(3) var<storage, read> h2: array<T>;
 @group(0) @binding(4) var<storage, read_write> out: array<T>;
@@ -25,7 +24,6 @@ const PD: u32 = 8u;
 // bits, cost (0 squared Euclidean, 1 Euclidean), tiles of x per problem, span, spans]
 @group(0) @binding(6) var<storage, read> info: array<u32>;
 
-var<workgroup> ytile: array<f32, 512>; // PT * PD
 var<workgroup> ptile: array<f32, PT>;
 
 fn potential(k: u32) -> f32 {
@@ -67,47 +65,22 @@ fn main(
     let i = ((w % per_problem) / spans) * WG + t;
     let span = w % spans;
     let first = span * info[10];
-    let m = min(info[2], first + info[10]);
+    let m = info[2];
+    // This span's points of y: first..end.
+    let end = min(m, first + info[10]);
     let xbase = (b * n + min(i, n - 1u)) * d;
     let neg_inf = bitcast<f32>(0xff800000u);
 
     var top = neg_inf;
     var sum = 0.0;
     var nan = false;
-    for (var j0 = first; j0 < m; j0 += PT) {
-        let count = min(PT, m - j0);
+    for (var j0 = first; j0 < end; j0 += PT) {
+        let count = min(PT, end - j0);
         workgroupBarrier();
         for (var e = t; e < count; e += WG) {
             ptile[e] = potential(b * m + j0 + e);
         }
-        var dist: array<f32, PT>;
-        for (var d0 = 0u; d0 < d; d0 += PD) {
-            workgroupBarrier();
-            for (var e = t; e < PT * PD; e += WG) {
-                let jj = e / PD;
-                let k = d0 + e % PD;
-                var v = 0.0;
-                if jj < count && k < d {
-                    v = f32(y[(b * m + j0 + jj) * d + k]);
-                }
-                ytile[e] = v;
-            }
-            workgroupBarrier();
-            var xk: array<f32, PD>;
-            for (var k = 0u; k < PD; k++) {
-                if d0 + k < d {
-                    xk[k] = f32(x[xbase + d0 + k]);
-                }
-            }
-            for (var jj = 0u; jj < PT; jj++) {
-                var acc = dist[jj];
-                for (var k = 0u; k < PD; k++) {
-                    let diff = xk[k] - ytile[jj * PD + k];
-                    acc = fma(diff, diff, acc);
-                }
-                dist[jj] = acc;
-            }
-        }
+        let dist = tile_sq_dist(t, xbase, b * m + j0, count, d);
         workgroupBarrier();
         // The tile's terms: largest first, then one rescale of the running sum.
         var tile_top = neg_inf;

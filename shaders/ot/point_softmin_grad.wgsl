@@ -11,11 +11,11 @@
 // Where an adapter limits loop iterations per invocation, q is cut into info[16] spans of
 // info[15] points: span s writes its sums at s · (batch · L · d) in `grad` and s · (batch ·
 // L) in `scalar` (scratch buffers then), and a sum over the spans follows.
+// #import lib/point_tile.wgsl
 alias T = f32;
 
 override WG: u32 = 64u;
-const PT: u32 = 64u;
-const PD: u32 = 8u;
+// Coordinates of the gradient per dispatch row.
 const GD: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read> p: array<T>;
@@ -34,7 +34,6 @@ const GD: u32 = 16u;
 // span, spans]
 @group(0) @binding(8) var<storage, read> info: array<u32>;
 
-var<workgroup> qtile: array<f32, 512>; // PT * PD, for distances
 var<workgroup> gtile: array<f32, 1024>; // PT * GD, this block's coordinates
 var<workgroup> btile: array<f32, PT>;
 var<workgroup> utile: array<f32, PT>;
@@ -99,34 +98,7 @@ fn main(
             }
             gtile[e] = v;
         }
-        var dist: array<f32, PT>;
-        for (var d0 = 0u; d0 < d; d0 += PD) {
-            workgroupBarrier();
-            for (var e = t; e < PT * PD; e += WG) {
-                let rr = e / PD;
-                let k = d0 + e % PD;
-                var v = 0.0;
-                if rr < count && k < d {
-                    v = f32(q[(b * info[2] + r0 + rr) * d + k]);
-                }
-                qtile[e] = v;
-            }
-            workgroupBarrier();
-            var xk: array<f32, PD>;
-            for (var k = 0u; k < PD; k++) {
-                if d0 + k < d {
-                    xk[k] = f32(p[pbase + d0 + k]);
-                }
-            }
-            for (var rr = 0u; rr < PT; rr++) {
-                var s = dist[rr];
-                for (var k = 0u; k < PD; k++) {
-                    let diff = xk[k] - qtile[rr * PD + k];
-                    s = fma(diff, diff, s);
-                }
-                dist[rr] = s;
-            }
-        }
+        let dist = tile_sq_dist(t, pbase, b * info[2] + r0, count, d);
         workgroupBarrier();
         for (var rr = 0u; rr < count; rr++) {
             var c = dist[rr];

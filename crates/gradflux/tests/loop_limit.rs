@@ -139,9 +139,10 @@ fn soft_minima_in_spans_match() {
     let g = Graph::new();
     let cost = g.input("cost", [20_000, 3], DType::F32).unwrap();
     let h = g.input("h", [20_000], DType::F32).unwrap();
-    let x = g.input("x", [n, d], DType::F32).unwrap();
-    let y = g.input("y", [m, d], DType::F32).unwrap();
-    let hy = g.input("hy", [m], DType::F32).unwrap();
+    // Two problems: the second's points and potentials start past the first's.
+    let x = g.input("x", [2, n, d], DType::F32).unwrap();
+    let y = g.input("y", [2, m, d], DType::F32).unwrap();
+    let hy = g.input("hy", [2, m], DType::F32).unwrap();
     let column = g.softmin(cost, h, 0.1, SoftminAxis::PerColumn).unwrap();
     let points = g
         .point_softmin(x, y, hy, 0.2, PointCost::SqEuclidean)
@@ -157,9 +158,9 @@ fn soft_minima_in_spans_match() {
         &[
             ("cost", random(&mut rng, [20_000, 3], DType::F32, 0.0, 1.0)),
             ("h", random(&mut rng, [20_000], DType::F32, -1.0, 1.0)),
-            ("x", random(&mut rng, [n, d], DType::F32, -1.0, 1.0)),
-            ("y", random(&mut rng, [m, d], DType::F32, -1.0, 1.0)),
-            ("hy", random(&mut rng, [m], DType::F32, -1.0, 1.0)),
+            ("x", random(&mut rng, [2, n, d], DType::F32, -1.0, 1.0)),
+            ("y", random(&mut rng, [2, m, d], DType::F32, -1.0, 1.0)),
+            ("hy", random(&mut rng, [2, m], DType::F32, -1.0, 1.0)),
         ],
         Tolerance::new(1e-4, 1e-5),
     );
@@ -178,11 +179,12 @@ fn sinkhorn_solves_and_implicit_gradients_in_spans_match() {
     };
     for online in [true, false] {
         let (n, m) = if online { (17, 3_000) } else { (9_000, 3) };
+        // Two problems: the second's points start past the first's.
         let g = Graph::new();
-        let x = g.input("x", [n, 2], DType::F32).unwrap();
-        let y = g.input("y", [m, 2], DType::F32).unwrap();
-        let a = g.input("a", [n], DType::F32).unwrap();
-        let b = g.input("b", [m], DType::F32).unwrap();
+        let x = g.input("x", [2, n, 2], DType::F32).unwrap();
+        let y = g.input("y", [2, m, 2], DType::F32).unwrap();
+        let a = g.input("a", [2, n], DType::F32).unwrap();
+        let b = g.input("b", [2, m], DType::F32).unwrap();
         let s = if online {
             g.sinkhorn_points(x, y, a, b, None, PointCost::SqEuclidean, options)
         } else {
@@ -202,10 +204,10 @@ fn sinkhorn_solves_and_implicit_gradients_in_spans_match() {
             &g,
             &outs,
             &[
-                ("x", random(&mut rng, [n, 2], DType::F32, 0.0, 1.0)),
-                ("y", random(&mut rng, [m, 2], DType::F32, 0.0, 1.0)),
-                ("a", TensorData::new([n], vec![1.0 / n as f32; n]).unwrap()),
-                ("b", TensorData::new([m], vec![1.0 / m as f32; m]).unwrap()),
+                ("x", random(&mut rng, [2, n, 2], DType::F32, 0.0, 1.0)),
+                ("y", random(&mut rng, [2, m, 2], DType::F32, 0.0, 1.0)),
+                ("a", TensorData::new([2, n], vec![1.0 / n as f32; 2 * n]).unwrap()),
+                ("b", TensorData::new([2, m], vec![1.0 / m as f32; 2 * m]).unwrap()),
             ],
             Tolerance::new(2e-3, 1e-5),
         );

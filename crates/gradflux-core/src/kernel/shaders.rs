@@ -41,6 +41,7 @@ shader!(LIB_FLOAT, "lib/float.wgsl");
 shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
 shader!(LIB_BROADCAST, "lib/broadcast.wgsl");
+shader!(LIB_POINT_TILE, "lib/point_tile.wgsl");
 shader!(LOOP_GATE, "loop/gate.wgsl");
 
 /// Every shipped shader file: [`BUILTIN`], then each registered family's.
@@ -56,6 +57,7 @@ pub const BUILTIN: &[ShaderFile] = &[
     LIB_ONLINE_LSE,
     LIB_WORKGROUP,
     LIB_BROADCAST,
+    LIB_POINT_TILE,
     LOOP_GATE,
 ];
 
