@@ -18,3 +18,9 @@ fn float_key(v: f32) -> u32 {
     }
     return select(b | 0x80000000u, ~b, (b >> 31u) == 1u);
 }
+
+// Whether candidate (ka, ia) ranks before (kb, ib) by (float_key, index): the larger key
+// first, ties to the smaller index. The total order top-k and routing share.
+fn ranks_before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
+    return ka > kb || (ka == kb && ia < ib);
+}

@@ -38,18 +38,13 @@ fn key_value(k: u32) -> f32 {
     return bitcast<f32>(select(~k, k & 0x7fffffffu, (k >> 31u) == 1u));
 }
 
-// Whether candidate (ka, ia) comes before (kb, ib).
-fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
-    return ka > kb || (ka == kb && ia < ib);
-}
-
 // The best of this lane's experts after (lk, li), the one it just gave up.
 fn lane_best_after(base: u32, e: u32, lane: u32, lk: u32, li: u32) -> vec2<u32> {
     var bk = 0u;
     var bi = NONE;
     for (var x = lane; x < e; x += G) {
         let kx = float_key(logits[base + x]);
-        if before(lk, li, kx, x) && before(kx, x, bk, bi) {
+        if ranks_before(lk, li, kx, x) && ranks_before(kx, x, bk, bi) {
             bk = kx;
             bi = x;
         }
@@ -82,7 +77,7 @@ fn main(
         for (var x = lane; x < e; x += G) {
             let z = logits[base + x];
             let kx = float_key(z);
-            if before(kx, x, best.x, best.y) {
+            if ranks_before(kx, x, best.x, best.y) {
                 best = vec2<u32>(kx, x);
             }
             if softmax_all {
@@ -97,7 +92,7 @@ fn main(
         red_id[t] = best.y;
         workgroupBarrier();
         for (var s = G / 2u; s > 0u; s >>= 1u) {
-            if lane < s && before(red_key[t + s], red_id[t + s], red_key[t], red_id[t]) {
+            if lane < s && ranks_before(red_key[t + s], red_id[t + s], red_key[t], red_id[t]) {
                 red_key[t] = red_key[t + s];
                 red_id[t] = red_id[t + s];
             }

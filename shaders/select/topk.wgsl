@@ -31,11 +31,6 @@ fn key_of(v: T) -> u32 {
     return float_key(v); // @op
 }
 
-// Whether candidate (ka, ia) comes before (kb, ib).
-fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
-    return ka > kb || (ka == kb && ia < ib);
-}
-
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -82,7 +77,7 @@ fn main(
                 let lo = 2u * e - (e & (stride - 1u));
                 let hi = lo + stride;
                 let descending = (lo & size) == 0u;
-                if before(keys[hi], ids[hi], keys[lo], ids[lo]) == descending {
+                if ranks_before(keys[hi], ids[hi], keys[lo], ids[lo]) == descending {
                     let k_lo = keys[lo];
                     let i_lo = ids[lo];
                     keys[lo] = keys[hi];
