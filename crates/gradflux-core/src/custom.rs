@@ -19,14 +19,22 @@ pub enum Dispatch {
     /// per-dimension limit (65535) the launch spreads over `y`, so the kernel must compute
     /// its thread index as
     /// `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE` and return when it is `>= threads`.
-    Threads { threads: u64, workgroup_size: u32 },
+    Threads {
+        /// Threads to cover, e.g. one per output element.
+        threads: u64,
+        /// Threads per workgroup, as the entry point's `@workgroup_size` declares; at least 1.
+        workgroup_size: u32,
+    },
 }
 
 /// The WGSL half of a custom op.
 #[derive(Clone, Debug)]
 pub struct WgslKernel {
+    /// The WGSL module; [`CustomOpBuilder::build`] validates it.
     pub source: String,
+    /// Name of the `@compute` function to run.
     pub entry_point: String,
+    /// How many workgroups each run launches.
     pub dispatch: Dispatch,
     /// Bytes of `var<workgroup>` memory the entry point uses, found when the op is built;
     /// a backend refuses a kernel over its adapter's limit.
@@ -71,10 +79,17 @@ pub struct WgslKernel {
 /// # Ok::<(), gradflux_core::Error>(())
 /// ```
 pub struct CustomOp {
+    /// Names the op in errors and in its GPU kernel's label (`custom:<name>`).
     pub name: String,
+    /// Declared input types, in binding order; [`Graph::custom`] checks its
+    /// arguments against them.
     pub inputs: Vec<TensorType>,
+    /// Declared output types, bound after the inputs; one tensor each.
     pub outputs: Vec<TensorType>,
+    /// The GPU kernel; `None` runs on the CPU backend only.
     pub wgsl: Option<WgslKernel>,
+    /// The CPU reference, which defines the op's meaning (see
+    /// [`CustomOp::run_cpu`]).
     pub cpu: CpuKernel,
     /// The op that computes this op's input gradients, if it has one (see
     /// [`CustomOpBuilder::backward`]).
@@ -94,6 +109,7 @@ impl fmt::Debug for CustomOp {
 }
 
 impl CustomOp {
+    /// Starts declaring an op named `name`.
     pub fn builder(name: &str) -> CustomOpBuilder {
         CustomOpBuilder {
             name: name.to_string(),

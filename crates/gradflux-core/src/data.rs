@@ -5,14 +5,20 @@ use crate::{DType, Element, Error, Result, Shape};
 /// Untyped element storage; the variant is the dtype.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {
+    /// [`DType::F16`] elements.
     F16(Vec<half::f16>),
+    /// [`DType::F32`] elements.
     F32(Vec<f32>),
+    /// [`DType::F64`] elements.
     F64(Vec<f64>),
+    /// [`DType::I32`] elements.
     I32(Vec<i32>),
+    /// [`DType::U32`] elements.
     U32(Vec<u32>),
 }
 
 impl Storage {
+    /// The dtype the variant stands for.
     pub fn dtype(&self) -> DType {
         match self {
             Storage::F16(_) => DType::F16,
@@ -23,6 +29,7 @@ impl Storage {
         }
     }
 
+    /// Number of elements (not bytes).
     pub fn len(&self) -> usize {
         match self {
             Storage::F16(v) => v.len(),
@@ -33,6 +40,7 @@ impl Storage {
         }
     }
 
+    /// True when there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -137,22 +145,27 @@ impl TensorData {
         TensorData { shape, storage }
     }
 
+    /// The shape; its element count equals [`numel`](Self::numel).
     pub fn shape(&self) -> &Shape {
         &self.shape
     }
 
+    /// The element type, which is the storage's variant.
     pub fn dtype(&self) -> DType {
         self.storage.dtype()
     }
 
+    /// The elements in row-major order, untyped.
     pub fn storage(&self) -> &Storage {
         &self.storage
     }
 
+    /// Drops the shape and returns the row-major elements without copying.
     pub fn into_storage(self) -> Storage {
         self.storage
     }
 
+    /// Number of elements.
     pub fn numel(&self) -> usize {
         self.storage.len()
     }

@@ -12,10 +12,15 @@ use std::fmt;
 /// in f32); cast to f32 for the rest.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// IEEE half precision ([`half::f16`]), 2 bytes.
     F16,
+    /// IEEE single precision, 4 bytes.
     F32,
+    /// IEEE double precision, 8 bytes; CPU backend only.
     F64,
+    /// Signed 32-bit integer; arithmetic wraps.
     I32,
+    /// Unsigned 32-bit integer; arithmetic wraps. Masks and indices use it.
     U32,
 }
 
@@ -68,6 +73,7 @@ impl fmt::Display for DType {
 /// A Rust scalar type that maps to a [`DType`]; used by the typed accessors of
 /// [`TensorData`](crate::TensorData).
 pub trait Element: Copy + Send + Sync + PartialEq + fmt::Debug + 'static {
+    /// The dtype of tensors holding this type.
     const DTYPE: DType;
     /// Wraps a vector of this type into untyped storage.
     fn wrap(values: Vec<Self>) -> crate::data::Storage;

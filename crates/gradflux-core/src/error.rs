@@ -11,13 +11,21 @@ pub enum Error {
     // ---- found while building a graph ----
     /// Shapes that do not fit the op: names the op and the shapes involved.
     #[error("shape error in `{op}`: {detail}")]
-    Shape { op: &'static str, detail: String },
+    Shape {
+        /// The op that refused.
+        op: &'static str,
+        /// What does not fit, with the shapes involved.
+        detail: String,
+    },
 
     /// A dtype the op does not accept.
     #[error("dtype error in `{op}`: expected {expected}, got {got}")]
     DType {
+        /// The op that refused.
         op: &'static str,
+        /// What it accepts, in words (e.g. `a float dtype`).
         expected: String,
+        /// The dtype it was given.
         got: DType,
     },
 
@@ -28,23 +36,37 @@ pub enum Error {
     // ---- found at compile time ----
     /// The backend cannot run this op or dtype; says which and why.
     #[error("unsupported on {backend}: {what}")]
-    Unsupported { backend: String, what: String },
+    Unsupported {
+        /// What refused: the backend (e.g. `wgpu`), or `autodiff` for an op with no gradient.
+        backend: String,
+        /// The op or dtype, and why.
+        what: String,
+    },
 
     /// A request over one of the adapter's limits that gradflux cannot split.
     #[error("{what} needs {requested} but the adapter's `{limit}` allows at most {allowed}")]
     Limit {
+        /// The limit: a `wgpu::Limits` field, or `loop iterations per shader invocation` (a
+        /// software driver's, see [`LLVMPIPE_LOOP_LIMIT`](crate::kernel::LLVMPIPE_LOOP_LIMIT)).
         limit: &'static str,
+        /// What asked for it: the op and the resource.
         what: String,
+        /// How much it needs, in the limit's unit.
         requested: u64,
+        /// The most the limit allows.
         allowed: u64,
     },
 
     /// WGSL that does not parse or validate, with the position of the first problem.
     #[error("WGSL error in {source_name} at line {line}, column {column}: {message}")]
     Shader {
+        /// The name given to [`validate_wgsl`](crate::validate_wgsl), or the custom op's name.
         source_name: String,
+        /// 1-based line of the problem; 0 when naga gives no position.
         line: u32,
+        /// 1-based column in bytes; 0 when naga gives no position.
         column: u32,
+        /// naga's description of the problem.
         message: String,
     },
 
@@ -52,45 +74,76 @@ pub enum Error {
     /// An input the executable needs was not given.
     #[error("missing input `{name}` (expected {dtype} {shape})")]
     MissingInput {
+        /// The input's name.
         name: String,
+        /// The shape the graph declared for it.
         shape: Shape,
+        /// The dtype the graph declared for it.
         dtype: DType,
     },
 
     /// An input was given with a name the graph does not have.
     #[error("unknown input `{name}`; the graph's inputs are: {known}")]
-    UnknownInput { name: String, known: String },
+    UnknownInput {
+        /// The name given.
+        name: String,
+        /// The graph's input names, comma-separated.
+        known: String,
+    },
 
     /// A parameter name the executable does not have.
     #[error("unknown parameter `{name}`; the executable's parameters are: {known}")]
-    UnknownParameter { name: String, known: String },
+    UnknownParameter {
+        /// The name given.
+        name: String,
+        /// The parameter names there are, comma-separated.
+        known: String,
+    },
 
     /// An input (or a parameter being set) of the wrong shape or dtype.
     #[error("`{name}` should be {expected_dtype} {expected_shape}, got {got_dtype} {got_shape}")]
     InputMismatch {
+        /// The input or parameter.
         name: String,
+        /// The shape the graph declared.
         expected_shape: Shape,
+        /// The dtype the graph declared.
         expected_dtype: DType,
+        /// The shape of the data given.
         got_shape: Shape,
+        /// The dtype of the data given.
         got_dtype: DType,
     },
 
     /// Host data whose length does not match its shape.
     #[error("data of length {len} does not fit shape {shape} ({numel} elements)")]
     DataLength {
+        /// The shape the data was given for.
         shape: Shape,
+        /// Elements the shape holds.
         numel: usize,
+        /// Elements the data holds.
         len: usize,
     },
 
     /// A custom op's CPU function failed or returned the wrong outputs.
     #[error("custom op `{op}`: {detail}")]
-    CustomOp { op: String, detail: String },
+    CustomOp {
+        /// The custom op's name.
+        op: String,
+        /// The CPU function's own message, or what does not match the declaration.
+        detail: String,
+    },
 
     /// A value the op cannot accept, found only once the data is known (negative
     /// transport weights, unequal masses of a balanced problem).
     #[error("invalid value in `{op}`: {detail}")]
-    InvalidValue { op: &'static str, detail: String },
+    InvalidValue {
+        /// The op that refused.
+        op: &'static str,
+        /// Which value, and why it is refused.
+        detail: String,
+    },
 
     /// An iterative op ran out of iterations above its tolerance.
     #[error(
@@ -98,10 +151,15 @@ pub enum Error {
          tolerance {tolerance:e} ({hint})"
     )]
     NotConverged {
+        /// The iterative op (e.g. `sinkhorn`).
         op: &'static str,
+        /// Iterations run before it gave up.
         iterations: usize,
+        /// The worst problem's error at the end; NaN if any problem's is NaN.
         error: f64,
+        /// The error it had to reach.
         tolerance: f64,
+        /// What to try, in words.
         hint: &'static str,
     },
 

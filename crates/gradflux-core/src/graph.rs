@@ -14,11 +14,14 @@ static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
 /// Shape and dtype of a value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorType {
+    /// Dimensions, fixed when the graph is built.
     pub shape: Shape,
+    /// Element type.
     pub dtype: DType,
 }
 
 impl TensorType {
+    /// The type of a `shape` tensor of `dtype` elements.
     pub fn new(shape: impl Into<Shape>, dtype: DType) -> Self {
         TensorType {
             shape: shape.into(),
@@ -54,15 +57,20 @@ impl fmt::Display for TensorType {
 /// One output of one node: what a [`Tensor`] handle points at inside its graph.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Value {
+    /// Index of the node in its graph, in the order nodes were added.
     pub node: usize,
+    /// Which of the node's outputs (0 for single-output ops).
     pub slot: usize,
 }
 
 /// A node of the graph: an op, the values it reads, the types it produces.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// What the node computes.
     pub op: Op,
+    /// The values it reads, in the op's argument order; all from earlier nodes.
     pub inputs: Vec<Value>,
+    /// The type of each output, indexed by [`Value::slot`].
     pub outputs: Vec<TensorType>,
 }
 
@@ -148,6 +156,7 @@ impl fmt::Debug for Graph {
 }
 
 impl Graph {
+    /// An empty graph. Each graph has its own id, so it rejects tensors of other graphs.
     pub fn new() -> Self {
         Graph {
             id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
@@ -324,10 +333,12 @@ impl Graph {
         Ok(self.inner.borrow().nodes[v.node].outputs[v.slot].clone())
     }
 
+    /// Shape of a tensor.
     pub fn shape(&self, t: Tensor) -> Result<Shape> {
         Ok(self.ty(t)?.shape)
     }
 
+    /// Element type of a tensor.
     pub fn dtype(&self, t: Tensor) -> Result<DType> {
         Ok(self.ty(t)?.dtype)
     }
@@ -337,6 +348,7 @@ impl Graph {
         self.inner.borrow().nodes.len()
     }
 
+    /// True until the first node is added.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

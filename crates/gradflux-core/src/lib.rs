@@ -4,6 +4,8 @@
 //!
 //! Most users depend on the `gradflux` facade crate, which re-exports all of this.
 
+#![warn(missing_docs)]
+
 mod autodiff;
 mod backend;
 mod builder;

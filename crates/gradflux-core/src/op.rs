@@ -8,17 +8,26 @@ use crate::{custom::CustomOp, kernel::KernelOp, TensorData};
 /// One-input elementwise ops.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
+    /// `-x` (signed dtypes; integers wrap).
     Neg,
+    /// `|x|`; integers wrap at the minimum, and `u32` is unchanged.
     Abs,
+    /// `max(x, 0)`; NaN stays NaN.
     Relu,
+    /// `e^x` (floats).
     Exp,
+    /// Natural logarithm (floats).
     Log,
+    /// Square root (floats).
     Sqrt,
+    /// `1 / (1 + e^-x)`, computed without overflow (floats).
     Sigmoid,
+    /// Hyperbolic tangent (floats).
     Tanh,
 }
 
 impl UnaryOp {
+    /// Every variant, for tests that sweep them.
     pub const ALL: [UnaryOp; 8] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
@@ -30,6 +39,7 @@ impl UnaryOp {
         UnaryOp::Tanh,
     ];
 
+    /// The op's name in messages, which is also its [`Graph`](crate::Graph) method's.
     pub fn name(self) -> &'static str {
         match self {
             UnaryOp::Neg => "neg",
@@ -56,13 +66,18 @@ impl UnaryOp {
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Activation {
     #[default]
+    /// No activation: the result is written as is.
     Identity,
+    /// `max(x, 0)`.
     Relu,
+    /// `1 / (1 + e^-x)` (floats).
     Sigmoid,
+    /// Hyperbolic tangent (floats).
     Tanh,
 }
 
 impl Activation {
+    /// Every variant, for tests that sweep them.
     pub const ALL: [Activation; 4] = [
         Activation::Identity,
         Activation::Relu,
@@ -80,6 +95,7 @@ impl Activation {
         }
     }
 
+    /// `identity`, or the name of the [`UnaryOp`] it applies.
     pub fn name(self) -> &'static str {
         self.unary().map_or("identity", UnaryOp::name)
     }
@@ -97,24 +113,31 @@ pub struct MatMulSpec {
     pub transpose_b: bool,
     /// A third input, broadcast to the output shape, is added before the activation.
     pub bias: bool,
+    /// Applied last, after the bias add.
     pub activation: Activation,
 }
 
 /// Two-input elementwise ops with numpy broadcasting; both inputs share one dtype.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
+    /// `a + b`; integers wrap.
     Add,
+    /// `a - b`; integers wrap.
     Sub,
+    /// `a * b`; integers wrap.
     Mul,
     /// Float division; integer division truncates toward zero and `x / 0 == x` (WGSL's rule).
     Div,
     /// Float only; follows C `pow` (negative base with an integral exponent is defined).
     Pow,
+    /// The larger operand; a float NaN operand is the result.
     Maximum,
+    /// The smaller operand; a float NaN operand is the result.
     Minimum,
 }
 
 impl BinaryOp {
+    /// Every variant, for tests that sweep them.
     pub const ALL: [BinaryOp; 7] = [
         BinaryOp::Add,
         BinaryOp::Sub,
@@ -125,6 +148,7 @@ impl BinaryOp {
         BinaryOp::Minimum,
     ];
 
+    /// The op's name in messages, which is also its [`Graph`](crate::Graph) method's.
     pub fn name(self) -> &'static str {
         match self {
             BinaryOp::Add => "add",
@@ -141,15 +165,22 @@ impl BinaryOp {
 /// Comparisons; the result is a `u32` mask of 0 and 1.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CompareOp {
+    /// `a == b`.
     Eq,
+    /// `a != b`; the only comparison that is true for a NaN operand.
     Ne,
+    /// `a < b`.
     Lt,
+    /// `a <= b`.
     Le,
+    /// `a > b`.
     Gt,
+    /// `a >= b`.
     Ge,
 }
 
 impl CompareOp {
+    /// Every variant, for tests that sweep them.
     pub const ALL: [CompareOp; 6] = [
         CompareOp::Eq,
         CompareOp::Ne,
@@ -159,6 +190,7 @@ impl CompareOp {
         CompareOp::Ge,
     ];
 
+    /// The op's name in messages, which is also its [`Graph`](crate::Graph) method's.
     pub fn name(self) -> &'static str {
         match self {
             CompareOp::Eq => "eq",
@@ -174,16 +206,22 @@ impl CompareOp {
 /// Reductions over one axis.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
+    /// Sum; integers wrap.
     Sum,
+    /// Sum divided by the axis length (floats).
     Mean,
+    /// Largest value; NaN propagates.
     Max,
+    /// Smallest value; NaN propagates.
     Min,
+    /// `log(sum(exp(x)))`, computed stably (floats).
     LogSumExp,
     /// Index (`u32`) of the largest value; ties go to the smallest index.
     ArgMax,
 }
 
 impl ReduceOp {
+    /// Every variant, for tests that sweep them.
     pub const ALL: [ReduceOp; 6] = [
         ReduceOp::Sum,
         ReduceOp::Mean,
@@ -193,6 +231,7 @@ impl ReduceOp {
         ReduceOp::ArgMax,
     ];
 
+    /// The op's name in messages, which is also its [`Graph`](crate::Graph) method's.
     pub fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "sum",
@@ -204,6 +243,7 @@ impl ReduceOp {
         }
     }
 
+    /// Mean and log-sum-exp have no meaning on integers.
     pub fn float_only(self) -> bool {
         matches!(self, ReduceOp::Mean | ReduceOp::LogSumExp)
     }
@@ -223,11 +263,13 @@ pub enum DropPolicy {
 /// Attributes of [`MoeDispatchSpec`], resolved by the builder.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MoeDispatchSpec {
+    /// `E`; an expert id `>= E` routes nowhere.
     pub num_experts: usize,
     /// Each expert's segment is padded to a multiple of this many rows.
     pub block: usize,
     /// Most choices an expert keeps; `None` is dropless.
     pub capacity: Option<usize>,
+    /// Which choices an expert over capacity keeps; `FirstCome` when dropless.
     pub policy: DropPolicy,
 }
 
@@ -245,6 +287,7 @@ pub enum RouteScore {
 pub struct FusedRouteSpec {
     /// Experts per token.
     pub k: usize,
+    /// How logits become gates: a softmax over the experts or a sigmoid each.
     pub score: RouteScore,
     /// Divide each token's `k` gates by their sum.
     pub renormalize: bool,
@@ -266,13 +309,22 @@ pub enum SoftminAxis {
 #[derive(Clone, Debug)]
 pub enum Op {
     /// A named value supplied at every run.
-    Input { name: String },
+    Input {
+        /// Unique among the graph's inputs and parameters; each run supplies the value under it.
+        name: String,
+    },
     /// A value fixed when the graph is built, uploaded once at compile time.
     Constant(Arc<TensorData>),
     /// State that lives in the executable (a device buffer on a GPU), starts at `init`, and
     /// persists between runs; [`Graph::assign`](crate::Graph::assign) gives it a new value
     /// at the end of every run.
-    Parameter { name: String, init: Arc<TensorData> },
+    Parameter {
+        /// Unique among the graph's inputs and parameters; the executable reads and sets
+        /// the value under it.
+        name: String,
+        /// The value before the first run.
+        init: Arc<TensorData>,
+    },
     /// Same data, new shape; backends may alias the input's storage.
     Reshape,
     /// The input unchanged, with no gradient flowing back through it (a stop-gradient);

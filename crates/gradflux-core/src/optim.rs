@@ -8,8 +8,11 @@ use crate::{DType, Graph, Result, Tensor, TensorData};
 /// `g += weight_decay * p; v = momentum * v + g; p -= lr * v`.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Sgd {
+    /// Learning rate: the step is `lr * v`.
     pub lr: f64,
+    /// Momentum coefficient; 0 keeps no velocity state.
     pub momentum: f64,
+    /// L2 penalty added to the gradient (coupled, unlike [`Adam`]'s); 0 for none.
     pub weight_decay: f64,
 }
 
@@ -28,10 +31,15 @@ impl Default for Sgd {
 /// p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) + lr * weight_decay * p`.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Adam {
+    /// Learning rate.
     pub lr: f64,
+    /// Decay rate of the first-moment (mean) estimate `m`.
     pub beta1: f64,
+    /// Decay rate of the second-moment estimate `v`.
     pub beta2: f64,
+    /// Added to the denominator, so the step stays finite where `v` is near zero.
     pub eps: f64,
+    /// Decoupled weight decay: `lr * weight_decay * p` comes off each step; 0 for none.
     pub weight_decay: f64,
 }
 
@@ -50,7 +58,9 @@ impl Default for Adam {
 /// Which update rule [`Graph::minimize`] adds.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Optimizer {
+    /// SGD with momentum; its state is `<param>.momentum`.
     Sgd(Sgd),
+    /// AdamW; its state is `<param>.adam_m`, `.adam_v`, `.adam_b1_pow` and `.adam_b2_pow`.
     Adam(Adam),
 }
 

@@ -36,17 +36,24 @@ pub enum Home {
 /// A named input of the executable: its name, value and type.
 #[derive(Clone, Debug)]
 pub struct PlannedInput {
+    /// The name runs supply it under.
     pub name: String,
+    /// The input node's value in the graph.
     pub value: Value,
+    /// Shape and dtype every run must supply.
     pub ty: crate::TensorType,
 }
 
 /// A parameter of the executable: its name, value, type and initial data.
 #[derive(Clone, Debug)]
 pub struct PlannedParameter {
+    /// The name it is read and set by.
     pub name: String,
+    /// The parameter node's value in the graph.
     pub value: Value,
+    /// Shape and dtype of its buffer.
     pub ty: crate::TensorType,
+    /// The data its buffer holds when the executable is compiled.
     pub init: std::sync::Arc<crate::TensorData>,
 }
 
@@ -73,6 +80,8 @@ pub struct Plan {
     pub homes: HashMap<Value, Home>,
     /// For each step (index into `nodes`), the values whose last reader is that step.
     pub dead_after: Vec<Vec<Value>>,
+    /// What the plan's storage takes; `scratch_bytes` is 0 here, for the backend to
+    /// fill in.
     pub memory: MemoryReport,
 }
 

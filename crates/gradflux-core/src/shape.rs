@@ -7,6 +7,7 @@ use std::fmt;
 pub struct Shape(pub Vec<usize>);
 
 impl Shape {
+    /// A shape with these dimensions, outermost first.
     pub fn new(dims: impl Into<Vec<usize>>) -> Self {
         Shape(dims.into())
     }
@@ -16,10 +17,12 @@ impl Shape {
         Shape(Vec::new())
     }
 
+    /// The dimensions, outermost first (row-major order).
     pub fn dims(&self) -> &[usize] {
         &self.0
     }
 
+    /// Number of dimensions (0 for a scalar).
     pub fn rank(&self) -> usize {
         self.0.len()
     }

@@ -11,7 +11,9 @@ use crate::TensorData;
 /// NaN only by a NaN, and a finite expectation never by an infinity or a NaN.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Tolerance {
+    /// Allowed difference as a fraction of `|expected|`.
     pub rel: f64,
+    /// Allowed difference in absolute terms, added to the relative part.
     pub abs: f64,
 }
 
@@ -19,6 +21,7 @@ impl Tolerance {
     /// Bit-exact (integers, copies).
     pub const EXACT: Tolerance = Tolerance { rel: 0.0, abs: 0.0 };
 
+    /// Allows `abs + rel * |expected|`.
     pub const fn new(rel: f64, abs: f64) -> Self {
         Tolerance { rel, abs }
     }
@@ -37,6 +40,7 @@ impl Tolerance {
 /// How two tensors differ; `Display` gives the worst index, both values and the mean error.
 #[derive(Clone, Debug)]
 pub struct Mismatch {
+    /// The report `Display` prints.
     pub detail: String,
 }
 

@@ -206,8 +206,14 @@ fn sinkhorn_solves_and_implicit_gradients_in_spans_match() {
             &[
                 ("x", random(&mut rng, [2, n, 2], DType::F32, 0.0, 1.0)),
                 ("y", random(&mut rng, [2, m, 2], DType::F32, 0.0, 1.0)),
-                ("a", TensorData::new([2, n], vec![1.0 / n as f32; 2 * n]).unwrap()),
-                ("b", TensorData::new([2, m], vec![1.0 / m as f32; 2 * m]).unwrap()),
+                (
+                    "a",
+                    TensorData::new([2, n], vec![1.0 / n as f32; 2 * n]).unwrap(),
+                ),
+                (
+                    "b",
+                    TensorData::new([2, m], vec![1.0 / m as f32; 2 * m]).unwrap(),
+                ),
             ],
             Tolerance::new(2e-3, 1e-5),
         );

@@ -11,7 +11,9 @@ use crate::{DType, TensorType, Value};
 pub struct KernelSource {
     /// For messages and debugging labels.
     pub label: String,
+    /// The WGSL text, specialised and with its imports expanded.
     pub source: String,
+    /// The entry point the pipeline runs.
     pub entry_point: String,
     /// WGSL `override` values.
     pub constants: Vec<(&'static str, f64)>,
@@ -55,13 +57,18 @@ pub fn values(values: impl IntoIterator<Item = Value>) -> Vec<Bind> {
 /// One dispatch: kernel, its bindings in order (then the `info` buffer, if any), and size.
 #[derive(Clone, Debug)]
 pub struct Launch {
+    /// The program.
     pub kernel: KernelSource,
+    /// What each binding names, in binding order (the `info` buffer follows when set).
     pub binds: Vec<Bind>,
     /// Sizes of the scratch buffers the launch binds: `(slot, bytes)`. Launches of one
     /// node that name the same slot share its buffer (sized for the largest request), so
     /// a multi-pass kernel can hand data from one pass to the next.
     pub scratch: Vec<(usize, u64)>,
+    /// Small per-launch constants (sizes, strides, scalars as bits), bound last as a
+    /// read-only `array<u32>`; none when empty.
     pub info: Vec<u32>,
+    /// How many workgroups to dispatch.
     pub workgroups: Workgroups,
 }
 
@@ -79,6 +86,9 @@ pub const ELEMENTWISE_WG: u32 = 256;
 /// Largest rank the strided kernels index (the size of their `info` stride arrays).
 pub const MAX_RANK: usize = 8;
 
+/// The kernel of `file` specialised for input type `t`, output type `r` and the op's
+/// expression, with `bindings` bindings of which the second to last (the output) is
+/// written and the rest read.
 pub fn kernel(
     file: &ShaderFile,
     label: String,
@@ -99,14 +109,18 @@ pub fn kernel(
     }
 }
 
+/// Workgroups for one thread per element of `numel`.
 pub fn per_element(numel: usize) -> Workgroups {
     Workgroups::Linear((numel as u64).div_ceil(ELEMENTWISE_WG as u64))
 }
 
+/// Sizes as `info` words.
 pub fn u32s(v: impl IntoIterator<Item = usize>) -> Vec<u32> {
     v.into_iter().map(|x| x as u32).collect()
 }
 
+/// Sizes as `info` words padded with zeros to [`MAX_RANK`] (a strided kernel's fixed-size
+/// dims or strides array).
 pub fn padded(v: &[usize]) -> Vec<u32> {
     let mut out = u32s(v.iter().copied());
     out.resize(MAX_RANK, 0);

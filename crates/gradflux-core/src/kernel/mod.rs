@@ -58,9 +58,11 @@ pub trait KernelOp: std::any::Any + fmt::Debug + Send + Sync {
 
 /// What [`KernelOp::vjp`] is given.
 pub struct VjpCx<'a> {
+    /// The graph the gradient nodes are added to.
     pub graph: &'a Graph,
     /// The node's inputs and outputs, as handles of `graph`.
     pub inputs: Vec<Tensor>,
+    /// See `inputs`.
     pub outputs: Vec<Tensor>,
     /// The cotangent of each output; `None` where no gradient reaches it.
     pub cotangents: &'a [Option<Tensor>],
@@ -81,8 +83,11 @@ impl VjpCx<'_> {
 pub struct LowerCx<'a> {
     /// The node's id (its outputs are `Value { node, slot }`).
     pub node: usize,
+    /// The values the node reads, in order.
     pub inputs: &'a [Value],
+    /// Their types.
     pub input_types: &'a [TensorType],
+    /// The types of the node's outputs (fixed by the builder that added it).
     pub output_types: &'a [TensorType],
     /// Loop iterations one invocation may run on this adapter (`None`: no limit known);
     /// long walks split to stay within it.
@@ -130,7 +135,9 @@ pub fn arg<'a>(op: &str, inputs: &[&'a TensorData], k: usize) -> Result<&'a Tens
 /// validation pick up from here.
 #[derive(Copy, Clone, Debug)]
 pub struct Family {
+    /// The family's word (`ot`, `select`).
     pub name: &'static str,
+    /// Its kernels under `shaders/<name>/`.
     pub shaders: &'static [shaders::ShaderFile],
 }
 

@@ -11,6 +11,7 @@ use crate::{
 use crate::ops::num::{unsupported, Float, Num};
 use crate::ops::strided::broadcast_offsets;
 
+/// `op` on every element of `x`; integers wrap, and a float-only op on them is an error.
 pub fn unary(op: UnaryOp, x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let storage = match out.dtype {
         DType::F16 => map::<half::f16>(x, float_unary(op))?,
@@ -28,6 +29,8 @@ pub fn unary(op: UnaryOp, x: &TensorData, out: &TensorType) -> Result<TensorData
     TensorData::from_storage(out.shape.clone(), storage)
 }
 
+/// `op` on `a` and `b` broadcast to `out.shape`; integers follow WGSL's wrapping and
+/// division rules.
 pub fn binary(
     op: BinaryOp,
     a: &TensorData,
@@ -67,6 +70,8 @@ pub fn compare(
     TensorData::new(out.shape.clone(), mask)
 }
 
+/// `a` where the `u32` mask `cond` is nonzero, else `b`; all three broadcast to
+/// `out.shape`.
 pub fn select(
     cond: &TensorData,
     a: &TensorData,
@@ -91,15 +96,15 @@ pub fn select(
     TensorData::from_storage(out.shape.clone(), storage)
 }
 
-/// Rust `as` between every pair of dtypes, except that f32 to integer saturates the way WGSL
-/// does: at the largest f32 inside the integer range (`2147483520` for i32, `4294967040` for
-/// u32), not at the integer type's own maximum. Written out per pair rather than through
-/// `f64` because `i32 <-> u32` must reinterpret bits, which a detour through `f64` would not.
 /// The f32 bounds WGSL clamps to before converting to an integer (NaN still gives 0).
 const WGSL_I32_LOW: f32 = -2147483648.0;
 const WGSL_I32_HIGH: f32 = 2147483520.0;
 const WGSL_U32_HIGH: f32 = 4294967040.0;
 
+/// Rust `as` between every pair of dtypes, except that f32 to integer saturates the way WGSL
+/// does: at the largest f32 inside the integer range (`2147483520` for i32, `4294967040` for
+/// u32), not at the integer type's own maximum. Written out per pair rather than through
+/// `f64` because `i32 <-> u32` must reinterpret bits, which a detour through `f64` would not.
 pub fn cast(x: &TensorData, out: &TensorType) -> Result<TensorData> {
     macro_rules! cast_to {
         ($v:expr) => {

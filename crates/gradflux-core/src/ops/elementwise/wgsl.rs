@@ -78,6 +78,8 @@ pub fn broadcast_info(out: &Shape, operands: &[&Shape]) -> Vec<u32> {
     info
 }
 
+/// The WGSL expression of `op` on `a` (of element type `T`) for `dtype`, for the
+/// `@op` line of a specialised kernel.
 pub fn unary_expr(op: UnaryOp, dtype: DType) -> &'static str {
     match (op, dtype) {
         (UnaryOp::Neg, _) => "-a",
@@ -93,6 +95,8 @@ pub fn unary_expr(op: UnaryOp, dtype: DType) -> &'static str {
     }
 }
 
+/// The WGSL expression of `op` on `x` and `y` for `dtype`: integer division follows
+/// [`BinaryOp::Div`], float `maximum`/`minimum` propagate NaN.
 pub fn binary_expr(op: BinaryOp, dtype: DType) -> &'static str {
     match (op, dtype) {
         (BinaryOp::Add, _) => "x + y",

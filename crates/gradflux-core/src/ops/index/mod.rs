@@ -28,6 +28,7 @@ pub const SHADERS: &[ShaderFile] = &[GATHER, SCATTER_ADD, GATHER_ALONG, SCATTER_
 /// x[axis+1..]`; an out-of-range index reads 0.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Gather {
+    /// The axis of `x` that `idx` indexes (non-negative).
     pub axis: usize,
 }
 
@@ -35,7 +36,9 @@ pub struct Gather {
 /// out-of-range indices are ignored.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ScatterAdd {
+    /// The axis of the output that `idx` indexes; `src` holds `idx`'s shape from there.
     pub axis: usize,
+    /// The output's length along `axis`; indices outside `0..dim_size` are ignored.
     pub dim_size: usize,
 }
 

@@ -18,6 +18,7 @@ pub fn permute(perm: &[usize], x: &TensorData, out: &TensorType) -> Result<Tenso
     gather_through(x, &offsets, out)
 }
 
+/// `x` repeated along its size-1 (or missing leading) axes to `out.shape`.
 pub fn broadcast_to(x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let offsets = broadcast_offsets(x.shape(), &out.shape);
     gather_through(x, &offsets, out)

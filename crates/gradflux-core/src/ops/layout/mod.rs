@@ -22,20 +22,25 @@ pub const SHADERS: &[ShaderFile] = &[STRIDED_COPY];
 /// Output axis `i` is input axis `perm[i]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Permute {
+    /// A permutation of the input's axes, one entry per output axis.
     pub perm: Vec<usize>,
 }
 
 /// Elements `start, start + step, ...` along `axis` (the end is in the output's shape).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Slice {
+    /// The sliced axis (non-negative).
     pub axis: usize,
+    /// Index of the first element taken.
     pub start: usize,
+    /// Distance between taken elements, at least 1.
     pub step: usize,
 }
 
 /// The inputs one after the other along `axis`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Concat {
+    /// The axis the inputs are joined along (non-negative); the others must match.
     pub axis: usize,
 }
 

@@ -24,6 +24,8 @@ pub fn copy_info(
     info
 }
 
+/// One strided copy from `src` to `dst` as laid out by [`copy_info`], a thread per
+/// element.
 pub fn copy_launch(src: Value, dst: Value, info: Vec<u32>) -> Launch {
     let numel = info[0] as usize;
     Launch {

@@ -10,6 +10,8 @@ use crate::ops::elementwise::cpu as elementwise;
 use crate::ops::num::Num;
 use crate::ops::strided::broadcast_offsets;
 
+/// `op(a) · op(b)`, then the bias and activation `spec` asks for. Float products are
+/// summed in `f64` and rounded once; integers wrap.
 pub fn matmul(
     spec: MatMulSpec,
     a: &TensorData,

@@ -26,10 +26,12 @@ pub enum Capacity {
 /// Options of [`Graph::moe_dispatch`].
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct DispatchOptions {
+    /// `E`; an expert id `>= E` routes nowhere.
     pub num_experts: usize,
     /// Segments are padded to a multiple of this many rows, the row block of the grouped
     /// matmul (16 to 128 suit GPUs; 1 means no padding).
     pub block: usize,
+    /// How many choices each expert may keep.
     pub capacity: Capacity,
     /// Which choices an expert over capacity keeps; ignored when dropless.
     pub policy: DropPolicy,

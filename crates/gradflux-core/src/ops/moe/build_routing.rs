@@ -20,12 +20,25 @@ pub enum Router {
     /// `p = softmax(logits)` over the experts, then the `k` largest `p`; with
     /// `renormalize` the `k` gates are divided by their sum (Mixtral, Qwen-MoE), otherwise
     /// they are the probabilities themselves (Switch, GShard).
-    SoftmaxTopK { k: usize, renormalize: bool },
+    SoftmaxTopK {
+        /// Experts per token, from 1 to the number of experts.
+        k: usize,
+        /// Divide the `k` gates by their sum.
+        renormalize: bool,
+    },
     /// The `k` largest logits, then a softmax over those `k` only. Gates equal
     /// `SoftmaxTopK` with `renormalize`; the graph differs (no softmax over every expert).
-    TopKSoftmax { k: usize },
+    TopKSoftmax {
+        /// Experts per token, from 1 to the number of experts.
+        k: usize,
+    },
     /// `s = sigmoid(logits)`, the `k` largest `s`, optionally divided by their sum.
-    SigmoidTopK { k: usize, renormalize: bool },
+    SigmoidTopK {
+        /// Experts per token, from 1 to the number of experts.
+        k: usize,
+        /// Divide the `k` gates by their sum.
+        renormalize: bool,
+    },
     /// The DeepSeek-V3 scheme, see [`GroupedTopK`].
     Grouped(GroupedTopK),
 }
@@ -45,10 +58,15 @@ pub enum Router {
 /// With `groups = 1` and no bias this is `SigmoidTopK` with renormalisation and a scale.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct GroupedTopK {
+    /// Experts per token, at most the experts of the `topk_groups` kept groups.
     pub k: usize,
+    /// Groups of consecutive experts; must divide the number of experts.
     pub groups: usize,
+    /// Groups kept eligible, `1..=groups`.
     pub topk_groups: usize,
+    /// Factor the renormalised gates are multiplied by.
     pub routed_scaling: f64,
+    /// `[experts]` selection bias in the logits' dtype, or none.
     pub bias: Option<Tensor>,
 }
 

@@ -52,7 +52,9 @@ pub const SHADERS: &[ShaderFile] = &[
 /// `transpose_b`); rows of blocks whose expert is `>= E` are zero.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GroupedMatMul {
+    /// Rows per block of `x`; a block's rows all use one expert's weights.
     pub block: usize,
+    /// `w` is stored `[E, N, K]` and read transposed.
     pub transpose_b: bool,
 }
 
@@ -60,7 +62,9 @@ pub struct GroupedMatMul {
 /// `[E, K, N]` from `x: [P, K]`, `dy: [P, N]` and `block_experts`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GroupedMatMulWeightGrad {
+    /// Rows per block, as in the forward [`GroupedMatMul`].
     pub block: usize,
+    /// `E`, the leading dimension of `dw`; blocks whose expert is `>= E` add nothing.
     pub num_experts: usize,
 }
 

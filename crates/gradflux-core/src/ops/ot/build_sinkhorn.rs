@@ -67,6 +67,8 @@ pub struct SinkhornOptions {
     pub rho_a: Option<f64>,
     /// KL penalty on the second marginal; `None` keeps it exact.
     pub rho_b: Option<f64>,
+    /// Start at a coarser ε and shrink it geometrically to `eps`; `None` uses `eps`
+    /// throughout.
     pub eps_scaling: Option<EpsScaling>,
     /// Stop once the marginal error (see [`Graph::sinkhorn`]) is at most this, and fail
     /// the run with [`Error::NotConverged`] if `iterations` pass first. `None` runs all
@@ -75,6 +77,7 @@ pub struct SinkhornOptions {
     /// Iterations between two checks of the marginal error: each check costs half an
     /// iteration of work and one scalar readback.
     pub check_every: usize,
+    /// How gradients flow back through the solve.
     pub gradient: OtGradient,
 }
 
@@ -163,8 +166,11 @@ pub enum OtGeometry {
     Dense(Tensor),
     /// Point clouds `x [.., n, d]` and `y [.., m, d]`, the cost computed on the fly.
     Points {
+        /// The first marginal's points.
         x: Tensor,
+        /// The second marginal's points.
         y: Tensor,
+        /// The ground cost between two points.
         cost: PointCost,
     },
 }
@@ -177,9 +183,14 @@ pub struct OtSolution {
     pub f: Tensor,
     /// `[.., m]` potential of the second marginal.
     pub g: Tensor,
+    /// Where the cost came from: the dense matrix or the point clouds.
     pub geometry: OtGeometry,
+    /// `[.., n]` weights of the first marginal.
     pub a: Tensor,
+    /// `[.., m]` weights of the second marginal.
     pub b: Tensor,
+    /// The options solved with; the plan and objective read `eps` and the marginal
+    /// penalties from them.
     pub options: SinkhornOptions,
     /// `[..]` final marginal error per problem (`None` when unrolled).
     pub error: Option<Tensor>,

@@ -8,12 +8,20 @@ use crate::ops::ot::cpu_points::{to_tensor, Clouds};
 /// Where the costs of a soft minimum come from.
 pub enum Geometry {
     /// A dense `[batch, n, m]` matrix.
-    Dense { cost: Vec<f64>, n: usize, m: usize },
+    Dense {
+        /// The costs, row-major.
+        cost: Vec<f64>,
+        /// Rows per problem.
+        n: usize,
+        /// Columns per problem.
+        m: usize,
+    },
     /// Computed on the fly between point clouds.
     Points(Clouds),
 }
 
 impl Geometry {
+    /// The cost between row `i` and column `j` of problem `b`.
     pub fn cost(&self, b: usize, i: usize, j: usize) -> f64 {
         match self {
             Geometry::Dense { cost, n, m } => cost[(b * n + i) * m + j],

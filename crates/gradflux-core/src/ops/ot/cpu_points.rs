@@ -7,16 +7,25 @@ use crate::ops::ot::cpu::{soft_minima, Geometry};
 
 /// Point clouds `x [batch, n, d]` and `y [batch, m, d]` as `f64`, with their sizes.
 pub struct Clouds {
+    /// `[batch, n, d]` coordinates of the first cloud, row-major.
     pub x: Vec<f64>,
+    /// `[batch, m, d]` coordinates of the second cloud, row-major.
     pub y: Vec<f64>,
+    /// Independent problems: the product of the leading dimensions.
     pub batch: usize,
+    /// Points of `x` per problem.
     pub n: usize,
+    /// Points of `y` per problem.
     pub m: usize,
+    /// Coordinates per point.
     pub d: usize,
+    /// The ground cost between two points.
     pub cost: PointCost,
 }
 
 impl Clouds {
+    /// Reads `x [.., n, d]` and `y [.., m, d]` as `f64`, the leading dimensions
+    /// flattened into `batch`.
     pub fn new(x: &TensorData, y: &TensorData, cost: PointCost) -> Clouds {
         let (xd, yd) = (x.shape().dims(), y.shape().dims());
         let r = xd.len();
@@ -37,10 +46,12 @@ impl Clouds {
         &v[(b * len + i) * d..][..d]
     }
 
+    /// The coordinates of point `i` of `x` in problem `b`.
     pub fn xi(&self, b: usize, i: usize) -> &[f64] {
         Self::point(&self.x, b, self.n, i, self.d)
     }
 
+    /// The coordinates of point `j` of `y` in problem `b`.
     pub fn yj(&self, b: usize, j: usize) -> &[f64] {
         Self::point(&self.y, b, self.m, j, self.d)
     }

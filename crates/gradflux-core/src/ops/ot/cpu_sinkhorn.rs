@@ -12,9 +12,13 @@ use crate::ops::ot::cpu_points::{round_to, to_tensor, Clouds};
 
 /// One node's problems: their sizes and the geometry.
 pub struct Problem {
+    /// Where the costs come from.
     pub geometry: Geometry,
+    /// Independent problems solved together.
     pub batch: usize,
+    /// Length of the first marginal `a` (rows of the cost).
     pub n: usize,
+    /// Length of the second marginal `b` (columns of the cost).
     pub m: usize,
 }
 

@@ -29,7 +29,9 @@ impl PointCost {
 /// iterations move mass at a coarse scale and later ones refine it.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct EpsScaling {
+    /// ε of the first iteration, in the cost's units; positive.
     pub start: f64,
+    /// Ratio of one iteration's ε to the previous one's, strictly between 0 and 1.
     pub factor: f64,
 }
 
@@ -37,11 +39,13 @@ pub struct EpsScaling {
 /// where its cost comes from, and when the loop stops.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct SinkhornSpec {
+    /// The final entropic regularisation, in the cost's units.
     pub eps: f64,
     /// KL penalty of the first marginal; `None` keeps it exact.
     pub rho_a: Option<f64>,
     /// KL penalty of the second marginal; `None` keeps it exact.
     pub rho_b: Option<f64>,
+    /// The ε schedule that reaches `eps`; `None` runs every iteration at `eps`.
     pub eps_scaling: Option<EpsScaling>,
     /// Iterations at most (each updates `f`, then `g`).
     pub max_iterations: usize,
@@ -65,6 +69,7 @@ pub struct SinkhornSpec {
 /// `tolerance` relative to its start or after `max_iterations` steps.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct ImplicitSolve {
+    /// Conjugate-gradient steps at most.
     pub max_iterations: usize,
     /// Relative residual (weighted 2-norm) at which the solve stops. In `f32` the residual
     /// stalls near 1e-6, so a smaller tolerance only runs every iteration.

@@ -25,11 +25,14 @@ const GRAD_COORDS: usize = 16;
 /// log-weights plus its potential over ε, fused into the read).
 #[derive(Copy, Clone, Debug)]
 pub struct Potential {
+    /// `h` itself.
     pub h: Bind,
+    /// `(h2, scale)`: `h2 · scale` is added to `h` as it is read.
     pub scaled: Option<(Bind, f64)>,
 }
 
 impl Potential {
+    /// `h` alone, nothing added.
     pub fn plain(h: Value) -> Potential {
         Potential {
             h: h.into(),
@@ -49,7 +52,10 @@ impl Potential {
 /// How a soft minimum is taken and scaled: `lambda · (−eps · log Σ ...)`.
 #[derive(Copy, Clone, Debug)]
 pub struct Softmin {
+    /// The regularisation ε of this soft minimum.
     pub eps: f64,
+    /// The damping `ρ / (ρ + ε)` of a KL-penalised marginal; 1 for an exact one or
+    /// an undamped minimum.
     pub lambda: f64,
 }
 

@@ -9,6 +9,8 @@ use crate::{Element, Error, ReduceOp, Result, Storage, TensorData, TensorType};
 
 use crate::ops::num::{unsupported, Num};
 
+/// `op` over `axis` of `x`; `out`'s shape says whether the axis is kept. Float
+/// sums are taken in `f64` and rounded once.
 pub fn reduce(op: ReduceOp, axis: usize, x: &TensorData, out: &TensorType) -> Result<TensorData> {
     if op.float_only() && !x.dtype().is_float() {
         return Err(unsupported(op.name(), x.dtype()));
@@ -34,6 +36,7 @@ pub fn reduce(op: ReduceOp, axis: usize, x: &TensorData, out: &TensorType) -> Re
     TensorData::from_storage(out.shape.clone(), storage)
 }
 
+/// Softmax, or log-softmax when `log`, along `axis` (floats).
 pub fn softmax(axis: usize, log: bool, x: &TensorData, out: &TensorType) -> Result<TensorData> {
     let view = x.shape().split_at_axis(axis);
     let name = if log { "log_softmax" } else { "softmax" };

@@ -21,15 +21,20 @@ pub const SHADERS: &[ShaderFile] = &[REDUCE, SOFTMAX, SOFTMAX_LONG];
 /// `op` over `axis`; `keepdim` keeps the axis as size 1 (the output's shape says which).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reduce {
+    /// The reduction.
     pub op: ReduceOp,
+    /// The reduced axis of the input (non-negative).
     pub axis: usize,
+    /// The output keeps the axis as size 1 instead of dropping it.
     pub keepdim: bool,
 }
 
 /// Softmax (or log-softmax, when `log`) along `axis`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Softmax {
+    /// The axis softmax normalises over (non-negative).
     pub axis: usize,
+    /// Log-softmax, computed stably, instead of softmax.
     pub log: bool,
 }
 

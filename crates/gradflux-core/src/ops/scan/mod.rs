@@ -18,7 +18,9 @@ pub const SHADERS: &[ShaderFile] = &[CUMSUM];
 /// `Σ_{k ≥ j}` when `reverse`. Floats are summed in the order of the axis; integers wrap.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cumsum {
+    /// The summed axis (non-negative).
     pub axis: usize,
+    /// Sum from the end of the axis instead of its start.
     pub reverse: bool,
 }
 

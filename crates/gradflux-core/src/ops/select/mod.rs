@@ -23,13 +23,16 @@ pub const SHADERS: &[ShaderFile] = &[TOPK];
 /// [`Graph::top_k`](crate::Graph::top_k)).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TopK {
+    /// The axis to select along (non-negative).
     pub axis: usize,
+    /// How many values to keep, from 1 to the axis length.
     pub k: usize,
 }
 
 /// `out[.., j, ..] = x[.., idx[.., j, ..], ..]` along `axis` (numpy `take_along_axis`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GatherAlong {
+    /// The axis `idx` indexes (non-negative).
     pub axis: usize,
 }
 
@@ -37,7 +40,9 @@ pub struct GatherAlong {
 /// zeros with `dim_size` at `axis`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ScatterAlong {
+    /// The axis `idx` indexes (non-negative).
     pub axis: usize,
+    /// The output's length along `axis`.
     pub dim_size: usize,
 }
 
