@@ -378,6 +378,6 @@ impl Graph {
                 });
             }
         }
-        self.push(Op::Custom(op.clone()), inputs, op.outputs.clone())
+        self.push(Op::Kernel(op.clone()), inputs, op.outputs.clone())
     }
 }

@@ -10,6 +10,7 @@ mod autodiff;
 mod backend;
 mod builder;
 mod custom;
+mod custom_kernel;
 mod data;
 mod dtype;
 mod error;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::{custom::CustomOp, kernel::KernelOp, TensorData};
+use crate::{kernel::KernelOp, TensorData};
 
 /// One-input elementwise ops.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -330,8 +330,6 @@ pub enum Op {
     /// The input unchanged, with no gradient flowing back through it (a stop-gradient);
     /// backends alias the input's storage.
     Detach,
-    /// A user kernel; the node has one output per declared output.
-    Custom(Arc<CustomOp>),
     /// An op of a family module (`src/ops/`): everything about it is behind the trait.
     Kernel(Arc<dyn KernelOp>),
 }
@@ -356,7 +354,6 @@ impl Op {
             Op::Parameter { .. } => "parameter",
             Op::Reshape => "reshape",
             Op::Detach => "detach",
-            Op::Custom(_) => "custom",
             Op::Kernel(k) => k.name(),
         }
     }

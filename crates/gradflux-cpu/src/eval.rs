@@ -34,7 +34,6 @@ pub(crate) fn eval_node(node: &Node, inputs: &[&TensorData]) -> Result<Vec<Tenso
         Op::Constant(data) => TensorData::clone(data),
         Op::Reshape => layout::reshape(arg(0)?, out)?,
         Op::Detach => arg(0)?.clone(),
-        Op::Custom(op) => return op.run_cpu(inputs),
         Op::Kernel(op) => return op.eval_cpu(inputs, &node.outputs),
     };
     Ok(vec![value])

@@ -595,7 +595,7 @@ fn check_supported(plan: &Plan, limits: &wgpu::Limits, features: wgpu::Features)
                     });
                 }
             }
-            if let Op::Custom(custom) = &node.op {
+            if let Some(custom) = node.op.kernel::<gradflux_core::CustomOp>() {
                 check_custom_kernel(custom, limits)?;
             }
             if t.shape.rank() > MAX_RANK {

@@ -19,7 +19,6 @@ use crate::ops::reduce::wgsl::reduce_trips;
 pub fn loop_trips(node: &Node, ins: &[TensorType], limit: u64) -> Option<u64> {
     let trips = match &node.op {
         Op::Input { .. } | Op::Constant(_) | Op::Parameter { .. } | Op::Reshape | Op::Detach => 0,
-        Op::Custom(_) => return None,
         Op::Kernel(op) => return op.loop_trips(ins, &node.outputs, limit),
     };
     Some(trips)
