@@ -163,6 +163,17 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// A simulation's state became NaN or infinite: names the first step where it did.
+    #[error("`{op}`'s state became non-finite at step {step} ({hint})")]
+    NonFinite {
+        /// The simulation op (e.g. `mass_spring_rollout`).
+        op: &'static str,
+        /// The first step (counting from 0) whose result was not finite.
+        step: usize,
+        /// What to try, in words.
+        hint: &'static str,
+    },
+
     // ---- device ----
     /// No adapter matched the request.
     #[error("no adapter: {0}")]

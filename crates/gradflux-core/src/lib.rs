@@ -34,6 +34,7 @@ pub use data::{Storage, TensorData};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use graph::{Graph, Node, Tensor, TensorType, Value, MAX_TENSOR_BYTES};
+pub use kernel::Checkpoint;
 pub use op::{
     Activation, BinaryOp, CompareOp, DropPolicy, FusedRouteSpec, MatMulSpec, MoeDispatchSpec, Op,
     ReduceOp, RouteScore, SoftminAxis, UnaryOp,
@@ -41,6 +42,10 @@ pub use op::{
 pub use ops::ot::spec::{
     not_converged, within_tolerance, worst_error, EpsScaling, ImplicitSolve, PointCost,
     SinkhornSpec, MASS_TOLERANCE,
+};
+pub use ops::physics::{
+    GroundContact, MassSpring, RolloutOptions, RolloutStates, SpringForm, SpringValues,
+    WallFriction,
 };
 pub use optim::{Adam, Optimizer, Sgd};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};

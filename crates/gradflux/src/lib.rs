@@ -44,6 +44,10 @@ pub use gradflux_core::{
     SinkhornOptions, SoftminAxis, Storage, Tensor, TensorData, TensorType, Tolerance, UnaryOp,
     WgslKernel, MAX_TENSOR_BYTES,
 };
+pub use gradflux_core::{
+    Checkpoint, GroundContact, MassSpring, RolloutOptions, RolloutStates, SpringForm, SpringValues,
+    WallFriction,
+};
 
 /// What backends and graph tools work with, below the user API: the node and op
 /// representation, the liveness plan, the op families and their attribute records, and the

@@ -604,3 +604,100 @@ fn kernels_past_a_software_drivers_loop_limit_are_refused_by_name() {
         "{msg}"
     );
 }
+
+/// Each bad mass-spring description or rollout is refused by name: the message says what
+/// is wrong and what was expected.
+#[test]
+fn bad_mass_spring_rollouts_are_refused_by_name() {
+    use gradflux::{GroundContact, MassSpring, RolloutOptions, SpringValues};
+    let rollout = |system: &MassSpring, options: RolloutOptions, dims: [usize; 2]| {
+        let g = Graph::new();
+        let x0 = g.input("x0", dims, DType::F32).unwrap();
+        let v0 = g.input("v0", dims, DType::F32).unwrap();
+        let s = system.springs.len();
+        let springs = SpringValues {
+            rest: g.input("rest", [s], DType::F32).unwrap(),
+            stiffness: g.input("k", [s], DType::F32).unwrap(),
+            damping: g.input("c", [s], DType::F32).unwrap(),
+        };
+        g.mass_spring_rollout(system, x0, v0, springs, None, options)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let ok = MassSpring::new(2, 3, vec![[0, 1], [1, 2]], 1e-3);
+    let cases: Vec<(MassSpring, RolloutOptions, [usize; 2], &str)> = vec![
+        (
+            MassSpring {
+                dt: 0.0,
+                ..ok.clone()
+            },
+            RolloutOptions::new(5),
+            [3, 2],
+            "dt is 0, expected a finite value > 0",
+        ),
+        (
+            MassSpring {
+                springs: vec![[0, 1], [2, 2]],
+                ..ok.clone()
+            },
+            RolloutOptions::new(5),
+            [3, 2],
+            "spring 1 joins particle 2 to itself",
+        ),
+        (
+            MassSpring {
+                springs: vec![[0, 3]],
+                ..ok.clone()
+            },
+            RolloutOptions::new(5),
+            [3, 2],
+            "spring 0 joins particles 0 and 3, but there are 3",
+        ),
+        (
+            MassSpring {
+                ground: Some(GroundContact {
+                    normal: [0.0, 1.0, 0.0],
+                    offset: 0.0,
+                    radius: 0.0,
+                    ke: 1e3,
+                    kd: 1.0,
+                    kf: 2e3,
+                    mu: 0.5,
+                }),
+                ..ok.clone()
+            },
+            RolloutOptions::new(5),
+            [3, 2],
+            "kf·dt·max(inv_mass) = 2 ≥ 1",
+        ),
+        (
+            ok.clone(),
+            RolloutOptions::new(5),
+            [3, 3],
+            "`x0` is [3, 3], expected [3, 2]",
+        ),
+        (
+            ok.clone(),
+            RolloutOptions {
+                observe: vec![6],
+                ..RolloutOptions::new(5)
+            },
+            [3, 2],
+            "observe must list steps in 1..=5",
+        ),
+        (
+            MassSpring {
+                actuators: vec![(1, 0.2)],
+                ..ok.clone()
+            },
+            RolloutOptions::new(5),
+            [3, 2],
+            "so `controls` [5, 1] is required",
+        ),
+    ];
+    for (system, options, dims, says) in cases {
+        let e = rollout(&system, options, dims);
+        assert!(e.contains(says), "expected `{says}` in: {e}");
+    }
+}

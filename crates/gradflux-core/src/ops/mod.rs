@@ -36,6 +36,7 @@ families![
     matmul,
     moe,
     ot,
+    physics,
     reduce,
     scan,
     select

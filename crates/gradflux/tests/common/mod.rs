@@ -180,3 +180,200 @@ pub fn tol_for(dtype: DType, float: Tolerance) -> Tolerance {
         Tolerance::EXACT
     }
 }
+
+/// A block of particles on a grid (`counts` per axis, 2 or 3 axes) spaced `h` apart from
+/// `origin`, joined by springs to each neighbour along an axis and across each face
+/// diagonal: the system (unit inverse masses, Warp's defaults otherwise), its positions
+/// `[N, D]` and the springs' rest lengths (their lengths at the start).
+pub fn spring_block(
+    counts: &[usize],
+    h: f32,
+    origin: [f32; 3],
+    dt: f32,
+) -> (gradflux::MassSpring, Vec<f32>, Vec<f32>) {
+    let dim = counts.len();
+    let n: usize = counts.iter().product();
+    let coords = |mut i: usize| {
+        let mut c = [0usize; 3];
+        for (k, &m) in counts.iter().enumerate() {
+            c[k] = i % m;
+            i /= m;
+        }
+        c
+    };
+    let id = |c: [usize; 3]| {
+        let mut i = 0;
+        for k in (0..dim).rev() {
+            i = i * counts[k] + c[k];
+        }
+        i
+    };
+    let mut x = Vec::with_capacity(n * dim);
+    for i in 0..n {
+        let c = coords(i);
+        for k in 0..dim {
+            x.push(origin[k] + h * c[k] as f32);
+        }
+    }
+    let mut springs = vec![];
+    let mut offsets: Vec<[isize; 3]> = vec![];
+    for a in 0..dim {
+        let mut o = [0isize; 3];
+        o[a] = 1;
+        offsets.push(o);
+        for b in a + 1..dim {
+            let mut p = o;
+            p[b] = 1;
+            offsets.push(p);
+            p[b] = -1;
+            offsets.push(p);
+        }
+    }
+    for i in 0..n {
+        let c = coords(i);
+        for o in &offsets {
+            let mut d = [0usize; 3];
+            let inside = (0..dim).all(|k| {
+                let v = c[k] as isize + o[k];
+                d[k] = v.max(0) as usize;
+                v >= 0 && (v as usize) < counts[k]
+            });
+            if inside {
+                springs.push([i as u32, id(d) as u32]);
+            }
+        }
+    }
+    let rest = springs
+        .iter()
+        .map(|&[a, b]| {
+            let (a, b) = (a as usize, b as usize);
+            (0..dim)
+                .map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2))
+                .sum::<f32>()
+                .sqrt()
+        })
+        .collect();
+    let system = gradflux::MassSpring::new(dim, n, springs, dt);
+    (system, x, rest)
+}
+
+/// A mass-spring rollout's inputs (kept in f64, given to the graph in any float dtype) and
+/// options, and the loss the tests differentiate.
+pub struct RolloutCase {
+    pub label: &'static str,
+    pub system: gradflux::MassSpring,
+    pub x0: Vec<f64>,
+    pub v0: Vec<f64>,
+    pub rest: Vec<f64>,
+    pub stiffness: Vec<f64>,
+    pub damping: Vec<f64>,
+    /// `[steps, actuators]`, empty without actuators.
+    pub controls: Vec<f64>,
+    pub options: gradflux::RolloutOptions,
+}
+
+/// What [`RolloutCase::graph`] builds.
+pub struct RolloutGraph {
+    pub graph: Graph,
+    /// `Σ positions ⊙ w1 + Σ velocities ⊙ w2` with fixed random weights.
+    pub loss: Tensor,
+    /// The rollout's inputs: x0, v0, rest, stiffness, damping (and the controls).
+    pub inputs: Vec<Tensor>,
+    pub states: gradflux::RolloutStates,
+    /// The inputs' names and data.
+    pub data: Vec<(String, TensorData)>,
+}
+
+impl RolloutGraph {
+    /// The data as `run` takes it.
+    pub fn named(&self) -> Vec<(&str, &TensorData)> {
+        self.data.iter().map(|(n, d)| (n.as_str(), d)).collect()
+    }
+}
+
+impl RolloutCase {
+    /// At rest, stiffnesses in [50, 80), dampings in [0.5, 1), 20 steps observing the last.
+    pub fn new(
+        label: &'static str,
+        system: gradflux::MassSpring,
+        x0: Vec<f32>,
+        rest: Vec<f32>,
+    ) -> RolloutCase {
+        let s = system.springs.len();
+        let mut rng = Rng::new(5);
+        RolloutCase {
+            label,
+            v0: vec![0.0; x0.len()],
+            x0: x0.iter().map(|&v| v as f64).collect(),
+            rest: rest.iter().map(|&v| v as f64).collect(),
+            stiffness: (0..s).map(|_| rng.uniform(50.0, 80.0)).collect(),
+            damping: (0..s).map(|_| rng.uniform(0.5, 1.0)).collect(),
+            controls: vec![],
+            system,
+            options: gradflux::RolloutOptions::new(20),
+        }
+    }
+
+    /// The rollout and its loss in `dtype`.
+    pub fn graph(&self, dtype: DType) -> RolloutGraph {
+        let g = Graph::new();
+        let (n, d, s) = (
+            self.system.particles(),
+            self.system.dim,
+            self.system.springs.len(),
+        );
+        let mut named = vec![
+            ("x0", vec![n, d], &self.x0),
+            ("v0", vec![n, d], &self.v0),
+            ("rest", vec![s], &self.rest),
+            ("stiffness", vec![s], &self.stiffness),
+            ("damping", vec![s], &self.damping),
+        ];
+        if !self.system.actuators.is_empty() {
+            let a = self.system.actuators.len();
+            named.push(("controls", vec![self.options.steps, a], &self.controls));
+        }
+        let mut inputs = vec![];
+        let mut data = vec![];
+        for (name, shape, values) in named {
+            inputs.push(g.input(name, shape.clone(), dtype).unwrap());
+            let values = match dtype {
+                DType::F64 => TensorData::new(shape, values.clone()),
+                _ => TensorData::new(shape, values.iter().map(|&v| v as f32).collect()),
+            };
+            data.push((name.to_string(), values.unwrap()));
+        }
+        let springs = gradflux::SpringValues {
+            rest: inputs[2],
+            stiffness: inputs[3],
+            damping: inputs[4],
+        };
+        let states = g
+            .mass_spring_rollout(
+                &self.system,
+                inputs[0],
+                inputs[1],
+                springs,
+                inputs.get(5).copied(),
+                self.options.clone(),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", self.label));
+        let k = self.options.observe.len();
+        let mut rng = Rng::new(11);
+        let mut weighted = |t: Tensor| {
+            let w = random(&mut rng, [k, n, d], dtype, -1.0, 1.0);
+            g.sum_all(g.mul(t, g.constant(w).unwrap()).unwrap())
+                .unwrap()
+        };
+        let loss = g
+            .add(weighted(states.positions), weighted(states.velocities))
+            .unwrap();
+        RolloutGraph {
+            graph: g,
+            loss,
+            inputs,
+            states,
+            data,
+        }
+    }
+}

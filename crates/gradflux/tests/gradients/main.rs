@@ -13,6 +13,7 @@ mod layout;
 mod matmul;
 mod moe;
 mod ot;
+mod physics;
 mod reduce;
 mod scan;
 mod select;

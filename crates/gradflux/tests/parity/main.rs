@@ -13,6 +13,7 @@ mod ot;
 mod ot_sinkhorn;
 mod ot_sinkhorn_implicit;
 mod ot_sinkhorn_loop;
+mod physics;
 mod reduce;
 mod scan;
 mod select;

@@ -1,0 +1,157 @@
+//! Mass-spring rollouts: gradients of every input (state, spring values, controls) against
+//! central finite differences in f64, through each part of a substep — springs of both
+//! forms, gravity, pinned particles, ground contact with friction, the speed limit, the
+//! wall — over rollouts that cross no contact event (the loss is smooth there), and one
+//! that does, to show why that matters.
+
+use gradflux::{
+    check_gradients, DType, GradCheck, GroundContact, MassSpring, RolloutOptions, SpringForm,
+    WallFriction,
+};
+
+use crate::common::{spring_block, RolloutCase};
+
+type Case = RolloutCase;
+
+fn case(system: MassSpring, x0: Vec<f32>, rest: Vec<f32>, options: RolloutOptions) -> Case {
+    let mut c = Case::new("rollout", system, x0, rest);
+    c.options = options;
+    c
+}
+
+/// The rollout's loss against central finite differences in every input.
+fn check(case: &Case, label: &str) -> gradflux::GradCheckReport {
+    let r = case.graph(DType::F64);
+    let opts = GradCheck {
+        eps: 1e-6,
+        rel: 1e-5,
+        abs: 1e-7,
+    };
+    check_gradients(&r.graph, r.loss, &r.named(), &r.inputs, opts)
+        .unwrap_or_else(|e| panic!("{label}: {e}"))
+}
+
+#[test]
+fn warp_springs_with_gravity_damping_and_a_pinned_particle() {
+    let (mut system, x0, rest) = spring_block(&[3, 2], 0.1, [0.0, 1.0, 0.0], 2e-3);
+    system.inv_mass[0] = 0.0;
+    system.inv_mass[4] = 0.5;
+    let mut case = case(system, x0, rest, RolloutOptions::new(8));
+    case.options.substeps = 2;
+    case.options.observe = vec![3, 8];
+    // Stretch the block a little so every spring works.
+    for (i, x) in case.x0.iter_mut().enumerate() {
+        *x *= 1.0 + 0.03 * (i % 3) as f64;
+    }
+    case.v0 = (0..case.v0.len())
+        .map(|i| 0.1 * ((i * 7) % 5) as f64 - 0.2)
+        .collect();
+    let report = check(&case, "warp springs");
+    assert!(report.passed(), "{report:?}");
+}
+
+#[test]
+fn ground_contact_with_sliding_friction_in_3d() {
+    // A 2×2×2 block whose lower layer sits 5 mm into the ground and slides along x: every
+    // substep has the same contacts, each in the viscous-friction branch.
+    let (mut system, x0, rest) = spring_block(&[2, 2, 2], 0.1, [0.0, -0.005, 0.0], 1e-3);
+    system.ground = Some(GroundContact {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+        radius: 0.0,
+        ke: 1_000.0,
+        kd: 10.0,
+        kf: 1.0,
+        mu: 0.5,
+    });
+    let mut case = case(system, x0, rest, RolloutOptions::new(10));
+    case.v0 = (0..8)
+        .flat_map(|i| [0.5 + 0.05 * i as f64, -0.01, 0.02 * (i % 3) as f64])
+        .collect();
+    let report = check(&case, "ground contact");
+    assert!(report.passed(), "{report:?}");
+}
+
+#[test]
+fn coulomb_capped_friction_and_the_speed_limit() {
+    // One particle pressed into the ground, sliding fast: friction is capped at μ|fn|; and
+    // one falling past the speed limit every substep.
+    let mut system = MassSpring::new(2, 2, vec![], 1e-3);
+    system.ground = Some(GroundContact {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.5,
+        radius: 0.0,
+        ke: 500.0,
+        kd: 2.0,
+        kf: 100.0,
+        mu: 0.3,
+    });
+    system.max_velocity = Some(2.0);
+    let mut case = case(
+        system,
+        vec![0.0, -0.52, 1.0, 3.0],
+        vec![],
+        RolloutOptions::new(12),
+    );
+    case.v0 = vec![1.5, -0.1, 0.3, -2.5];
+    let report = check(&case, "coulomb and v_max");
+    assert!(report.passed(), "{report:?}");
+}
+
+#[test]
+fn difftaichi_springs_actuated_with_velocity_damping_and_a_wall() {
+    // DiffTaichi's triangle, one spring actuated by per-step controls, velocity damping,
+    // and a fourth particle beyond the wall pushed into it while sliding along it.
+    let mut system = MassSpring::new(2, 4, vec![[0, 1], [1, 2], [2, 0]], 1e-3);
+    system.form = SpringForm::DiffTaichi { eps: 1e-4 };
+    system.gravity = [0.3, 0.0, 0.0];
+    system.velocity_damping = 20.0;
+    system.wall = Some(WallFriction {
+        axis: 0,
+        position: 0.4,
+        friction: 0.01,
+    });
+    system.actuators = vec![(1, 0.2)];
+    let x0 = vec![0.3, 0.5, 0.3, 0.4, 0.4, 0.4, 0.45, 0.2];
+    let rest = vec![0.1, 0.1, 0.1 * 2f32.sqrt()];
+    let mut case = case(system, x0, rest, RolloutOptions::new(15));
+    case.options.observe = vec![5, 15];
+    case.v0 = vec![0.0, 0.1, -0.1, 0.0, 0.05, 0.0, 0.2, 3.0];
+    case.rest = vec![0.12, 0.09, 0.15];
+    case.controls = (0..15).map(|t| (t as f64 * 0.7).sin()).collect();
+    let report = check(&case, "difftaichi");
+    assert!(report.passed(), "{report:?}");
+}
+
+/// Across a contact event the loss has a kink: a particle that touches the ground during
+/// the rollout changes the force law mid-way, and a finite difference taken across the
+/// moment of touch disagrees with the gradient (which differentiates the path taken). That
+/// is why the checks above keep their contacts fixed.
+#[test]
+fn a_rollout_across_a_contact_event_is_only_piecewise_smooth() {
+    let mut system = MassSpring::new(2, 1, vec![], 1e-2);
+    system.ground = Some(GroundContact {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+        radius: 0.0,
+        ke: 1e4,
+        kd: 0.0,
+        kf: 0.0,
+        mu: 0.0,
+    });
+    system.gravity = [0.0; 3];
+    // Moving down at 1 m/s from 1e-9 above where its third step would land on the plane:
+    // a step of 1e-6 in its height or speed decides whether it touches at step 3.
+    let mut case = case(system, vec![0.0, 0.03], vec![], RolloutOptions::new(6));
+    case.x0[1] += 1e-9;
+    case.v0 = vec![0.3, -1.0];
+    let report = check(&case, "contact event");
+    assert!(
+        !report.passed(),
+        "the finite difference should cross the kink: {report:?}"
+    );
+    // The same rollout 5 mm higher touches at step 4, far from any kink: it agrees.
+    case.x0[1] = 0.035;
+    let report = check(&case, "contact, away from the event");
+    assert!(report.passed(), "{report:?}");
+}

@@ -1,0 +1,266 @@
+//! Mass-spring rollouts on the adapter against the CPU reference (states and every
+//! gradient), at awkward sizes: one particle with no springs, a 3D block on the ground with
+//! actuators and substeps, DiffTaichi's triangle at its wall. The gradients do not depend
+//! on the checkpoint interval, twenty runs give the same bits, and a rollout that blows up
+//! names its step on both backends.
+
+use gradflux::{
+    Checkpoint, DType, Device, Error, GroundContact, MassSpring, RolloutOptions, SpringForm,
+    Tensor, TensorData, Tolerance, WallFriction,
+};
+
+use crate::common::{gpu, spring_block, Rng, RolloutCase, RolloutGraph};
+
+type Case = RolloutCase;
+
+/// A case with some motion and stiffer springs than `RolloutCase::new`'s.
+fn case(label: &'static str, system: MassSpring, x0: Vec<f32>, rest: Vec<f32>) -> Case {
+    let mut c = Case::new(label, system, x0, rest);
+    let mut rng = Rng::new(label.len() as u64);
+    c.v0 = c.v0.iter().map(|_| rng.uniform(-0.3, 0.3)).collect();
+    c.stiffness = c
+        .stiffness
+        .iter()
+        .map(|_| rng.uniform(200.0, 400.0))
+        .collect();
+    c.damping = c.damping.iter().map(|_| rng.uniform(0.5, 2.0)).collect();
+    c
+}
+
+/// The observed states and the gradients of the case's loss in every input, in f32.
+fn run(case: &Case, device: &Device) -> gradflux::Result<Vec<TensorData>> {
+    let (r, outs) = graph(case);
+    device.compile(&r.graph, &outs)?.run(&r.named())
+}
+
+fn graph(case: &Case) -> (RolloutGraph, Vec<Tensor>) {
+    let r = case.graph(DType::F32);
+    let mut outs = vec![r.states.positions, r.states.velocities];
+    outs.extend(r.graph.grad(r.loss, &r.inputs).unwrap());
+    (r, outs)
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = vec![];
+
+    // One particle, no springs: gravity and the ground alone.
+    let mut one = MassSpring::new(2, 1, vec![], 1e-3);
+    one.ground = Some(GroundContact {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+        radius: 0.01,
+        ke: 1e4,
+        kd: 10.0,
+        kf: 10.0,
+        mu: 0.5,
+    });
+    let mut c = case("one particle", one, vec![0.2, 0.0095], vec![]);
+    c.options.observe = vec![1, 13, 20];
+    cases.push(c);
+
+    // A 3D block resting into the ground, with actuated springs, 3 substeps per step.
+    let (mut block, x0, rest) = spring_block(&[4, 3, 3], 0.05, [0.0, -0.002, 0.0], 5e-4);
+    block.ground = Some(GroundContact {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+        radius: 0.0,
+        ke: 2e3,
+        kd: 20.0,
+        kf: 5.0,
+        mu: 0.6,
+    });
+    block.inv_mass[7] = 0.0;
+    block.actuators = (0..5).map(|k| (7 * k as u32 + 1, 0.15)).collect();
+    let mut c = case("3d block", block, x0, rest);
+    c.options.substeps = 3;
+    c.options.observe = vec![1, 7, 20];
+    c.controls = (0..20 * 5).map(|i| (i as f64 * 0.37).sin()).collect();
+    cases.push(c);
+
+    // DiffTaichi's mass_spring_simple, with a fourth particle at the wall.
+    let mut tri = MassSpring::new(2, 4, vec![[0, 1], [1, 2], [2, 0], [2, 3]], 1e-3);
+    tri.form = SpringForm::DiffTaichi { eps: 1e-4 };
+    tri.gravity = [0.0; 3];
+    tri.velocity_damping = 20.0;
+    tri.wall = Some(WallFriction {
+        axis: 0,
+        position: 0.4,
+        friction: 0.01,
+    });
+    let x0 = vec![0.3, 0.5, 0.3, 0.4, 0.4, 0.4, 0.45, 0.45];
+    let rest = vec![0.1, 0.1, 0.1 * 2f32.sqrt(), 0.05];
+    let mut c = case("difftaichi triangle", tri, x0, rest);
+    c.v0[6] = 0.5;
+    cases.push(c);
+    cases
+}
+
+#[test]
+fn rollouts_and_their_gradients_match_the_reference() {
+    let Some(device) = gpu() else { return };
+    for case in cases() {
+        let want = run(&case, &Device::Cpu).unwrap();
+        let got = run(&case, &device).unwrap_or_else(|e| panic!("{}: {e}", case.label));
+        let names = [
+            "positions",
+            "velocities",
+            "dx0",
+            "dv0",
+            "drest",
+            "dk",
+            "dc",
+            "du",
+        ];
+        for (k, (w, a)) in want.iter().zip(&got).enumerate() {
+            gradflux::compare(w, a, Tolerance::new(2e-4, 2e-5))
+                .unwrap_or_else(|m| panic!("{}: {}: {m}", case.label, names[k]));
+        }
+    }
+}
+
+#[test]
+fn gradients_do_not_depend_on_the_checkpoint_interval() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    for device in &devices {
+        let runs: Vec<_> = [
+            Checkpoint::All,
+            Checkpoint::Every(5),
+            Checkpoint::Sqrt,
+            Checkpoint::Every(60),
+        ]
+        .into_iter()
+        .map(|checkpoint| {
+            let mut c = cases().swap_remove(1);
+            c.options.checkpoint = checkpoint;
+            (checkpoint, run(&c, device).unwrap())
+        })
+        .collect();
+        for (checkpoint, r) in &runs {
+            assert_eq!(
+                r,
+                &runs[0].1,
+                "{}: {checkpoint:?} differs from All",
+                device.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn twenty_runs_give_the_same_bits() {
+    let Some(device) = gpu() else { return };
+    for case in cases() {
+        let (r, outs) = graph(&case);
+        let mut exe = device.compile(&r.graph, &outs).unwrap();
+        let first = exe.run(&r.named()).unwrap();
+        for _ in 1..20 {
+            assert_eq!(exe.run(&r.named()).unwrap(), first, "{}", case.label);
+        }
+    }
+}
+
+#[test]
+fn a_rollout_that_blows_up_names_its_step() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    // Two particles on a spring far too stiff for the substep: the state overflows.
+    let system = MassSpring::new(2, 2, vec![[0, 1]], 0.1);
+    let mut case = case("blow-up", system, vec![0.0, 0.0, 0.3, 0.0], vec![0.1]);
+    case.stiffness = vec![1e6];
+    for device in &devices {
+        let e = run(&case, device).unwrap_err();
+        let Error::NonFinite { step, .. } = e else {
+            panic!("{}: expected a non-finite state, got {e}", device.name());
+        };
+        assert!((1..20).contains(&step), "{}: step {step}", device.name());
+        let cpu_step = match run(&case, &Device::Cpu).unwrap_err() {
+            Error::NonFinite { step, .. } => step,
+            other => panic!("{other}"),
+        };
+        assert_eq!(step, cpu_step, "{}", device.name());
+    }
+}
+
+/// Positions and velocities after `steps` steps of `case` on `device`.
+fn states(case: &Case, device: &Device) -> (Vec<f32>, Vec<f32>) {
+    let out = run(case, device).unwrap();
+    (
+        out[0].values::<f32>().unwrap().to_vec(),
+        out[1].values::<f32>().unwrap().to_vec(),
+    )
+}
+
+#[test]
+fn a_free_block_keeps_its_momentum_and_a_resting_one_stays_put() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    let (mut block, x0, rest) = spring_block(&[3, 3, 2], 0.1, [0.0, 1.0, 0.0], 1e-3);
+    block.gravity = [0.0; 3];
+    let mut free = case("free block", block.clone(), x0.clone(), rest.clone());
+    free.options = RolloutOptions::new(50);
+    let (n, d) = (block.particles(), block.dim);
+    let momentum = |v: &[f32]| -> Vec<f64> {
+        (0..d)
+            .map(|k| (0..n).map(|i| v[i * d + k] as f64).sum())
+            .collect()
+    };
+    let start = momentum(&free.v0.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    let mut resting = case("resting block", block, x0.clone(), rest);
+    resting.v0 = vec![0.0; x0.len()];
+    for device in &devices {
+        let (x, v) = states(&free, device);
+        assert_ne!(x, x0, "{}: the free block moves", device.name());
+        for (k, (a, b)) in momentum(&v).iter().zip(&start).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{}: momentum {k}: {a} vs {b}",
+                device.name()
+            );
+        }
+        let (x, v) = states(&resting, device);
+        assert_eq!(
+            x,
+            x0,
+            "{}: a block at rest stays where it is",
+            device.name()
+        );
+        assert!(v.iter().all(|&v| v == 0.0), "{}: and still", device.name());
+    }
+}
+
+/// With `Checkpoint::Sqrt` a rollout's memory (forward and backward compiled together)
+/// grows as √T states: at T = 100, 1 000 and 10 000 it stays within ⌈T/k⌉ checkpoints, a
+/// segment of k states and a fixed number of whole states; `All` keeps T states.
+#[test]
+fn rollout_memory_grows_as_the_root_of_the_steps() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    let (block, x0, rest) = spring_block(&[4, 4], 0.1, [0.0, 1.0, 0.0], 1e-3);
+    // A padded state: 6 floats per particle.
+    let state = (block.particles() * 6 * 4) as u64;
+    for device in &devices {
+        let peak = |steps, checkpoint| {
+            let mut c = case("memory", block.clone(), x0.clone(), rest.clone());
+            c.options = RolloutOptions::new(steps);
+            c.options.checkpoint = checkpoint;
+            let (r, outs) = graph(&c);
+            device.compile(&r.graph, &outs).unwrap().memory().peak_bytes
+        };
+        for steps in [100, 1_000, 10_000] {
+            let k = Checkpoint::Sqrt.interval(steps).unwrap() as u64;
+            let bytes = peak(steps, Checkpoint::Sqrt);
+            assert!(
+                bytes <= (2 * k + 24) * state,
+                "{}: T = {steps}: {bytes} bytes, over (2·{k} + 24) states of {state}",
+                device.name()
+            );
+        }
+        let all = peak(10_000, Checkpoint::All);
+        assert!(
+            all >= 10_000 * state,
+            "{}: All keeps every state: {all}",
+            device.name()
+        );
+    }
+}
