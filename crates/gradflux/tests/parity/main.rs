@@ -14,6 +14,7 @@ mod ot_sinkhorn;
 mod ot_sinkhorn_implicit;
 mod ot_sinkhorn_loop;
 mod physics;
+mod physics_anchors;
 mod reduce;
 mod scan;
 mod select;
