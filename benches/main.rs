@@ -24,6 +24,7 @@ mod elementwise;
 mod matmul;
 mod moe;
 mod ot;
+mod physics;
 mod select;
 mod training;
 
@@ -165,6 +166,7 @@ criterion_group!(
     moe::bench,
     ot::bench,
     dispatch::bench,
+    physics::bench,
     training::bench
 );
 criterion_main!(benches);

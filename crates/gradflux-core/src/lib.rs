@@ -44,7 +44,7 @@ pub use ops::ot::spec::{
     SinkhornSpec, MASS_TOLERANCE,
 };
 pub use ops::physics::{
-    GroundContact, MassSpring, RolloutOptions, RolloutStates, SpringForm, SpringValues,
+    GroundContact, Lattice, MassSpring, RolloutOptions, RolloutStates, SpringForm, SpringValues,
     WallFriction,
 };
 pub use optim::{Adam, Optimizer, Sgd};

@@ -181,80 +181,15 @@ pub fn tol_for(dtype: DType, float: Tolerance) -> Tolerance {
     }
 }
 
-/// A block of particles on a grid (`counts` per axis, 2 or 3 axes) spaced `h` apart from
-/// `origin`, joined by springs to each neighbour along an axis and across each face
-/// diagonal: the system (unit inverse masses, Warp's defaults otherwise), its positions
-/// `[N, D]` and the springs' rest lengths (their lengths at the start).
+/// `MassSpring::lattice` as `(system, positions, rest lengths)`.
 pub fn spring_block(
     counts: &[usize],
     h: f32,
     origin: [f32; 3],
     dt: f32,
 ) -> (gradflux::MassSpring, Vec<f32>, Vec<f32>) {
-    let dim = counts.len();
-    let n: usize = counts.iter().product();
-    let coords = |mut i: usize| {
-        let mut c = [0usize; 3];
-        for (k, &m) in counts.iter().enumerate() {
-            c[k] = i % m;
-            i /= m;
-        }
-        c
-    };
-    let id = |c: [usize; 3]| {
-        let mut i = 0;
-        for k in (0..dim).rev() {
-            i = i * counts[k] + c[k];
-        }
-        i
-    };
-    let mut x = Vec::with_capacity(n * dim);
-    for i in 0..n {
-        let c = coords(i);
-        for k in 0..dim {
-            x.push(origin[k] + h * c[k] as f32);
-        }
-    }
-    let mut springs = vec![];
-    let mut offsets: Vec<[isize; 3]> = vec![];
-    for a in 0..dim {
-        let mut o = [0isize; 3];
-        o[a] = 1;
-        offsets.push(o);
-        for b in a + 1..dim {
-            let mut p = o;
-            p[b] = 1;
-            offsets.push(p);
-            p[b] = -1;
-            offsets.push(p);
-        }
-    }
-    for i in 0..n {
-        let c = coords(i);
-        for o in &offsets {
-            let mut d = [0usize; 3];
-            let inside = (0..dim).all(|k| {
-                let v = c[k] as isize + o[k];
-                d[k] = v.max(0) as usize;
-                v >= 0 && (v as usize) < counts[k]
-            });
-            if inside {
-                springs.push([i as u32, id(d) as u32]);
-            }
-        }
-    }
-    let rest = springs
-        .iter()
-        .map(|&[a, b]| {
-            let (a, b) = (a as usize, b as usize);
-            (0..dim)
-                .map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2))
-                .sum::<f32>()
-                .sqrt()
-        })
-        .collect();
-    let system = gradflux::MassSpring::new(dim, n, springs, dt);
-    (system, x, rest)
+    let l = gradflux::MassSpring::lattice(counts, h, origin, dt);
+    (l.system, l.positions, l.rest)
 }
 
 /// A mass-spring rollout's inputs (kept in f64, given to the graph in any float dtype) and

@@ -18,7 +18,7 @@ use crate::{Result, Tensor, TensorData, TensorType};
 
 pub use build::{RolloutStates, SpringValues};
 pub use rollout::RolloutOptions;
-pub use spring::{GroundContact, MassSpring, SpringForm, WallFriction};
+pub use spring::{GroundContact, Lattice, MassSpring, SpringForm, WallFriction};
 
 shader!(MASS_SPRING, "physics/mass_spring.wgsl");
 

@@ -274,3 +274,86 @@ impl MassSpring {
         of
     }
 }
+
+/// A block of particles on a regular grid, joined by springs: what
+/// [`MassSpring::lattice`] builds.
+#[derive(Clone, Debug)]
+pub struct Lattice {
+    /// The system (unit inverse masses and [`MassSpring::new`]'s defaults otherwise).
+    pub system: MassSpring,
+    /// Positions `[N, D]`, particle `i` at grid coordinates `i mod c₀, (i / c₀) mod c₁, …`.
+    pub positions: Vec<f32>,
+    /// Each spring's length at those positions (its rest length, unstretched).
+    pub rest: Vec<f32>,
+}
+
+impl MassSpring {
+    /// A block of `counts[0] × counts[1] (× counts[2])` particles `spacing` apart from
+    /// `origin` (2 or 3 axes), with a spring to each neighbour along an axis and across each
+    /// face diagonal: cloth in 2D, a jelly block in 3D.
+    pub fn lattice(counts: &[usize], spacing: f32, origin: [f32; 3], dt: f32) -> Lattice {
+        let dim = counts.len();
+        let n: usize = counts.iter().product();
+        let coords = |mut i: usize| {
+            let mut c = [0usize; 3];
+            for (k, &m) in counts.iter().enumerate() {
+                c[k] = i % m;
+                i /= m;
+            }
+            c
+        };
+        let id = |c: [isize; 3]| -> Option<usize> {
+            let mut i = 0;
+            for k in (0..dim).rev() {
+                if c[k] < 0 || c[k] as usize >= counts[k] {
+                    return None;
+                }
+                i = i * counts[k] + c[k] as usize;
+            }
+            Some(i)
+        };
+        let mut positions = Vec::with_capacity(n * dim);
+        for i in 0..n {
+            let c = coords(i);
+            positions.extend((0..dim).map(|k| origin[k] + spacing * c[k] as f32));
+        }
+        // Neighbours along each axis, and both diagonals of each face.
+        let mut offsets: Vec<[isize; 3]> = vec![];
+        for a in 0..dim {
+            let mut o = [0isize; 3];
+            o[a] = 1;
+            offsets.push(o);
+            for b in a + 1..dim {
+                for sign in [1, -1] {
+                    let mut p = o;
+                    p[b] = sign;
+                    offsets.push(p);
+                }
+            }
+        }
+        let mut springs = vec![];
+        for i in 0..n {
+            let c = coords(i).map(|v| v as isize);
+            for o in &offsets {
+                if let Some(j) = id([c[0] + o[0], c[1] + o[1], c[2] + o[2]]) {
+                    springs.push([i as u32, j as u32]);
+                }
+            }
+        }
+        let rest = springs
+            .iter()
+            .map(|&[a, b]| {
+                let (a, b) = (a as usize, b as usize);
+                (0..dim)
+                    .map(|k| (positions[a * dim + k] - positions[b * dim + k]).powi(2))
+                    .sum::<f32>()
+                    .sqrt()
+            })
+            .collect();
+        Lattice {
+            system: MassSpring::new(dim, n, springs, dt),
+            positions,
+            rest,
+        }
+    }
+}

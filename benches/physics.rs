@@ -1,0 +1,87 @@
+//! Mass-spring rollouts: a 2D cloth of 40 × 60 particles and 9 302 springs (the size of
+//! the anchors' "10k springs" systems) with gravity and a ground, 100 substeps, forward and
+//! forward + backward (checkpointed, `Checkpoint::Sqrt`). Host time per whole run on each
+//! backend; throughput counts particle-substeps. `benches/peers/physics_mass_spring.py`
+//! runs the same system in Warp for ratios.
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use gradflux::{
+    DType, Graph, GroundContact, MassSpring, RolloutOptions, SpringValues, Tensor, TensorData,
+};
+
+use crate::{compile, declare_unit, devices};
+
+const GROUP: &str = "physics";
+const COUNTS: [usize; 2] = [40, 60];
+const STEPS: usize = 100;
+
+/// The cloth's rollout and, with `backward`, the gradients of `Σ x_T` in the initial
+/// positions and the stiffnesses. Also the named inputs.
+fn graph(backward: bool) -> (Graph, Vec<Tensor>, Vec<(&'static str, TensorData)>) {
+    // The bottom row rests 1 mm into the ground.
+    let lattice = MassSpring::lattice(&COUNTS, 0.01, [0.0, -0.001, 0.0], 1e-4);
+    let mut system = lattice.system;
+    system.ground = Some(GroundContact {
+        normal: [0.0, 1.0, 0.0],
+        offset: 0.0,
+        radius: 0.0,
+        ke: 1e4,
+        kd: 10.0,
+        kf: 10.0,
+        mu: 0.5,
+    });
+    let (n, s) = (system.particles(), system.springs.len());
+    let g = Graph::new();
+    let x0 = g.input("x0", [n, 2], DType::F32).expect("x0");
+    let v0 = g.input("v0", [n, 2], DType::F32).expect("v0");
+    let springs = SpringValues {
+        rest: g.input("rest", [s], DType::F32).expect("rest"),
+        stiffness: g.input("k", [s], DType::F32).expect("k"),
+        damping: g.input("c", [s], DType::F32).expect("c"),
+    };
+    let out = g
+        .mass_spring_rollout(&system, x0, v0, springs, None, RolloutOptions::new(STEPS))
+        .expect("rollout");
+    let outs = if backward {
+        let loss = g.sum_all(out.positions).expect("loss");
+        g.grad(loss, &[x0, springs.stiffness]).expect("grad")
+    } else {
+        vec![out.positions]
+    };
+    let data = vec![
+        (
+            "x0",
+            TensorData::new([n, 2], lattice.positions).expect("x0"),
+        ),
+        ("v0", TensorData::zeros([n, 2], DType::F32)),
+        ("rest", TensorData::new([s], lattice.rest).expect("rest")),
+        ("k", TensorData::new([s], vec![1e3f32; s]).expect("k")),
+        ("c", TensorData::new([s], vec![1.0f32; s]).expect("c")),
+    ];
+    (g, outs, data)
+}
+
+pub fn bench(c: &mut Criterion) {
+    declare_unit(GROUP, "particle-substep");
+    let mut group = c.benchmark_group(GROUP);
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    let n = COUNTS[0] * COUNTS[1];
+    group.throughput(Throughput::Elements((n * STEPS) as u64));
+    for dev in devices() {
+        let tag = format!("{}-f32", dev.tag);
+        for backward in [false, true] {
+            let (g, outs, data) = graph(backward);
+            let springs = MassSpring::lattice(&COUNTS, 0.01, [0.0; 3], 1e-4)
+                .system
+                .springs
+                .len();
+            let kind = if backward { "fwdbwd" } else { "fwd" };
+            let id = BenchmarkId::new(&tag, format!("springs-{kind}-n{n}s{springs}t{STEPS}"));
+            let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
+            let mut exe = compile(&dev.device, &g, &outs);
+            group.bench_function(id, |bench| bench.iter(|| exe.run(&named).expect("run")));
+        }
+    }
+    group.finish();
+}
