@@ -44,8 +44,8 @@ pub use ops::ot::spec::{
     SinkhornSpec, MASS_TOLERANCE,
 };
 pub use ops::physics::{
-    GroundContact, Lattice, MassSpring, RolloutOptions, RolloutStates, SpringForm, SpringValues,
-    WallFriction,
+    GroundContact, Lattice, MassSpring, Mpm, MpmMaterial, RolloutOptions, RolloutStates,
+    SpringForm, SpringValues, WallFriction,
 };
 pub use optim::{Adam, Optimizer, Sgd};
 pub use plan::{Home, MemoryReport, Plan, PlannedInput, PlannedParameter};

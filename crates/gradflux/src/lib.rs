@@ -45,8 +45,8 @@ pub use gradflux_core::{
     WgslKernel, MAX_TENSOR_BYTES,
 };
 pub use gradflux_core::{
-    Checkpoint, GroundContact, Lattice, MassSpring, RolloutOptions, RolloutStates, SpringForm,
-    SpringValues, WallFriction,
+    Checkpoint, GroundContact, Lattice, MassSpring, Mpm, MpmMaterial, RolloutOptions,
+    RolloutStates, SpringForm, SpringValues, WallFriction,
 };
 
 /// What backends and graph tools work with, below the user API: the node and op

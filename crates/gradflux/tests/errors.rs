@@ -701,3 +701,53 @@ fn bad_mass_spring_rollouts_are_refused_by_name() {
         assert!(e.contains(says), "expected `{says}` in: {e}");
     }
 }
+
+/// MPM refuses a bad system, particles outside the grid's interior, a CFL violation and,
+/// on wgpu (not built yet), says so by name.
+#[test]
+fn bad_mpm_rollouts_are_refused_by_name() {
+    use gradflux::{Mpm, RolloutOptions};
+    let g = Graph::new();
+    let x0 = g.input("x0", [2, 2], DType::F32).unwrap();
+    let v0 = g.input("v0", [2, 2], DType::F32).unwrap();
+    let bad_dt = Mpm {
+        dt: -1.0,
+        ..Mpm::diffmpm_simple()
+    };
+    let e = g
+        .mpm_rollout(&bad_dt, x0, v0, RolloutOptions::new(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dt is -1, expected a finite value > 0"), "{e}");
+    let out = g
+        .mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, RolloutOptions::new(3))
+        .unwrap();
+    let mut exe = Device::Cpu.compile(&g, &[out.positions]).unwrap();
+    let run = |exe: &mut Box<dyn gradflux::Executable>, x: Vec<f32>, v: Vec<f32>| {
+        let x = TensorData::new([2, 2], x).unwrap();
+        let v = TensorData::new([2, 2], v).unwrap();
+        exe.run(&[("x0", &x), ("v0", &v)]).unwrap_err().to_string()
+    };
+    let e = run(&mut exe, vec![0.5, 0.5, 0.999, 0.5], vec![0.0; 4]);
+    assert!(
+        e.contains("particle 1 has coordinate 0 0.999, outside the grid"),
+        "{e}"
+    );
+    let e = run(
+        &mut exe,
+        vec![0.5, 0.5, 0.4, 0.5],
+        vec![0.0, 30.0, 0.0, 0.0],
+    );
+    assert!(
+        e.contains("particle 0's speed 30 breaks the CFL condition"),
+        "{e}"
+    );
+    if let Some(gpu) = gpu() {
+        let e = gpu
+            .compile(&g, &[out.positions])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("mpm_rollout on wgpu is not built yet"), "{e}");
+    }
+}

@@ -261,3 +261,72 @@ fn difftaichi_mass_spring_simple_is_reproduced() {
         }
     }
 }
+
+/// DiffTaichi's `diffmpm_simple` (its kernels run by Taichi 1.7 on one CPU thread in f32
+/// with fast math off, on a 30 × 30 block for 199 substeps; see
+/// `tests/fixtures/difftaichi_mpm.py`): `Mpm::diffmpm_simple()` reproduces its states,
+/// and the gradient of its loss in the initial velocity agrees with Taichi's autodiff.
+#[test]
+fn difftaichi_diffmpm_simple_is_reproduced() {
+    let f = fixture(include_str!("../fixtures/difftaichi_mpm.txt"));
+    let steps: usize = f["steps"][0].parse().unwrap();
+    let n: usize = f["particles"][0].parse().unwrap();
+    let init_v = floats(&f, "init_v");
+    let g = Graph::new();
+    let x0 = g.input("x0", [n, 2], DType::F32).unwrap();
+    let v0 = g.input("v0", [n, 2], DType::F32).unwrap();
+    let options = RolloutOptions {
+        observe: vec![1, steps],
+        ..RolloutOptions::new(steps)
+    };
+    let out = g
+        .mpm_rollout(&gradflux::Mpm::diffmpm_simple(), x0, v0, options)
+        .unwrap();
+    // The loss ½|mean x_T − target|² has the gradient (mean x_T − target) / n in each
+    // particle's last position: the same gradient as Σ w ⊙ x_T with those weights.
+    let x_avg = floats(&f, "x_avg");
+    let target = [0.3f32, 0.6];
+    let mut w = vec![0.0f32; 2 * n * 2];
+    for i in 0..n {
+        for k in 0..2 {
+            w[(n + i) * 2 + k] = (x_avg[k] - target[k]) / n as f32;
+        }
+    }
+    let w = g.constant(TensorData::new([2, n, 2], w).unwrap()).unwrap();
+    let linear = g.sum_all(g.mul(out.positions, w).unwrap()).unwrap();
+    let dv0 = g.sum(g.grad(linear, &[v0]).unwrap()[0], 0).unwrap();
+    let inputs = [
+        ("x0", TensorData::new([n, 2], floats(&f, "x0")).unwrap()),
+        ("v0", TensorData::new([n, 2], init_v.repeat(n)).unwrap()),
+    ];
+    let named: Vec<(&str, &TensorData)> = inputs.iter().map(|(k, d)| (*k, d)).collect();
+    let want_x: Vec<f32> = [floats(&f, "x1"), floats(&f, "x_last")].concat();
+    let want_v: Vec<f32> = [floats(&f, "v1"), floats(&f, "v_last")].concat();
+    let got = Device::Cpu
+        .compile(&g, &[out.positions, out.velocities, dv0])
+        .and_then(|mut e| e.run(&named))
+        .unwrap();
+    for (what, got, want) in [("x", &got[0], &want_x), ("v", &got[1], &want_v)] {
+        let got = got.values::<f32>().unwrap();
+        let (worst, at) = got
+            .iter()
+            .zip(want.iter())
+            .enumerate()
+            .map(|(i, (a, b))| (ulps(*a, *b), i))
+            .max()
+            .unwrap();
+        let exact = got.iter().zip(want.iter()).filter(|(a, b)| a == b).count();
+        eprintln!(
+            "cpu: {what}: {exact} of {} equal to Taichi's bits, worst {worst} ulp at {at}",
+            got.len()
+        );
+        assert!(worst == 0, "{what}[{at}] is {worst} ulp from Taichi's");
+    }
+    let grad = got[2].values::<f32>().unwrap();
+    for (k, (a, b)) in grad.iter().zip(floats(&f, "init_v_grad")).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * b.abs(),
+            "d loss / d init_v[{k}] = {a}, Taichi's {b}"
+        );
+    }
+}

@@ -4,11 +4,15 @@
 //! mass-spring system ([`MassSpring`]).
 
 mod build;
+mod cpu_mpm;
 mod cpu_spring;
+mod mpm;
+mod mpm_rollout;
 mod real;
 mod rollout;
 mod spring;
 mod wgsl;
+mod wgsl_mpm;
 
 use std::sync::Arc;
 
@@ -17,6 +21,9 @@ use crate::kernel::{KernelOp, LowerCx, Lowering, VjpCx};
 use crate::{Result, Tensor, TensorData, TensorType};
 
 pub use build::{RolloutStates, SpringValues};
+pub use cpu_mpm::{polar, polar_adjoint};
+pub use mpm::{Mpm, MpmMaterial};
+pub use mpm_rollout::{MpmRollout, MpmRolloutGrad};
 pub use rollout::RolloutOptions;
 pub use spring::{GroundContact, Lattice, MassSpring, SpringForm, WallFriction};
 

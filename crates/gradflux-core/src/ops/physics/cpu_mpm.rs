@@ -1,0 +1,536 @@
+//! The reference of one 2D MLS-MPM substep and of its adjoint, in `f64` or `f32`, in the
+//! order of the formulas on [`Mpm`](super::Mpm): every grid node sums its particles in
+//! particle order (what the kernels' sorted gathers reproduce), every particle its nodes
+//! in `(i, j)` order.
+
+// The formulas index 2 × 2 matrices and their rows by position, as the kernels do.
+#![allow(clippy::needless_range_loop)]
+
+use super::mpm::{Mpm, MpmMaterial};
+use super::real::Real;
+
+type V2<R> = [R; 2];
+type M2<R> = [[R; 2]; 2];
+
+/// One particle's state.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Particle<R> {
+    /// Position.
+    pub x: V2<R>,
+    /// Velocity.
+    pub v: V2<R>,
+    /// Affine velocity.
+    pub c: M2<R>,
+    /// Deformation gradient.
+    pub f: M2<R>,
+}
+
+/// Floats per particle state: x, v, C, F (row-major).
+pub const STATE: usize = 12;
+
+impl<R: Real> Particle<R> {
+    /// At `x` moving at `v`, undeformed.
+    pub fn at(x: V2<R>, v: V2<R>) -> Particle<R> {
+        let (o, z) = (R::ONE, R::ZERO);
+        Particle {
+            x,
+            v,
+            c: [[z, z], [z, z]],
+            f: [[o, z], [z, o]],
+        }
+    }
+
+    /// The 12 floats of the state.
+    pub fn flat(&self) -> [R; STATE] {
+        let (x, v, c, f) = (self.x, self.v, self.c, self.f);
+        [
+            x[0], x[1], v[0], v[1], c[0][0], c[0][1], c[1][0], c[1][1], f[0][0], f[0][1],
+            f[1][0], f[1][1],
+        ]
+    }
+
+    /// From 12 floats.
+    pub fn from_flat(s: &[R]) -> Particle<R> {
+        Particle {
+            x: [s[0], s[1]],
+            v: [s[2], s[3]],
+            c: [[s[4], s[5]], [s[6], s[7]]],
+            f: [[s[8], s[9]], [s[10], s[11]]],
+        }
+    }
+}
+
+/// The settings in the working precision.
+pub struct Prepared<R> {
+    n: usize,
+    dx: R,
+    inv_dx: R,
+    dt: R,
+    mass: R,
+    stress_scale: R,
+    gravity_step: R,
+    bound: usize,
+    material: MpmMaterial,
+}
+
+/// Where a particle sits: its base node, fractional offset and weights.
+struct Stencil<R> {
+    base: [usize; 2],
+    fx: V2<R>,
+    /// `w[axis][i]`.
+    w: [[R; 3]; 2],
+    /// `∂w[axis][i] / ∂fx[axis]`.
+    dw: [[R; 3]; 2],
+}
+
+/// What P2G computes per particle.
+struct Pushed<R> {
+    /// `F'` before any reset.
+    f_new: M2<R>,
+    /// The state's new `F` (`F'`, or `√J I` for a fluid).
+    f_stored: M2<R>,
+    affine: M2<R>,
+    j: R,
+    r: M2<R>,
+}
+
+/// The grid of one substep.
+pub struct Grid<R> {
+    momentum: Vec<V2<R>>,
+    mass: Vec<R>,
+    /// Node velocities after gravity and the walls.
+    v: Vec<V2<R>>,
+}
+
+fn lit<R: Real>(v: f64) -> R {
+    R::lit(v as f32)
+}
+
+fn matvec<R: Real>(a: M2<R>, v: V2<R>) -> V2<R> {
+    [a[0][0] * v[0] + a[0][1] * v[1], a[1][0] * v[0] + a[1][1] * v[1]]
+}
+
+impl<R: Real> Prepared<R> {
+    /// `mpm`'s constants in `R` (each rounded to `f32` first, as the kernels use them).
+    pub fn new(mpm: &Mpm) -> Prepared<R> {
+        Prepared {
+            n: mpm.grid,
+            dx: R::lit(mpm.dx()),
+            inv_dx: R::lit(mpm.inv_dx()),
+            dt: lit(mpm.dt),
+            mass: lit(mpm.particle_mass),
+            stress_scale: R::lit(mpm.stress_scale()),
+            gravity_step: R::lit(mpm.gravity_step()),
+            bound: mpm.bound,
+            material: mpm.material,
+        }
+    }
+
+    /// Nodes in the grid.
+    pub fn nodes(&self) -> usize {
+        self.n * self.n
+    }
+
+    fn stencil(&self, x: V2<R>) -> Stencil<R> {
+        let half = lit::<R>(0.5);
+        let mut s = Stencil {
+            base: [0; 2],
+            fx: [R::ZERO; 2],
+            w: [[R::ZERO; 3]; 2],
+            dw: [[R::ZERO; 3]; 2],
+        };
+        for k in 0..2 {
+            // Truncation toward zero, as a cast to an integer (particles sit inside).
+            let b = (x[k] * self.inv_dx - half).to_f64().trunc().max(0.0);
+            s.base[k] = b as usize;
+            let f = x[k] * self.inv_dx - R::from_f64(b);
+            s.fx[k] = f;
+            let (a, m, c) = (lit::<R>(1.5) - f, f - R::ONE, f - half);
+            s.w[k] = [half * (a * a), lit::<R>(0.75) - m * m, half * (c * c)];
+            s.dw[k] = [-a, -(m + m), c];
+        }
+        s
+    }
+
+    fn node(&self, s: &Stencil<R>, i: usize, j: usize) -> usize {
+        (s.base[0] + i) * self.n + s.base[1] + j
+    }
+
+    fn pushed(&self, p: &Particle<R>) -> Pushed<R> {
+        let (dt, c, f) = (self.dt, p.c, p.f);
+        let m = [
+            [R::ONE + dt * c[0][0], dt * c[0][1]],
+            [dt * c[1][0], R::ONE + dt * c[1][1]],
+        ];
+        let mut f_new = [[R::ZERO; 2]; 2];
+        for i in 0..2 {
+            for k in 0..2 {
+                f_new[i][k] = m[i][0] * f[0][k] + m[i][1] * f[1][k];
+            }
+        }
+        let j = f_new[0][0] * f_new[1][1] - f_new[0][1] * f_new[1][0];
+        let (cauchy, f_stored, r) = match self.material {
+            MpmMaterial::FixedCorotated { mu, lambda } => {
+                let r = polar(f_new);
+                let two_mu = lit::<R>(2.0 * mu);
+                let mut cauchy = [[R::ZERO; 2]; 2];
+                for i in 0..2 {
+                    for k in 0..2 {
+                        let (d0, d1) = (f_new[i][0] - r[i][0], f_new[i][1] - r[i][1]);
+                        cauchy[i][k] = two_mu * d0 * f_new[k][0] + two_mu * d1 * f_new[k][1];
+                    }
+                }
+                let s = lit::<R>(lambda) * (j - R::ONE) * j;
+                cauchy[0][0] = cauchy[0][0] + s;
+                cauchy[1][1] = cauchy[1][1] + s;
+                (cauchy, f_new, r)
+            }
+            MpmMaterial::Fluid { lambda } => {
+                let s = lit::<R>(lambda) * (j - R::ONE) * j;
+                let root = j.sqrt();
+                let z = R::ZERO;
+                ([[s, z], [z, s]], [[root, z], [z, root]], [[z; 2]; 2])
+            }
+        };
+        let mut affine = [[R::ZERO; 2]; 2];
+        for i in 0..2 {
+            for k in 0..2 {
+                affine[i][k] = self.stress_scale * cauchy[i][k] + self.mass * c[i][k];
+            }
+        }
+        Pushed {
+            f_new,
+            f_stored,
+            affine,
+            j,
+            r,
+        }
+    }
+
+    /// P2G and the grid update.
+    pub fn grid(&self, particles: &[Particle<R>]) -> Grid<R> {
+        let mut momentum = vec![[R::ZERO; 2]; self.nodes()];
+        let mut mass = vec![R::ZERO; self.nodes()];
+        for p in particles {
+            let s = self.stencil(p.x);
+            let a = self.pushed(p).affine;
+            let mv = [self.mass * p.v[0], self.mass * p.v[1]];
+            for i in 0..3 {
+                for j in 0..3 {
+                    let d = [
+                        (R::from_f64(i as f64) - s.fx[0]) * self.dx,
+                        (R::from_f64(j as f64) - s.fx[1]) * self.dx,
+                    ];
+                    let w = s.w[0][i] * s.w[1][j];
+                    let ad = matvec(a, d);
+                    let k = self.node(&s, i, j);
+                    momentum[k][0] = momentum[k][0] + w * (mv[0] + ad[0]);
+                    momentum[k][1] = momentum[k][1] + w * (mv[1] + ad[1]);
+                    mass[k] = mass[k] + w * self.mass;
+                }
+            }
+        }
+        let v = (0..self.nodes())
+            .map(|k| {
+                let inv_m = R::ONE / (mass[k] + R::lit(1e-10));
+                let mut v = [inv_m * momentum[k][0], inv_m * momentum[k][1]];
+                v[1] = v[1] - self.gravity_step;
+                for (axis, at) in [(0, k / self.n), (1, k % self.n)] {
+                    if self.walled(at, v[axis]) {
+                        v[axis] = R::ZERO;
+                    }
+                }
+                v
+            })
+            .collect();
+        Grid { momentum, mass, v }
+    }
+
+    /// Whether the wall band stops a node at `at` along an axis with velocity `v` there.
+    fn walled(&self, at: usize, v: R) -> bool {
+        (at < self.bound && v < R::ZERO) || (at > self.n - self.bound && v > R::ZERO)
+    }
+
+    /// One substep.
+    pub fn substep(&self, particles: &[Particle<R>]) -> Vec<Particle<R>> {
+        let grid = self.grid(particles);
+        particles
+            .iter()
+            .map(|p| {
+                let s = self.stencil(p.x);
+                let f_stored = self.pushed(p).f_stored;
+                let mut v = [R::ZERO; 2];
+                let mut c = [[R::ZERO; 2]; 2];
+                for i in 0..3 {
+                    for j in 0..3 {
+                        let d = [R::from_f64(i as f64) - s.fx[0], R::from_f64(j as f64) - s.fx[1]];
+                        let g = grid.v[self.node(&s, i, j)];
+                        let w = s.w[0][i] * s.w[1][j];
+                        v = [v[0] + w * g[0], v[1] + w * g[1]];
+                        let w4 = lit::<R>(4.0) * w;
+                        for r in 0..2 {
+                            for q in 0..2 {
+                                c[r][q] = c[r][q] + w4 * (g[r] * d[q]) * self.inv_dx;
+                            }
+                        }
+                    }
+                }
+                let x = [p.x[0] + self.dt * v[0], p.x[1] + self.dt * v[1]];
+                Particle { x, v, c, f: f_stored }
+            })
+            .collect()
+    }
+
+    /// The adjoint of [`substep`](Self::substep) at `particles`: from the cotangents of the
+    /// new states, those of the old.
+    pub fn substep_adjoint(
+        &self,
+        particles: &[Particle<R>],
+        grads: &[Particle<R>],
+    ) -> Vec<Particle<R>> {
+        let grid = self.grid(particles);
+        let four = lit::<R>(4.0);
+        // G2P: the cotangents of the node velocities, summed per node in particle order.
+        let mut g_node = vec![[R::ZERO; 2]; self.nodes()];
+        for (p, g) in particles.iter().zip(grads) {
+            let s = self.stencil(p.x);
+            let gv = [g.v[0] + self.dt * g.x[0], g.v[1] + self.dt * g.x[1]];
+            for i in 0..3 {
+                for j in 0..3 {
+                    let d = [R::from_f64(i as f64) - s.fx[0], R::from_f64(j as f64) - s.fx[1]];
+                    let w = s.w[0][i] * s.w[1][j];
+                    let k = self.node(&s, i, j);
+                    for r in 0..2 {
+                        let along = g.c[r][0] * d[0] + g.c[r][1] * d[1];
+                        g_node[k][r] = g_node[k][r] + w * gv[r] + four * w * self.inv_dx * along;
+                    }
+                }
+            }
+        }
+        // The grid update: walls, then v = momentum / (mass + ε).
+        let mut g_momentum = vec![[R::ZERO; 2]; self.nodes()];
+        let mut g_mass = vec![R::ZERO; self.nodes()];
+        for k in 0..self.nodes() {
+            let inv_m = R::ONE / (grid.mass[k] + R::lit(1e-10));
+            let mut g = g_node[k];
+            for (axis, at) in [(0, k / self.n), (1, k % self.n)] {
+                let before = if axis == 1 {
+                    inv_m * grid.momentum[k][1] - self.gravity_step
+                } else {
+                    inv_m * grid.momentum[k][0]
+                };
+                if self.walled(at, before) {
+                    g[axis] = R::ZERO;
+                }
+            }
+            g_momentum[k] = [inv_m * g[0], inv_m * g[1]];
+            let g_inv = g[0] * grid.momentum[k][0] + g[1] * grid.momentum[k][1];
+            g_mass[k] = -(g_inv * inv_m * inv_m);
+        }
+        // Per particle: G2P's and P2G's shares.
+        particles
+            .iter()
+            .zip(grads)
+            .map(|(p, g)| {
+                let s = self.stencil(p.x);
+                let pushed = self.pushed(p);
+                let a = pushed.affine;
+                let mv = [self.mass * p.v[0], self.mass * p.v[1]];
+                let gv = [g.v[0] + self.dt * g.x[0], g.v[1] + self.dt * g.x[1]];
+                let mut g_fx = [R::ZERO; 2];
+                let mut g_v = [R::ZERO; 2];
+                let mut g_a = [[R::ZERO; 2]; 2];
+                for i in 0..3 {
+                    for j in 0..3 {
+                        let k = self.node(&s, i, j);
+                        let w = s.w[0][i] * s.w[1][j];
+                        let dw = [s.dw[0][i] * s.w[1][j], s.w[0][i] * s.dw[1][j]];
+                        // G2P: v' = Σ w v_node, C' = Σ 4w v_node ⊗ (ij − f) / dx.
+                        let e = [R::from_f64(i as f64) - s.fx[0], R::from_f64(j as f64) - s.fx[1]];
+                        let vn = grid.v[k];
+                        let mut c_term = R::ZERO;
+                        for r in 0..2 {
+                            c_term = c_term + g.c[r][0] * vn[r] * e[0] + g.c[r][1] * vn[r] * e[1];
+                        }
+                        let vg = vn[0] * gv[0] + vn[1] * gv[1];
+                        for axis in 0..2 {
+                            let direct = -(four * w * self.inv_dx)
+                                * (g.c[0][axis] * vn[0] + g.c[1][axis] * vn[1]);
+                            g_fx[axis] =
+                                g_fx[axis] + dw[axis] * (vg + four * self.inv_dx * c_term) + direct;
+                        }
+                        // P2G: momentum += w (m v + A d), mass += w m, d = (ij − f) dx.
+                        let d = [e[0] * self.dx, e[1] * self.dx];
+                        let ad = matvec(a, d);
+                        let gm = g_momentum[k];
+                        let pushed_w = gm[0] * (mv[0] + ad[0])
+                            + gm[1] * (mv[1] + ad[1])
+                            + g_mass[k] * self.mass;
+                        for axis in 0..2 {
+                            let through_d = -(w * self.dx)
+                                * (a[0][axis] * gm[0] + a[1][axis] * gm[1]);
+                            g_fx[axis] = g_fx[axis] + dw[axis] * pushed_w + through_d;
+                            g_v[axis] = g_v[axis] + w * self.mass * gm[axis];
+                        }
+                        for r in 0..2 {
+                            for q in 0..2 {
+                                g_a[r][q] = g_a[r][q] + w * gm[r] * d[q];
+                            }
+                        }
+                    }
+                }
+                let (g_c, g_f) = self.pushed_adjoint(p, &pushed, g_a, g.f);
+                Particle {
+                    x: [
+                        g.x[0] + g_fx[0] * self.inv_dx,
+                        g.x[1] + g_fx[1] * self.inv_dx,
+                    ],
+                    v: g_v,
+                    c: g_c,
+                    f: g_f,
+                }
+            })
+            .collect()
+    }
+
+    /// The cotangents of `C` and `F` from those of the affine matrix and the new `F`.
+    fn pushed_adjoint(
+        &self,
+        p: &Particle<R>,
+        pu: &Pushed<R>,
+        g_a: M2<R>,
+        g_f_stored: M2<R>,
+    ) -> (M2<R>, M2<R>) {
+        let fnw = pu.f_new;
+        let cof = [[fnw[1][1], -fnw[1][0]], [-fnw[0][1], fnw[0][0]]];
+        // A = s·σ + m C.
+        let mut g_c = [[R::ZERO; 2]; 2];
+        let mut g_sigma = [[R::ZERO; 2]; 2];
+        for i in 0..2 {
+            for k in 0..2 {
+                g_c[i][k] = self.mass * g_a[i][k];
+                g_sigma[i][k] = self.stress_scale * g_a[i][k];
+            }
+        }
+        let mut g_fnew = [[R::ZERO; 2]; 2];
+        let j = pu.j;
+        let g_s = g_sigma[0][0] + g_sigma[1][1];
+        match self.material {
+            MpmMaterial::FixedCorotated { mu, lambda } => {
+                let two_mu = lit::<R>(2.0 * mu);
+                let m2 = [
+                    [two_mu * (fnw[0][0] - pu.r[0][0]), two_mu * (fnw[0][1] - pu.r[0][1])],
+                    [two_mu * (fnw[1][0] - pu.r[1][0]), two_mu * (fnw[1][1] - pu.r[1][1])],
+                ];
+                let mut g_m2 = [[R::ZERO; 2]; 2];
+                for i in 0..2 {
+                    for k in 0..2 {
+                        // σ[i][j] = Σ_k M2[i][k] F'[j][k].
+                        g_m2[i][k] = g_sigma[i][0] * fnw[0][k] + g_sigma[i][1] * fnw[1][k];
+                        g_fnew[i][k] = g_sigma[0][i] * m2[0][k] + g_sigma[1][i] * m2[1][k];
+                    }
+                }
+                let mut g_r = [[R::ZERO; 2]; 2];
+                for i in 0..2 {
+                    for k in 0..2 {
+                        g_fnew[i][k] = g_fnew[i][k] + two_mu * g_m2[i][k];
+                        g_r[i][k] = -(two_mu * g_m2[i][k]);
+                    }
+                }
+                let g_polar = polar_adjoint(fnw, g_r);
+                let g_j = g_s * lit::<R>(lambda) * (lit::<R>(2.0) * j - R::ONE);
+                for i in 0..2 {
+                    for k in 0..2 {
+                        g_fnew[i][k] =
+                            g_fnew[i][k] + g_polar[i][k] + g_j * cof[i][k] + g_f_stored[i][k];
+                    }
+                }
+            }
+            MpmMaterial::Fluid { lambda } => {
+                let root = j.sqrt();
+                let g_root = g_f_stored[0][0] + g_f_stored[1][1];
+                let g_j = g_s * lit::<R>(lambda) * (lit::<R>(2.0) * j - R::ONE)
+                    + g_root * lit::<R>(0.5) / root;
+                for i in 0..2 {
+                    for k in 0..2 {
+                        g_fnew[i][k] = g_j * cof[i][k];
+                    }
+                }
+            }
+        }
+        // F' = (I + dt C) F.
+        let (f, c, dt) = (p.f, p.c, self.dt);
+        let m = [
+            [R::ONE + dt * c[0][0], dt * c[0][1]],
+            [dt * c[1][0], R::ONE + dt * c[1][1]],
+        ];
+        let mut g_f = [[R::ZERO; 2]; 2];
+        for i in 0..2 {
+            for k in 0..2 {
+                let g_m = g_fnew[i][0] * f[k][0] + g_fnew[i][1] * f[k][1];
+                g_c[i][k] = g_c[i][k] + dt * g_m;
+                g_f[i][k] = m[0][i] * g_fnew[0][k] + m[1][i] * g_fnew[1][k];
+            }
+        }
+        (g_c, g_f)
+    }
+}
+
+/// Taichi's 2 × 2 polar decomposition's rotation (or reflection, where `det A < 0`):
+/// `U = B / √|det B|` with `B` from the sums and differences of `A`'s entries; `I` for
+/// the zero matrix.
+pub fn polar<R: Real>(a: M2<R>) -> M2<R> {
+    let z = R::ZERO;
+    if a[0][0] == z && a[0][1] == z && a[1][0] == z && a[1][1] == z {
+        return [[R::ONE, z], [z, R::ONE]];
+    }
+    let det = a[0][0] * a[1][1] - a[1][0] * a[0][1];
+    let b = if det < z {
+        [
+            [a[0][0] - a[1][1], a[0][1] + a[1][0]],
+            [a[1][0] + a[0][1], a[1][1] - a[0][0]],
+        ]
+    } else {
+        [
+            [a[0][0] + a[1][1], a[0][1] - a[1][0]],
+            [a[1][0] - a[0][1], a[1][1] + a[0][0]],
+        ]
+    };
+    let k = R::ONE / (b[0][0] * b[1][1] - b[1][0] * b[0][1]).abs().sqrt();
+    [[b[0][0] * k, b[0][1] * k], [b[1][0] * k, b[1][1] * k]]
+}
+
+/// The cotangent of `A` through [`polar`], given that of `U`. With `(p, q)` the entries
+/// `B` is built from, `U = B / √(p² + q²)` depends on `(p, q)` alone.
+pub fn polar_adjoint<R: Real>(a: M2<R>, g: M2<R>) -> M2<R> {
+    let z = R::ZERO;
+    let det = a[0][0] * a[1][1] - a[1][0] * a[0][1];
+    let reflect = det < z;
+    let (p, q, gp, gq) = if reflect {
+        (
+            a[0][0] - a[1][1],
+            a[0][1] + a[1][0],
+            g[0][0] - g[1][1],
+            g[0][1] + g[1][0],
+        )
+    } else {
+        (
+            a[0][0] + a[1][1],
+            a[0][1] - a[1][0],
+            g[0][0] + g[1][1],
+            g[0][1] - g[1][0],
+        )
+    };
+    let rho2 = p * p + q * q;
+    if rho2 == z {
+        return [[z; 2]; 2];
+    }
+    let rho = rho2.sqrt();
+    let along = (p * gp + q * gq) / (rho2 * rho);
+    let (dp, dq) = (gp / rho - p * along, gq / rho - q * along);
+    if reflect {
+        [[dp, dq], [dq, -dp]]
+    } else {
+        [[dp, dq], [-dq, dp]]
+    }
+}

@@ -1,0 +1,165 @@
+//! The description of an MLS-MPM system (moving least squares material point method, as
+//! DiffTaichi's `diffmpm_simple.py` and FluidLab use it), in two dimensions: particles carry
+//! a position `x`, velocity `v`, affine velocity `C` and deformation gradient `F`; each
+//! substep of length `dt` on a grid of `n × n` nodes over `[0, 1)²` (`dx = 1/n`) is, for
+//! particle `p` with `base = ⌊x/dx − 0.5⌋`, `f = x/dx − base` and quadratic B-spline
+//! weights `w = [½(1.5 − f)², 0.75 − (f − 1)², ½(f − 0.5)²]` per axis:
+//!
+//! 1. **P2G.** `F' = (I + dt C) F`, `J = det F'`; the material's Cauchy stress `σ`
+//!    ([`MpmMaterial`]); `A = −(dt · V · 4 / dx²) σ + m C`; to each of the 3 × 3 nodes
+//!    `base + (i, j)` with weight `w = w_i(f₀) w_j(f₁)` and `d = ((i, j) − f) dx`: momentum
+//!    `w (m v + A d)` and mass `w m`. A node sums its particles in particle order.
+//! 2. **Grid.** `v = momentum · (1/(mass + 1e-10))`, then `v_y −= dt g`, then within
+//!    `bound` nodes of a wall the component pointing into it is zeroed (`i < bound` and
+//!    `v_x < 0`, `i > n − bound` and `v_x > 0`, likewise in y).
+//! 3. **G2P.** `v' = Σ w v_node`, `C' = Σ (4 w) (v_node ⊗ ((i, j) − f)) / dx`,
+//!    `x' = x + dt v'`.
+//!
+//! Constants that the anchor computes in double precision (`dt · V · 4 / dx²`, `dt · g`,
+//! `dx`) are computed in `f64` and rounded once, which is why the settings are `f64`.
+
+use crate::{Error, Result};
+
+/// The material law of every particle.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum MpmMaterial {
+    /// Fixed-corotated elasticity (`diffmpm_simple`): with `R` the rotation of the polar
+    /// decomposition of `F'` (Taichi's 2 × 2 formula), `σ = 2μ (F' − R) F'ᵀ + λ (J − 1) J I`.
+    FixedCorotated {
+        /// Shear modulus μ.
+        mu: f64,
+        /// Lamé's λ.
+        lambda: f64,
+    },
+    /// A weakly compressible fluid (FluidLab's liquid): `σ = λ (J − 1) J I`, and `F'` is
+    /// reset to `√J I` after the stress, so shear never accumulates.
+    Fluid {
+        /// Bulk stiffness λ.
+        lambda: f64,
+    },
+}
+
+/// An MLS-MPM system (see the [module docs](self) for each formula).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mpm {
+    /// Spatial dimension (2).
+    pub dim: usize,
+    /// Grid nodes per axis: the domain `[0, 1)` is cut into cells of `dx = 1 / grid`.
+    pub grid: usize,
+    /// Substep length.
+    pub dt: f64,
+    /// Mass of each particle.
+    pub particle_mass: f64,
+    /// Volume of each particle.
+    pub particle_volume: f64,
+    /// The material.
+    pub material: MpmMaterial,
+    /// Gravity along −y.
+    pub gravity: f64,
+    /// Width of the boundary band (in nodes) whose inward velocity is zeroed.
+    pub bound: usize,
+}
+
+impl Mpm {
+    /// `diffmpm_simple.py`'s system: 120 × 120 nodes, `dt = 3e-4`, unit mass and volume,
+    /// fixed-corotated with `μ = λ = 100`, `g = 9.8`, a band of 3.
+    pub fn diffmpm_simple() -> Mpm {
+        Mpm {
+            dim: 2,
+            grid: 120,
+            dt: 3e-4,
+            particle_mass: 1.0,
+            particle_volume: 1.0,
+            material: MpmMaterial::FixedCorotated {
+                mu: 100.0,
+                lambda: 100.0,
+            },
+            gravity: 9.8,
+            bound: 3,
+        }
+    }
+
+    /// `dx` in `f32`.
+    pub fn dx(&self) -> f32 {
+        (1.0 / self.grid as f64) as f32
+    }
+
+    /// `1/dx` in `f32`.
+    pub fn inv_dx(&self) -> f32 {
+        (1.0 / (1.0 / self.grid as f64)) as f32
+    }
+
+    /// The stress scale `−dt · V · 4 / dx²` in `f32`.
+    pub fn stress_scale(&self) -> f32 {
+        let inv_dx = 1.0 / (1.0 / self.grid as f64);
+        (-(self.dt * self.particle_volume * 4.0 * inv_dx * inv_dx)) as f32
+    }
+
+    /// `dt · g` in `f32`.
+    pub fn gravity_step(&self) -> f32 {
+        (self.dt * self.gravity) as f32
+    }
+
+    /// Checks the description, naming what is wrong and what was expected.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |detail: String| Error::InvalidValue { op: "mpm", detail };
+        if self.dim != 2 {
+            return Err(Error::Unsupported {
+                backend: "mpm".into(),
+                what: format!("dim {}: MLS-MPM runs in 2D (3D is not built yet)", self.dim),
+            });
+        }
+        if !(self.dt > 0.0 && self.dt.is_finite()) {
+            return Err(bad(format!("dt is {}, expected a finite value > 0", self.dt)));
+        }
+        if self.grid < 2 * self.bound + 3 || self.grid > 4096 {
+            return Err(bad(format!(
+                "a grid of {} nodes per axis with a band of {}: expected 2·bound + 3 to 4096",
+                self.grid, self.bound
+            )));
+        }
+        for (what, v) in [
+            ("particle_mass", self.particle_mass),
+            ("particle_volume", self.particle_volume),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(bad(format!("{what} is {v}, expected a finite value > 0")));
+            }
+        }
+        let moduli = match self.material {
+            MpmMaterial::FixedCorotated { mu, lambda } => vec![mu, lambda],
+            MpmMaterial::Fluid { lambda } => vec![lambda],
+        };
+        if moduli.iter().any(|m| !(m.is_finite() && *m >= 0.0)) {
+            return Err(bad(format!(
+                "the material's moduli must be finite and ≥ 0: {:?}",
+                self.material
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that every particle sits where its 3 × 3 nodes are inside the grid, and
+    /// that a substep cannot carry one past a cell (the CFL condition `|v| dt < dx`).
+    pub fn check_particles(&self, x: &[f32], v: &[f32]) -> Result<()> {
+        let bad = |detail: String| Error::InvalidValue { op: "mpm", detail };
+        let (lo, hi) = (self.dx() * 0.5, 1.0 - self.dx() * 1.5);
+        if let Some(i) = x.iter().position(|&c| c.is_nan() || c < lo || c >= hi) {
+            return Err(bad(format!(
+                "particle {} has coordinate {} {}, outside the grid's interior [{lo}, {hi})",
+                i / self.dim,
+                i % self.dim,
+                x[i]
+            )));
+        }
+        let limit = self.dx() as f64 / self.dt;
+        if let Some(i) = v.iter().position(|&c| c.is_nan() || (c as f64).abs() >= limit) {
+            return Err(bad(format!(
+                "particle {}'s speed {} breaks the CFL condition |v| dt < dx (|v| < {limit})",
+                i / self.dim,
+                v[i]
+            )));
+        }
+        Ok(())
+    }
+}

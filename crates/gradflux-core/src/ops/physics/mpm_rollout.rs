@@ -1,0 +1,275 @@
+//! An MLS-MPM rollout as one op and its backward, with their CPU references: the states at
+//! the observed steps and checkpoints of the whole particle state (x, v, C, F) out of the
+//! forward; the backward rebuilds every state from the first checkpoint and runs the
+//! substep adjoint in reverse.
+
+use std::sync::Arc;
+
+use crate::kernel::{KernelOp, LowerCx, Lowering, VjpCx};
+use crate::{Error, Graph, Op, Result, Tensor, TensorData, TensorType};
+
+use super::cpu_mpm::{Particle, Prepared, STATE};
+use super::real::Real;
+use super::rollout::{by_dtype, tensor, values};
+use super::{Mpm, RolloutOptions, RolloutStates};
+
+/// An MPM rollout. Inputs: `x0, v0 [N, 2]`. Outputs: positions and velocities `[K, N, 2]`
+/// after the observed steps, then the checkpoints `[C, N, 12]` (x, v, C, F per particle).
+#[derive(Debug)]
+pub struct MpmRollout {
+    /// The system (validated).
+    pub system: Arc<Mpm>,
+    /// The options (validated).
+    pub options: RolloutOptions,
+}
+
+/// The backward of [`MpmRollout`]. Inputs: the checkpoints and the cotangents of the two
+/// observed outputs. Outputs: the cotangents of `x0` and `v0`.
+#[derive(Debug)]
+pub struct MpmRolloutGrad {
+    /// The system.
+    pub system: Arc<Mpm>,
+    /// The forward's options.
+    pub options: RolloutOptions,
+}
+
+const OP: &str = "mpm_rollout";
+
+/// The hint of a particle that left the grid.
+pub const LEFT_GRID_HINT: &str = "a particle left the grid's interior: lower dt or keep the \
+                                  particles inside the boundary band";
+
+impl Graph {
+    /// Rolls an MLS-MPM system forward `options.steps · options.substeps` substeps from
+    /// positions `x0` and velocities `v0` (`[N, 2]`, every particle undeformed with zero
+    /// affine velocity) and returns the states after the observed steps. Gradients flow to
+    /// `x0` and `v0` through a checkpointed backward. The formulas are documented on
+    /// [`Mpm`]; [`Mpm::diffmpm_simple`] is DiffTaichi's system.
+    ///
+    /// ```
+    /// use gradflux_core::{DType, Graph, Mpm, RolloutOptions};
+    /// let g = Graph::new();
+    /// let x0 = g.input("x0", [64, 2], DType::F32)?;
+    /// let v0 = g.input("v0", [64, 2], DType::F32)?;
+    /// let out = g.mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, RolloutOptions::new(50))?;
+    /// let loss = g.sum_all(out.positions)?;
+    /// let grads = g.grad(loss, &[v0])?;
+    /// # Ok::<(), gradflux_core::Error>(())
+    /// ```
+    pub fn mpm_rollout(
+        &self,
+        system: &Mpm,
+        x0: Tensor,
+        v0: Tensor,
+        options: RolloutOptions,
+    ) -> Result<RolloutStates> {
+        system.validate()?;
+        options.validate(OP)?;
+        self.operands(OP, &[("x0", x0), ("v0", v0)])?;
+        let tx = self.ty(x0)?;
+        if !matches!(tx.dtype, crate::DType::F32 | crate::DType::F64) {
+            return Err(Error::DType {
+                op: OP,
+                expected: "f32 or f64".into(),
+                got: tx.dtype,
+            });
+        }
+        let dims = tx.shape.dims().to_vec();
+        if dims.len() != 2 || dims[1] != system.dim || dims[0] == 0 {
+            return Err(Error::Shape {
+                op: OP,
+                detail: format!("`x0` is {}, expected [N, {}] with N ≥ 1", tx.shape, system.dim),
+            });
+        }
+        let tv = self.ty(v0)?;
+        if tv != tx {
+            return Err(Error::Shape {
+                op: OP,
+                detail: format!("`v0` is {tv}, expected {tx} (the type of `x0`)"),
+            });
+        }
+        let n = dims[0];
+        let k = options.observe.len();
+        let c = options.checkpoint.count(options.substeps_total())?;
+        let ty = |lead: usize, last: usize| TensorType::new([lead, n, last], tx.dtype);
+        let op = MpmRollout {
+            system: Arc::new(system.clone()),
+            options,
+        };
+        let outs = self.push(
+            Op::Kernel(Arc::new(op)),
+            &[x0, v0],
+            vec![ty(k, 2), ty(k, 2), ty(c, STATE)],
+        )?;
+        Ok(RolloutStates {
+            positions: outs[0],
+            velocities: outs[1],
+        })
+    }
+}
+
+/// Every substep state from `start`, or the step where a particle left the grid.
+fn states<R: Real>(
+    p: &Prepared<R>,
+    o: &RolloutOptions,
+    start: Vec<Particle<R>>,
+    n: usize,
+) -> Result<Vec<Vec<Particle<R>>>> {
+    let mut out = vec![start];
+    for k in 0..o.substeps_total() {
+        let cur = out.last().expect("the first state");
+        let next = p.substep(cur);
+        let inside = |q: &Particle<R>| {
+            q.x.iter().all(|c| {
+                let at = c.to_f64() * n as f64;
+                (0.5..n as f64 - 1.5).contains(&at)
+            })
+        };
+        let finite = |q: &Particle<R>| q.flat().iter().all(|c| c.finite());
+        if !next.iter().all(|q| finite(q) && inside(q)) {
+            return Err(Error::NonFinite {
+                op: OP,
+                step: k / o.substeps,
+                hint: LEFT_GRID_HINT,
+            });
+        }
+        out.push(next);
+    }
+    Ok(out)
+}
+
+fn forward<R: Real>(
+    system: &Mpm,
+    o: &RolloutOptions,
+    inputs: &[&TensorData],
+    outputs: &[TensorType],
+) -> Result<Vec<TensorData>> {
+    let (x, v) = (values::<R>(inputs[0])?, values::<R>(inputs[1])?);
+    let f32s = |s: &[R]| s.iter().map(|c| c.to_f64() as f32).collect::<Vec<f32>>();
+    system.check_particles(&f32s(&x), &f32s(&v))?;
+    let start: Vec<Particle<R>> = x
+        .chunks(2)
+        .zip(v.chunks(2))
+        .map(|(x, v)| Particle::at([x[0], x[1]], [v[0], v[1]]))
+        .collect();
+    let p = Prepared::<R>::new(system);
+    let all = states(&p, o, start, system.grid)?;
+    let (mut ox, mut ov, mut ck) = (vec![], vec![], vec![]);
+    for (k, s) in all.iter().enumerate().skip(1) {
+        if o.slot_after(k - 1).is_some() {
+            for q in s {
+                ox.extend(q.x);
+                ov.extend(q.v);
+            }
+        }
+    }
+    let every = o.checkpoint.interval(o.substeps_total())?;
+    for s in all.iter().step_by(every).take(o.substeps_total().div_ceil(every)) {
+        for q in s {
+            ck.extend(q.flat());
+        }
+    }
+    [ox, ov, ck]
+        .into_iter()
+        .zip(outputs)
+        .map(|(vals, ty)| tensor(ty, vals))
+        .collect()
+}
+
+fn backward<R: Real>(
+    system: &Mpm,
+    o: &RolloutOptions,
+    inputs: &[&TensorData],
+    outputs: &[TensorType],
+) -> Result<Vec<TensorData>> {
+    let n = outputs[0].shape.dims()[0];
+    let ck = values::<R>(inputs[0])?;
+    let (g_ox, g_ov) = (values::<R>(inputs[1])?, values::<R>(inputs[2])?);
+    let start: Vec<Particle<R>> = (0..n).map(|i| Particle::from_flat(&ck[i * STATE..])).collect();
+    let p = Prepared::<R>::new(system);
+    let all = states(&p, o, start, system.grid)?;
+    let zero = Particle::from_flat(&[R::ZERO; STATE]);
+    let mut grads = vec![zero; n];
+    for k in (0..o.substeps_total()).rev() {
+        if let Some(slot) = o.slot_after(k) {
+            for (i, g) in grads.iter_mut().enumerate() {
+                let at = (slot * n + i) * 2;
+                g.x = [g.x[0] + g_ox[at], g.x[1] + g_ox[at + 1]];
+                g.v = [g.v[0] + g_ov[at], g.v[1] + g_ov[at + 1]];
+            }
+        }
+        grads = p.substep_adjoint(&all[k], &grads);
+    }
+    let gx: Vec<R> = grads.iter().flat_map(|g| g.x).collect();
+    let gv: Vec<R> = grads.iter().flat_map(|g| g.v).collect();
+    Ok(vec![tensor(&outputs[0], gx)?, tensor(&outputs[1], gv)?])
+}
+
+impl KernelOp for MpmRollout {
+    fn name(&self) -> &'static str {
+        OP
+    }
+
+    fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
+        if cx.cotangents[..2].iter().all(Option::is_none) {
+            return Ok(cx.none());
+        }
+        let g = cx.graph;
+        let cot = |k: usize| match cx.cotangents[k] {
+            Some(t) => Ok(t),
+            None => g.zeros_like(cx.outputs[k]),
+        };
+        let ty = g.ty(cx.inputs[0])?;
+        let op = MpmRolloutGrad {
+            system: self.system.clone(),
+            options: self.options.clone(),
+        };
+        let inputs = [cx.outputs[2], cot(0)?, cot(1)?];
+        let grads = g.kernel_op(op, &inputs, vec![ty.clone(), ty])?;
+        Ok(grads.into_iter().map(Some).collect())
+    }
+
+    fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
+        let (s, o) = (&self.system, &self.options);
+        by_dtype(
+            &outputs[0],
+            || forward::<f32>(s, o, inputs, outputs),
+            || forward::<f64>(s, o, inputs, outputs),
+        )
+    }
+
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
+        super::wgsl_mpm::forward(&self.system, &self.options, cx)
+    }
+
+    fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
+        None
+    }
+}
+
+impl KernelOp for MpmRolloutGrad {
+    fn name(&self) -> &'static str {
+        "mpm_rollout_grad"
+    }
+
+    fn vjp(&self, cx: &VjpCx<'_>) -> Result<Vec<Option<Tensor>>> {
+        Ok(cx.none())
+    }
+
+    fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
+        let (s, o) = (&self.system, &self.options);
+        by_dtype(
+            &outputs[0],
+            || backward::<f32>(s, o, inputs, outputs),
+            || backward::<f64>(s, o, inputs, outputs),
+        )
+    }
+
+    fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
+        super::wgsl_mpm::backward(&self.system, &self.options, cx)
+    }
+
+    fn loop_trips(&self, _: &[TensorType], _: &[TensorType], _: u64) -> Option<u64> {
+        None
+    }
+}
