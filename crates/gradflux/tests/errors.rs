@@ -703,7 +703,7 @@ fn bad_mass_spring_rollouts_are_refused_by_name() {
 }
 
 /// MPM refuses a bad system, particles outside the grid's interior, a CFL violation and,
-/// on wgpu (not built yet), says so by name.
+/// on wgpu, a cell too crowded to sort, each by name.
 #[test]
 fn bad_mpm_rollouts_are_refused_by_name() {
     use gradflux::{Mpm, RolloutOptions};
@@ -742,12 +742,25 @@ fn bad_mpm_rollouts_are_refused_by_name() {
         e.contains("particle 0's speed 30 breaks the CFL condition"),
         "{e}"
     );
+    // The wgpu backend sorts each cell's particles within a loop budget and refuses a
+    // cell of more than 256 by name.
     if let Some(gpu) = gpu() {
+        let g = Graph::new();
+        let x0 = g.input("x0", [300, 2], DType::F32).unwrap();
+        let v0 = g.input("v0", [300, 2], DType::F32).unwrap();
+        let out = g
+            .mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, RolloutOptions::new(2))
+            .unwrap();
+        let x = TensorData::new([300, 2], vec![0.5f32; 600]).unwrap();
+        let v = TensorData::zeros([300, 2], DType::F32);
         let e = gpu
             .compile(&g, &[out.positions])
-            .err()
-            .expect("refused")
+            .and_then(|mut exe| exe.run(&[("x0", &x), ("v0", &v)]))
+            .unwrap_err()
             .to_string();
-        assert!(e.contains("mpm_rollout on wgpu is not built yet"), "{e}");
+        assert!(
+            e.contains("a grid cell holds more than 256 particles"),
+            "{e}"
+        );
     }
 }

@@ -264,3 +264,119 @@ fn rollout_memory_grows_as_the_root_of_the_steps() {
         );
     }
 }
+
+/// An MPM block of `side × side` particles on a `grid`² grid, its observed states and the
+/// gradients of a weighted sum of them in `x0` and `v0`, on `device`.
+fn mpm_run(
+    device: &Device,
+    system: &gradflux::Mpm,
+    side: usize,
+    options: RolloutOptions,
+) -> gradflux::Result<Vec<TensorData>> {
+    use gradflux::Graph;
+    let n = side * side;
+    let dx = 1.0 / system.grid as f32;
+    let x0: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let (a, b) = ((i / side) as f32, (i % side) as f32);
+            [0.3 + 0.6 * dx * a, 0.35 + 0.55 * dx * b]
+        })
+        .collect();
+    let mut rng = Rng::new(9);
+    let v0: Vec<f32> = (0..2 * n).map(|_| rng.uniform(-0.5, 0.5) as f32).collect();
+    let g = Graph::new();
+    let x = g.input("x0", [n, 2], DType::F32)?;
+    let v = g.input("v0", [n, 2], DType::F32)?;
+    let k = options.observe.len();
+    let out = g.mpm_rollout(system, x, v, options)?;
+    let w = crate::common::random(&mut rng, [k, n, 2], DType::F32, -1.0, 1.0);
+    let loss = g.add(
+        g.sum_all(g.mul(out.positions, g.constant(w.clone())?)?)?,
+        g.sum_all(g.mul(out.velocities, g.constant(w)?)?)?,
+    )?;
+    let grads = g.grad(loss, &[x, v])?;
+    let data = [
+        ("x0", TensorData::new([n, 2], x0)?),
+        ("v0", TensorData::new([n, 2], v0)?),
+    ];
+    let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
+    device
+        .compile(&g, &[out.positions, out.velocities, grads[0], grads[1]])?
+        .run(&named)
+}
+
+fn mpm_systems() -> Vec<(&'static str, gradflux::Mpm)> {
+    let base = gradflux::Mpm {
+        grid: 40,
+        dt: 2e-4,
+        ..gradflux::Mpm::diffmpm_simple()
+    };
+    vec![
+        ("corotated", base.clone()),
+        (
+            "fluid",
+            gradflux::Mpm {
+                material: gradflux::MpmMaterial::Fluid { lambda: 200.0 },
+                ..base
+            },
+        ),
+    ]
+}
+
+#[test]
+fn mpm_rollouts_and_gradients_match_the_reference() {
+    let Some(device) = gpu() else { return };
+    for (label, system) in mpm_systems() {
+        // 1 particle, then 7 × 7 (odd, crossing a workgroup).
+        for side in [1, 7] {
+            let options = RolloutOptions {
+                observe: vec![5, 30],
+                substeps: 2,
+                ..RolloutOptions::new(30)
+            };
+            let want = mpm_run(&Device::Cpu, &system, side, options.clone()).unwrap();
+            let got = mpm_run(&device, &system, side, options).unwrap();
+            let names = ["positions", "velocities", "dx0", "dv0"];
+            // States agree to a few ulps (the adapter may fuse multiply-adds); the position
+            // gradients sum the weights' derivatives, large terms that mostly cancel, so
+            // those ulps grow to ~4e-4 there.
+            for (k, (w, a)) in want.iter().zip(&got).enumerate() {
+                let tol = if k < 2 {
+                    Tolerance::new(1e-4, 1e-5)
+                } else {
+                    Tolerance::new(1e-3, 1e-4)
+                };
+                gradflux::compare(w, a, tol)
+                    .unwrap_or_else(|m| panic!("{label}, {side}²: {}: {m}", names[k]));
+            }
+        }
+    }
+}
+
+#[test]
+fn mpm_gradients_are_the_same_bits_every_run_and_every_interval() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    let system = mpm_systems().swap_remove(0).1;
+    for device in &devices {
+        let run = |checkpoint| {
+            let options = RolloutOptions {
+                checkpoint,
+                ..RolloutOptions::new(24)
+            };
+            mpm_run(device, &system, 6, options).unwrap()
+        };
+        let first = run(Checkpoint::Sqrt);
+        for _ in 0..5 {
+            assert_eq!(
+                run(Checkpoint::Sqrt),
+                first,
+                "{}: runs differ",
+                device.name()
+            );
+        }
+        for checkpoint in [Checkpoint::All, Checkpoint::Every(7), Checkpoint::Every(24)] {
+            assert_eq!(run(checkpoint), first, "{}: {checkpoint:?}", device.name());
+        }
+    }
+}

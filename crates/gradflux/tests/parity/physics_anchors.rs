@@ -302,31 +302,49 @@ fn difftaichi_diffmpm_simple_is_reproduced() {
     let named: Vec<(&str, &TensorData)> = inputs.iter().map(|(k, d)| (*k, d)).collect();
     let want_x: Vec<f32> = [floats(&f, "x1"), floats(&f, "x_last")].concat();
     let want_v: Vec<f32> = [floats(&f, "v1"), floats(&f, "v_last")].concat();
-    let got = Device::Cpu
-        .compile(&g, &[out.positions, out.velocities, dv0])
-        .and_then(|mut e| e.run(&named))
-        .unwrap();
-    for (what, got, want) in [("x", &got[0], &want_x), ("v", &got[1], &want_v)] {
-        let got = got.values::<f32>().unwrap();
-        let (worst, at) = got
-            .iter()
-            .zip(want.iter())
-            .enumerate()
-            .map(|(i, (a, b))| (ulps(*a, *b), i))
-            .max()
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    for device in &devices {
+        let got = device
+            .compile(&g, &[out.positions, out.velocities, dv0])
+            .and_then(|mut e| e.run(&named))
             .unwrap();
-        let exact = got.iter().zip(want.iter()).filter(|(a, b)| a == b).count();
-        eprintln!(
-            "cpu: {what}: {exact} of {} equal to Taichi's bits, worst {worst} ulp at {at}",
-            got.len()
-        );
-        assert!(worst == 0, "{what}[{at}] is {worst} ulp from Taichi's");
-    }
-    let grad = got[2].values::<f32>().unwrap();
-    for (k, (a, b)) in grad.iter().zip(floats(&f, "init_v_grad")).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-3 * b.abs(),
-            "d loss / d init_v[{k}] = {a}, Taichi's {b}"
-        );
+        for (what, got, want) in [("x", &got[0], &want_x), ("v", &got[1], &want_v)] {
+            let got = got.values::<f32>().unwrap();
+            let (worst, at) = got
+                .iter()
+                .zip(want.iter())
+                .enumerate()
+                .map(|(i, (a, b))| (ulps(*a, *b), i))
+                .max()
+                .unwrap();
+            let exact = got.iter().zip(want.iter()).filter(|(a, b)| a == b).count();
+            eprintln!(
+                "{}: {what}: {exact} of {} equal to Taichi's bits, worst {worst} ulp at {at}",
+                device.name(),
+                got.len()
+            );
+            // The CPU reference sums every node in particle order, as the serial anchor
+            // does: the same bits. A GPU gathers in the same order but may fuse
+            // multiply-adds, so its states drift by some ulps over 199 substeps (13 on lavapipe).
+            let allowed = if matches!(device, Device::Cpu) {
+                0
+            } else {
+                1 << 14
+            };
+            assert!(
+                worst <= allowed,
+                "{}: {what}[{at}] is {worst} ulp from Taichi's",
+                device.name()
+            );
+        }
+        let grad = got[2].values::<f32>().unwrap();
+        for (k, (a, b)) in grad.iter().zip(floats(&f, "init_v_grad")).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs(),
+                "{}: d loss / d init_v[{k}] = {a}, Taichi's {b}",
+                device.name()
+            );
+        }
     }
 }

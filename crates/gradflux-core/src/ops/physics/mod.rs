@@ -28,9 +28,10 @@ pub use rollout::RolloutOptions;
 pub use spring::{GroundContact, Lattice, MassSpring, SpringForm, WallFriction};
 
 shader!(MASS_SPRING, "physics/mass_spring.wgsl");
+shader!(MPM, "physics/mpm.wgsl");
 
 /// The family's kernels.
-pub const SHADERS: &[ShaderFile] = &[MASS_SPRING];
+pub const SHADERS: &[ShaderFile] = &[MASS_SPRING, MPM];
 
 /// A mass-spring rollout. Inputs: `x0, v0 [N, D]`, rest lengths, stiffnesses, dampings
 /// `[S]`, and the controls `[steps, actuators]` when the system has actuators. Outputs: the

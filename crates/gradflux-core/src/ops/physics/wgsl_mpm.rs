@@ -1,23 +1,377 @@
-//! The WGSL lowering of an MLS-MPM rollout (not built yet: the CPU backend runs it).
+//! The WGSL lowering of a 2D MLS-MPM rollout and its backward, as loop plans over
+//! `shaders/physics/mpm.wgsl`. Each substep sorts the particles by cell (count, scan,
+//! place, order) so that P2G can gather in particle order without float atomics.
 
-use crate::kernel::{LowerCx, Lowering};
-use crate::{Error, Result};
+use std::sync::Arc;
 
-use super::{Mpm, RolloutOptions};
+use crate::kernel::launch::{Bind, Launch, Workgroups};
+use crate::kernel::shaders::specialise;
+use crate::kernel::{KernelSource, LoopPlan, LowerCx, Lowering, Run, Schedule, StopCheck};
+use crate::ops::moe::wgsl::f32_only;
+use crate::{DType, Error, Result};
 
-fn not_yet() -> Error {
-    Error::Unsupported {
-        backend: "wgpu".into(),
-        what: "mpm_rollout on wgpu is not built yet; run it on the CPU backend".into(),
+use super::cpu_mpm::STATE;
+use super::mpm_rollout::LEFT_GRID_HINT;
+use super::{Mpm, MpmMaterial, RolloutOptions};
+
+const WG: u64 = 64;
+/// Buffers every entry point binds before `info`.
+const SLOTS: usize = 7;
+/// Floats per node of the grid buffer and of its cotangents, per particle of `prep`.
+const GRID: usize = 6;
+const GADJ: usize = 4;
+const PREP: usize = 8;
+/// The most particles one cell may hold (each cell's list is sorted by insertion within
+/// the loop budget of software drivers).
+pub const CROWDED: usize = 256;
+const HEADER: usize = 18;
+
+fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
+    let bits = f32::to_bits;
+    let mut h = vec![0u32; HEADER];
+    h[1] = n as u32;
+    h[2] = system.grid as u32;
+    h[3] = o.checkpoint.interval(o.substeps_total())? as u32;
+    h[4] = o.substeps as u32;
+    h[5] = bits(system.dx());
+    h[6] = bits(system.inv_dx());
+    h[7] = bits(system.dt as f32);
+    h[8] = bits(system.particle_mass as f32);
+    h[9] = bits(system.stress_scale());
+    h[10] = bits(system.gravity_step());
+    h[11] = system.bound as u32;
+    match system.material {
+        MpmMaterial::FixedCorotated { mu, lambda } => {
+            h[12] = 0;
+            h[13] = bits((2.0 * mu) as f32);
+            h[14] = bits(lambda as f32);
+        }
+        MpmMaterial::Fluid { lambda } => {
+            h[12] = 1;
+            h[14] = bits(lambda as f32);
+        }
+    }
+    h[15] = o.observe.len() as u32;
+    h[16] = HEADER as u32;
+    h[17] = CROWDED as u32;
+    h.extend(o.observe.iter().map(|&t| t as u32));
+    Ok(h)
+}
+
+struct Kernels {
+    info: Vec<u32>,
+    placeholder: Bind,
+    scratch: Vec<(usize, u64)>,
+}
+
+impl Kernels {
+    fn launch(&self, entry: &str, mode: u32, binds: &[(Bind, bool)], workgroups: Workgroups) -> Launch {
+        let mut all: Vec<Bind> = binds.iter().map(|b| b.0).collect();
+        let mut read_only: Vec<bool> = binds.iter().map(|b| !b.1).collect();
+        all.resize(SLOTS, self.placeholder);
+        read_only.resize(SLOTS + 1, true);
+        let mut info = self.info.clone();
+        info[0] = mode;
+        Launch {
+            kernel: KernelSource {
+                label: format!("mpm {entry}"),
+                source: specialise(&super::MPM, DType::F32, DType::F32, None),
+                entry_point: entry.into(),
+                constants: vec![],
+                read_only,
+            },
+            binds: all,
+            scratch: self.scratch.clone(),
+            info,
+            workgroups,
+        }
     }
 }
 
-/// The forward's loop plan.
-pub fn forward(_: &Mpm, _: &RolloutOptions, _: &LowerCx<'_>) -> Result<Lowering> {
-    Err(not_yet())
+fn read(b: Bind) -> (Bind, bool) {
+    (b, false)
 }
 
-/// The backward's loop plan.
-pub fn backward(_: &Mpm, _: &RolloutOptions, _: &LowerCx<'_>) -> Result<Lowering> {
-    Err(not_yet())
+fn write(b: Bind) -> (Bind, bool) {
+    (b, true)
+}
+
+fn threads(n: usize) -> Workgroups {
+    Workgroups::Linear((n as u64).div_ceil(WG))
+}
+
+/// Scratch slots shared by both plans.
+const STATE_SLOT: usize = 0;
+const CELL_OF: usize = 1;
+const CELLS: usize = 2;
+const OFFSETS: usize = 3;
+const LIST: usize = 4;
+const PREP_SLOT: usize = 5;
+const GRID_SLOT: usize = 6;
+const STATUS: usize = 7;
+const LAM: usize = 8;
+const GADJ_SLOT: usize = 9;
+
+fn words(k: usize) -> u64 {
+    (k.max(1) * 4) as u64
+}
+
+/// The launches of the sort and P2G of one substep, in `mode`.
+fn p2g(k: &Kernels, mode: u32, n: usize, cells: usize) -> Vec<Launch> {
+    let s = Bind::Scratch;
+    let step = Bind::Step;
+    vec![
+        k.launch("clear", mode, &[write(s(STATE_SLOT)), write(s(CELLS))], threads(2 * cells)),
+        k.launch(
+            "count",
+            mode,
+            &[write(s(STATE_SLOT)), read(step), write(s(CELL_OF)), write(s(CELLS))],
+            threads(n),
+        ),
+        k.launch(
+            "scan",
+            mode,
+            &[write(s(STATE_SLOT)), read(s(CELLS)), write(s(OFFSETS))],
+            Workgroups::Fixed([1, 1, 1]),
+        ),
+        k.launch(
+            "place",
+            mode,
+            &[
+                write(s(STATE_SLOT)),
+                read(s(CELL_OF)),
+                write(s(CELLS)),
+                read(s(OFFSETS)),
+                write(s(LIST)),
+            ],
+            threads(n),
+        ),
+        k.launch(
+            "order",
+            mode,
+            &[
+                write(s(STATE_SLOT)),
+                read(s(OFFSETS)),
+                write(s(LIST)),
+                read(step),
+                write(s(STATUS)),
+            ],
+            threads(cells),
+        ),
+        k.launch(
+            "prep",
+            mode,
+            &[write(s(STATE_SLOT)), read(step), write(s(PREP_SLOT))],
+            threads(n),
+        ),
+        k.launch(
+            "p2g",
+            mode,
+            &[
+                write(s(STATE_SLOT)),
+                read(step),
+                read(s(OFFSETS)),
+                read(s(LIST)),
+                read(s(PREP_SLOT)),
+                write(s(GRID_SLOT)),
+            ],
+            threads(cells),
+        ),
+    ]
+}
+
+fn kernels(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>, n: usize, segment: usize) -> Result<Kernels> {
+    let cells = system.grid * system.grid;
+    Ok(Kernels {
+        info: table(system, o, n)?,
+        placeholder: Bind::Value(cx.inputs[0]),
+        scratch: vec![
+            (STATE_SLOT, words(segment * STATE * n)),
+            (CELL_OF, words(n)),
+            (CELLS, words(2 * cells)),
+            (OFFSETS, words(cells + 1)),
+            (LIST, words(n)),
+            (PREP_SLOT, words(PREP * n)),
+            (GRID_SLOT, words(GRID * cells)),
+            (STATUS, 16),
+            (LAM, words(STATE * n)),
+            (GADJ_SLOT, words(GADJ * cells)),
+        ],
+    })
+}
+
+/// The forward: load the state; per substep the sort, P2G with the grid update and G2P
+/// (with the checkpoint and the status), and the observation at observed steps; the
+/// status read once at the end.
+pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lowering> {
+    f32_only("mpm_rollout", cx.output_types[0].dtype, "the state")?;
+    let n = cx.input_types[0].shape.dims()[0];
+    let cells = system.grid * system.grid;
+    let mut k = kernels(system, o, cx, n, 1)?;
+    // The forward needs no cotangents.
+    k.scratch.retain(|(slot, _)| *slot != LAM && *slot != GADJ_SLOT);
+    let s = Bind::Scratch;
+    let [x0, v0] = [cx.inputs[0], cx.inputs[1]].map(Bind::Value);
+    let out = |i: usize| Bind::Value(cx.output(i));
+    let setup = vec![k.launch(
+        "load_state",
+        0,
+        &[write(s(STATE_SLOT)), read(x0), read(v0), write(s(STATUS))],
+        threads(n),
+    )];
+    let mut body = p2g(&k, 0, n, cells);
+    body.push(k.launch(
+        "g2p",
+        0,
+        &[
+            write(s(STATE_SLOT)),
+            read(Bind::Step),
+            read(s(GRID_SLOT)),
+            read(s(PREP_SLOT)),
+            write(out(2)),
+            write(s(STATUS)),
+        ],
+        threads(n),
+    ));
+    let mut observed = body.clone();
+    observed.push(k.launch(
+        "observe",
+        0,
+        &[write(s(STATE_SLOT)), read(Bind::Step), write(out(0)), write(out(1))],
+        threads(n),
+    ));
+    let mut runs = vec![];
+    let mut from = 0;
+    for &t in &o.observe {
+        let at = t * o.substeps - 1;
+        runs.push(Run::forward(0, from, at));
+        runs.push(Run::forward(1, at, at + 1));
+        from = at + 1;
+    }
+    runs.push(Run::forward(0, from, o.substeps_total()));
+    runs.retain(|r| r.end > r.start);
+    let check = StopCheck {
+        launches: vec![],
+        status: (STATUS, 8),
+        after: Arc::new(|_| false),
+        decide: Arc::new(|_, _| Ok(false)),
+        exhausted: Arc::new(|status, _| {
+            let word = |k: usize| u32::from_le_bytes([status[4 * k], status[4 * k + 1], status[4 * k + 2], status[4 * k + 3]]);
+            let (step, flags) = (word(0), word(1));
+            if step == u32::MAX {
+                return Ok(());
+            }
+            if flags & 2 != 0 {
+                return Err(Error::InvalidValue {
+                    op: "mpm_rollout",
+                    detail: format!(
+                        "at step {step} a grid cell holds more than {CROWDED} particles, more \
+                         than the wgpu backend sorts per cell; use a finer grid or fewer \
+                         particles per cell"
+                    ),
+                });
+            }
+            Err(Error::NonFinite {
+                op: "mpm_rollout",
+                step: step as usize,
+                hint: LEFT_GRID_HINT,
+            })
+        }),
+    };
+    Ok(LoopPlan {
+        setup,
+        bodies: vec![body, observed],
+        schedule: Schedule::Runs(runs),
+        check: Some(check),
+        gate: None,
+        finish: vec![],
+        steps_out: None,
+    }
+    .into())
+}
+
+/// The backward: per segment from the last, restore its first state, rebuild the rest,
+/// then reverse each substep: its sort and P2G again, the observation's cotangents, the
+/// nodes' cotangents (gathered in particle order) and the particles'.
+pub fn backward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lowering> {
+    f32_only("mpm_rollout", cx.output_types[0].dtype, "the state")?;
+    let n = cx.output_types[0].shape.dims()[0];
+    let cells = system.grid * system.grid;
+    let ck = o.checkpoint.interval(o.substeps_total())?;
+    let k = kernels(system, o, cx, n, ck)?;
+    let s = Bind::Scratch;
+    let step = Bind::Step;
+    let [ckpts, g_ox, g_ov] = [cx.inputs[0], cx.inputs[1], cx.inputs[2]].map(Bind::Value);
+    let out = |i: usize| Bind::Value(cx.output(i));
+    let setup = vec![k.launch("zero_lam", 1, &[write(s(LAM))], threads(STATE * n))];
+    let restore = vec![k.launch(
+        "restore",
+        1,
+        &[write(s(STATE_SLOT)), read(step), read(ckpts)],
+        threads(n),
+    )];
+    let mut recompute = p2g(&k, 1, n, cells);
+    recompute.push(k.launch(
+        "g2p_segment",
+        1,
+        &[
+            write(s(STATE_SLOT)),
+            read(step),
+            read(s(GRID_SLOT)),
+            read(s(PREP_SLOT)),
+        ],
+        threads(n),
+    ));
+    let mut adjoint = p2g(&k, 1, n, cells);
+    adjoint.extend([
+        k.launch(
+            "obs_adjoint",
+            1,
+            &[write(s(LAM)), read(step), read(g_ox), read(g_ov)],
+            threads(n),
+        ),
+        k.launch(
+            "node_adjoint",
+            1,
+            &[
+                write(s(STATE_SLOT)),
+                read(step),
+                read(s(OFFSETS)),
+                read(s(LIST)),
+                read(s(LAM)),
+                read(s(GRID_SLOT)),
+                write(s(GADJ_SLOT)),
+            ],
+            threads(cells),
+        ),
+        k.launch(
+            "particle_adjoint",
+            1,
+            &[
+                write(s(STATE_SLOT)),
+                read(step),
+                read(s(GRID_SLOT)),
+                read(s(GADJ_SLOT)),
+                write(s(LAM)),
+            ],
+            threads(n),
+        ),
+    ]);
+    let finish = vec![k.launch(
+        "finish",
+        1,
+        &[read(s(LAM)), write(out(0)), write(out(1))],
+        threads(n),
+    )];
+    let runs = o.checkpoint.reverse_runs(o.substeps_total(), [0, 1, 2])?;
+    Ok(LoopPlan {
+        setup,
+        bodies: vec![restore, recompute, adjoint],
+        schedule: Schedule::Runs(runs),
+        check: None,
+        gate: None,
+        finish,
+        steps_out: None,
+    }
+    .into())
 }

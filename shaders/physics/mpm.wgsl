@@ -1,0 +1,939 @@
+// A 2D MLS-MPM substep and its adjoint (the formulas are documented on `Mpm` in
+// gradflux-core's ops/physics/mpm.rs; cpu_mpm.rs computes them in the same order).
+//
+// No float atomics: each substep sorts the particles by cell (integer atomics count and
+// place them, then each cell's list is sorted by particle index), and every grid node
+// gathers from its 3 × 3 neighbouring cells, merging their lists so that it sums its
+// particles in particle order — the order of the CPU reference and of a serial run of the
+// anchor. Particles gather from their 3 × 3 nodes.
+//
+// A particle's state is 12 floats: x (2), v (2), C (4), F (4), row-major. Every entry
+// point binds 7 buffers then `info` (placeholders where it needs fewer). Word 0 of `info`
+// is the launch's mode: 0 works on the rollout's state (slot 0), 1 on a segment the
+// backward rebuilds, where substep k reads slot (k mod ck) and writes the next slot.
+const H_N: u32 = 1u; // particles
+const H_GRID: u32 = 2u; // nodes per axis
+const H_CK: u32 = 3u;
+const H_SUBSTEPS: u32 = 4u;
+const H_DX: u32 = 5u;
+const H_INV_DX: u32 = 6u;
+const H_DT: u32 = 7u;
+const H_MASS: u32 = 8u;
+const H_STRESS: u32 = 9u; // −dt·V·4/dx²
+const H_GSTEP: u32 = 10u; // dt·g
+const H_BOUND: u32 = 11u;
+const H_MATERIAL: u32 = 12u; // 0 fixed-corotated, 1 fluid
+const H_TWO_MU: u32 = 13u;
+const H_LAMBDA: u32 = 14u;
+const H_OBSERVED: u32 = 15u;
+const H_AT_OBSERVE: u32 = 16u; // where the observed steps start
+const H_CROWDED: u32 = 17u; // the most particles one cell may hold
+
+const STATE: u32 = 12u;
+const GRID: u32 = 6u; // per node: momentum (2), mass, velocity (2), padding
+const PREP: u32 = 8u; // per particle: affine A (4), the new F (4)
+const WG: u32 = 64u;
+const NONE: u32 = 0xffffffffu;
+// Status word 1's flags.
+const LEFT: u32 = 1u;
+const CROWDED: u32 = 2u;
+
+@group(0) @binding(7) var<storage, read> info: array<u32>;
+
+// Slot 0 of every entry that reads or writes particle states.
+@group(0) @binding(0) var<storage, read_write> state: array<f32>;
+
+fn f(k: u32) -> f32 {
+    return bitcast<f32>(info[k]);
+}
+
+fn index(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
+    return (wg.x + wg.y * nwg.x) * WG + t;
+}
+
+fn cells() -> u32 {
+    return info[H_GRID] * info[H_GRID];
+}
+
+// The state slot substep k reads, in particles.
+fn src_slot(k: u32) -> u32 {
+    return select(0u, (k % info[H_CK]) * info[H_N], info[0] == 1u);
+}
+
+fn dst_slot(k: u32) -> u32 {
+    return select(0u, (k % info[H_CK] + 1u) * info[H_N], info[0] == 1u);
+}
+
+fn pos(p: u32) -> vec2<f32> {
+    return vec2<f32>(state[STATE * p], state[STATE * p + 1u]);
+}
+
+fn vel(p: u32) -> vec2<f32> {
+    return vec2<f32>(state[STATE * p + 2u], state[STATE * p + 3u]);
+}
+
+// Row-major 2 × 2 matrix at word `at`: (m00, m01, m10, m11).
+fn mat_at(at: u32) -> vec4<f32> {
+    return vec4<f32>(state[at], state[at + 1u], state[at + 2u], state[at + 3u]);
+}
+
+// A particle's base node along one axis (truncation toward zero, as a cast) and offset.
+struct Stencil {
+    base: vec2<u32>,
+    fx: vec2<f32>,
+    w0: vec3<f32>,
+    w1: vec3<f32>,
+    dw0: vec3<f32>,
+    dw1: vec3<f32>,
+}
+
+fn stencil(x: vec2<f32>) -> Stencil {
+    var s: Stencil;
+    let inv_dx = f(H_INV_DX);
+    let hi = f32(info[H_GRID] - 3u);
+    for (var k = 0u; k < 2u; k++) {
+        // Clamped so a particle that left the grid never reads outside it (it is flagged).
+        let b = clamp(trunc(x[k] * inv_dx - 0.5), 0.0, hi);
+        s.base[k] = u32(b);
+        let fx = x[k] * inv_dx - b;
+        s.fx[k] = fx;
+        let a = 1.5 - fx;
+        let m = fx - 1.0;
+        let c = fx - 0.5;
+        let w = vec3<f32>(0.5 * (a * a), 0.75 - m * m, 0.5 * (c * c));
+        let dw = vec3<f32>(-a, -(m + m), c);
+        if k == 0u {
+            s.w0 = w;
+            s.dw0 = dw;
+        } else {
+            s.w1 = w;
+            s.dw1 = dw;
+        }
+    }
+    return s;
+}
+
+fn inside(x: vec2<f32>) -> bool {
+    let n = f32(info[H_GRID]);
+    let a = x * n;
+    return a.x >= 0.5 && a.x < n - 1.5 && a.y >= 0.5 && a.y < n - 1.5;
+}
+
+fn finite(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+// (I + dt C) F.
+fn pushed_f(c: vec4<f32>, fm: vec4<f32>) -> vec4<f32> {
+    let dt = f(H_DT);
+    let m = vec4<f32>(1.0 + dt * c.x, dt * c.y, dt * c.z, 1.0 + dt * c.w);
+    return vec4<f32>(
+        m.x * fm.x + m.y * fm.z,
+        m.x * fm.y + m.y * fm.w,
+        m.z * fm.x + m.w * fm.z,
+        m.z * fm.y + m.w * fm.w,
+    );
+}
+
+fn det(a: vec4<f32>) -> f32 {
+    return a.x * a.w - a.y * a.z;
+}
+
+// Taichi's 2 × 2 polar decomposition's rotation (a reflection where det < 0).
+fn polar(a: vec4<f32>) -> vec4<f32> {
+    if a.x == 0.0 && a.y == 0.0 && a.z == 0.0 && a.w == 0.0 {
+        return vec4<f32>(1.0, 0.0, 0.0, 1.0);
+    }
+    let d = a.x * a.w - a.z * a.y;
+    var b = vec4<f32>(a.x + a.w, a.y - a.z, a.z - a.y, a.w + a.x);
+    if d < 0.0 {
+        b = vec4<f32>(a.x - a.w, a.y + a.z, a.z + a.y, a.w - a.x);
+    }
+    let k = 1.0 / sqrt(abs(b.x * b.w - b.z * b.y));
+    return b * k;
+}
+
+// The affine matrix A and the stored new F of a particle.
+struct Pushed {
+    f_new: vec4<f32>,
+    f_stored: vec4<f32>,
+    affine: vec4<f32>,
+    j: f32,
+    r: vec4<f32>,
+}
+
+fn pushed(c: vec4<f32>, fm: vec4<f32>) -> Pushed {
+    var out: Pushed;
+    let fn_ = pushed_f(c, fm);
+    out.f_new = fn_;
+    let j = det(fn_);
+    out.j = j;
+    let s = f(H_LAMBDA) * (j - 1.0) * j;
+    var cauchy: vec4<f32>;
+    if info[H_MATERIAL] == 0u {
+        let r = polar(fn_);
+        out.r = r;
+        let two_mu = f(H_TWO_MU);
+        let d = fn_ - r;
+        // σ[i][k] = 2μ (F' − R)[i][0] F'[k][0] + 2μ (F' − R)[i][1] F'[k][1].
+        cauchy = vec4<f32>(
+            two_mu * d.x * fn_.x + two_mu * d.y * fn_.y,
+            two_mu * d.x * fn_.z + two_mu * d.y * fn_.w,
+            two_mu * d.z * fn_.x + two_mu * d.w * fn_.y,
+            two_mu * d.z * fn_.z + two_mu * d.w * fn_.w,
+        );
+        cauchy.x = cauchy.x + s;
+        cauchy.w = cauchy.w + s;
+        out.f_stored = fn_;
+    } else {
+        cauchy = vec4<f32>(s, 0.0, 0.0, s);
+        let root = sqrt(j);
+        out.f_stored = vec4<f32>(root, 0.0, 0.0, root);
+    }
+    out.affine = f(H_STRESS) * cauchy + f(H_MASS) * c;
+    return out;
+}
+
+// ---- clear: the cells' counts and cursors.
+@group(0) @binding(1) var<storage, read_write> cl_cells: array<u32>;
+
+@compute @workgroup_size(WG)
+fn clear(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let i = index(wg, nwg, t);
+    if i < 2u * cells() {
+        cl_cells[i] = 0u;
+    }
+}
+
+// ---- count: each particle's cell, counted (integer atomics; the order comes later).
+@group(0) @binding(1) var<storage, read> ct_step: array<u32>;
+@group(0) @binding(2) var<storage, read_write> ct_cell_of: array<u32>;
+@group(0) @binding(3) var<storage, read_write> ct_cells: array<atomic<u32>>;
+
+@compute @workgroup_size(WG)
+fn count(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    if p >= info[H_N] {
+        return;
+    }
+    let s = stencil(pos(src_slot(ct_step[0]) + p));
+    let cell = s.base.x * info[H_GRID] + s.base.y;
+    ct_cell_of[p] = cell;
+    atomicAdd(&ct_cells[cell], 1u);
+}
+
+// ---- scan (one workgroup): offsets[c] = particles in cells before c.
+@group(0) @binding(1) var<storage, read> sc_cells: array<u32>;
+@group(0) @binding(2) var<storage, read_write> sc_offsets: array<u32>;
+
+var<workgroup> sc_sums: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn scan(@builtin(local_invocation_index) t: u32) {
+    let total = cells();
+    let chunk = (total + 255u) / 256u;
+    let first = min(t * chunk, total);
+    let last = min(first + chunk, total);
+    var sum = 0u;
+    for (var c = first; c < last; c++) {
+        sum += sc_cells[c];
+    }
+    sc_sums[t] = sum;
+    workgroupBarrier();
+    // Inclusive scan of the chunks' sums, in place.
+    for (var stride = 1u; stride < 256u; stride <<= 1u) {
+        var add = 0u;
+        if t >= stride {
+            add = sc_sums[t - stride];
+        }
+        workgroupBarrier();
+        sc_sums[t] += add;
+        workgroupBarrier();
+    }
+    var running = sc_sums[t] - sum;
+    for (var c = first; c < last; c++) {
+        sc_offsets[c] = running;
+        running += sc_cells[c];
+    }
+    if t == 255u {
+        sc_offsets[total] = sc_sums[255];
+    }
+}
+
+// ---- place: each particle into its cell's range (any order), then `order` sorts each
+// range by particle index, flagging a cell too crowded to sort within the loop budget.
+@group(0) @binding(1) var<storage, read> pl_cell_of: array<u32>;
+@group(0) @binding(2) var<storage, read_write> pl_cells: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read> pl_offsets: array<u32>;
+@group(0) @binding(4) var<storage, read_write> pl_list: array<u32>;
+
+@compute @workgroup_size(WG)
+fn place(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    if p >= info[H_N] {
+        return;
+    }
+    let cell = pl_cell_of[p];
+    let at = pl_offsets[cell] + atomicAdd(&pl_cells[cells() + cell], 1u);
+    pl_list[at] = p;
+}
+
+@group(0) @binding(1) var<storage, read> or_offsets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> or_list: array<u32>;
+@group(0) @binding(3) var<storage, read> or_step: array<u32>;
+@group(0) @binding(4) var<storage, read_write> or_status: array<atomic<u32>>;
+
+@compute @workgroup_size(WG)
+fn order(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let c = index(wg, nwg, t);
+    if c >= cells() {
+        return;
+    }
+    let first = or_offsets[c];
+    let last = or_offsets[c + 1u];
+    if last - first > info[H_CROWDED] {
+        atomicMin(&or_status[0], or_step[0] / info[H_SUBSTEPS]);
+        atomicOr(&or_status[1], CROWDED);
+        return;
+    }
+    for (var i = first + 1u; i < last; i++) {
+        let p = or_list[i];
+        var k = i;
+        while k > first && or_list[k - 1u] > p {
+            or_list[k] = or_list[k - 1u];
+            k -= 1u;
+        }
+        or_list[k] = p;
+    }
+}
+
+// ---- prep: each particle's affine matrix and new F.
+@group(0) @binding(1) var<storage, read> pr_step: array<u32>;
+@group(0) @binding(2) var<storage, read_write> pr_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn prep(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    if p >= info[H_N] {
+        return;
+    }
+    let at = STATE * (src_slot(pr_step[0]) + p);
+    let pu = pushed(mat_at(at + 4u), mat_at(at + 8u));
+    for (var k = 0u; k < 4u; k++) {
+        pr_out[PREP * p + k] = pu.affine[k];
+        pr_out[PREP * p + 4u + k] = pu.f_stored[k];
+    }
+}
+
+// ---- The particles around a node, in particle order: a merge of the sorted lists of the
+// 3 × 3 cells whose particles reach the node. Entries that merge bind the substep index,
+// the offsets and the lists at slots 1 to 3.
+@group(0) @binding(1) var<storage, read> mg_step: array<u32>;
+@group(0) @binding(2) var<storage, read> mg_offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> mg_list: array<u32>;
+
+struct Merge {
+    head: array<u32, 9>,
+    end: array<u32, 9>,
+}
+
+// Cell list t holds the particles whose base is node − (t / 3, t % 3).
+fn merge_start(node: vec2<u32>) -> Merge {
+    var m: Merge;
+    let n = info[H_GRID];
+    for (var t = 0u; t < 9u; t++) {
+        let i = t / 3u;
+        let j = t % 3u;
+        m.head[t] = 0u;
+        m.end[t] = 0u;
+        if node.x >= i && node.y >= j {
+            let c = (node.x - i) * n + (node.y - j);
+            m.head[t] = mg_offsets[c];
+            m.end[t] = mg_offsets[c + 1u];
+        }
+    }
+    return m;
+}
+
+// The next particle (lowest index left) and its list, or NONE.
+fn merge_next(m: ptr<function, Merge>) -> vec2<u32> {
+    var best = NONE;
+    var bt = 0u;
+    for (var t = 0u; t < 9u; t++) {
+        if (*m).head[t] < (*m).end[t] {
+            let p = mg_list[(*m).head[t]];
+            if p < best {
+                best = p;
+                bt = t;
+            }
+        }
+    }
+    if best != NONE {
+        (*m).head[bt] += 1u;
+    }
+    return vec2<u32>(best, bt);
+}
+
+fn weight(s: Stencil, i: u32, j: u32) -> f32 {
+    return s.w0[i] * s.w1[j];
+}
+
+// ---- p2g (per node): momentum and mass in particle order, then the grid update.
+@group(0) @binding(4) var<storage, read> pg_prep: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pg_grid: array<f32>;
+
+// Whether the wall band stops a node at `at` along an axis with velocity `v`.
+fn walled(at: u32, v: f32) -> bool {
+    let n = info[H_GRID];
+    let b = info[H_BOUND];
+    return (at < b && v < 0.0) || (at > n - b && v > 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn p2g(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let k = index(wg, nwg, t);
+    let n = info[H_GRID];
+    if k >= cells() {
+        return;
+    }
+    let node = vec2<u32>(k / n, k % n);
+    let base = src_slot(mg_step[0]);
+    let dx = f(H_DX);
+    let m = f(H_MASS);
+    var mom = vec2<f32>(0.0);
+    var mass = 0.0;
+    var merge = merge_start(node);
+    loop {
+        let next = merge_next(&merge);
+        if next.x == NONE {
+            break;
+        }
+        let p = next.x;
+        let i = next.y / 3u;
+        let j = next.y % 3u;
+        let s = stencil(pos(base + p));
+        let d = vec2<f32>((f32(i) - s.fx.x) * dx, (f32(j) - s.fx.y) * dx);
+        let w = weight(s, i, j);
+        let a = vec4<f32>(pg_prep[PREP * p], pg_prep[PREP * p + 1u], pg_prep[PREP * p + 2u], pg_prep[PREP * p + 3u]);
+        let mv = m * vel(base + p);
+        let ad = vec2<f32>(a.x * d.x + a.y * d.y, a.z * d.x + a.w * d.y);
+        mom = mom + w * (mv + ad);
+        mass = mass + w * m;
+    }
+    let inv_m = 1.0 / (mass + 1e-10);
+    var v = vec2<f32>(inv_m * mom.x, inv_m * mom.y);
+    v.y = v.y - f(H_GSTEP);
+    if walled(node.x, v.x) {
+        v.x = 0.0;
+    }
+    if walled(node.y, v.y) {
+        v.y = 0.0;
+    }
+    let at = GRID * k;
+    pg_grid[at] = mom.x;
+    pg_grid[at + 1u] = mom.y;
+    pg_grid[at + 2u] = mass;
+    pg_grid[at + 3u] = v.x;
+    pg_grid[at + 4u] = v.y;
+}
+
+// ---- g2p (per particle): the new velocity, affine velocity and position; the rollout's
+// checkpoint and status (mode 0), or the segment's next state (g2p_segment, mode 1).
+@group(0) @binding(1) var<storage, read> gp_step: array<u32>;
+@group(0) @binding(2) var<storage, read> gp_grid: array<f32>;
+@group(0) @binding(3) var<storage, read> gp_prep: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gp_checkpoints: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gp_status: array<atomic<u32>>;
+
+fn node_v(s: Stencil, i: u32, j: u32) -> vec2<f32> {
+    let at = GRID * ((s.base.x + i) * info[H_GRID] + s.base.y + j);
+    return vec2<f32>(gp_grid[at + 3u], gp_grid[at + 4u]);
+}
+
+// Particle p's next state from the state at `src`, written at `dst`; whether it is finite
+// and inside the grid.
+fn advance(p: u32, src: u32, dst: u32) -> bool {
+    let x = pos(src + p);
+    let s = stencil(x);
+    let inv_dx = f(H_INV_DX);
+    var v = vec2<f32>(0.0);
+    var c = vec4<f32>(0.0);
+    for (var i = 0u; i < 3u; i++) {
+        for (var j = 0u; j < 3u; j++) {
+            let d = vec2<f32>(f32(i) - s.fx.x, f32(j) - s.fx.y);
+            let g = node_v(s, i, j);
+            let w = weight(s, i, j);
+            v = vec2<f32>(v.x + w * g.x, v.y + w * g.y);
+            let w4 = 4.0 * w;
+            c = vec4<f32>(
+                c.x + w4 * (g.x * d.x) * inv_dx,
+                c.y + w4 * (g.x * d.y) * inv_dx,
+                c.z + w4 * (g.y * d.x) * inv_dx,
+                c.w + w4 * (g.y * d.y) * inv_dx,
+            );
+        }
+    }
+    let dt = f(H_DT);
+    let x1 = vec2<f32>(x.x + dt * v.x, x.y + dt * v.y);
+    let at = STATE * (dst + p);
+    let next = array<f32, 12>(
+        x1.x, x1.y, v.x, v.y, c.x, c.y, c.z, c.w,
+        gp_prep[PREP * p + 4u], gp_prep[PREP * p + 5u], gp_prep[PREP * p + 6u], gp_prep[PREP * p + 7u],
+    );
+    var ok = inside(x1);
+    for (var e = 0u; e < STATE; e++) {
+        state[at + e] = next[e];
+        ok = ok && finite(next[e]);
+    }
+    return ok;
+}
+
+@compute @workgroup_size(WG)
+fn g2p(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    let n = info[H_N];
+    if p >= n {
+        return;
+    }
+    let k = gp_step[0];
+    let ck = info[H_CK];
+    if k % ck == 0u {
+        let at = ((k / ck) * n + p) * STATE;
+        for (var e = 0u; e < STATE; e++) {
+            gp_checkpoints[at + e] = state[STATE * p + e];
+        }
+    }
+    if !advance(p, 0u, 0u) {
+        atomicMin(&gp_status[0], k / info[H_SUBSTEPS]);
+        atomicOr(&gp_status[1], LEFT);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn g2p_segment(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    if p >= info[H_N] {
+        return;
+    }
+    let k = gp_step[0];
+    advance(p, src_slot(k), dst_slot(k));
+}
+
+// ---- load_state: the rollout's first state from x0 and v0; the status reset.
+@group(0) @binding(1) var<storage, read> ld_x0: array<f32>;
+@group(0) @binding(2) var<storage, read> ld_v0: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ld_status: array<u32>;
+
+@compute @workgroup_size(WG)
+fn load_state(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    if p == 0u {
+        ld_status[0] = NONE;
+        ld_status[1] = 0u;
+    }
+    if p >= info[H_N] {
+        return;
+    }
+    let at = STATE * p;
+    let init = array<f32, 12>(
+        ld_x0[2u * p], ld_x0[2u * p + 1u], ld_v0[2u * p], ld_v0[2u * p + 1u],
+        0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0,
+    );
+    for (var e = 0u; e < STATE; e++) {
+        state[at + e] = init[e];
+    }
+}
+
+// ---- observe: positions and velocities after substep k into the outputs, if observed.
+@group(0) @binding(1) var<storage, read> ob_step: array<u32>;
+@group(0) @binding(2) var<storage, read_write> ob_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ob_v: array<f32>;
+
+// The observation slot of the state after substep k, or NONE.
+fn observed_slot(k: u32) -> u32 {
+    let done = k + 1u;
+    if done % info[H_SUBSTEPS] != 0u {
+        return NONE;
+    }
+    let step = done / info[H_SUBSTEPS];
+    var lo = 0u;
+    var hi = info[H_OBSERVED];
+    let table = info[H_AT_OBSERVE];
+    while lo < hi {
+        let mid = (lo + hi) / 2u;
+        if info[table + mid] < step {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
+        }
+    }
+    if lo < info[H_OBSERVED] && info[table + lo] == step {
+        return lo;
+    }
+    return NONE;
+}
+
+@compute @workgroup_size(WG)
+fn observe(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    let n = info[H_N];
+    let slot = observed_slot(ob_step[0]);
+    if p >= n || slot == NONE {
+        return;
+    }
+    let x = pos(p);
+    let v = vel(p);
+    ob_x[(slot * n + p) * 2u] = x.x;
+    ob_x[(slot * n + p) * 2u + 1u] = x.y;
+    ob_v[(slot * n + p) * 2u] = v.x;
+    ob_v[(slot * n + p) * 2u + 1u] = v.y;
+}
+
+// ---- restore: a segment's first state from its checkpoint.
+@group(0) @binding(1) var<storage, read> rs_step: array<u32>;
+@group(0) @binding(2) var<storage, read> rs_checkpoints: array<f32>;
+
+@compute @workgroup_size(WG)
+fn restore(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    let n = info[H_N];
+    if p >= n {
+        return;
+    }
+    let at = ((rs_step[0] / info[H_CK]) * n + p) * STATE;
+    for (var e = 0u; e < STATE; e++) {
+        state[STATE * p + e] = rs_checkpoints[at + e];
+    }
+}
+
+// ---- The backward. `lam` holds the cotangents of the state after the substep being
+// reversed (12 per particle), then those of the state before it.
+@group(0) @binding(0) var<storage, read_write> zl_lam: array<f32>;
+
+@compute @workgroup_size(WG)
+fn zero_lam(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let i = index(wg, nwg, t);
+    if i < STATE * info[H_N] {
+        zl_lam[i] = 0.0;
+    }
+}
+
+// obs_adjoint: the observed state's cotangents join lam.
+@group(0) @binding(0) var<storage, read_write> oj_lam: array<f32>;
+@group(0) @binding(1) var<storage, read> oj_step: array<u32>;
+@group(0) @binding(2) var<storage, read> oj_gx: array<f32>;
+@group(0) @binding(3) var<storage, read> oj_gv: array<f32>;
+
+@compute @workgroup_size(WG)
+fn obs_adjoint(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    let n = info[H_N];
+    let slot = observed_slot(oj_step[0]);
+    if p >= n || slot == NONE {
+        return;
+    }
+    let o = (slot * n + p) * 2u;
+    let at = STATE * p;
+    oj_lam[at] = oj_lam[at] + oj_gx[o];
+    oj_lam[at + 1u] = oj_lam[at + 1u] + oj_gx[o + 1u];
+    oj_lam[at + 2u] = oj_lam[at + 2u] + oj_gv[o];
+    oj_lam[at + 3u] = oj_lam[at + 3u] + oj_gv[o + 1u];
+}
+
+// node_adjoint (per node, mode 1): the cotangent of the node velocity through G2P (in
+// particle order), then through the grid update into momentum and mass (to `gadj`).
+@group(0) @binding(4) var<storage, read> nj_lam: array<f32>;
+@group(0) @binding(5) var<storage, read> nj_grid: array<f32>;
+@group(0) @binding(6) var<storage, read_write> nj_gadj: array<f32>;
+
+@compute @workgroup_size(WG)
+fn node_adjoint(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let k = index(wg, nwg, t);
+    let n = info[H_GRID];
+    if k >= cells() {
+        return;
+    }
+    let node = vec2<u32>(k / n, k % n);
+    let base = src_slot(mg_step[0]);
+    let dt = f(H_DT);
+    let inv_dx = f(H_INV_DX);
+    var g = vec2<f32>(0.0);
+    var merge = merge_start(node);
+    loop {
+        let next = merge_next(&merge);
+        if next.x == NONE {
+            break;
+        }
+        let p = next.x;
+        let i = next.y / 3u;
+        let j = next.y % 3u;
+        let s = stencil(pos(base + p));
+        let d = vec2<f32>(f32(i) - s.fx.x, f32(j) - s.fx.y);
+        let w = weight(s, i, j);
+        let at = STATE * p;
+        let gv = vec2<f32>(nj_lam[at + 2u] + dt * nj_lam[at], nj_lam[at + 3u] + dt * nj_lam[at + 1u]);
+        let along0 = nj_lam[at + 4u] * d.x + nj_lam[at + 5u] * d.y;
+        let along1 = nj_lam[at + 6u] * d.x + nj_lam[at + 7u] * d.y;
+        g.x = g.x + w * gv.x + 4.0 * w * inv_dx * along0;
+        g.y = g.y + w * gv.y + 4.0 * w * inv_dx * along1;
+    }
+    let at = GRID * k;
+    let mom = vec2<f32>(nj_grid[at], nj_grid[at + 1u]);
+    let inv_m = 1.0 / (nj_grid[at + 2u] + 1e-10);
+    if walled(node.x, inv_m * mom.x) {
+        g.x = 0.0;
+    }
+    if walled(node.y, inv_m * mom.y - f(H_GSTEP)) {
+        g.y = 0.0;
+    }
+    let g_inv = g.x * mom.x + g.y * mom.y;
+    nj_gadj[4u * k] = inv_m * g.x;
+    nj_gadj[4u * k + 1u] = inv_m * g.y;
+    nj_gadj[4u * k + 2u] = -(g_inv * inv_m * inv_m);
+}
+
+// particle_adjoint (per particle, mode 1): from lam (the state after substep k) and the
+// nodes' cotangents, the cotangents of the state before it, written over lam.
+@group(0) @binding(1) var<storage, read> pj_step: array<u32>;
+@group(0) @binding(2) var<storage, read> pj_grid: array<f32>;
+@group(0) @binding(3) var<storage, read> pj_gadj: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pj_lam: array<f32>;
+
+// The cotangent of A through `polar`, given that of its result.
+fn polar_adjoint(a: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
+    let d = a.x * a.w - a.z * a.y;
+    let reflect = d < 0.0;
+    var p = a.x + a.w;
+    var q = a.y - a.z;
+    var gp = g.x + g.w;
+    var gq = g.y - g.z;
+    if reflect {
+        p = a.x - a.w;
+        q = a.y + a.z;
+        gp = g.x - g.w;
+        gq = g.y + g.z;
+    }
+    let rho2 = p * p + q * q;
+    if rho2 == 0.0 {
+        return vec4<f32>(0.0);
+    }
+    let rho = sqrt(rho2);
+    let along = (p * gp + q * gq) / (rho2 * rho);
+    let dp = gp / rho - p * along;
+    let dq = gq / rho - q * along;
+    if reflect {
+        return vec4<f32>(dp, dq, dq, -dp);
+    }
+    return vec4<f32>(dp, dq, -dq, dp);
+}
+
+// The cotangents of C and F (packed as C then F) from those of A and of the stored F.
+fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, g_a: vec4<f32>, g_fs: vec4<f32>) -> array<vec4<f32>, 2> {
+    let fnw = pu.f_new;
+    let cof = vec4<f32>(fnw.w, -fnw.z, -fnw.y, fnw.x);
+    var g_c = f(H_MASS) * g_a;
+    let g_sigma = f(H_STRESS) * g_a;
+    let j = pu.j;
+    let g_s = g_sigma.x + g_sigma.w;
+    var g_fnew: vec4<f32>;
+    if info[H_MATERIAL] == 0u {
+        let two_mu = f(H_TWO_MU);
+        let m2 = vec4<f32>(
+            two_mu * (fnw.x - pu.r.x),
+            two_mu * (fnw.y - pu.r.y),
+            two_mu * (fnw.z - pu.r.z),
+            two_mu * (fnw.w - pu.r.w),
+        );
+        // σ[i][j] = Σ_k M2[i][k] F'[j][k]; indices (row, column) as (x, y, z, w).
+        let g_m2 = vec4<f32>(
+            g_sigma.x * fnw.x + g_sigma.y * fnw.z,
+            g_sigma.x * fnw.y + g_sigma.y * fnw.w,
+            g_sigma.z * fnw.x + g_sigma.w * fnw.z,
+            g_sigma.z * fnw.y + g_sigma.w * fnw.w,
+        );
+        g_fnew = vec4<f32>(
+            g_sigma.x * m2.x + g_sigma.z * m2.z,
+            g_sigma.x * m2.y + g_sigma.z * m2.w,
+            g_sigma.y * m2.x + g_sigma.w * m2.z,
+            g_sigma.y * m2.y + g_sigma.w * m2.w,
+        );
+        g_fnew = g_fnew + two_mu * g_m2;
+        let g_r = -(two_mu * g_m2);
+        let g_polar = polar_adjoint(fnw, g_r);
+        let g_j = g_s * f(H_LAMBDA) * (2.0 * j - 1.0);
+        g_fnew = g_fnew + g_polar + g_j * cof + g_fs;
+    } else {
+        let root = sqrt(j);
+        let g_root = g_fs.x + g_fs.w;
+        let g_j = g_s * f(H_LAMBDA) * (2.0 * j - 1.0) + g_root * 0.5 / root;
+        g_fnew = g_j * cof;
+    }
+    let dt = f(H_DT);
+    let m = vec4<f32>(1.0 + dt * c.x, dt * c.y, dt * c.z, 1.0 + dt * c.w);
+    // g_M = g_F' Fᵀ, g_C += dt g_M, g_F = Mᵀ g_F'.
+    let g_m = vec4<f32>(
+        g_fnew.x * fm.x + g_fnew.y * fm.y,
+        g_fnew.x * fm.z + g_fnew.y * fm.w,
+        g_fnew.z * fm.x + g_fnew.w * fm.y,
+        g_fnew.z * fm.z + g_fnew.w * fm.w,
+    );
+    g_c = g_c + dt * g_m;
+    let g_f = vec4<f32>(
+        m.x * g_fnew.x + m.z * g_fnew.z,
+        m.x * g_fnew.y + m.z * g_fnew.w,
+        m.y * g_fnew.x + m.w * g_fnew.z,
+        m.y * g_fnew.y + m.w * g_fnew.w,
+    );
+    return array<vec4<f32>, 2>(g_c, g_f);
+}
+
+@compute @workgroup_size(WG)
+fn particle_adjoint(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    if p >= info[H_N] {
+        return;
+    }
+    let src = src_slot(pj_step[0]) + p;
+    let x = pos(src);
+    let s = stencil(x);
+    let c = mat_at(STATE * src + 4u);
+    let fm = mat_at(STATE * src + 8u);
+    let pu = pushed(c, fm);
+    let a = pu.affine;
+    let mass = f(H_MASS);
+    let mv = mass * vel(src);
+    let dt = f(H_DT);
+    let dx = f(H_DX);
+    let inv_dx = f(H_INV_DX);
+    let at = STATE * p;
+    let gx = vec2<f32>(pj_lam[at], pj_lam[at + 1u]);
+    let gv = vec2<f32>(pj_lam[at + 2u] + dt * gx.x, pj_lam[at + 3u] + dt * gx.y);
+    let gc = vec4<f32>(pj_lam[at + 4u], pj_lam[at + 5u], pj_lam[at + 6u], pj_lam[at + 7u]);
+    let g_fs = vec4<f32>(pj_lam[at + 8u], pj_lam[at + 9u], pj_lam[at + 10u], pj_lam[at + 11u]);
+    var g_fx = vec2<f32>(0.0);
+    var g_v = vec2<f32>(0.0);
+    var g_a = vec4<f32>(0.0);
+    for (var i = 0u; i < 3u; i++) {
+        for (var j = 0u; j < 3u; j++) {
+            let k = (s.base.x + i) * info[H_GRID] + s.base.y + j;
+            let w = weight(s, i, j);
+            let dw = vec2<f32>(s.dw0[i] * s.w1[j], s.w0[i] * s.dw1[j]);
+            let e = vec2<f32>(f32(i) - s.fx.x, f32(j) - s.fx.y);
+            let vn = vec2<f32>(pj_grid[GRID * k + 3u], pj_grid[GRID * k + 4u]);
+            var c_term = 0.0;
+            c_term = c_term + gc.x * vn.x * e.x + gc.y * vn.x * e.y;
+            c_term = c_term + gc.z * vn.y * e.x + gc.w * vn.y * e.y;
+            let vg = vn.x * gv.x + vn.y * gv.y;
+            let d = vec2<f32>(e.x * dx, e.y * dx);
+            let ad = vec2<f32>(a.x * d.x + a.y * d.y, a.z * d.x + a.w * d.y);
+            let gm = vec2<f32>(pj_gadj[4u * k], pj_gadj[4u * k + 1u]);
+            let pushed_w = gm.x * (mv.x + ad.x) + gm.y * (mv.y + ad.y) + pj_gadj[4u * k + 2u] * mass;
+            for (var axis = 0u; axis < 2u; axis++) {
+                let gc_col = vec2<f32>(gc[axis], gc[2u + axis]);
+                let direct = -(4.0 * w * inv_dx) * (gc_col.x * vn.x + gc_col.y * vn.y);
+                g_fx[axis] = g_fx[axis] + dw[axis] * (vg + 4.0 * inv_dx * c_term) + direct;
+            }
+            for (var axis = 0u; axis < 2u; axis++) {
+                let a_col = vec2<f32>(a[axis], a[2u + axis]);
+                let through_d = -(w * dx) * (a_col.x * gm.x + a_col.y * gm.y);
+                g_fx[axis] = g_fx[axis] + dw[axis] * pushed_w + through_d;
+                g_v[axis] = g_v[axis] + w * mass * gm[axis];
+            }
+            g_a = vec4<f32>(
+                g_a.x + w * gm.x * d.x,
+                g_a.y + w * gm.x * d.y,
+                g_a.z + w * gm.y * d.x,
+                g_a.w + w * gm.y * d.y,
+            );
+        }
+    }
+    let cf = pushed_adjoint(c, fm, pu, g_a, g_fs);
+    let out = array<f32, 12>(
+        gx.x + g_fx.x * inv_dx, gx.y + g_fx.y * inv_dx, g_v.x, g_v.y,
+        cf[0].x, cf[0].y, cf[0].z, cf[0].w, cf[1].x, cf[1].y, cf[1].z, cf[1].w,
+    );
+    for (var e = 0u; e < STATE; e++) {
+        pj_lam[at + e] = out[e];
+    }
+}
+
+// ---- finish: the cotangents of x0 and v0.
+@group(0) @binding(0) var<storage, read> fs_lam: array<f32>;
+@group(0) @binding(1) var<storage, read_write> fs_gx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fs_gv: array<f32>;
+
+@compute @workgroup_size(WG)
+fn finish(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let p = index(wg, nwg, t);
+    if p >= info[H_N] {
+        return;
+    }
+    fs_gx[2u * p] = fs_lam[STATE * p];
+    fs_gx[2u * p + 1u] = fs_lam[STATE * p + 1u];
+    fs_gv[2u * p] = fs_lam[STATE * p + 2u];
+    fs_gv[2u * p + 1u] = fs_lam[STATE * p + 3u];
+}
