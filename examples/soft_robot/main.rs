@@ -13,9 +13,10 @@
 //! cargo run --release --example soft_robot -- 20 out  # iterations, output folder
 //! ```
 
-mod plot;
 mod render;
 mod robot;
+#[path = "../common/svg_plot.rs"]
+mod svg_plot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -167,7 +168,13 @@ fn real_main() -> std::result::Result<bool, Box<dyn std::error::Error>> {
     }
 
     let svg = folder.join("soft_robot_loss.svg");
-    plot::loss_curve(&svg, &losses, &device.name())?;
+    let labels = svg_plot::Labels {
+        title: "soft_robot: loss per Adam step (−mean x after 1 s)",
+        x: "iteration",
+        y: "loss (m)",
+        legend: &format!("loss on {}", device.name()),
+    };
+    svg_plot::curve(&svg, &losses, &labels)?;
     println!("wrote {}", svg.display());
 
     // The best gait, every 4th step.

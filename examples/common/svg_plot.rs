@@ -1,5 +1,5 @@
-//! The loss curve as an SVG: title, axis labels, tick values and a legend, as text any
-//! browser or image viewer shows.
+//! A curve as an SVG: title, axis labels, tick values and a legend, as text any browser or
+//! image viewer shows (no font or plotting dependency). Shared by the examples.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -37,8 +37,21 @@ fn label(v: f64) -> String {
     }
 }
 
-/// Writes the loss per iteration, trained on `device`.
-pub fn loss_curve(path: &Path, losses: &[f32], device: &str) -> std::io::Result<()> {
+/// What a plot says about itself.
+pub struct Labels<'a> {
+    /// Above the plot.
+    pub title: &'a str,
+    /// Under the x axis.
+    pub x: &'a str,
+    /// Beside the y axis.
+    pub y: &'a str,
+    /// The curve's legend entry.
+    pub legend: &'a str,
+}
+
+/// Writes `values` against their index.
+pub fn curve(path: &Path, values: &[f32], labels: &Labels<'_>) -> std::io::Result<()> {
+    let losses = values;
     let n = losses.len().max(2);
     let (mut lo, mut hi) = losses
         .iter()
@@ -57,8 +70,9 @@ pub fn loss_curve(path: &Path, losses: &[f32], device: &str) -> std::io::Result<
     let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="28" text-anchor="middle" font-size="16">soft_robot: loss per Adam step (−mean x after 1 s)</text>"#,
-        W / 2.0
+        r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#,
+        W / 2.0,
+        escape(labels.title)
     );
     for v in ticks(lo, hi, 6) {
         let _ = writeln!(
@@ -90,15 +104,17 @@ pub fn loss_curve(path: &Path, losses: &[f32], device: &str) -> std::io::Result<
     );
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{}" text-anchor="middle">iteration</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
         L + (W - L - R) / 2.0,
-        H - 18.0
+        H - 18.0,
+        escape(labels.x)
     );
     let _ = writeln!(
         s,
-        r#"<text x="20" y="{}" text-anchor="middle" transform="rotate(-90 20 {})">loss (m)</text>"#,
+        r#"<text x="20" y="{}" text-anchor="middle" transform="rotate(-90 20 {})">{}</text>"#,
         T + (H - T - B) / 2.0,
-        T + (H - T - B) / 2.0
+        T + (H - T - B) / 2.0,
+        escape(labels.y)
     );
     let points: Vec<String> = losses
         .iter()
@@ -111,15 +127,21 @@ pub fn loss_curve(path: &Path, losses: &[f32], device: &str) -> std::io::Result<
         points.join(" ")
     );
     let (lx, ly) = (L + 12.0, T + 18.0);
-    let device: String = device.chars().take(48).collect();
+    let legend: String = labels.legend.chars().take(60).collect();
     let _ = writeln!(
         s,
-        r##"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="#1f77b4" stroke-width="2"/><text x="{}" y="{}">loss on {}</text>"##,
+        r##"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="#1f77b4" stroke-width="2"/><text x="{}" y="{}">{}</text>"##,
         lx + 24.0,
         lx + 30.0,
         ly + 4.0,
-        device.replace('&', "&amp;").replace('<', "&lt;")
+        escape(&legend)
     );
     s.push_str("</svg>\n");
     std::fs::write(path, s)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
