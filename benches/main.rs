@@ -167,6 +167,7 @@ criterion_group!(
     ot::bench,
     dispatch::bench,
     physics::bench,
+    physics::bench_mpm,
     training::bench
 );
 criterion_main!(benches);

@@ -85,3 +85,73 @@ pub fn bench(c: &mut Criterion) {
     }
     group.finish();
 }
+
+/// MLS-MPM 2D (`diffmpm_simple`'s material and time step) on a 128² grid: a block of
+/// `side²` particles, 50 substeps, forward and forward + backward (the gradient of the
+/// block's mean position in its initial velocities).
+fn mpm_graph(side: usize, backward: bool) -> (Graph, Vec<Tensor>, Vec<(&'static str, TensorData)>) {
+    let system = gradflux::Mpm {
+        grid: MPM_GRID,
+        ..gradflux::Mpm::diffmpm_simple()
+    };
+    let n = side * side;
+    let dx = system.dx();
+    let spacing = 0.5 * dx;
+    let x0: Vec<f32> = (0..n)
+        .flat_map(|k| {
+            let (i, j) = ((k / side) as f32, (k % side) as f32);
+            [0.1 + spacing * i, 0.2 + spacing * j]
+        })
+        .collect();
+    let g = Graph::new();
+    let x = g.input("x0", [n, 2], DType::F32).expect("x0");
+    let v = g.input("v0", [n, 2], DType::F32).expect("v0");
+    let out = g
+        .mpm_rollout(&system, x, v, RolloutOptions::new(MPM_STEPS))
+        .expect("rollout");
+    let outs = if backward {
+        let loss = g.sum_all(out.positions).expect("loss");
+        g.grad(loss, &[v]).expect("grad")
+    } else {
+        vec![out.positions]
+    };
+    let data = vec![
+        ("x0", TensorData::new([n, 2], x0).expect("x0")),
+        (
+            "v0",
+            TensorData::new([n, 2], vec![0.5f32; 2 * n]).expect("v0"),
+        ),
+    ];
+    (g, outs, data)
+}
+
+const MPM_GRID: usize = 128;
+const MPM_STEPS: usize = 50;
+/// Sides of the blocks: about 8k and 32k particles.
+const MPM_SIDES: [usize; 2] = [90, 179];
+
+pub fn bench_mpm(c: &mut Criterion) {
+    declare_unit(MPM_GROUP, "particle-substep");
+    let mut group = c.benchmark_group(MPM_GROUP);
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    for dev in devices() {
+        let tag = format!("{}-f32", dev.tag);
+        for side in MPM_SIDES {
+            let n = side * side;
+            group.throughput(Throughput::Elements((n * MPM_STEPS) as u64));
+            for backward in [false, true] {
+                let (g, outs, data) = mpm_graph(side, backward);
+                let kind = if backward { "fwdbwd" } else { "fwd" };
+                let id =
+                    BenchmarkId::new(&tag, format!("mpm2d-{kind}-n{n}g{MPM_GRID}t{MPM_STEPS}"));
+                let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
+                let mut exe = compile(&dev.device, &g, &outs);
+                group.bench_function(id, |bench| bench.iter(|| exe.run(&named).expect("run")));
+            }
+        }
+    }
+    group.finish();
+}
+
+const MPM_GROUP: &str = "physics";

@@ -38,6 +38,7 @@ const H_WALL_FRICTION: u32 = 28u;
 const H_DIM: u32 = 29u;
 const H_OBSERVED: u32 = 30u;
 const H_STEPS: u32 = 31u;
+const H_CLIP: u32 = 32u; // the backward's clamp on the state's cotangents (inf: none)
 // Where each table starts: incidence offsets [n + 1]; incidence entries [2 springs] (2s
 // for end a, 2s + 1 for end b); spring ends [2 springs]; inverse masses [n]; each
 // spring's actuator or NONE [springs]; actuator strengths [actuators]; observed steps
@@ -693,9 +694,11 @@ fn gather_adjoint(
             gv = gv - u;
         }
     }
+    let clip = f(H_CLIP);
+    let clipping = clip < 3.0e38;
     for (var c = 0u; c < 3u; c++) {
-        gj_lam[6u * i + c] = gx[c];
-        gj_lam[6u * i + 3u + c] = gv[c];
+        gj_lam[6u * i + c] = select(gx[c], clamp(gx[c], -clip, clip), clipping);
+        gj_lam[6u * i + 3u + c] = select(gv[c], clamp(gv[c], -clip, clip), clipping);
     }
 }
 

@@ -28,6 +28,7 @@ const H_LAMBDA: u32 = 14u;
 const H_OBSERVED: u32 = 15u;
 const H_AT_OBSERVE: u32 = 16u; // where the observed steps start
 const H_CROWDED: u32 = 17u; // the most particles one cell may hold
+const H_CLIP: u32 = 18u; // the backward's clamp on the state's cotangents (inf: none)
 
 const STATE: u32 = 12u;
 const GRID: u32 = 6u; // per node: momentum (2), mass, velocity (2), padding
@@ -912,8 +913,10 @@ fn particle_adjoint(
         gx.x + g_fx.x * inv_dx, gx.y + g_fx.y * inv_dx, g_v.x, g_v.y,
         cf[0].x, cf[0].y, cf[0].z, cf[0].w, cf[1].x, cf[1].y, cf[1].z, cf[1].w,
     );
+    let clip = f(H_CLIP);
+    let clipping = clip < 3.0e38;
     for (var e = 0u; e < STATE; e++) {
-        pj_lam[at + e] = out[e];
+        pj_lam[at + e] = select(out[e], clamp(out[e], -clip, clip), clipping);
     }
 }
 

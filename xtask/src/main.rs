@@ -4,8 +4,9 @@
 //! - `test`             the whole test command CI runs (Vulkan driver, fmt, clippy, tests,
 //!   packaging, rust-version)
 //! - `validate-shaders` parse and validate every WGSL kernel with naga (no GPU needed)
-//! - `bench [FILTER] [--quick] [--peers]` run the criterion benches (and the peer
-//!   scripts) and write bench-report/report.{json,md}
+//! - `bench [FILTER] [--quick] [--peers] [--save NAME]` run the criterion benches (and
+//!   the peer scripts) and write bench-report/report.{json,md} (and a copy under
+//!   benches/results/ to commit)
 //! - `package`          the published crates build from their `.crate` files alone
 //! - `msrv`             the declared `rust-version` builds the workspace
 //! - `adapters`         list the wgpu adapters this machine has
@@ -32,12 +33,13 @@ commands:
                        alone) and a build with the declared rust-version
   validate-shaders     parse and validate every .wgsl under shaders/ with naga
                        (runs `cargo test -p gradflux-wgpu shaders`)
-  bench [FILTER] [--quick] [--peers] [-- <criterion args>]
+  bench [FILTER] [--quick] [--peers] [--save NAME] [-- <criterion args>]
                        run the criterion benches whose id contains FILTER (e.g. `matmul`)
                        and write bench-report/report.json and bench-report/report.md;
                        --quick measures briefly (about a second each); --peers first runs
                        the matching scripts in benches/peers/ (PyTorch where installed) so
-                       the report gives ratios from the same session
+                       the report gives ratios from the same session; --save also copies
+                       the report to benches/results/NAME.{md,json}, to be committed
   package              cargo package the published crates; each is built from its .crate
                        against the other packaged crates, never the workspace sources
   msrv                 build the workspace with the toolchain `rust-version` names
@@ -273,6 +275,7 @@ fn validate_shaders() -> Res {
 fn bench(args: &[String]) -> Res {
     let mut quick = false;
     let mut peers = false;
+    let mut save: Option<String> = None;
     let mut filter: Option<String> = None;
     let mut passthrough: Vec<String> = Vec::new();
     let mut it = args.iter();
@@ -280,6 +283,12 @@ fn bench(args: &[String]) -> Res {
         match a.as_str() {
             "--quick" => quick = true,
             "--peers" => peers = true,
+            "--save" => match it.next() {
+                Some(name) if !name.starts_with('-') && !name.contains('/') => {
+                    save = Some(name.clone())
+                }
+                _ => return Err(Failure("bench: --save takes a file name (no `/`)".into())),
+            },
             "--" => passthrough.extend(it.by_ref().cloned()),
             other if other.starts_with('-') => {
                 return Err(Failure(format!("bench: unknown argument `{other}`")))
@@ -320,7 +329,19 @@ fn bench(args: &[String]) -> Res {
 
     let out_dir = root().join("bench-report");
     report::write(&target.join("criterion"), started, quick, &out_dir)
-        .map_err(|e| Failure(format!("writing the bench report: {e}")))
+        .map_err(|e| Failure(format!("writing the bench report: {e}")))?;
+    if let Some(name) = save {
+        // Kept with the sources: a run on a lent GPU is committed from here.
+        let results = root().join("benches").join("results");
+        std::fs::create_dir_all(&results).map_err(|e| Failure(format!("{e}")))?;
+        for ext in ["md", "json"] {
+            let to = results.join(format!("{name}.{ext}"));
+            std::fs::copy(out_dir.join(format!("report.{ext}")), &to)
+                .map_err(|e| Failure(format!("saving {}: {e}", to.display())))?;
+            println!("xtask: saved {}", to.display());
+        }
+    }
+    Ok(())
 }
 
 /// Runs every `benches/peers/*.py` whose name matches the filter, writing TSVs under

@@ -380,3 +380,52 @@ fn mpm_gradients_are_the_same_bits_every_run_and_every_interval() {
         }
     }
 }
+
+/// With `clip`, every component of the state's cotangent is clamped after each substep
+/// of the backward, the same way on both backends: the initial state's gradients stay
+/// within the clip, and a clip no gradient reaches changes nothing.
+#[test]
+fn clipped_gradients_agree_and_stay_within_the_clip() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    let base = cases().swap_remove(1);
+    let unclipped = run(&base, &Device::Cpu).unwrap();
+    for device in &devices {
+        let mut clipped = cases().swap_remove(1);
+        clipped.options.clip = Some(0.05);
+        let got = run(&clipped, device).unwrap();
+        let want = run(&clipped, &Device::Cpu).unwrap();
+        for (k, (w, a)) in want.iter().zip(&got).enumerate() {
+            gradflux::compare(w, a, Tolerance::new(2e-4, 2e-5))
+                .unwrap_or_else(|m| panic!("{}: output {k}: {m}", device.name()));
+        }
+        for g in &got[2..4] {
+            assert!(
+                g.values::<f32>().unwrap().iter().all(|v| v.abs() <= 0.05),
+                "{}: dx0 and dv0 stay within the clip",
+                device.name()
+            );
+        }
+        assert_ne!(got[2], unclipped[2], "the clip bites");
+        let mut loose = cases().swap_remove(1);
+        loose.options.clip = Some(1e30);
+        let same = run(&loose, device).unwrap();
+        let exact = run(&base, device).unwrap();
+        assert_eq!(same, exact, "{}: a clip never reached", device.name());
+    }
+    let mpm = mpm_systems().swap_remove(0).1;
+    for device in &devices {
+        let options = RolloutOptions {
+            clip: Some(0.01),
+            ..RolloutOptions::new(12)
+        };
+        let got = mpm_run(device, &mpm, 5, options).unwrap();
+        for g in &got[2..4] {
+            assert!(
+                g.values::<f32>().unwrap().iter().all(|v| v.abs() <= 0.01),
+                "{}: MPM gradients stay within the clip",
+                device.name()
+            );
+        }
+    }
+}

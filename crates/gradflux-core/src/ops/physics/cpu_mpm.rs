@@ -94,12 +94,14 @@ struct Pushed<R> {
     r: M2<R>,
 }
 
-/// The grid of one substep.
+/// The grid of one substep, and what P2G computed per particle.
 pub struct Grid<R> {
     momentum: Vec<V2<R>>,
     mass: Vec<R>,
     /// Node velocities after gravity and the walls.
     v: Vec<V2<R>>,
+    /// Each particle's new `F` as the state keeps it.
+    f_stored: Vec<M2<R>>,
 }
 
 fn lit<R: Real>(v: f64) -> R {
@@ -211,9 +213,12 @@ impl<R: Real> Prepared<R> {
     pub fn grid(&self, particles: &[Particle<R>]) -> Grid<R> {
         let mut momentum = vec![[R::ZERO; 2]; self.nodes()];
         let mut mass = vec![R::ZERO; self.nodes()];
+        let mut f_stored = Vec::with_capacity(particles.len());
         for p in particles {
             let s = self.stencil(p.x);
-            let a = self.pushed(p).affine;
+            let pushed = self.pushed(p);
+            f_stored.push(pushed.f_stored);
+            let a = pushed.affine;
             let mv = [self.mass * p.v[0], self.mass * p.v[1]];
             for i in 0..3 {
                 for j in 0..3 {
@@ -243,7 +248,12 @@ impl<R: Real> Prepared<R> {
                 v
             })
             .collect();
-        Grid { momentum, mass, v }
+        Grid {
+            momentum,
+            mass,
+            v,
+            f_stored,
+        }
     }
 
     /// Whether the wall band stops a node at `at` along an axis with velocity `v` there.
@@ -256,9 +266,9 @@ impl<R: Real> Prepared<R> {
         let grid = self.grid(particles);
         particles
             .iter()
-            .map(|p| {
+            .zip(&grid.f_stored)
+            .map(|(p, &f_stored)| {
                 let s = self.stencil(p.x);
-                let f_stored = self.pushed(p).f_stored;
                 let mut v = [R::ZERO; 2];
                 let mut c = [[R::ZERO; 2]; 2];
                 for i in 0..3 {

@@ -108,7 +108,38 @@ impl Graph {
     }
 }
 
-/// Every substep state from `start`, or the step where a particle left the grid.
+/// Whether every particle is finite and inside the grid's interior (`n` nodes per axis).
+fn healthy<R: Real>(state: &[Particle<R>], n: usize) -> bool {
+    state.iter().all(|q| {
+        q.flat().iter().all(|c| c.finite())
+            && q.x.iter().all(|c| {
+                let at = c.to_f64() * n as f64;
+                (0.5..n as f64 - 1.5).contains(&at)
+            })
+    })
+}
+
+/// Substep `k`'s successor of `state`, or the error naming the step where a particle left
+/// the grid.
+fn advance<R: Real>(
+    p: &Prepared<R>,
+    o: &RolloutOptions,
+    state: &[Particle<R>],
+    k: usize,
+    n: usize,
+) -> Result<Vec<Particle<R>>> {
+    let next = p.substep(state);
+    if !healthy(&next, n) {
+        return Err(Error::NonFinite {
+            op: OP,
+            step: k / o.substeps,
+            hint: LEFT_GRID_HINT,
+        });
+    }
+    Ok(next)
+}
+
+/// Every substep state from `start`.
 fn states<R: Real>(
     p: &Prepared<R>,
     o: &RolloutOptions,
@@ -117,22 +148,7 @@ fn states<R: Real>(
 ) -> Result<Vec<Vec<Particle<R>>>> {
     let mut out = vec![start];
     for k in 0..o.substeps_total() {
-        let cur = out.last().expect("the first state");
-        let next = p.substep(cur);
-        let inside = |q: &Particle<R>| {
-            q.x.iter().all(|c| {
-                let at = c.to_f64() * n as f64;
-                (0.5..n as f64 - 1.5).contains(&at)
-            })
-        };
-        let finite = |q: &Particle<R>| q.flat().iter().all(|c| c.finite());
-        if !next.iter().all(|q| finite(q) && inside(q)) {
-            return Err(Error::NonFinite {
-                op: OP,
-                step: k / o.substeps,
-                hint: LEFT_GRID_HINT,
-            });
-        }
+        let next = advance(p, o, out.last().expect("the first state"), k, n)?;
         out.push(next);
     }
     Ok(out)
@@ -153,20 +169,23 @@ fn forward<R: Real>(
         .map(|(x, v)| Particle::at([x[0], x[1]], [v[0], v[1]]))
         .collect();
     let p = Prepared::<R>::new(system);
-    let all = states(&p, o, start, system.grid)?;
+    // Streamed: only the current state is held; checkpoints and observations are copied
+    // out as the rollout passes them.
+    let every = o.checkpoint.interval(o.substeps_total())?;
     let (mut ox, mut ov, mut ck) = (vec![], vec![], vec![]);
-    for (k, s) in all.iter().enumerate().skip(1) {
-        if o.slot_after(k - 1).is_some() {
-            for q in s {
+    let mut state = start;
+    for k in 0..o.substeps_total() {
+        if k % every == 0 {
+            for q in &state {
+                ck.extend(q.flat());
+            }
+        }
+        state = advance(&p, o, &state, k, system.grid)?;
+        if o.slot_after(k).is_some() {
+            for q in &state {
                 ox.extend(q.x);
                 ov.extend(q.v);
             }
-        }
-    }
-    let every = o.checkpoint.interval(o.substeps_total())?;
-    for s in all.iter().step_by(every).take(o.substeps_total().div_ceil(every)) {
-        for q in s {
-            ck.extend(q.flat());
         }
     }
     [ox, ov, ck]
@@ -199,6 +218,13 @@ fn backward<R: Real>(
             }
         }
         grads = p.substep_adjoint(&all[k], &grads);
+        if let Some(c) = o.clip {
+            for g in grads.iter_mut() {
+                let mut flat = [g.flat()];
+                super::rollout::clip_all(&mut flat, c);
+                *g = Particle::from_flat(&flat[0]);
+            }
+        }
     }
     let gx: Vec<R> = grads.iter().flat_map(|g| g.x).collect();
     let gv: Vec<R> = grads.iter().flat_map(|g| g.v).collect();

@@ -68,6 +68,7 @@ fn table(system: &MassSpring, o: &RolloutOptions) -> Result<Vec<u32>> {
     h[29] = system.dim as u32;
     h[30] = o.observe.len() as u32;
     h[31] = o.steps as u32;
+    h[32] = bits(o.clip.unwrap_or(f32::INFINITY));
     let (offsets, incident) = system.incidence();
     let ends: Vec<u32> = system.springs.iter().flatten().copied().collect();
     let masses: Vec<u32> = system.inv_mass.iter().map(|&w| bits(w)).collect();

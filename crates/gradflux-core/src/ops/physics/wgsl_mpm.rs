@@ -24,7 +24,7 @@ const PREP: usize = 8;
 /// The most particles one cell may hold (each cell's list is sorted by insertion within
 /// the loop budget of software drivers).
 pub const CROWDED: usize = 256;
-const HEADER: usize = 18;
+const HEADER: usize = 19;
 
 fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
     let bits = f32::to_bits;
@@ -54,6 +54,7 @@ fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
     h[15] = o.observe.len() as u32;
     h[16] = HEADER as u32;
     h[17] = CROWDED as u32;
+    h[18] = bits(o.clip.unwrap_or(f32::INFINITY));
     h.extend(o.observe.iter().map(|&t| t as u32));
     Ok(h)
 }

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""MLS-MPM 2D as gradflux's physics bench runs it (benches/physics.rs `mpm2d-` ids):
+diffmpm_simple's formulas (fixed corotated, E = 100, dt = 3e-4, unit mass and volume,
+g = 9.8, walls within 3 nodes) on a 128 x 128 grid, a block of side^2 particles spaced half
+a cell from (0.1, 0.2) moving at (0.5, 0.5), 50 substeps; `fwd` times the rollout, `fwdbwd`
+the rollout on a tape and the backward of sum(x_T) to the initial velocities. In Taichi
+(DiffTaichi's own kernels, ti.gpu where there is one, else every CPU thread) and in Warp
+(the same kernels written for Warp; CUDA where it finds a GPU, else its CPU backend). Both
+scatter with float atomics. Writes one line per measurement:
+
+    tool<TAB>f32<TAB>id<TAB>seconds per call<TAB>device name
+
+Usage: python3 benches/peers/physics_mpm.py [--out bench-report/peers/x.tsv] [--reps 3]
+"""
+
+import argparse
+import os
+import time
+
+GRID = 128
+STEPS = 50
+SIDES = (90, 179)
+DT = 3e-4
+E = 100.0
+GRAVITY = 9.8
+BOUND = 3
+
+
+def block(side):
+    import numpy as np
+    dx = 1.0 / GRID
+    i, j = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    x = np.stack([0.1 + 0.5 * dx * i.ravel(), 0.2 + 0.5 * dx * j.ravel()], axis=1)
+    return x.astype(np.float32)
+
+
+def timed(fn, reps):
+    fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps
+
+
+def taichi_lines(reps):
+    import taichi as ti
+    # CUDA where there is one, else every CPU thread (not a software Vulkan adapter).
+    ti.init(arch=ti.cuda, default_fp=ti.f32, offline_cache=True, log_level=ti.ERROR)
+    if ti.lang.impl.current_cfg().arch != ti.cuda:
+        ti.reset()
+        ti.init(arch=ti.cpu, default_fp=ti.f32, offline_cache=True, log_level=ti.ERROR)
+    arch = ti.lang.impl.current_cfg().arch
+    device = "CPU" if arch == ti.cpu else "CUDA"
+    out = []
+    dx, inv_dx = 1.0 / GRID, float(GRID)
+    for side in SIDES:
+        n = side * side
+        x = ti.Vector.field(2, float, shape=(STEPS + 1, n), needs_grad=True)
+        v = ti.Vector.field(2, float, shape=(STEPS + 1, n), needs_grad=True)
+        C = ti.Matrix.field(2, 2, float, shape=(STEPS + 1, n), needs_grad=True)
+        F = ti.Matrix.field(2, 2, float, shape=(STEPS + 1, n), needs_grad=True)
+        gv_in = ti.Vector.field(2, float, shape=(STEPS, GRID, GRID), needs_grad=True)
+        gv_out = ti.Vector.field(2, float, shape=(STEPS, GRID, GRID), needs_grad=True)
+        gm = ti.field(float, shape=(STEPS, GRID, GRID), needs_grad=True)
+        loss = ti.field(float, shape=(), needs_grad=True)
+
+        @ti.kernel
+        def p2g(f: ti.i32):
+            for p in range(n):
+                base = ti.cast(x[f, p] * inv_dx - 0.5, ti.i32)
+                fx = x[f, p] * inv_dx - ti.cast(base, ti.i32)
+                w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+                new_F = (ti.Matrix.diag(dim=2, val=1) + DT * C[f, p]) @ F[f, p]
+                F[f + 1, p] = new_F
+                J = new_F.determinant()
+                r, s = ti.polar_decompose(new_F)
+                cauchy = 2 * E * (new_F - r) @ new_F.transpose() + ti.Matrix.diag(2, E * (J - 1) * J)
+                stress = -(DT * 4 * inv_dx * inv_dx) * cauchy
+                affine = stress + C[f, p]
+                for i in ti.static(range(3)):
+                    for j in ti.static(range(3)):
+                        offset = ti.Vector([i, j])
+                        dpos = (ti.cast(ti.Vector([i, j]), float) - fx) * dx
+                        weight = w[i][0] * w[j][1]
+                        gv_in[f, base + offset] += weight * (v[f, p] + affine @ dpos)
+                        gm[f, base + offset] += weight
+
+        @ti.kernel
+        def grid_op(f: ti.i32):
+            for i, j in ti.ndrange(GRID, GRID):
+                inv_m = 1 / (gm[f, i, j] + 1e-10)
+                v_out = inv_m * gv_in[f, i, j]
+                v_out[1] -= DT * GRAVITY
+                if i < BOUND and v_out[0] < 0:
+                    v_out[0] = 0
+                if i > GRID - BOUND and v_out[0] > 0:
+                    v_out[0] = 0
+                if j < BOUND and v_out[1] < 0:
+                    v_out[1] = 0
+                if j > GRID - BOUND and v_out[1] > 0:
+                    v_out[1] = 0
+                gv_out[f, i, j] = v_out
+
+        @ti.kernel
+        def g2p(f: ti.i32):
+            for p in range(n):
+                base = ti.cast(x[f, p] * inv_dx - 0.5, ti.i32)
+                fx = x[f, p] * inv_dx - ti.cast(base, float)
+                w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2]
+                new_v = ti.Vector([0.0, 0.0])
+                new_C = ti.Matrix([[0.0, 0.0], [0.0, 0.0]])
+                for i in ti.static(range(3)):
+                    for j in ti.static(range(3)):
+                        dpos = ti.cast(ti.Vector([i, j]), float) - fx
+                        g_v = gv_out[f, base[0] + i, base[1] + j]
+                        weight = w[i][0] * w[j][1]
+                        new_v += weight * g_v
+                        new_C += 4 * weight * g_v.outer_product(dpos) * inv_dx
+                v[f + 1, p] = new_v
+                x[f + 1, p] = x[f, p] + DT * v[f + 1, p]
+                C[f + 1, p] = new_C
+
+        @ti.kernel
+        def total():
+            for p in range(n):
+                loss[None] += x[STEPS, p][0] + x[STEPS, p][1]
+
+        import numpy as np
+        x0 = block(side)
+        x.from_numpy(np.broadcast_to(x0, (STEPS + 1, n, 2)).copy())
+        v.from_numpy(np.full((STEPS + 1, n, 2), 0.5, np.float32))
+        F.from_numpy(np.broadcast_to(np.eye(2, dtype=np.float32), (STEPS + 1, n, 2, 2)).copy())
+
+        def steps():
+            for s in range(STEPS):
+                p2g(s)
+                grid_op(s)
+                g2p(s)
+
+        def forward():
+            gv_in.fill(0)
+            gm.fill(0)
+            steps()
+            ti.sync()
+
+        def backward():
+            gv_in.fill(0)
+            gm.fill(0)
+            loss[None] = 0
+            with ti.ad.Tape(loss=loss):
+                steps()
+                total()
+            ti.sync()
+
+        for kind, fn in (("fwd", forward), ("fwdbwd", backward)):
+            s = timed(fn, reps)
+            out.append((f"taichi-{device.lower()}", f"mpm2d-{kind}-n{n}g{GRID}t{STEPS}", s, f"{device} (taichi {'.'.join(map(str, ti.__version__))})"))
+    return out
+
+
+def warp_lines(reps):
+    import numpy as np
+    import warp as wp
+
+    wp.config.quiet = True
+    wp.init()
+    device = "cuda" if wp.is_cuda_available() else "cpu"
+    name = wp.get_device(device).name if device == "cuda" else "CPU"
+    dx, inv_dx = 1.0 / GRID, float(GRID)
+
+    @wp.func
+    def polar(a: wp.mat22):
+        d = a[0, 0] * a[1, 1] - a[1, 0] * a[0, 1]
+        b = wp.mat22(a[0, 0] + a[1, 1], a[0, 1] - a[1, 0], a[1, 0] - a[0, 1], a[1, 1] + a[0, 0])
+        if d < 0.0:
+            b = wp.mat22(a[0, 0] - a[1, 1], a[0, 1] + a[1, 0], a[1, 0] + a[0, 1], a[1, 1] - a[0, 0])
+        k = 1.0 / wp.sqrt(wp.abs(b[0, 0] * b[1, 1] - b[1, 0] * b[0, 1]))
+        return b * k
+
+    @wp.kernel
+    def p2g(x: wp.array(dtype=wp.vec2), v: wp.array(dtype=wp.vec2), C: wp.array(dtype=wp.mat22),
+            F: wp.array(dtype=wp.mat22), F_out: wp.array(dtype=wp.mat22),
+            gv: wp.array2d(dtype=wp.vec2), gm: wp.array2d(dtype=float)):
+        p = wp.tid()
+        xs = x[p] * inv_dx - wp.vec2(0.5, 0.5)
+        bx, by = int(xs[0]), int(xs[1])
+        fx = x[p] * inv_dx - wp.vec2(float(bx), float(by))
+        w0 = wp.vec3(0.5 * (1.5 - fx[0]) * (1.5 - fx[0]), 0.75 - (fx[0] - 1.0) * (fx[0] - 1.0), 0.5 * (fx[0] - 0.5) * (fx[0] - 0.5))
+        w1 = wp.vec3(0.5 * (1.5 - fx[1]) * (1.5 - fx[1]), 0.75 - (fx[1] - 1.0) * (fx[1] - 1.0), 0.5 * (fx[1] - 0.5) * (fx[1] - 0.5))
+        new_F = (wp.identity(n=2, dtype=float) + DT * C[p]) @ F[p]
+        F_out[p] = new_F
+        J = wp.determinant(new_F)
+        r = polar(new_F)
+        cauchy = 2.0 * E * (new_F - r) @ wp.transpose(new_F) + wp.identity(n=2, dtype=float) * (E * (J - 1.0) * J)
+        affine = -(DT * 4.0 * inv_dx * inv_dx) * cauchy + C[p]
+        for i in range(3):
+            for j in range(3):
+                dpos = (wp.vec2(float(i), float(j)) - fx) * dx
+                weight = w0[i] * w1[j]
+                wp.atomic_add(gv, bx + i, by + j, weight * (v[p] + affine @ dpos))
+                wp.atomic_add(gm, bx + i, by + j, weight)
+
+    @wp.kernel
+    def grid_op(gv: wp.array2d(dtype=wp.vec2), gm: wp.array2d(dtype=float), out: wp.array2d(dtype=wp.vec2)):
+        i, j = wp.tid()
+        inv_m = 1.0 / (gm[i, j] + 1e-10)
+        vo = inv_m * gv[i, j]
+        vo = wp.vec2(vo[0], vo[1] - DT * GRAVITY)
+        if i < BOUND and vo[0] < 0.0:
+            vo = wp.vec2(0.0, vo[1])
+        if i > GRID - BOUND and vo[0] > 0.0:
+            vo = wp.vec2(0.0, vo[1])
+        if j < BOUND and vo[1] < 0.0:
+            vo = wp.vec2(vo[0], 0.0)
+        if j > GRID - BOUND and vo[1] > 0.0:
+            vo = wp.vec2(vo[0], 0.0)
+        out[i, j] = vo
+
+    @wp.kernel
+    def g2p(x: wp.array(dtype=wp.vec2), gv: wp.array2d(dtype=wp.vec2), x_out: wp.array(dtype=wp.vec2),
+            v_out: wp.array(dtype=wp.vec2), C_out: wp.array(dtype=wp.mat22)):
+        p = wp.tid()
+        xs = x[p] * inv_dx - wp.vec2(0.5, 0.5)
+        bx, by = int(xs[0]), int(xs[1])
+        fx = x[p] * inv_dx - wp.vec2(float(bx), float(by))
+        w0 = wp.vec3(0.5 * (1.5 - fx[0]) * (1.5 - fx[0]), 0.75 - (fx[0] - 1.0) * (fx[0] - 1.0), 0.5 * (fx[0] - 0.5) * (fx[0] - 0.5))
+        w1 = wp.vec3(0.5 * (1.5 - fx[1]) * (1.5 - fx[1]), 0.75 - (fx[1] - 1.0) * (fx[1] - 1.0), 0.5 * (fx[1] - 0.5) * (fx[1] - 0.5))
+        nv = wp.vec2(0.0, 0.0)
+        nc = wp.mat22(0.0, 0.0, 0.0, 0.0)
+        for i in range(3):
+            for j in range(3):
+                dpos = wp.vec2(float(i), float(j)) - fx
+                g = gv[bx + i, by + j]
+                weight = w0[i] * w1[j]
+                nv = nv + weight * g
+                nc = nc + 4.0 * weight * wp.outer(g, dpos) * inv_dx
+        v_out[p] = nv
+        x_out[p] = x[p] + DT * nv
+        C_out[p] = nc
+
+    @wp.kernel
+    def total(x: wp.array(dtype=wp.vec2), out: wp.array(dtype=float)):
+        p = wp.tid()
+        wp.atomic_add(out, 0, x[p][0] + x[p][1])
+
+    out = []
+    for side in SIDES:
+        n = side * side
+        x0 = block(side)
+
+        def arr(shape, dtype, value=None):
+            a = wp.zeros(shape, dtype=dtype, device=device, requires_grad=True)
+            if value is not None:
+                a.assign(value)
+            return a
+
+        xs = [arr(n, wp.vec2, x0 if t == 0 else None) for t in range(STEPS + 1)]
+        vs = [arr(n, wp.vec2, np.full((n, 2), 0.5, np.float32) if t == 0 else None) for t in range(STEPS + 1)]
+        Cs = [arr(n, wp.mat22) for _ in range(STEPS + 1)]
+        Fs = [arr(n, wp.mat22, np.broadcast_to(np.eye(2, dtype=np.float32), (n, 2, 2)).copy() if t == 0 else None) for t in range(STEPS + 1)]
+        gvs = [arr((GRID, GRID), wp.vec2) for _ in range(STEPS)]
+        gms = [arr((GRID, GRID), float) for _ in range(STEPS)]
+        gouts = [arr((GRID, GRID), wp.vec2) for _ in range(STEPS)]
+        loss = arr(1, float)
+
+        def rollout():
+            for s in range(STEPS):
+                gvs[s].zero_()
+                gms[s].zero_()
+                wp.launch(p2g, n, inputs=[xs[s], vs[s], Cs[s], Fs[s], Fs[s + 1], gvs[s], gms[s]], device=device)
+                wp.launch(grid_op, (GRID, GRID), inputs=[gvs[s], gms[s], gouts[s]], device=device)
+                wp.launch(g2p, n, inputs=[xs[s], gouts[s], xs[s + 1], vs[s + 1], Cs[s + 1]], device=device)
+
+        def forward():
+            rollout()
+            wp.synchronize_device(device)
+
+        def backward():
+            loss.zero_()
+            tape = wp.Tape()
+            with tape:
+                rollout()
+                wp.launch(total, n, inputs=[xs[STEPS], loss], device=device)
+            tape.backward(loss)
+            wp.synchronize_device(device)
+            tape.zero()
+
+        for kind, fn in (("fwd", forward), ("fwdbwd", backward)):
+            s = timed(fn, reps)
+            out.append((f"warp-{device}", f"mpm2d-{kind}-n{n}g{GRID}t{STEPS}", s, f"{name} (warp {wp.__version__})"))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench-report/peers/physics_mpm.tsv")
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    lines = []
+    for tool, fn in (("taichi", taichi_lines), ("warp", warp_lines)):
+        try:
+            lines += fn(args.reps)
+        except ImportError as e:
+            print(f"physics_mpm: {tool} is not installed ({e}); no {tool} figures")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        for tool, ident, seconds, device in lines:
+            f.write(f"{tool}\tf32\t{ident}\t{seconds:.6e}\t{device}\n")
+            print(f"{tool}\t{ident}\t{seconds * 1e3:.3f} ms\t{device}")
+
+
+if __name__ == "__main__":
+    main()
