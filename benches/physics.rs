@@ -107,7 +107,7 @@ fn mpm_graph(side: usize, backward: bool) -> (Graph, Vec<Tensor>, Vec<(&'static 
     let x = g.input("x0", [n, 2], DType::F32).expect("x0");
     let v = g.input("v0", [n, 2], DType::F32).expect("v0");
     let out = g
-        .mpm_rollout(&system, x, v, RolloutOptions::new(MPM_STEPS))
+        .mpm_rollout(&system, x, v, None, RolloutOptions::new(MPM_STEPS))
         .expect("rollout");
     let outs = if backward {
         let loss = g.sum_all(out.positions).expect("loss");

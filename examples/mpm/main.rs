@@ -54,7 +54,7 @@ fn throw(
         observe,
         ..RolloutOptions::new(steps)
     };
-    let out = g.mpm_rollout(system, x0, v0, options)?;
+    let out = g.mpm_rollout(system, x0, v0, None, options)?;
     let last = g.reshape(g.slice(out.positions, 0, k - 1, k)?, [n, 2])?;
     let centre = g.mean(last, 0)?;
     let target = g.constant(TensorData::new([2], TARGET.to_vec())?)?;

@@ -29,6 +29,14 @@ const H_OBSERVED: u32 = 15u;
 const H_AT_OBSERVE: u32 = 16u; // where the observed steps start
 const H_CROWDED: u32 = 17u; // the most particles one cell may hold
 const H_CLIP: u32 = 18u; // the backward's clamp on the state's cotangents (inf: none)
+const H_ACTUATORS: u32 = 19u;
+const H_STRENGTH: u32 = 20u;
+// Tables: each particle's actuator (or NONE) [n]; the particles of each actuator in
+// particle order, as offsets [actuators + 1] into a list.
+const H_AT_ACT_OF: u32 = 21u;
+const H_AT_ACT_OFFSETS: u32 = 22u;
+const H_AT_ACT_LIST: u32 = 23u;
+const H_STEPS: u32 = 24u;
 
 const STATE: u32 = 12u;
 const GRID: u32 = 6u; // per node: momentum (2), mass, velocity (2), padding
@@ -163,7 +171,7 @@ struct Pushed {
     r: vec4<f32>,
 }
 
-fn pushed(c: vec4<f32>, fm: vec4<f32>) -> Pushed {
+fn pushed(c: vec4<f32>, fm: vec4<f32>, act: f32, actuated: bool) -> Pushed {
     var out: Pushed;
     let fn_ = pushed_f(c, fm);
     out.f_new = fn_;
@@ -190,6 +198,15 @@ fn pushed(c: vec4<f32>, fm: vec4<f32>) -> Pushed {
         cauchy = vec4<f32>(s, 0.0, 0.0, s);
         let root = sqrt(j);
         out.f_stored = vec4<f32>(root, 0.0, 0.0, root);
+    }
+    // Actuation: σ[i][k] += F'[i][1] a F'[k][1].
+    if actuated {
+        cauchy = vec4<f32>(
+            cauchy.x + fn_.y * act * fn_.y,
+            cauchy.y + fn_.y * act * fn_.w,
+            cauchy.z + fn_.w * act * fn_.y,
+            cauchy.w + fn_.w * act * fn_.w,
+        );
     }
     out.affine = f(H_STRESS) * cauchy + f(H_MASS) * c;
     return out;
@@ -327,6 +344,24 @@ fn order(
 // ---- prep: each particle's affine matrix and new F.
 @group(0) @binding(1) var<storage, read> pr_step: array<u32>;
 @group(0) @binding(2) var<storage, read_write> pr_out: array<f32>;
+@group(0) @binding(3) var<storage, read> pr_controls: array<f32>;
+
+// Whether particle p is driven by an actuator.
+fn actuated(p: u32) -> bool {
+    return info[H_ACTUATORS] != 0u && info[info[H_AT_ACT_OF] + p] != NONE;
+}
+
+// Particle p's actuation at substep k: u[t, a] · strength, or 0.
+fn prep_act(p: u32, k: u32) -> f32 {
+    if info[H_ACTUATORS] == 0u {
+        return 0.0;
+    }
+    let a = info[info[H_AT_ACT_OF] + p];
+    if a == NONE {
+        return 0.0;
+    }
+    return pr_controls[(k / info[H_SUBSTEPS]) * info[H_ACTUATORS] + a] * f(H_STRENGTH);
+}
 
 @compute @workgroup_size(WG)
 fn prep(
@@ -338,8 +373,9 @@ fn prep(
     if p >= info[H_N] {
         return;
     }
-    let at = STATE * (src_slot(pr_step[0]) + p);
-    let pu = pushed(mat_at(at + 4u), mat_at(at + 8u));
+    let k = pr_step[0];
+    let at = STATE * (src_slot(k) + p);
+    let pu = pushed(mat_at(at + 4u), mat_at(at + 8u), prep_act(p, k), actuated(p));
     for (var k = 0u; k < 4u; k++) {
         pr_out[PREP * p + k] = pu.affine[k];
         pr_out[PREP * p + 4u + k] = pu.f_stored[k];
@@ -755,6 +791,19 @@ fn node_adjoint(
 @group(0) @binding(2) var<storage, read> pj_grid: array<f32>;
 @group(0) @binding(3) var<storage, read> pj_gadj: array<f32>;
 @group(0) @binding(4) var<storage, read_write> pj_lam: array<f32>;
+@group(0) @binding(5) var<storage, read> pj_controls: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pj_gact: array<f32>;
+
+fn adjoint_act(p: u32, k: u32) -> f32 {
+    if info[H_ACTUATORS] == 0u {
+        return 0.0;
+    }
+    let a = info[info[H_AT_ACT_OF] + p];
+    if a == NONE {
+        return 0.0;
+    }
+    return pj_controls[(k / info[H_SUBSTEPS]) * info[H_ACTUATORS] + a] * f(H_STRENGTH);
+}
 
 // The cotangent of A through `polar`, given that of its result.
 fn polar_adjoint(a: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
@@ -784,14 +833,31 @@ fn polar_adjoint(a: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(dp, dq, -dq, dp);
 }
 
-// The cotangents of C and F (packed as C then F) from those of A and of the stored F.
-fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, g_a: vec4<f32>, g_fs: vec4<f32>) -> array<vec4<f32>, 2> {
+// The cotangents of C, F and the actuation from those of A and of the stored F.
+struct PushedGrad {
+    c: vec4<f32>,
+    f: vec4<f32>,
+    act: f32,
+}
+
+fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, act: f32, driven: bool, g_a: vec4<f32>, g_fs: vec4<f32>) -> PushedGrad {
     let fnw = pu.f_new;
     let cof = vec4<f32>(fnw.w, -fnw.z, -fnw.y, fnw.x);
     var g_c = f(H_MASS) * g_a;
     let g_sigma = f(H_STRESS) * g_a;
     let j = pu.j;
     let g_s = g_sigma.x + g_sigma.w;
+    // Actuation: σ[i][k] += F'[i][1] a F'[k][1].
+    var g_act = 0.0;
+    var g_col = vec2<f32>(0.0);
+    if driven {
+        g_act = g_act + g_sigma.x * fnw.y * fnw.y;
+        g_act = g_act + g_sigma.y * fnw.y * fnw.w;
+        g_col.x = act * ((g_sigma.x + g_sigma.x) * fnw.y + (g_sigma.y + g_sigma.z) * fnw.w);
+        g_act = g_act + g_sigma.z * fnw.w * fnw.y;
+        g_act = g_act + g_sigma.w * fnw.w * fnw.w;
+        g_col.y = act * ((g_sigma.z + g_sigma.y) * fnw.y + (g_sigma.w + g_sigma.w) * fnw.w);
+    }
     var g_fnew: vec4<f32>;
     if info[H_MATERIAL] == 0u {
         let two_mu = f(H_TWO_MU);
@@ -825,6 +891,8 @@ fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, g_a: vec4<f32>, g_fs:
         let g_j = g_s * f(H_LAMBDA) * (2.0 * j - 1.0) + g_root * 0.5 / root;
         g_fnew = g_j * cof;
     }
+    g_fnew.y = g_fnew.y + g_col.x;
+    g_fnew.w = g_fnew.w + g_col.y;
     let dt = f(H_DT);
     let m = vec4<f32>(1.0 + dt * c.x, dt * c.y, dt * c.z, 1.0 + dt * c.w);
     // g_M = g_F' Fᵀ, g_C += dt g_M, g_F = Mᵀ g_F'.
@@ -841,7 +909,7 @@ fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, g_a: vec4<f32>, g_fs:
         m.y * g_fnew.x + m.w * g_fnew.z,
         m.y * g_fnew.y + m.w * g_fnew.w,
     );
-    return array<vec4<f32>, 2>(g_c, g_f);
+    return PushedGrad(g_c, g_f, g_act);
 }
 
 @compute @workgroup_size(WG)
@@ -854,12 +922,15 @@ fn particle_adjoint(
     if p >= info[H_N] {
         return;
     }
-    let src = src_slot(pj_step[0]) + p;
+    let k_sub = pj_step[0];
+    let src = src_slot(k_sub) + p;
     let x = pos(src);
     let s = stencil(x);
     let c = mat_at(STATE * src + 4u);
     let fm = mat_at(STATE * src + 8u);
-    let pu = pushed(c, fm);
+    let act = adjoint_act(p, k_sub);
+    let driven = actuated(p);
+    let pu = pushed(c, fm, act, driven);
     let a = pu.affine;
     let mass = f(H_MASS);
     let mv = mass * vel(src);
@@ -908,10 +979,11 @@ fn particle_adjoint(
             );
         }
     }
-    let cf = pushed_adjoint(c, fm, pu, g_a, g_fs);
+    let cf = pushed_adjoint(c, fm, pu, act, driven, g_a, g_fs);
+    pj_gact[p] = cf.act;
     let out = array<f32, 12>(
         gx.x + g_fx.x * inv_dx, gx.y + g_fx.y * inv_dx, g_v.x, g_v.y,
-        cf[0].x, cf[0].y, cf[0].z, cf[0].w, cf[1].x, cf[1].y, cf[1].z, cf[1].w,
+        cf.c.x, cf.c.y, cf.c.z, cf.c.w, cf.f.x, cf.f.y, cf.f.z, cf.f.w,
     );
     let clip = f(H_CLIP);
     let clipping = clip < 3.0e38;
@@ -939,4 +1011,46 @@ fn finish(
     fs_gx[2u * p + 1u] = fs_lam[STATE * p + 1u];
     fs_gv[2u * p] = fs_lam[STATE * p + 2u];
     fs_gv[2u * p + 1u] = fs_lam[STATE * p + 3u];
+}
+
+// ---- control_adjoint (per actuator): its particles' actuation cotangents, in particle
+// order, into the controls' at substep k's step; zero_controls starts them at 0.
+@group(0) @binding(0) var<storage, read> ca_gact: array<f32>;
+@group(0) @binding(1) var<storage, read> ca_step: array<u32>;
+@group(0) @binding(2) var<storage, read_write> ca_g: array<f32>;
+
+@compute @workgroup_size(WG)
+fn control_adjoint(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let a = index(wg, nwg, t);
+    let acts = info[H_ACTUATORS];
+    if a >= acts {
+        return;
+    }
+    let at = (ca_step[0] / info[H_SUBSTEPS]) * acts + a;
+    var g = ca_g[at];
+    let first = info[info[H_AT_ACT_OFFSETS] + a];
+    let last = info[info[H_AT_ACT_OFFSETS] + a + 1u];
+    for (var e = first; e < last; e++) {
+        let p = info[info[H_AT_ACT_LIST] + e];
+        g = g + ca_gact[p] * f(H_STRENGTH);
+    }
+    ca_g[at] = g;
+}
+
+@group(0) @binding(0) var<storage, read_write> zc_g: array<f32>;
+
+@compute @workgroup_size(WG)
+fn zero_controls(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let i = index(wg, nwg, t);
+    if i < info[H_ACTUATORS] * info[H_STEPS] {
+        zc_g[i] = 0.0;
+    }
 }

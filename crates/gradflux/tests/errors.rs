@@ -715,12 +715,12 @@ fn bad_mpm_rollouts_are_refused_by_name() {
         ..Mpm::diffmpm_simple()
     };
     let e = g
-        .mpm_rollout(&bad_dt, x0, v0, RolloutOptions::new(3))
+        .mpm_rollout(&bad_dt, x0, v0, None, RolloutOptions::new(3))
         .unwrap_err()
         .to_string();
     assert!(e.contains("dt is -1, expected a finite value > 0"), "{e}");
     let out = g
-        .mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, RolloutOptions::new(3))
+        .mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, None, RolloutOptions::new(3))
         .unwrap();
     let mut exe = Device::Cpu.compile(&g, &[out.positions]).unwrap();
     let run = |exe: &mut Box<dyn gradflux::Executable>, x: Vec<f32>, v: Vec<f32>| {
@@ -742,6 +742,23 @@ fn bad_mpm_rollouts_are_refused_by_name() {
         e.contains("particle 0's speed 30 breaks the CFL condition"),
         "{e}"
     );
+    // Controls must come exactly when particles are actuated, shaped [steps, actuators].
+    let actuated = Mpm {
+        actuators: vec![0, 1],
+        actuation_strength: 2.0,
+        ..Mpm::diffmpm_simple()
+    };
+    let e = g
+        .mpm_rollout(&actuated, x0, v0, None, RolloutOptions::new(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 actuators, so `controls` [3, 2] is required"), "{e}");
+    let u = g.input("u", [3, 1], DType::F32).unwrap();
+    let e = g
+        .mpm_rollout(&actuated, x0, v0, Some(u), RolloutOptions::new(3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`controls` is f32 [3, 1], expected f32 [3, 2]"), "{e}");
     // The wgpu backend sorts each cell's particles within a loop budget and refuses a
     // cell of more than 256 by name.
     if let Some(gpu) = gpu() {
@@ -749,7 +766,7 @@ fn bad_mpm_rollouts_are_refused_by_name() {
         let x0 = g.input("x0", [300, 2], DType::F32).unwrap();
         let v0 = g.input("v0", [300, 2], DType::F32).unwrap();
         let out = g
-            .mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, RolloutOptions::new(2))
+            .mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, None, RolloutOptions::new(2))
             .unwrap();
         let x = TensorData::new([300, 2], vec![0.5f32; 600]).unwrap();
         let v = TensorData::zeros([300, 2], DType::F32);

@@ -174,7 +174,9 @@ fn mpm_report(system: gradflux::Mpm, steps: usize) -> gradflux::GradCheckReport 
         observe: vec![steps / 2, steps],
         ..RolloutOptions::new(steps)
     };
-    let out = g.mpm_rollout(&system, x, v, options).unwrap();
+    let acts = system.actuator_count();
+    let controls = (acts > 0).then(|| g.input("u", [steps, acts], DType::F64).unwrap());
+    let out = g.mpm_rollout(&system, x, v, controls, options).unwrap();
     let mut rng = crate::common::Rng::new(4);
     let mut weighted = |t| {
         let w = crate::common::random(&mut rng, [2, n, 2], DType::F64, -1.0, 1.0);
@@ -184,17 +186,23 @@ fn mpm_report(system: gradflux::Mpm, steps: usize) -> gradflux::GradCheckReport 
     let loss = g
         .add(weighted(out.positions), weighted(out.velocities))
         .unwrap();
-    let data = [
+    let mut data = vec![
         ("x0", TensorData::new([n, 2], x0).unwrap()),
         ("v0", TensorData::new([n, 2], v0).unwrap()),
     ];
+    let mut wrt = vec![x, v];
+    if let Some(u) = controls {
+        let values = (0..steps * acts).map(|i| (i as f64 * 0.9).sin()).collect();
+        data.push(("u", TensorData::new([steps, acts], values).unwrap()));
+        wrt.push(u);
+    }
     let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
     let opts = GradCheck {
         eps: 1e-7,
         rel: 1e-5,
         abs: 1e-7,
     };
-    check_gradients(&g, loss, &named, &[x, v], opts).unwrap()
+    check_gradients(&g, loss, &named, &wrt, opts).unwrap()
 }
 
 fn small_mpm(material: gradflux::MpmMaterial) -> gradflux::Mpm {
@@ -219,6 +227,19 @@ fn mpm_fixed_corotated_gradients_match_finite_differences() {
 #[test]
 fn mpm_fluid_gradients_match_finite_differences() {
     let system = small_mpm(gradflux::MpmMaterial::Fluid { lambda: 50.0 });
+    let report = mpm_report(system, 8);
+    assert!(report.passed(), "{report:?}");
+}
+
+#[test]
+fn mpm_actuation_gradients_match_finite_differences() {
+    // Two actuators over the block's columns, one passive column, with per-step controls.
+    let mut system = small_mpm(gradflux::MpmMaterial::FixedCorotated {
+        mu: 20.0,
+        lambda: 30.0,
+    });
+    system.actuators = (0..16).map(|i| [0, 1, u32::MAX, 1][i % 4]).collect();
+    system.actuation_strength = 4.0;
     let report = mpm_report(system, 8);
     assert!(report.passed(), "{report:?}");
 }

@@ -288,21 +288,31 @@ fn mpm_run(
     let x = g.input("x0", [n, 2], DType::F32)?;
     let v = g.input("v0", [n, 2], DType::F32)?;
     let k = options.observe.len();
-    let out = g.mpm_rollout(system, x, v, options)?;
+    let (steps, acts) = (options.steps, system.actuator_count());
+    let controls = (acts > 0)
+        .then(|| g.input("u", [steps, acts], DType::F32))
+        .transpose()?;
+    let out = g.mpm_rollout(system, x, v, controls, options)?;
     let w = crate::common::random(&mut rng, [k, n, 2], DType::F32, -1.0, 1.0);
     let loss = g.add(
         g.sum_all(g.mul(out.positions, g.constant(w.clone())?)?)?,
         g.sum_all(g.mul(out.velocities, g.constant(w)?)?)?,
     )?;
-    let grads = g.grad(loss, &[x, v])?;
-    let data = [
+    let mut wrt = vec![x, v];
+    wrt.extend(controls);
+    let grads = g.grad(loss, &wrt)?;
+    let mut data = vec![
         ("x0", TensorData::new([n, 2], x0)?),
         ("v0", TensorData::new([n, 2], v0)?),
     ];
+    if acts > 0 {
+        let u = (0..steps * acts).map(|i| (i as f32 * 0.37).sin()).collect();
+        data.push(("u", TensorData::new([steps, acts], u)?));
+    }
     let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
-    device
-        .compile(&g, &[out.positions, out.velocities, grads[0], grads[1]])?
-        .run(&named)
+    let mut outs = vec![out.positions, out.velocities];
+    outs.extend(grads);
+    device.compile(&g, &outs)?.run(&named)
 }
 
 fn mpm_systems() -> Vec<(&'static str, gradflux::Mpm)> {
@@ -317,6 +327,15 @@ fn mpm_systems() -> Vec<(&'static str, gradflux::Mpm)> {
             "fluid",
             gradflux::Mpm {
                 material: gradflux::MpmMaterial::Fluid { lambda: 200.0 },
+                ..base.clone()
+            },
+        ),
+        (
+            "actuated",
+            gradflux::Mpm {
+                // A 7 × 7 block: three actuators over its rows, every third row passive.
+                actuators: (0..49).map(|i| [0, 1, 2, u32::MAX][(i / 7) % 4]).collect(),
+                actuation_strength: 4.0,
                 ..base
             },
         ),
@@ -327,8 +346,13 @@ fn mpm_systems() -> Vec<(&'static str, gradflux::Mpm)> {
 fn mpm_rollouts_and_gradients_match_the_reference() {
     let Some(device) = gpu() else { return };
     for (label, system) in mpm_systems() {
-        // 1 particle, then 7 × 7 (odd, crossing a workgroup).
-        for side in [1, 7] {
+        // 1 particle, then 7 × 7 (odd, crossing a workgroup); the actuated system is 7 × 7.
+        let sides: &[usize] = if system.actuators.is_empty() {
+            &[1, 7]
+        } else {
+            &[7]
+        };
+        for &side in sides {
             let options = RolloutOptions {
                 observe: vec![5, 30],
                 substeps: 2,
@@ -336,7 +360,7 @@ fn mpm_rollouts_and_gradients_match_the_reference() {
             };
             let want = mpm_run(&Device::Cpu, &system, side, options.clone()).unwrap();
             let got = mpm_run(&device, &system, side, options).unwrap();
-            let names = ["positions", "velocities", "dx0", "dv0"];
+            let names = ["positions", "velocities", "dx0", "dv0", "du"];
             // States agree to a few ulps (the adapter may fuse multiply-adds); the position
             // gradients sum the weights' derivatives, large terms that mostly cancel, so
             // those ulps grow to ~4e-4 there.

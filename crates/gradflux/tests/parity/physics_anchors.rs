@@ -280,7 +280,7 @@ fn difftaichi_diffmpm_simple_is_reproduced() {
         ..RolloutOptions::new(steps)
     };
     let out = g
-        .mpm_rollout(&gradflux::Mpm::diffmpm_simple(), x0, v0, options)
+        .mpm_rollout(&gradflux::Mpm::diffmpm_simple(), x0, v0, None, options)
         .unwrap();
     // The loss ½|mean x_T − target|² has the gradient (mean x_T − target) / n in each
     // particle's last position: the same gradient as Σ w ⊙ x_T with those weights.

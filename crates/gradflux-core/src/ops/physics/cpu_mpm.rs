@@ -158,7 +158,7 @@ impl<R: Real> Prepared<R> {
         (s.base[0] + i) * self.n + s.base[1] + j
     }
 
-    fn pushed(&self, p: &Particle<R>) -> Pushed<R> {
+    fn pushed(&self, p: &Particle<R>, act: Option<R>) -> Pushed<R> {
         let (dt, c, f) = (self.dt, p.c, p.f);
         let m = [
             [R::ONE + dt * c[0][0], dt * c[0][1]],
@@ -194,6 +194,15 @@ impl<R: Real> Prepared<R> {
                 ([[s, z], [z, s]], [[root, z], [z, root]], [[z; 2]; 2])
             }
         };
+        // Actuation (DiffTaichi's diffmpm): σ += F' diag(0, a) F'ᵀ.
+        let mut cauchy = cauchy;
+        if let Some(act) = act {
+            for i in 0..2 {
+                for k in 0..2 {
+                    cauchy[i][k] = cauchy[i][k] + f_new[i][1] * act * f_new[k][1];
+                }
+            }
+        }
         let mut affine = [[R::ZERO; 2]; 2];
         for i in 0..2 {
             for k in 0..2 {
@@ -209,14 +218,15 @@ impl<R: Real> Prepared<R> {
         }
     }
 
-    /// P2G and the grid update.
-    pub fn grid(&self, particles: &[Particle<R>]) -> Grid<R> {
+    /// P2G and the grid update; `act[p]` is particle `p`'s actuation this substep (`None`
+    /// for a passive one; empty: none actuated).
+    pub fn grid(&self, particles: &[Particle<R>], act: &[Option<R>]) -> Grid<R> {
         let mut momentum = vec![[R::ZERO; 2]; self.nodes()];
         let mut mass = vec![R::ZERO; self.nodes()];
         let mut f_stored = Vec::with_capacity(particles.len());
-        for p in particles {
+        for (q, p) in particles.iter().enumerate() {
             let s = self.stencil(p.x);
-            let pushed = self.pushed(p);
+            let pushed = self.pushed(p, act.get(q).copied().flatten());
             f_stored.push(pushed.f_stored);
             let a = pushed.affine;
             let mv = [self.mass * p.v[0], self.mass * p.v[1]];
@@ -261,9 +271,9 @@ impl<R: Real> Prepared<R> {
         (at < self.bound && v < R::ZERO) || (at > self.n - self.bound && v > R::ZERO)
     }
 
-    /// One substep.
-    pub fn substep(&self, particles: &[Particle<R>]) -> Vec<Particle<R>> {
-        let grid = self.grid(particles);
+    /// One substep, with per-particle actuation `act` (empty: none).
+    pub fn substep(&self, particles: &[Particle<R>], act: &[Option<R>]) -> Vec<Particle<R>> {
+        let grid = self.grid(particles, act);
         particles
             .iter()
             .zip(&grid.f_stored)
@@ -292,13 +302,14 @@ impl<R: Real> Prepared<R> {
     }
 
     /// The adjoint of [`substep`](Self::substep) at `particles`: from the cotangents of the
-    /// new states, those of the old.
+    /// new states, those of the old, and of each particle's actuation (empty without).
     pub fn substep_adjoint(
         &self,
         particles: &[Particle<R>],
+        act: &[Option<R>],
         grads: &[Particle<R>],
-    ) -> Vec<Particle<R>> {
-        let grid = self.grid(particles);
+    ) -> (Vec<Particle<R>>, Vec<R>) {
+        let grid = self.grid(particles, act);
         let four = lit::<R>(4.0);
         // G2P: the cotangents of the node velocities, summed per node in particle order.
         let mut g_node = vec![[R::ZERO; 2]; self.nodes()];
@@ -338,12 +349,15 @@ impl<R: Real> Prepared<R> {
             g_mass[k] = -(g_inv * inv_m * inv_m);
         }
         // Per particle: G2P's and P2G's shares.
-        particles
+        let mut g_act = vec![R::ZERO; act.len()];
+        let out = particles
             .iter()
             .zip(grads)
-            .map(|(p, g)| {
+            .enumerate()
+            .map(|(q, (p, g))| {
                 let s = self.stencil(p.x);
-                let pushed = self.pushed(p);
+                let a_q = act.get(q).copied().flatten();
+                let pushed = self.pushed(p, a_q);
                 let a = pushed.affine;
                 let mv = [self.mass * p.v[0], self.mass * p.v[1]];
                 let gv = [g.v[0] + self.dt * g.x[0], g.v[1] + self.dt * g.x[1]];
@@ -389,7 +403,10 @@ impl<R: Real> Prepared<R> {
                         }
                     }
                 }
-                let (g_c, g_f) = self.pushed_adjoint(p, &pushed, g_a, g.f);
+                let (g_c, g_f, g_a_q) = self.pushed_adjoint(p, &pushed, a_q, g_a, g.f);
+                if let Some(slot) = g_act.get_mut(q) {
+                    *slot = g_a_q;
+                }
                 Particle {
                     x: [
                         g.x[0] + g_fx[0] * self.inv_dx,
@@ -400,17 +417,20 @@ impl<R: Real> Prepared<R> {
                     f: g_f,
                 }
             })
-            .collect()
+            .collect();
+        (out, g_act)
     }
 
-    /// The cotangents of `C` and `F` from those of the affine matrix and the new `F`.
+    /// The cotangents of `C`, `F` and the actuation from those of the affine matrix and
+    /// the new `F`.
     fn pushed_adjoint(
         &self,
         p: &Particle<R>,
         pu: &Pushed<R>,
+        act: Option<R>,
         g_a: M2<R>,
         g_f_stored: M2<R>,
-    ) -> (M2<R>, M2<R>) {
+    ) -> (M2<R>, M2<R>, R) {
         let fnw = pu.f_new;
         let cof = [[fnw[1][1], -fnw[1][0]], [-fnw[0][1], fnw[0][0]]];
         // A = s·σ + m C.
@@ -425,6 +445,18 @@ impl<R: Real> Prepared<R> {
         let mut g_fnew = [[R::ZERO; 2]; 2];
         let j = pu.j;
         let g_s = g_sigma[0][0] + g_sigma[1][1];
+        // Actuation: σ[i][k] += F'[i][1] a F'[k][1].
+        let mut g_act = R::ZERO;
+        let mut g_col = [R::ZERO; 2];
+        if let Some(act) = act {
+            for i in 0..2 {
+                for k in 0..2 {
+                    g_act = g_act + g_sigma[i][k] * fnw[i][1] * fnw[k][1];
+                }
+                g_col[i] = act * ((g_sigma[i][0] + g_sigma[0][i]) * fnw[0][1]
+                    + (g_sigma[i][1] + g_sigma[1][i]) * fnw[1][1]);
+            }
+        }
         match self.material {
             MpmMaterial::FixedCorotated { mu, lambda } => {
                 let two_mu = lit::<R>(2.0 * mu);
@@ -455,6 +487,8 @@ impl<R: Real> Prepared<R> {
                             g_fnew[i][k] + g_polar[i][k] + g_j * cof[i][k] + g_f_stored[i][k];
                     }
                 }
+                g_fnew[0][1] = g_fnew[0][1] + g_col[0];
+                g_fnew[1][1] = g_fnew[1][1] + g_col[1];
             }
             MpmMaterial::Fluid { lambda } => {
                 let root = j.sqrt();
@@ -466,6 +500,8 @@ impl<R: Real> Prepared<R> {
                         g_fnew[i][k] = g_j * cof[i][k];
                     }
                 }
+                g_fnew[0][1] = g_fnew[0][1] + g_col[0];
+                g_fnew[1][1] = g_fnew[1][1] + g_col[1];
             }
         }
         // F' = (I + dt C) F.
@@ -482,7 +518,7 @@ impl<R: Real> Prepared<R> {
                 g_f[i][k] = m[0][i] * g_fnew[0][k] + m[1][i] * g_fnew[1][k];
             }
         }
-        (g_c, g_f)
+        (g_c, g_f, g_act)
     }
 }
 

@@ -15,6 +15,10 @@
 //! 3. **G2P.** `v' = Σ w v_node`, `C' = Σ (4 w) (v_node ⊗ ((i, j) − f)) / dx`,
 //!    `x' = x + dt v'`.
 //!
+//! **Actuation** (DiffTaichi's `diffmpm.py`): a particle driven by actuator `a` adds
+//! `F' diag(0, s) F'ᵀ` to its stress, with `s = u[t, a] · strength` and `u` the per-step
+//! controls, which contracts or stretches the body along its material's second axis.
+//!
 //! Constants that the anchor computes in double precision (`dt · V · 4 / dx²`, `dt · g`,
 //! `dx`) are computed in `f64` and rounded once, which is why the settings are `f64`.
 
@@ -58,6 +62,11 @@ pub struct Mpm {
     pub gravity: f64,
     /// Width of the boundary band (in nodes) whose inward velocity is zeroed.
     pub bound: usize,
+    /// Each particle's actuator (an index into the controls' last axis), or `u32::MAX`
+    /// for a passive one; empty when nothing is actuated.
+    pub actuators: Vec<u32>,
+    /// The actuation stress per unit of control (DiffTaichi's `act_strength`).
+    pub actuation_strength: f64,
 }
 
 impl Mpm {
@@ -76,7 +85,39 @@ impl Mpm {
             },
             gravity: 9.8,
             bound: 3,
+            actuators: vec![],
+            actuation_strength: 0.0,
         }
+    }
+
+    /// Number of actuators: one more than the largest actuator index (0 without).
+    pub fn actuator_count(&self) -> usize {
+        self.actuators
+            .iter()
+            .filter(|&&a| a != u32::MAX)
+            .map(|&a| a as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The particles each actuator drives, in particle order: actuator `a`'s are
+    /// `particles[offsets[a]..offsets[a + 1]]`.
+    pub fn actuated(&self) -> (Vec<u32>, Vec<u32>) {
+        let count = self.actuator_count();
+        let mut offsets = vec![0u32; count + 1];
+        for &a in self.actuators.iter().filter(|&&a| a != u32::MAX) {
+            offsets[a as usize + 1] += 1;
+        }
+        for a in 0..count {
+            offsets[a + 1] += offsets[a];
+        }
+        let mut next = offsets.clone();
+        let mut particles = vec![0u32; offsets[count] as usize];
+        for (p, &a) in self.actuators.iter().enumerate().filter(|(_, &a)| a != u32::MAX) {
+            particles[next[a as usize] as usize] = p as u32;
+            next[a as usize] += 1;
+        }
+        (offsets, particles)
     }
 
     /// `dx` in `f32`.
@@ -130,6 +171,12 @@ impl Mpm {
             MpmMaterial::FixedCorotated { mu, lambda } => vec![mu, lambda],
             MpmMaterial::Fluid { lambda } => vec![lambda],
         };
+        if !self.actuation_strength.is_finite() {
+            return Err(bad(format!(
+                "actuation_strength is {}, expected a finite value",
+                self.actuation_strength
+            )));
+        }
         if moduli.iter().any(|m| !(m.is_finite() && *m >= 0.0)) {
             return Err(bad(format!(
                 "the material's moduli must be finite and ≥ 0: {:?}",

@@ -13,7 +13,8 @@ use super::real::Real;
 use super::rollout::{by_dtype, tensor, values};
 use super::{Mpm, RolloutOptions, RolloutStates};
 
-/// An MPM rollout. Inputs: `x0, v0 [N, 2]`. Outputs: positions and velocities `[K, N, 2]`
+/// An MPM rollout. Inputs: `x0, v0 [N, 2]`, then the controls `[steps, actuators]` when
+/// the system has actuators. Outputs: positions and velocities `[K, N, 2]`
 /// after the observed steps, then the checkpoints `[C, N, 12]` (x, v, C, F per particle).
 #[derive(Debug)]
 pub struct MpmRollout {
@@ -23,8 +24,9 @@ pub struct MpmRollout {
     pub options: RolloutOptions,
 }
 
-/// The backward of [`MpmRollout`]. Inputs: the checkpoints and the cotangents of the two
-/// observed outputs. Outputs: the cotangents of `x0` and `v0`.
+/// The backward of [`MpmRollout`]. Inputs: the checkpoints, the cotangents of the two
+/// observed outputs, then the controls if any. Outputs: the cotangents of `x0` and `v0`,
+/// then of the controls if any.
 #[derive(Debug)]
 pub struct MpmRolloutGrad {
     /// The system.
@@ -42,8 +44,9 @@ pub const LEFT_GRID_HINT: &str = "a particle left the grid's interior: lower dt 
 impl Graph {
     /// Rolls an MLS-MPM system forward `options.steps · options.substeps` substeps from
     /// positions `x0` and velocities `v0` (`[N, 2]`, every particle undeformed with zero
-    /// affine velocity) and returns the states after the observed steps. Gradients flow to
-    /// `x0` and `v0` through a checkpointed backward. The formulas are documented on
+    /// affine velocity), with `controls` `[steps, actuators]` when the system has
+    /// actuators, and returns the states after the observed steps. Gradients flow to `x0`,
+    /// `v0` and the controls through a checkpointed backward. The formulas are documented on
     /// [`Mpm`]; [`Mpm::diffmpm_simple`] is DiffTaichi's system.
     ///
     /// ```
@@ -51,7 +54,7 @@ impl Graph {
     /// let g = Graph::new();
     /// let x0 = g.input("x0", [64, 2], DType::F32)?;
     /// let v0 = g.input("v0", [64, 2], DType::F32)?;
-    /// let out = g.mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, RolloutOptions::new(50))?;
+    /// let out = g.mpm_rollout(&Mpm::diffmpm_simple(), x0, v0, None, RolloutOptions::new(50))?;
     /// let loss = g.sum_all(out.positions)?;
     /// let grads = g.grad(loss, &[v0])?;
     /// # Ok::<(), gradflux_core::Error>(())
@@ -61,11 +64,15 @@ impl Graph {
         system: &Mpm,
         x0: Tensor,
         v0: Tensor,
+        controls: Option<Tensor>,
         options: RolloutOptions,
     ) -> Result<RolloutStates> {
         system.validate()?;
         options.validate(OP)?;
         self.operands(OP, &[("x0", x0), ("v0", v0)])?;
+        if let Some(c) = controls {
+            self.operands(OP, &[("controls", c)])?;
+        }
         let tx = self.ty(x0)?;
         if !matches!(tx.dtype, crate::DType::F32 | crate::DType::F64) {
             return Err(Error::DType {
@@ -89,6 +96,46 @@ impl Graph {
             });
         }
         let n = dims[0];
+        let acts = system.actuator_count();
+        if !system.actuators.is_empty() && system.actuators.len() != n {
+            return Err(Error::Shape {
+                op: OP,
+                detail: format!(
+                    "the system names actuators for {} particles, but `x0` has {n}",
+                    system.actuators.len()
+                ),
+            });
+        }
+        let mut inputs = vec![x0, v0];
+        match (controls, acts) {
+            (None, 0) => {}
+            (Some(c), a) if a > 0 => {
+                let tc = self.ty(c)?;
+                let want = TensorType::new([options.steps, a], tx.dtype);
+                if tc != want {
+                    return Err(Error::Shape {
+                        op: OP,
+                        detail: format!("`controls` is {tc}, expected {want}"),
+                    });
+                }
+                inputs.push(c);
+            }
+            (None, a) => {
+                return Err(Error::Shape {
+                    op: OP,
+                    detail: format!(
+                        "the system has {a} actuators, so `controls` [{}, {a}] is required",
+                        options.steps
+                    ),
+                })
+            }
+            (Some(_), _) => {
+                return Err(Error::Shape {
+                    op: OP,
+                    detail: "`controls` given, but no particle is actuated".into(),
+                })
+            }
+        }
         let k = options.observe.len();
         let c = options.checkpoint.count(options.substeps_total())?;
         let ty = |lead: usize, last: usize| TensorType::new([lead, n, last], tx.dtype);
@@ -98,7 +145,7 @@ impl Graph {
         };
         let outs = self.push(
             Op::Kernel(Arc::new(op)),
-            &[x0, v0],
+            &inputs,
             vec![ty(k, 2), ty(k, 2), ty(c, STATE)],
         )?;
         Ok(RolloutStates {
@@ -124,11 +171,11 @@ fn healthy<R: Real>(state: &[Particle<R>], n: usize) -> bool {
 fn advance<R: Real>(
     p: &Prepared<R>,
     o: &RolloutOptions,
-    state: &[Particle<R>],
+    (state, act): (&[Particle<R>], &[Option<R>]),
     k: usize,
     n: usize,
 ) -> Result<Vec<Particle<R>>> {
-    let next = p.substep(state);
+    let next = p.substep(state, act);
     if !healthy(&next, n) {
         return Err(Error::NonFinite {
             op: OP,
@@ -143,15 +190,50 @@ fn advance<R: Real>(
 fn states<R: Real>(
     p: &Prepared<R>,
     o: &RolloutOptions,
-    start: Vec<Particle<R>>,
+    (start, act): (Vec<Particle<R>>, &Actuation<R>),
     n: usize,
 ) -> Result<Vec<Vec<Particle<R>>>> {
     let mut out = vec![start];
     for k in 0..o.substeps_total() {
-        let next = advance(p, o, out.last().expect("the first state"), k, n)?;
+        let at = act.at(k / o.substeps);
+        let next = advance(p, o, (out.last().expect("the first state"), &at), k, n)?;
         out.push(next);
     }
     Ok(out)
+}
+
+/// Each particle's actuation per step: `u[t, a] · strength` for its actuator `a`.
+struct Actuation<R> {
+    ids: Vec<u32>,
+    controls: Vec<R>,
+    actuators: usize,
+    strength: R,
+}
+
+impl<R: Real> Actuation<R> {
+    fn new(system: &Mpm, controls: Vec<R>) -> Actuation<R> {
+        Actuation {
+            ids: system.actuators.clone(),
+            controls,
+            actuators: system.actuator_count(),
+            strength: R::lit(system.actuation_strength as f32),
+        }
+    }
+
+    /// The actuation of every particle at step `t` (`None` for a passive one; empty
+    /// without actuators).
+    fn at(&self, t: usize) -> Vec<Option<R>> {
+        if self.actuators == 0 {
+            return vec![];
+        }
+        self.ids
+            .iter()
+            .map(|&a| match a {
+                u32::MAX => None,
+                a => Some(self.controls[t * self.actuators + a as usize] * self.strength),
+            })
+            .collect()
+    }
 }
 
 fn forward<R: Real>(
@@ -169,6 +251,10 @@ fn forward<R: Real>(
         .map(|(x, v)| Particle::at([x[0], x[1]], [v[0], v[1]]))
         .collect();
     let p = Prepared::<R>::new(system);
+    let act = Actuation::new(system, match inputs.get(2) {
+        Some(c) => values::<R>(c)?,
+        None => vec![],
+    });
     // Streamed: only the current state is held; checkpoints and observations are copied
     // out as the rollout passes them.
     let every = o.checkpoint.interval(o.substeps_total())?;
@@ -180,7 +266,8 @@ fn forward<R: Real>(
                 ck.extend(q.flat());
             }
         }
-        state = advance(&p, o, &state, k, system.grid)?;
+        let at = act.at(k / o.substeps);
+        state = advance(&p, o, (&state, &at), k, system.grid)?;
         if o.slot_after(k).is_some() {
             for q in &state {
                 ox.extend(q.x);
@@ -206,7 +293,12 @@ fn backward<R: Real>(
     let (g_ox, g_ov) = (values::<R>(inputs[1])?, values::<R>(inputs[2])?);
     let start: Vec<Particle<R>> = (0..n).map(|i| Particle::from_flat(&ck[i * STATE..])).collect();
     let p = Prepared::<R>::new(system);
-    let all = states(&p, o, start, system.grid)?;
+    let act = Actuation::new(system, match inputs.get(3) {
+        Some(c) => values::<R>(c)?,
+        None => vec![],
+    });
+    let all = states(&p, o, (start, &act), system.grid)?;
+    let mut g_controls = vec![R::ZERO; act.controls.len()];
     let zero = Particle::from_flat(&[R::ZERO; STATE]);
     let mut grads = vec![zero; n];
     for k in (0..o.substeps_total()).rev() {
@@ -217,7 +309,15 @@ fn backward<R: Real>(
                 g.v = [g.v[0] + g_ov[at], g.v[1] + g_ov[at + 1]];
             }
         }
-        grads = p.substep_adjoint(&all[k], &grads);
+        let t = k / o.substeps;
+        let g_act;
+        (grads, g_act) = p.substep_adjoint(&all[k], &act.at(t), &grads);
+        for (q, g) in g_act.iter().enumerate() {
+            if let Some(&a) = act.ids.get(q).filter(|&&a| a != u32::MAX) {
+                let at = t * act.actuators + a as usize;
+                g_controls[at] = g_controls[at] + *g * act.strength;
+            }
+        }
         if let Some(c) = o.clip {
             for g in grads.iter_mut() {
                 let mut flat = [g.flat()];
@@ -228,7 +328,11 @@ fn backward<R: Real>(
     }
     let gx: Vec<R> = grads.iter().flat_map(|g| g.x).collect();
     let gv: Vec<R> = grads.iter().flat_map(|g| g.v).collect();
-    Ok(vec![tensor(&outputs[0], gx)?, tensor(&outputs[1], gv)?])
+    let mut out = vec![tensor(&outputs[0], gx)?, tensor(&outputs[1], gv)?];
+    if let Some(ty) = outputs.get(2) {
+        out.push(tensor(ty, g_controls)?);
+    }
+    Ok(out)
 }
 
 impl KernelOp for MpmRollout {
@@ -245,13 +349,15 @@ impl KernelOp for MpmRollout {
             Some(t) => Ok(t),
             None => g.zeros_like(cx.outputs[k]),
         };
-        let ty = g.ty(cx.inputs[0])?;
         let op = MpmRolloutGrad {
             system: self.system.clone(),
             options: self.options.clone(),
         };
-        let inputs = [cx.outputs[2], cot(0)?, cot(1)?];
-        let grads = g.kernel_op(op, &inputs, vec![ty.clone(), ty])?;
+        let mut inputs = vec![cx.outputs[2], cot(0)?, cot(1)?];
+        inputs.extend(cx.inputs.get(2).copied());
+        let types: Vec<TensorType> =
+            cx.inputs.iter().map(|&t| g.ty(t)).collect::<Result<_>>()?;
+        let grads = g.kernel_op(op, &inputs, types)?;
         Ok(grads.into_iter().map(Some).collect())
     }
 

@@ -24,7 +24,7 @@ const PREP: usize = 8;
 /// The most particles one cell may hold (each cell's list is sorted by insertion within
 /// the loop budget of software drivers).
 pub const CROWDED: usize = 256;
-const HEADER: usize = 19;
+const HEADER: usize = 25;
 
 fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
     let bits = f32::to_bits;
@@ -55,7 +55,20 @@ fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
     h[16] = HEADER as u32;
     h[17] = CROWDED as u32;
     h[18] = bits(o.clip.unwrap_or(f32::INFINITY));
+    h[19] = system.actuator_count() as u32;
+    h[20] = bits(system.actuation_strength as f32);
+    h[24] = o.steps as u32;
     h.extend(o.observe.iter().map(|&t| t as u32));
+    let (offsets, list) = system.actuated();
+    let ids = if system.actuators.is_empty() {
+        vec![u32::MAX; n]
+    } else {
+        system.actuators.clone()
+    };
+    for (k, t) in [ids, offsets, list].into_iter().enumerate() {
+        h[21 + k] = h.len() as u32;
+        h.extend(t);
+    }
     Ok(h)
 }
 
@@ -112,13 +125,15 @@ const GRID_SLOT: usize = 6;
 const STATUS: usize = 7;
 const LAM: usize = 8;
 const GADJ_SLOT: usize = 9;
+const GACT: usize = 10;
 
 fn words(k: usize) -> u64 {
     (k.max(1) * 4) as u64
 }
 
-/// The launches of the sort and P2G of one substep, in `mode`.
-fn p2g(k: &Kernels, mode: u32, n: usize, cells: usize) -> Vec<Launch> {
+/// The launches of the sort and P2G of one substep, in `mode` (`controls`: the controls'
+/// value, or a placeholder).
+fn p2g(k: &Kernels, mode: u32, n: usize, cells: usize, controls: Bind) -> Vec<Launch> {
     let s = Bind::Scratch;
     let step = Bind::Step;
     vec![
@@ -162,7 +177,12 @@ fn p2g(k: &Kernels, mode: u32, n: usize, cells: usize) -> Vec<Launch> {
         k.launch(
             "prep",
             mode,
-            &[write(s(STATE_SLOT)), read(step), write(s(PREP_SLOT))],
+            &[
+                write(s(STATE_SLOT)),
+                read(step),
+                write(s(PREP_SLOT)),
+                read(controls),
+            ],
             threads(n),
         ),
         k.launch(
@@ -197,6 +217,7 @@ fn kernels(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>, n: usize, segment
             (STATUS, 16),
             (LAM, words(STATE * n)),
             (GADJ_SLOT, words(GADJ * cells)),
+            (GACT, words(n)),
         ],
     })
 }
@@ -210,7 +231,8 @@ pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Low
     let cells = system.grid * system.grid;
     let mut k = kernels(system, o, cx, n, 1)?;
     // The forward needs no cotangents.
-    k.scratch.retain(|(slot, _)| *slot != LAM && *slot != GADJ_SLOT);
+    k.scratch
+        .retain(|(slot, _)| ![LAM, GADJ_SLOT, GACT].contains(slot));
     let s = Bind::Scratch;
     let [x0, v0] = [cx.inputs[0], cx.inputs[1]].map(Bind::Value);
     let out = |i: usize| Bind::Value(cx.output(i));
@@ -220,7 +242,8 @@ pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Low
         &[write(s(STATE_SLOT)), read(x0), read(v0), write(s(STATUS))],
         threads(n),
     )];
-    let mut body = p2g(&k, 0, n, cells);
+    let controls = cx.inputs.get(2).map_or(k.placeholder, |&c| Bind::Value(c));
+    let mut body = p2g(&k, 0, n, cells, controls);
     body.push(k.launch(
         "g2p",
         0,
@@ -304,14 +327,24 @@ pub fn backward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lo
     let step = Bind::Step;
     let [ckpts, g_ox, g_ov] = [cx.inputs[0], cx.inputs[1], cx.inputs[2]].map(Bind::Value);
     let out = |i: usize| Bind::Value(cx.output(i));
-    let setup = vec![k.launch("zero_lam", 1, &[write(s(LAM))], threads(STATE * n))];
+    let acts = system.actuator_count();
+    let controls = cx.inputs.get(3).map_or(k.placeholder, |&c| Bind::Value(c));
+    let mut setup = vec![k.launch("zero_lam", 1, &[write(s(LAM))], threads(STATE * n))];
+    if acts > 0 {
+        setup.push(k.launch(
+            "zero_controls",
+            1,
+            &[write(out(2))],
+            threads(o.steps * acts),
+        ));
+    }
     let restore = vec![k.launch(
         "restore",
         1,
         &[write(s(STATE_SLOT)), read(step), read(ckpts)],
         threads(n),
     )];
-    let mut recompute = p2g(&k, 1, n, cells);
+    let mut recompute = p2g(&k, 1, n, cells, controls);
     recompute.push(k.launch(
         "g2p_segment",
         1,
@@ -323,7 +356,7 @@ pub fn backward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lo
         ],
         threads(n),
     ));
-    let mut adjoint = p2g(&k, 1, n, cells);
+    let mut adjoint = p2g(&k, 1, n, cells, controls);
     adjoint.extend([
         k.launch(
             "obs_adjoint",
@@ -354,10 +387,20 @@ pub fn backward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lo
                 read(s(GRID_SLOT)),
                 read(s(GADJ_SLOT)),
                 write(s(LAM)),
+                read(controls),
+                write(s(GACT)),
             ],
             threads(n),
         ),
     ]);
+    if acts > 0 {
+        adjoint.push(k.launch(
+            "control_adjoint",
+            1,
+            &[read(s(GACT)), read(step), write(out(2))],
+            threads(acts),
+        ));
+    }
     let finish = vec![k.launch(
         "finish",
         1,
