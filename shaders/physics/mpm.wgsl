@@ -22,7 +22,7 @@ const H_MASS: u32 = 8u;
 const H_STRESS: u32 = 9u; // −dt·V·4/dx²
 const H_GSTEP: u32 = 10u; // dt·g
 const H_BOUND: u32 = 11u;
-const H_MATERIAL: u32 = 12u; // 0 fixed-corotated, 1 fluid
+const H_MATERIAL: u32 = 12u; // 0 fixed-corotated, 1 fluid, 2 plastic
 const H_TWO_MU: u32 = 13u;
 const H_LAMBDA: u32 = 14u;
 const H_OBSERVED: u32 = 15u;
@@ -37,6 +37,8 @@ const H_AT_ACT_OF: u32 = 21u;
 const H_AT_ACT_OFFSETS: u32 = 22u;
 const H_AT_ACT_LIST: u32 = 23u;
 const H_STEPS: u32 = 24u;
+const H_PLASTIC_LO: u32 = 25u; // 1 − compression
+const H_PLASTIC_HI: u32 = 26u; // 1 + stretch
 
 const STATE: u32 = 12u;
 const GRID: u32 = 6u; // per node: momentum (2), mass, velocity (2), padding
@@ -164,6 +166,7 @@ fn polar(a: vec4<f32>) -> vec4<f32> {
 
 // The affine matrix A and the stored new F of a particle.
 struct Pushed {
+    f_pushed: vec4<f32>,
     f_new: vec4<f32>,
     f_stored: vec4<f32>,
     affine: vec4<f32>,
@@ -171,15 +174,83 @@ struct Pushed {
     r: vec4<f32>,
 }
 
+// The symmetric eigen-decomposition of S (x, y, z, w = s00, s01, s10, s11): V's
+// (cos, sin) and the eigenvalues.
+struct Eigen {
+    cs: vec2<f32>,
+    l: vec2<f32>,
+}
+
+fn eigen(s: vec4<f32>) -> Eigen {
+    let a = s.x;
+    let b = s.y;
+    let d = s.w;
+    let theta = 0.5 * atan2(b + b, a - d);
+    let c = cos(theta);
+    let n = sin(theta);
+    var e: Eigen;
+    e.cs = vec2<f32>(c, n);
+    e.l = vec2<f32>(a * c * c + (b + b) * c * n + d * n * n, a * n * n - (b + b) * c * n + d * c * c);
+    return e;
+}
+
+// sym(Rᵀ A).
+fn stretch_of(r: vec4<f32>, a: vec4<f32>) -> vec4<f32> {
+    var s = vec4<f32>(
+        r.x * a.x + r.z * a.z,
+        r.x * a.y + r.z * a.w,
+        r.y * a.x + r.w * a.z,
+        r.y * a.y + r.w * a.w,
+    );
+    let off = 0.5 * (s.y + s.z);
+    s.y = off;
+    s.z = off;
+    return s;
+}
+
+// V diag(c) Vᵀ with V = [[cs.x, −cs.y], [cs.y, cs.x]].
+fn spectral(cs: vec2<f32>, c: vec2<f32>) -> vec4<f32> {
+    let v = vec4<f32>(cs.x, -cs.y, cs.y, cs.x);
+    return vec4<f32>(
+        v.x * c.x * v.x + v.y * c.y * v.y,
+        v.x * c.x * v.z + v.y * c.y * v.w,
+        v.z * c.x * v.x + v.w * c.y * v.y,
+        v.z * c.x * v.z + v.w * c.y * v.w,
+    );
+}
+
+fn matmul(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(
+        a.x * b.x + a.y * b.z,
+        a.x * b.y + a.y * b.w,
+        a.z * b.x + a.w * b.z,
+        a.z * b.y + a.w * b.w,
+    );
+}
+
+// The plastic projection R V clamp(Σ) Vᵀ.
+fn project(a: vec4<f32>) -> vec4<f32> {
+    let r = polar(a);
+    let e = eigen(stretch_of(r, a));
+    let lo = f(H_PLASTIC_LO);
+    let hi = f(H_PLASTIC_HI);
+    let c = vec2<f32>(clamp(e.l.x, lo, hi), clamp(e.l.y, lo, hi));
+    return matmul(r, spectral(e.cs, c));
+}
+
 fn pushed(c: vec4<f32>, fm: vec4<f32>, act: f32, actuated: bool) -> Pushed {
     var out: Pushed;
-    let fn_ = pushed_f(c, fm);
+    var fn_ = pushed_f(c, fm);
+    out.f_pushed = fn_;
+    if info[H_MATERIAL] == 2u {
+        fn_ = project(fn_);
+    }
     out.f_new = fn_;
     let j = det(fn_);
     out.j = j;
     let s = f(H_LAMBDA) * (j - 1.0) * j;
     var cauchy: vec4<f32>;
-    if info[H_MATERIAL] == 0u {
+    if info[H_MATERIAL] != 1u {
         let r = polar(fn_);
         out.r = r;
         let two_mu = f(H_TWO_MU);
@@ -859,7 +930,7 @@ fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, act: f32, driven: boo
         g_col.y = act * ((g_sigma.z + g_sigma.y) * fnw.y + (g_sigma.w + g_sigma.w) * fnw.w);
     }
     var g_fnew: vec4<f32>;
-    if info[H_MATERIAL] == 0u {
+    if info[H_MATERIAL] != 1u {
         let two_mu = f(H_TWO_MU);
         let m2 = vec4<f32>(
             two_mu * (fnw.x - pu.r.x),
@@ -893,6 +964,9 @@ fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, act: f32, driven: boo
     }
     g_fnew.y = g_fnew.y + g_col.x;
     g_fnew.w = g_fnew.w + g_col.y;
+    if info[H_MATERIAL] == 2u {
+        g_fnew = project_adjoint(pu.f_pushed, g_fnew);
+    }
     let dt = f(H_DT);
     let m = vec4<f32>(1.0 + dt * c.x, dt * c.y, dt * c.z, 1.0 + dt * c.w);
     // g_M = g_F' Fᵀ, g_C += dt g_M, g_F = Mᵀ g_F'.
@@ -1053,4 +1127,77 @@ fn zero_controls(
     if i < info[H_ACTUATORS] * info[H_STEPS] {
         zc_g[i] = 0.0;
     }
+}
+
+// The cotangent of A through `project`, given that of its result (divided differences of
+// the clamp, their mean where the singular values meet).
+fn project_adjoint(a: vec4<f32>, g_out: vec4<f32>) -> vec4<f32> {
+    let r = polar(a);
+    let e = eigen(stretch_of(r, a));
+    let lo = f(H_PLASTIC_LO);
+    let hi = f(H_PLASTIC_HI);
+    let c = vec2<f32>(clamp(e.l.x, lo, hi), clamp(e.l.y, lo, hi));
+    let gm = spectral(e.cs, c);
+    // out = R G: g_R = g_out Gᵀ, g_G = Rᵀ g_out.
+    var g_r = vec4<f32>(
+        g_out.x * gm.x + g_out.y * gm.y,
+        g_out.x * gm.z + g_out.y * gm.w,
+        g_out.z * gm.x + g_out.w * gm.y,
+        g_out.z * gm.z + g_out.w * gm.w,
+    );
+    let g_g = vec4<f32>(
+        r.x * g_out.x + r.z * g_out.z,
+        r.x * g_out.y + r.z * g_out.w,
+        r.y * g_out.x + r.w * g_out.z,
+        r.y * g_out.y + r.w * g_out.w,
+    );
+    let off = 0.5 * (g_g.y + g_g.z);
+    let sym = vec4<f32>(g_g.x, off, off, g_g.w);
+    let v = vec4<f32>(e.cs.x, -e.cs.y, e.cs.y, e.cs.x);
+    // m = Vᵀ sym V.
+    var m = vec4<f32>(0.0);
+    for (var i = 0u; i < 2u; i++) {
+        for (var k = 0u; k < 2u; k++) {
+            var acc = 0.0;
+            for (var p = 0u; p < 2u; p++) {
+                for (var q = 0u; q < 2u; q++) {
+                    acc = acc + v[2u * p + i] * sym[2u * p + q] * v[2u * q + k];
+                }
+            }
+            m[2u * i + k] = acc;
+        }
+    }
+    let d0 = select(1.0, 0.0, e.l.x < lo || e.l.x > hi);
+    let d1 = select(1.0, 0.0, e.l.y < lo || e.l.y > hi);
+    let gap = e.l.x - e.l.y;
+    var cross = 0.5 * (d0 + d1);
+    if abs(gap) > 1e-6 {
+        cross = (c.x - c.y) / gap;
+    }
+    let gamma = vec4<f32>(d0, cross, cross, d1);
+    var g_s = vec4<f32>(0.0);
+    for (var i = 0u; i < 2u; i++) {
+        for (var k = 0u; k < 2u; k++) {
+            var acc = 0.0;
+            for (var p = 0u; p < 2u; p++) {
+                for (var q = 0u; q < 2u; q++) {
+                    acc = acc + v[2u * i + p] * gamma[2u * p + q] * m[2u * p + q] * v[2u * k + q];
+                }
+            }
+            g_s[2u * i + k] = acc;
+        }
+    }
+    var g_a = vec4<f32>(
+        r.x * g_s.x + r.y * g_s.z,
+        r.x * g_s.y + r.y * g_s.w,
+        r.z * g_s.x + r.w * g_s.z,
+        r.z * g_s.y + r.w * g_s.w,
+    );
+    g_r = g_r + vec4<f32>(
+        a.x * g_s.x + a.y * g_s.y,
+        a.x * g_s.z + a.y * g_s.w,
+        a.z * g_s.x + a.w * g_s.y,
+        a.z * g_s.z + a.w * g_s.w,
+    );
+    return g_a + polar_adjoint(a, g_r);
 }

@@ -752,13 +752,19 @@ fn bad_mpm_rollouts_are_refused_by_name() {
         .mpm_rollout(&actuated, x0, v0, None, RolloutOptions::new(3))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("2 actuators, so `controls` [3, 2] is required"), "{e}");
+    assert!(
+        e.contains("2 actuators, so `controls` [3, 2] is required"),
+        "{e}"
+    );
     let u = g.input("u", [3, 1], DType::F32).unwrap();
     let e = g
         .mpm_rollout(&actuated, x0, v0, Some(u), RolloutOptions::new(3))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("`controls` is f32 [3, 1], expected f32 [3, 2]"), "{e}");
+    assert!(
+        e.contains("`controls` is f32 [3, 1], expected f32 [3, 2]"),
+        "{e}"
+    );
     // The wgpu backend sorts each cell's particles within a loop budget and refuses a
     // cell of more than 256 by name.
     if let Some(gpu) = gpu() {

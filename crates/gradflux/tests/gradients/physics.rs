@@ -243,3 +243,16 @@ fn mpm_actuation_gradients_match_finite_differences() {
     let report = mpm_report(system, 8);
     assert!(report.passed(), "{report:?}");
 }
+
+#[test]
+fn mpm_plastic_gradients_match_finite_differences() {
+    // Tight limits, so the block's compression crosses into plasticity early and stays.
+    let system = small_mpm(gradflux::MpmMaterial::Plastic {
+        mu: 20.0,
+        lambda: 30.0,
+        compression: 0.002,
+        stretch: 0.001,
+    });
+    let report = mpm_report(system, 8);
+    assert!(report.passed(), "{report:?}");
+}

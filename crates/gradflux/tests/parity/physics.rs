@@ -331,6 +331,18 @@ fn mpm_systems() -> Vec<(&'static str, gradflux::Mpm)> {
             },
         ),
         (
+            "plastic",
+            gradflux::Mpm {
+                material: gradflux::MpmMaterial::Plastic {
+                    mu: 100.0,
+                    lambda: 100.0,
+                    compression: 0.01,
+                    stretch: 0.005,
+                },
+                ..base.clone()
+            },
+        ),
+        (
             "actuated",
             gradflux::Mpm {
                 // A 7 × 7 block: three actuators over its rows, every third row passive.

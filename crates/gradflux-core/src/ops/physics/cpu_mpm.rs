@@ -85,7 +85,9 @@ struct Stencil<R> {
 
 /// What P2G computes per particle.
 struct Pushed<R> {
-    /// `F'` before any reset.
+    /// `F' = (I + dt C) F` before any projection.
+    f_pushed: M2<R>,
+    /// `F'` after the plastic projection (if any), before a fluid's reset.
     f_new: M2<R>,
     /// The state's new `F` (`F'`, or `√J I` for a fluid).
     f_stored: M2<R>,
@@ -164,15 +166,23 @@ impl<R: Real> Prepared<R> {
             [R::ONE + dt * c[0][0], dt * c[0][1]],
             [dt * c[1][0], R::ONE + dt * c[1][1]],
         ];
-        let mut f_new = [[R::ZERO; 2]; 2];
+        let mut f_pushed = [[R::ZERO; 2]; 2];
         for i in 0..2 {
             for k in 0..2 {
-                f_new[i][k] = m[i][0] * f[0][k] + m[i][1] * f[1][k];
+                f_pushed[i][k] = m[i][0] * f[0][k] + m[i][1] * f[1][k];
             }
         }
+        let f_new = match self.material {
+            MpmMaterial::Plastic {
+                compression,
+                stretch,
+                ..
+            } => project(f_pushed, lit(1.0 - compression), lit(1.0 + stretch)),
+            _ => f_pushed,
+        };
         let j = f_new[0][0] * f_new[1][1] - f_new[0][1] * f_new[1][0];
         let (cauchy, f_stored, r) = match self.material {
-            MpmMaterial::FixedCorotated { mu, lambda } => {
+            MpmMaterial::FixedCorotated { mu, lambda } | MpmMaterial::Plastic { mu, lambda, .. } => {
                 let r = polar(f_new);
                 let two_mu = lit::<R>(2.0 * mu);
                 let mut cauchy = [[R::ZERO; 2]; 2];
@@ -210,6 +220,7 @@ impl<R: Real> Prepared<R> {
             }
         }
         Pushed {
+            f_pushed,
             f_new,
             f_stored,
             affine,
@@ -458,7 +469,7 @@ impl<R: Real> Prepared<R> {
             }
         }
         match self.material {
-            MpmMaterial::FixedCorotated { mu, lambda } => {
+            MpmMaterial::FixedCorotated { mu, lambda } | MpmMaterial::Plastic { mu, lambda, .. } => {
                 let two_mu = lit::<R>(2.0 * mu);
                 let m2 = [
                     [two_mu * (fnw[0][0] - pu.r[0][0]), two_mu * (fnw[0][1] - pu.r[0][1])],
@@ -503,6 +514,16 @@ impl<R: Real> Prepared<R> {
                 g_fnew[0][1] = g_fnew[0][1] + g_col[0];
                 g_fnew[1][1] = g_fnew[1][1] + g_col[1];
             }
+        }
+        // The plastic projection F_e = P(F').
+        if let MpmMaterial::Plastic {
+            compression,
+            stretch,
+            ..
+        } = self.material
+        {
+            let (lo, hi) = (lit(1.0 - compression), lit(1.0 + stretch));
+            g_fnew = project_adjoint(pu.f_pushed, lo, hi, g_fnew);
         }
         // F' = (I + dt C) F.
         let (f, c, dt) = (p.f, p.c, self.dt);
@@ -578,5 +599,193 @@ pub fn polar_adjoint<R: Real>(a: M2<R>, g: M2<R>) -> M2<R> {
         [[dp, dq], [dq, -dp]]
     } else {
         [[dp, dq], [-dq, dp]]
+    }
+}
+
+/// The symmetric eigen-decomposition of `S` (2 × 2): the rotation `V` (columns the
+/// eigenvectors) and the eigenvalues.
+fn eigen<R: Real>(s: M2<R>) -> (M2<R>, [R; 2]) {
+    let (a, b, d) = (s[0][0], s[0][1], s[1][1]);
+    let theta = lit::<R>(0.5) * (b + b).atan2(a - d);
+    let (c, n) = (theta.cos(), theta.sin());
+    let v = [[c, -n], [n, c]];
+    let l0 = a * c * c + (b + b) * c * n + d * n * n;
+    let l1 = a * n * n - (b + b) * c * n + d * c * c;
+    (v, [l0, l1])
+}
+
+/// `Rᵀ A` made symmetric (the `S` of `A = R S`).
+fn stretch_of<R: Real>(r: M2<R>, a: M2<R>) -> M2<R> {
+    let mut s = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            s[i][k] = r[0][i] * a[0][k] + r[1][i] * a[1][k];
+        }
+    }
+    let off = lit::<R>(0.5) * (s[0][1] + s[1][0]);
+    s[0][1] = off;
+    s[1][0] = off;
+    s
+}
+
+fn clamp_r<R: Real>(v: R, lo: R, hi: R) -> R {
+    if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
+}
+
+/// The plastic projection: `A = R S`, `S = V Σ Vᵀ`, `R V clamp(Σ) Vᵀ`.
+pub fn project<R: Real>(a: M2<R>, lo: R, hi: R) -> M2<R> {
+    let r = polar(a);
+    let (v, l) = eigen(stretch_of(r, a));
+    let c = [clamp_r(l[0], lo, hi), clamp_r(l[1], lo, hi)];
+    // G = V diag(c) Vᵀ, then R G.
+    let mut g = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            g[i][k] = v[i][0] * c[0] * v[k][0] + v[i][1] * c[1] * v[k][1];
+        }
+    }
+    let mut out = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            out[i][k] = r[i][0] * g[0][k] + r[i][1] * g[1][k];
+        }
+    }
+    out
+}
+
+/// The cotangent of `A` through [`project`], given that of its result. The clamp's
+/// derivative on the eigenbasis uses divided differences `(c_i − c_j) / (σ_i − σ_j)`,
+/// replaced by the mean of the two slopes where the singular values meet, so it stays
+/// finite.
+pub fn project_adjoint<R: Real>(a: M2<R>, lo: R, hi: R, g_out: M2<R>) -> M2<R> {
+    let r = polar(a);
+    let s = stretch_of(r, a);
+    let (v, l) = eigen(s);
+    let c = [clamp_r(l[0], lo, hi), clamp_r(l[1], lo, hi)];
+    let mut gm = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            gm[i][k] = v[i][0] * c[0] * v[k][0] + v[i][1] * c[1] * v[k][1];
+        }
+    }
+    // out = R G: g_R = g_out Gᵀ, g_G = Rᵀ g_out.
+    let mut g_r = [[R::ZERO; 2]; 2];
+    let mut g_g = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            g_r[i][k] = g_out[i][0] * gm[k][0] + g_out[i][1] * gm[k][1];
+            g_g[i][k] = r[0][i] * g_out[0][k] + r[1][i] * g_out[1][k];
+        }
+    }
+    // G = g(S) on the eigenbasis: g_S = V (Γ ∘ (Vᵀ sym(g_G) V)) Vᵀ.
+    let half = lit::<R>(0.5);
+    let sym = [
+        [g_g[0][0], half * (g_g[0][1] + g_g[1][0])],
+        [half * (g_g[0][1] + g_g[1][0]), g_g[1][1]],
+    ];
+    let mut m = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            let mut acc = R::ZERO;
+            for p in 0..2 {
+                for q in 0..2 {
+                    acc = acc + v[p][i] * sym[p][q] * v[q][k];
+                }
+            }
+            m[i][k] = acc;
+        }
+    }
+    let slope = |x: R| if x < lo || x > hi { R::ZERO } else { R::ONE };
+    let (d0, d1) = (slope(l[0]), slope(l[1]));
+    let gap = l[0] - l[1];
+    let cross = if gap.abs() > lit(1e-6) {
+        (c[0] - c[1]) / gap
+    } else {
+        half * (d0 + d1)
+    };
+    let gamma = [[d0, cross], [cross, d1]];
+    let mut g_s = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            let mut acc = R::ZERO;
+            for p in 0..2 {
+                for q in 0..2 {
+                    acc = acc + v[i][p] * gamma[p][q] * m[p][q] * v[k][q];
+                }
+            }
+            g_s[i][k] = acc;
+        }
+    }
+    // S = sym(Rᵀ A): g_A += R g_S, g_R += A g_Sᵀ (g_S is symmetric).
+    let mut g_a = [[R::ZERO; 2]; 2];
+    for i in 0..2 {
+        for k in 0..2 {
+            g_a[i][k] = r[i][0] * g_s[0][k] + r[i][1] * g_s[1][k];
+            g_r[i][k] = g_r[i][k] + a[i][0] * g_s[k][0] + a[i][1] * g_s[k][1];
+        }
+    }
+    let g_polar = polar_adjoint(a, g_r);
+    for i in 0..2 {
+        for k in 0..2 {
+            g_a[i][k] = g_a[i][k] + g_polar[i][k];
+        }
+    }
+    g_a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `⟨g, d project(a)[e]⟩` by central differences.
+    fn numeric(a: M2<f64>, e: (usize, usize), g: M2<f64>, (lo, hi): (f64, f64)) -> f64 {
+        let h = 1e-7;
+        let (mut p, mut m) = (a, a);
+        p[e.0][e.1] += h;
+        m[e.0][e.1] -= h;
+        let (fp, fm) = (project(p, lo, hi), project(m, lo, hi));
+        let mut d = 0.0;
+        for i in 0..2 {
+            for k in 0..2 {
+                d += g[i][k] * (fp[i][k] - fm[i][k]) / (2.0 * h);
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn the_plastic_projection_has_finite_exact_gradients_where_singular_values_meet() {
+        let g = [[0.3, -1.1], [0.7, 0.4]];
+        let limits = (0.95, 1.05);
+        let cases: [M2<f64>; 5] = [
+            // Equal singular values, both clamped (a scaled rotation).
+            [[1.2 * 0.8, -1.2 * 0.6], [1.2 * 0.6, 1.2 * 0.8]],
+            // Equal, both inside the limits.
+            [[1.01, 0.0], [0.0, 1.01]],
+            // Nearly equal (1e-9 apart), both clamped.
+            [[1.2, 0.0], [0.0, 1.2 + 1e-9]],
+            // One clamped, one not, sheared.
+            [[1.2, 0.1], [-0.05, 0.99]],
+            // Both clamped on opposite sides.
+            [[0.8, 0.2], [0.1, 1.3]],
+        ];
+        for a in cases {
+            let analytic = project_adjoint(a, limits.0, limits.1, g);
+            for e in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let want = numeric(a, e, g, limits);
+                let got = analytic[e.0][e.1];
+                assert!(got.is_finite(), "{a:?} {e:?}: not finite");
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{a:?} {e:?}: {got} vs {want}"
+                );
+            }
+        }
     }
 }

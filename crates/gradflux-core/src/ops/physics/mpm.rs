@@ -41,6 +41,21 @@ pub enum MpmMaterial {
         /// Bulk stiffness λ.
         lambda: f64,
     },
+    /// Elastoplastic (snow-like, FluidLab's plasticine): `F'`'s singular values are clamped
+    /// to `[1 − compression, 1 + stretch]` (with `F' = R S`, `S = V Σ Vᵀ`, the plastic
+    /// part is dropped: `F_e = R V clamp(Σ) Vᵀ`), then `F_e` is kept and stressed as
+    /// fixed-corotated. Its gradient uses divided differences of the clamp, which stay
+    /// finite where two singular values meet.
+    Plastic {
+        /// Shear modulus μ.
+        mu: f64,
+        /// Lamé's λ.
+        lambda: f64,
+        /// How far a singular value may fall below 1 before the excess is plastic.
+        compression: f64,
+        /// How far it may rise above 1.
+        stretch: f64,
+    },
 }
 
 /// An MLS-MPM system (see the [module docs](self) for each formula).
@@ -170,6 +185,20 @@ impl Mpm {
         let moduli = match self.material {
             MpmMaterial::FixedCorotated { mu, lambda } => vec![mu, lambda],
             MpmMaterial::Fluid { lambda } => vec![lambda],
+            MpmMaterial::Plastic {
+                mu,
+                lambda,
+                compression,
+                stretch,
+            } => {
+                if !(compression > 0.0 && compression < 1.0 && stretch > 0.0) {
+                    return Err(bad(format!(
+                        "plastic limits: compression {compression} must be in (0, 1) and \
+                         stretch {stretch} > 0"
+                    )));
+                }
+                vec![mu, lambda]
+            }
         };
         if !self.actuation_strength.is_finite() {
             return Err(bad(format!(

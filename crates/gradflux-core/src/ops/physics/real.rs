@@ -24,6 +24,12 @@ pub trait Real:
     fn lit(v: f32) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
+    /// `atan2(self, x)`.
+    fn atan2(self, x: Self) -> Self;
+    /// Sine.
+    fn sin(self) -> Self;
+    /// Cosine.
+    fn cos(self) -> Self;
     /// Not NaN or infinite.
     fn finite(self) -> bool;
     /// The smaller (the second when equal, as `min` in WGSL and Warp).
@@ -54,6 +60,15 @@ macro_rules! real {
             }
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
+            }
+            fn atan2(self, x: Self) -> Self {
+                <$t>::atan2(self, x)
+            }
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            fn cos(self) -> Self {
+                <$t>::cos(self)
             }
             fn finite(self) -> bool {
                 self.is_finite()

@@ -24,7 +24,7 @@ const PREP: usize = 8;
 /// The most particles one cell may hold (each cell's list is sorted by insertion within
 /// the loop budget of software drivers).
 pub const CROWDED: usize = 256;
-const HEADER: usize = 25;
+const HEADER: usize = 27;
 
 fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
     let bits = f32::to_bits;
@@ -49,6 +49,18 @@ fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
         MpmMaterial::Fluid { lambda } => {
             h[12] = 1;
             h[14] = bits(lambda as f32);
+        }
+        MpmMaterial::Plastic {
+            mu,
+            lambda,
+            compression,
+            stretch,
+        } => {
+            h[12] = 2;
+            h[13] = bits((2.0 * mu) as f32);
+            h[14] = bits(lambda as f32);
+            h[25] = bits((1.0 - compression) as f32);
+            h[26] = bits((1.0 + stretch) as f32);
         }
     }
     h[15] = o.observe.len() as u32;
