@@ -5,8 +5,10 @@ g = 9.8, walls within 3 nodes) on a 128 x 128 grid, a block of side^2 particles 
 a cell from (0.1, 0.2) moving at (0.5, 0.5), 50 substeps; `fwd` times the rollout, `fwdbwd`
 the rollout on a tape and the backward of sum(x_T) to the initial velocities. In Taichi
 (DiffTaichi's own kernels, ti.gpu where there is one, else every CPU thread) and in Warp
-(the same kernels written for Warp; CUDA where it finds a GPU, else its CPU backend). Both
-scatter with float atomics. Writes one line per measurement:
+(the same kernels written for Warp; CUDA where it finds a GPU, else its CPU backend) and in
+JAX (the same formulas as array code, jit-compiled, the rollout a lax.scan, the backward
+jax.grad of it; GPU where JAX has one). Taichi and Warp scatter with float atomics, JAX
+with a scatter-add. Writes one line per measurement:
 
     tool<TAB>f32<TAB>id<TAB>seconds per call<TAB>device name
 
@@ -291,13 +293,89 @@ def warp_lines(reps):
     return out
 
 
+def jax_lines(reps):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    dev = jax.devices()[0]
+    name = "CPU" if dev.platform == "cpu" else dev.device_kind
+    dx, inv_dx = 1.0 / GRID, float(GRID)
+    eye = jnp.eye(2, dtype=jnp.float32)
+    node = jnp.arange(GRID)
+    ii, jj = jnp.meshgrid(node, node, indexing="ij")
+    offsets = jnp.array([[i, j] for i in range(3) for j in range(3)], jnp.int32)
+
+    def polar(a):
+        det = a[:, 0, 0] * a[:, 1, 1] - a[:, 1, 0] * a[:, 0, 1]
+        b_pos = jnp.stack([jnp.stack([a[:, 0, 0] + a[:, 1, 1], a[:, 0, 1] - a[:, 1, 0]], -1),
+                           jnp.stack([a[:, 1, 0] - a[:, 0, 1], a[:, 1, 1] + a[:, 0, 0]], -1)], -2)
+        b_neg = jnp.stack([jnp.stack([a[:, 0, 0] - a[:, 1, 1], a[:, 0, 1] + a[:, 1, 0]], -1),
+                           jnp.stack([a[:, 1, 0] + a[:, 0, 1], a[:, 1, 1] - a[:, 0, 0]], -1)], -2)
+        b = jnp.where((det < 0)[:, None, None], b_neg, b_pos)
+        k = 1.0 / jnp.sqrt(jnp.abs(b[:, 0, 0] * b[:, 1, 1] - b[:, 1, 0] * b[:, 0, 1]))
+        return b * k[:, None, None]
+
+    def substep(state, _):
+        x, v, C, F = state
+        base = (x * inv_dx - 0.5).astype(jnp.int32)
+        fx = x * inv_dx - base.astype(jnp.float32)
+        w = jnp.stack([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2], 1)
+        new_F = (eye + DT * C) @ F
+        J = new_F[:, 0, 0] * new_F[:, 1, 1] - new_F[:, 0, 1] * new_F[:, 1, 0]
+        r = polar(new_F)
+        cauchy = 2 * E * (new_F - r) @ jnp.swapaxes(new_F, 1, 2) + (E * (J - 1) * J)[:, None, None] * eye
+        affine = -(DT * 4 * inv_dx * inv_dx) * cauchy + C
+        gv = jnp.zeros((GRID, GRID, 2), jnp.float32)
+        gm = jnp.zeros((GRID, GRID), jnp.float32)
+        for o in range(9):
+            i, j = o // 3, o % 3
+            dpos = (jnp.array([i, j], jnp.float32) - fx) * dx
+            weight = w[:, i, 0] * w[:, j, 1]
+            mom = weight[:, None] * (v + jnp.einsum("pij,pj->pi", affine, dpos))
+            gv = gv.at[base[:, 0] + i, base[:, 1] + j].add(mom)
+            gm = gm.at[base[:, 0] + i, base[:, 1] + j].add(weight)
+        vo = gv / (gm + 1e-10)[..., None]
+        vo = vo.at[..., 1].add(-DT * GRAVITY)
+        vo = vo.at[..., 0].set(jnp.where(((ii < BOUND) & (vo[..., 0] < 0)) | ((ii > GRID - BOUND) & (vo[..., 0] > 0)), 0.0, vo[..., 0]))
+        vo = vo.at[..., 1].set(jnp.where(((jj < BOUND) & (vo[..., 1] < 0)) | ((jj > GRID - BOUND) & (vo[..., 1] > 0)), 0.0, vo[..., 1]))
+        new_v = jnp.zeros_like(v)
+        new_C = jnp.zeros_like(C)
+        for o in range(9):
+            i, j = o // 3, o % 3
+            dpos = jnp.array([i, j], jnp.float32) - fx
+            g = vo[base[:, 0] + i, base[:, 1] + j]
+            weight = w[:, i, 0] * w[:, j, 1]
+            new_v = new_v + weight[:, None] * g
+            new_C = new_C + 4 * inv_dx * weight[:, None, None] * jnp.einsum("pi,pj->pij", g, dpos)
+        return (x + DT * new_v, new_v, new_C, new_F), None
+
+    def rollout(x0, v0):
+        n = x0.shape[0]
+        state = (x0, v0, jnp.zeros((n, 2, 2), jnp.float32), jnp.broadcast_to(eye, (n, 2, 2)))
+        final, _ = jax.lax.scan(substep, state, None, length=STEPS)
+        return final[0]
+
+    forward = jax.jit(rollout)
+    backward = jax.jit(jax.grad(lambda x0, v0: jnp.sum(rollout(x0, v0)), argnums=1))
+    out = []
+    for side in SIDES:
+        n = side * side
+        x0 = jnp.asarray(block(side))
+        v0 = jnp.full((n, 2), 0.5, jnp.float32)
+        for kind, fn in (("fwd", forward), ("fwdbwd", backward)):
+            s = timed(lambda: fn(x0, v0).block_until_ready(), reps)
+            out.append((f"jax-{dev.platform}", f"mpm2d-{kind}-n{n}g{GRID}t{STEPS}", s, f"{name} (jax {jax.__version__})"))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench-report/peers/physics_mpm.tsv")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     lines = []
-    for tool, fn in (("taichi", taichi_lines), ("warp", warp_lines)):
+    for tool, fn in (("taichi", taichi_lines), ("warp", warp_lines), ("jax", jax_lines)):
         try:
             lines += fn(args.reps)
         except ImportError as e:
