@@ -327,7 +327,12 @@ impl WgpuExecutable {
             let ins: Vec<TensorType> = node.inputs.iter().map(|v| types[v].clone()).collect();
             gradflux_core::kernel::loop_trips::check(node, id, &ins, ctx.loop_limit())?;
             let choose = |p: &crate::matmul::Problem| ctx.tuner.choose(ctx, p);
-            let lowered = lower(node, id, &|v| types[&v].clone(), &choose, ctx.loop_limit())?;
+            let atomics = ctx
+                .device
+                .features()
+                .contains(wgpu::Features::SHADER_FLOAT32_ATOMIC);
+            let budget = (ctx.loop_limit(), atomics);
+            let lowered = lower(node, id, &|v| types[&v].clone(), &choose, budget)?;
             let node_launches = match lowered {
                 Lowering::Launches(launches) => launches,
                 Lowering::Loop(plan) => {

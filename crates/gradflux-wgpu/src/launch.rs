@@ -13,13 +13,14 @@ use crate::matmul::{self, Chooser, Operands};
 /// What computes `node` (node id `id`): launches, or the loop its op owns; `ty` gives the
 /// type of any value. `choose` picks the tile configuration of matmuls; `loop_limit` is
 /// the device's budget of loop iterations per invocation (`WgpuDevice::loop_limit`), which
-/// long walks are split to stay within.
+/// long walks are split to stay within; `float_atomics` whether the device adds floats
+/// atomically.
 pub fn lower(
     node: &Node,
     id: usize,
     ty: &dyn Fn(Value) -> TensorType,
     choose: &Chooser,
-    loop_limit: Option<u64>,
+    (loop_limit, float_atomics): (Option<u64>, bool),
 ) -> Result<Lowering> {
     let Op::Kernel(op) = &node.op else {
         return Ok(Lowering::Launches(vec![]));
@@ -32,6 +33,7 @@ pub fn lower(
         output_types: &node.outputs,
         loop_limit,
         matmul: Some(&Planner { choose }),
+        float_atomics,
     })
 }
 

@@ -9,10 +9,13 @@ use gradflux_wgpu::test_hooks::shaders::{self, specialise, ShaderFile};
 use gradflux_wgpu::test_hooks::{binary_expr, cast_expr, compare_expr, topk_key_expr, unary_expr};
 
 fn validate(label: &str, source: &str) {
-    // Default capabilities: the portable path must not need optional features; f16 is
-    // the one feature a kernel may ask for, with `enable f16;`.
+    // Default capabilities: the portable path must not need optional features; f16 (with
+    // `enable f16;`) and, for opt-in kernels, float atomics are the ones a kernel may ask
+    // for.
     let caps = if source.starts_with("enable f16;") {
         naga::valid::Capabilities::SHADER_FLOAT16
+    } else if source.contains("atomic<f32>") {
+        naga::valid::Capabilities::SHADER_FLOAT32_ATOMIC
     } else {
         naga::valid::Capabilities::default()
     };

@@ -94,6 +94,9 @@ pub struct LowerCx<'a> {
     pub loop_limit: Option<u64>,
     /// The backend's matmul planner, for ops whose products it tunes.
     pub matmul: Option<&'a dyn MatmulPlanner>,
+    /// Whether the adapter adds floats atomically (`SHADER_FLOAT32_ATOMIC`), for ops with
+    /// an opt-in atomic path.
+    pub float_atomics: bool,
 }
 
 /// A backend's matrix-product planner: it picks a kernel and tile configuration for its

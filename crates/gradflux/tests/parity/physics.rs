@@ -465,3 +465,30 @@ fn clipped_gradients_agree_and_stay_within_the_clip() {
         }
     }
 }
+
+/// The opt-in float-atomic P2G agrees with the deterministic path to float rounding (its
+/// node sums run in arrival order, so the bits may differ from run to run); without
+/// `SHADER_FLOAT32_ATOMIC` the deterministic path runs instead.
+#[test]
+fn atomic_p2g_agrees_with_the_sorted_path() {
+    let Some(device) = crate::common::gpu_having(gradflux::wgpu::Features::SHADER_FLOAT32_ATOMIC)
+    else {
+        return;
+    };
+    for (label, system) in mpm_systems() {
+        let options = RolloutOptions {
+            observe: vec![10, 40],
+            ..RolloutOptions::new(40)
+        };
+        let sorted = mpm_run(&device, &system, 7, options.clone()).unwrap();
+        let atomic_system = gradflux::Mpm {
+            atomic_p2g: true,
+            ..system
+        };
+        let atomic = mpm_run(&device, &atomic_system, 7, options).unwrap();
+        for (k, (a, b)) in sorted.iter().zip(&atomic).take(2).enumerate() {
+            gradflux::compare(a, b, Tolerance::new(1e-4, 1e-5))
+                .unwrap_or_else(|m| panic!("{label}: output {k}: {m}"));
+        }
+    }
+}

@@ -82,6 +82,13 @@ pub struct Mpm {
     pub actuators: Vec<u32>,
     /// The actuation stress per unit of control (DiffTaichi's `act_strength`).
     pub actuation_strength: f64,
+    /// Opt-in: on adapters with `SHADER_FLOAT32_ATOMIC`, the forward's P2G adds into the
+    /// grid with float atomics instead of sorting the particles. Faster, but each node's
+    /// sum then runs in whatever order the threads arrive, so results change in their
+    /// last bits from run to run (and drift further over a long rollout). The CPU backend,
+    /// adapters without the feature, and the backward's recomputation take the
+    /// deterministic path.
+    pub atomic_p2g: bool,
 }
 
 impl Mpm {
@@ -102,6 +109,7 @@ impl Mpm {
             bound: 3,
             actuators: vec![],
             actuation_strength: 0.0,
+            atomic_p2g: false,
         }
     }
 

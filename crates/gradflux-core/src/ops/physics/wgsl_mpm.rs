@@ -138,6 +138,7 @@ const STATUS: usize = 7;
 const LAM: usize = 8;
 const GADJ_SLOT: usize = 9;
 const GACT: usize = 10;
+const ATOMIC_SUMS: usize = 11;
 
 fn words(k: usize) -> u64 {
     (k.max(1) * 4) as u64
@@ -213,6 +214,56 @@ fn p2g(k: &Kernels, mode: u32, n: usize, cells: usize, controls: Bind) -> Vec<La
     ]
 }
 
+/// The opt-in P2G with float atomics (mode 0): prep, each particle's sums added into its
+/// nodes, then the grid update.
+fn atomic_p2g(k: &Kernels, n: usize, cells: usize, controls: Bind) -> Vec<Launch> {
+    let s = Bind::Scratch;
+    let step = Bind::Step;
+    let atomic = |entry: &str, binds: &[(Bind, bool)], workgroups| {
+        let mut l = k.launch(entry, 0, binds, workgroups);
+        l.kernel.source = specialise(&super::MPM_ATOMIC, DType::F32, DType::F32, None);
+        l.kernel.label = format!("mpm {entry}");
+        l
+    };
+    vec![
+        atomic(
+            "clear_atomic",
+            &[write(s(STATE_SLOT)), write(s(ATOMIC_SUMS))],
+            threads(3 * cells),
+        ),
+        k.launch(
+            "prep",
+            0,
+            &[
+                write(s(STATE_SLOT)),
+                read(step),
+                write(s(PREP_SLOT)),
+                read(controls),
+            ],
+            threads(n),
+        ),
+        atomic(
+            "p2g_atomic",
+            &[
+                write(s(STATE_SLOT)),
+                read(step),
+                read(s(PREP_SLOT)),
+                write(s(ATOMIC_SUMS)),
+            ],
+            threads(n),
+        ),
+        atomic(
+            "grid_atomic",
+            &[
+                write(s(STATE_SLOT)),
+                read(s(ATOMIC_SUMS)),
+                write(s(GRID_SLOT)),
+            ],
+            threads(cells),
+        ),
+    ]
+}
+
 fn kernels(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>, n: usize, segment: usize) -> Result<Kernels> {
     let cells = system.grid * system.grid;
     Ok(Kernels {
@@ -255,7 +306,15 @@ pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Low
         threads(n),
     )];
     let controls = cx.inputs.get(2).map_or(k.placeholder, |&c| Bind::Value(c));
-    let mut body = p2g(&k, 0, n, cells, controls);
+    let atomic = system.atomic_p2g && cx.float_atomics;
+    if atomic {
+        k.scratch.push((ATOMIC_SUMS, words(3 * cells)));
+    }
+    let mut body = if atomic {
+        atomic_p2g(&k, n, cells, controls)
+    } else {
+        p2g(&k, 0, n, cells, controls)
+    };
     body.push(k.launch(
         "g2p",
         0,
