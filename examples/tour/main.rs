@@ -13,10 +13,15 @@
 //! acc    = mean(pred == labels)              scalar
 //! ```
 //!
+//! Then a second stop: a mass-spring rollout and an MLS-MPM rollout with their gradients
+//! (`physics.rs`), also checked against the CPU reference.
+//!
 //! ```text
 //! cargo run --release --example tour
 //! GRADFLUX_DEVICE=cpu cargo run --release --example tour    # force a device
 //! ```
+
+mod physics;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -205,6 +210,8 @@ fn tour() -> Result<bool> {
             }
         }
     }
+    println!();
+    ok &= physics::stop(&device)?;
     if !ok {
         eprintln!("tour: outputs differ from the CPU reference");
     }
