@@ -81,6 +81,62 @@ fn scatter_add_matches_with_repeats_and_out_of_range() {
     }
 }
 
+/// Many rows and many indices take the sorted path on wgpu (a bitonic sort of the
+/// positions, then each output sums its run in position order): the same sums as the
+/// direct walk, for every dtype, with repeats, out-of-range and negative indices, across
+/// an outer and an inner axis and an odd index count.
+#[test]
+fn scatter_add_by_sorted_indices_matches() {
+    let mut rng = Rng::new(43);
+    let (outer, m, inner, dim) = (2, 3001, 3, 257);
+    for dtype in [DType::F32, DType::I32, DType::U32] {
+        let tol = if dtype == DType::F32 {
+            Tolerance::new(1e-5, 1e-4)
+        } else {
+            Tolerance::EXACT
+        };
+        let g = Graph::new();
+        let src = g.input("src", [outer, m, inner], dtype).unwrap();
+        let i = g.input("i", [m], DType::I32).unwrap();
+        let y = g.scatter_add(src, 1, i, dim).unwrap();
+        let ds = random(&mut rng, [outer, m, inner], dtype, -10.0, 10.0);
+        // Mostly valid rows with repeats, some past the end and some negative.
+        let idx: Vec<i32> = (0..m).map(|_| rng.int(-3, dim as i64 + 3) as i32).collect();
+        let di = TensorData::new([m], idx.clone()).unwrap();
+        check(
+            &format!("sorted scatter_add {dtype}"),
+            &g,
+            &[y],
+            &[("src", &ds), ("i", &di)],
+            tol,
+        );
+        // In f32 the adapter's sums are those of a walk in position order, bit for bit.
+        if let (DType::F32, Some(gpu)) = (dtype, crate::common::gpu()) {
+            let got = gpu
+                .compile(&g, &[y])
+                .and_then(|mut e| e.run(&[("src", &ds), ("i", &di)]))
+                .unwrap();
+            let src = ds.values::<f32>().unwrap();
+            let mut want = vec![0.0f32; outer * dim * inner];
+            for o in 0..outer {
+                for (j, &t) in idx.iter().enumerate() {
+                    if (0..dim as i32).contains(&t) {
+                        for e in 0..inner {
+                            let at = (o * dim + t as usize) * inner + e;
+                            want[at] += src[(o * m + j) * inner + e];
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                got[0].values::<f32>().unwrap(),
+                &want[..],
+                "sums in position order"
+            );
+        }
+    }
+}
+
 #[test]
 fn scatter_add_is_the_adjoint_of_gather() {
     // <gather(x, idx), y> == <x, scatter_add(y, idx)>, checked on both backends.

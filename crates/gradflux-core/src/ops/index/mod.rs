@@ -20,9 +20,16 @@ shader!(GATHER, "index/gather.wgsl");
 shader!(SCATTER_ADD, "index/scatter_add.wgsl");
 shader!(GATHER_ALONG, "index/gather_along.wgsl");
 shader!(SCATTER_ALONG, "index/scatter_along.wgsl");
+shader!(SCATTER_SORTED, "index/scatter_sorted.wgsl");
 
 /// The family's kernels.
-pub const SHADERS: &[ShaderFile] = &[GATHER, SCATTER_ADD, GATHER_ALONG, SCATTER_ALONG];
+pub const SHADERS: &[ShaderFile] = &[
+    GATHER,
+    SCATTER_ADD,
+    GATHER_ALONG,
+    SCATTER_ALONG,
+    SCATTER_SORTED,
+];
 
 /// `out = x[.., idx[j], ..]` along `axis`: output shape `x[..axis] ++ idx.shape ++
 /// x[axis+1..]`; an out-of-range index reads 0.
@@ -125,6 +132,15 @@ impl KernelOp for ScatterAdd {
         let numel = out.shape.numel();
         let (_, _, inner) = out.shape.split_at_axis(self.axis);
         let n_idx = cx.input_types[1].shape.numel();
+        if wgsl::sorted_pays(n_idx, self.dim_size, cx.loop_limit) {
+            return Ok(wgsl::sorted_scatter_launches(
+                &SCATTER_SORTED,
+                [cx.inputs[0], cx.inputs[1], cx.output(0)],
+                out.dtype,
+                [numel, inner, n_idx, self.dim_size],
+            )
+            .into());
+        }
         Ok(wgsl::scatter_launches(
             (&SCATTER_ADD, "scatter_add"),
             [cx.inputs[0], cx.inputs[1], cx.output(0)],

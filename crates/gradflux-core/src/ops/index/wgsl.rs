@@ -69,3 +69,75 @@ pub fn scatter_launches(
         ),
     ]
 }
+
+/// Whether `scatter_add` sorts its indices first: when many rows would each walk many
+/// indices (the direct walk costs outputs × indices), and a row's run fits the loop
+/// budget (a run is at most every index).
+pub fn sorted_pays(n_idx: usize, dim_size: usize, loop_limit: Option<u64>) -> bool {
+    n_idx >= 256 && dim_size >= 16 && scatter_tiles(n_idx, loop_limit) == 1
+}
+
+/// `scatter_add` by sorted indices (`shaders/index/scatter_sorted.wgsl`): a bitonic sort
+/// of the positions by (index, position), each row's run by binary search, then each
+/// output summing its run in position order — the same sums as the direct walk. `sizes`
+/// are `[numel, inner, n_idx, dim_size]`.
+pub fn sorted_scatter_launches(
+    file: &ShaderFile,
+    [src, idx, out]: [Value; 3],
+    dtype: DType,
+    [numel, inner, n_idx, dim]: [usize; 4],
+) -> Vec<Launch> {
+    let padded = n_idx.next_power_of_two();
+    let scratch = [(0, ((padded + dim + 1) * 4) as u64)];
+    let launch = |entry: &str, binds: Vec<Bind>, info: Vec<u32>, threads: usize, writes: usize| {
+        let mut k = kernel(
+            file,
+            format!("scatter_add sorted {entry}<{dtype}>"),
+            dtype,
+            DType::U32,
+            None,
+            vec![("WG", ELEMENTWISE_WG as f64)],
+            4,
+        );
+        k.entry_point = entry.into();
+        k.read_only = vec![true, true, true, true];
+        k.read_only[writes] = false;
+        Launch {
+            kernel: k,
+            binds,
+            scratch: vec![],
+            info,
+            workgroups: per_element(threads),
+        }
+        .with_scratch(&scratch)
+    };
+    let perm = Bind::Scratch(0);
+    let sort = |info: Vec<u32>, entry: &str| {
+        launch(entry, vec![idx.into(), perm, idx.into()], info, padded, 1)
+    };
+    let mut launches = vec![sort(u32s([n_idx, padded, 0, 0]), "sort_init")];
+    let mut k = 2;
+    while k <= padded {
+        let mut j = k / 2;
+        while j > 0 {
+            launches.push(sort(u32s([n_idx, padded, k, j]), "sort_pass"));
+            j /= 2;
+        }
+        k *= 2;
+    }
+    launches.push(launch(
+        "bounds",
+        vec![idx.into(), perm, idx.into()],
+        u32s([n_idx, padded, dim]),
+        dim + 1,
+        1,
+    ));
+    launches.push(launch(
+        "gather_sum",
+        vec![src.into(), perm, out.into()],
+        u32s([numel, inner, n_idx, dim, padded]),
+        numel,
+        2,
+    ));
+    launches
+}

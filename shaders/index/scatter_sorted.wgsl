@@ -1,0 +1,113 @@
+// scatter_add by sorted indices: the index positions j are sorted by (idx[j], j) with a
+// bitonic network, each output row t finds its run of positions by binary search, and
+// each output element sums its run in order of j — the order of the direct walk
+// (scatter_add.wgsl), so the results are the same bits, in O(n log² n + outputs · run)
+// instead of O(outputs · n). No atomics. Every entry point binds 3 buffers then `info`.
+alias T = f32;
+
+override WG: u32 = 256u;
+
+const NONE: u32 = 0xffffffffu;
+
+// sort_init / sort_pass: perm holds positions (NONE past n), sorted in place.
+@group(0) @binding(0) var<storage, read> so_idx: array<u32>;
+@group(0) @binding(1) var<storage, read_write> so_perm: array<u32>;
+@group(0) @binding(2) var<storage, read> so_unused: array<u32>;
+// [n, padded length P, k, j]: pass (k, j) of the network
+@group(0) @binding(3) var<storage, read> so_info: array<u32>;
+
+fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+@compute @workgroup_size(WG)
+fn sort_init(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear(gid, nwg);
+    if i < so_info[1] {
+        so_perm[i] = select(NONE, i, i < so_info[0]);
+    }
+}
+
+// Whether position a sorts before position b: by index, then by position; NONE last.
+fn before(a: u32, b: u32) -> bool {
+    if a == NONE {
+        return false;
+    }
+    if b == NONE {
+        return true;
+    }
+    let ka = so_idx[a];
+    let kb = so_idx[b];
+    return ka < kb || (ka == kb && a < b);
+}
+
+@compute @workgroup_size(WG)
+fn sort_pass(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear(gid, nwg);
+    let l = i ^ so_info[3];
+    if i >= so_info[1] || l <= i {
+        return;
+    }
+    let a = so_perm[i];
+    let b = so_perm[l];
+    let ascending = (i & so_info[2]) == 0u;
+    if before(b, a) == ascending {
+        so_perm[i] = b;
+        so_perm[l] = a;
+    }
+}
+
+// bounds (one thread per row t ≤ dim): the first sorted position whose index is ≥ t,
+// written after the P sorted positions of the same buffer.
+@group(0) @binding(0) var<storage, read> bo_idx: array<u32>;
+@group(0) @binding(1) var<storage, read_write> bo_perm: array<u32>;
+@group(0) @binding(2) var<storage, read> bo_unused: array<u32>;
+// [n, padded length P, dim]
+@group(0) @binding(3) var<storage, read> bo_info: array<u32>;
+
+@compute @workgroup_size(WG)
+fn bounds(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear(gid, nwg);
+    if t > bo_info[2] {
+        return;
+    }
+    var lo = 0u;
+    var hi = bo_info[0];
+    while lo < hi {
+        let mid = (lo + hi) / 2u;
+        if bo_idx[bo_perm[mid]] < t {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
+        }
+    }
+    bo_perm[bo_info[1] + t] = lo;
+}
+
+// gather_sum (one thread per output element): its row's run of positions, in order.
+@group(0) @binding(0) var<storage, read> gs_src: array<T>;
+@group(0) @binding(1) var<storage, read> gs_perm: array<u32>;
+@group(0) @binding(2) var<storage, read_write> gs_out: array<T>;
+// [numel, inner, n_idx, dim, P]: the runs' starts follow the P sorted positions
+@group(0) @binding(3) var<storage, read> gs_info: array<u32>;
+
+@compute @workgroup_size(WG)
+fn gather_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear(gid, nwg);
+    if id >= gs_info[0] {
+        return;
+    }
+    let inner = gs_info[1];
+    let n_idx = gs_info[2];
+    let dim = gs_info[3];
+    let row = (id / inner) % dim;
+    let o = id / (inner * dim);
+    let src_base = o * n_idx * inner + id % inner;
+    let first = gs_perm[gs_info[4] + row];
+    let last = gs_perm[gs_info[4] + row + 1u];
+    var acc = T(0);
+    for (var r = first; r < last; r++) {
+        acc += gs_src[src_base + gs_perm[r] * inner];
+    }
+    gs_out[id] = acc;
+}
