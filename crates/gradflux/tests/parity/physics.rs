@@ -492,3 +492,123 @@ fn atomic_p2g_agrees_with_the_sorted_path() {
         }
     }
 }
+
+/// An MPM block with no gravity keeps its momentum (P2G and G2P transfer it exactly, up to
+/// rounding), and one at rest, undeformed, stays exactly where it is; on both backends.
+#[test]
+fn an_mpm_block_keeps_its_momentum_and_a_resting_one_stays_put() {
+    use gradflux::Graph;
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    let system = gradflux::Mpm {
+        grid: 32,
+        gravity: 0.0,
+        ..gradflux::Mpm::diffmpm_simple()
+    };
+    let side = 6;
+    let n = side * side;
+    let x0: Vec<f32> = (0..n)
+        .flat_map(|k| {
+            [
+                0.4 + 0.015 * (k / side) as f32,
+                0.4 + 0.015 * (k % side) as f32,
+            ]
+        })
+        .collect();
+    let mut rng = Rng::new(13);
+    let moving: Vec<f32> = (0..2 * n).map(|_| rng.uniform(-0.2, 0.2) as f32).collect();
+    let total = |v: &[f32]| -> [f64; 2] {
+        let mut t = [0.0; 2];
+        for (i, x) in v.iter().enumerate() {
+            t[i % 2] += *x as f64;
+        }
+        t
+    };
+    for device in &devices {
+        for (label, v0) in [("moving", moving.clone()), ("resting", vec![0.0f32; 2 * n])] {
+            let g = Graph::new();
+            let x = g.input("x0", [n, 2], DType::F32).unwrap();
+            let v = g.input("v0", [n, 2], DType::F32).unwrap();
+            let out = g
+                .mpm_rollout(&system, x, v, None, RolloutOptions::new(40))
+                .unwrap();
+            let data = [
+                ("x0", TensorData::new([n, 2], x0.clone()).unwrap()),
+                ("v0", TensorData::new([n, 2], v0.clone()).unwrap()),
+            ];
+            let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
+            let got = device
+                .compile(&g, &[out.positions, out.velocities])
+                .and_then(|mut e| e.run(&named))
+                .unwrap();
+            let (x, v) = (
+                got[0].values::<f32>().unwrap(),
+                got[1].values::<f32>().unwrap(),
+            );
+            if label == "resting" {
+                assert_eq!(x, &x0[..], "{}: a resting block stays put", device.name());
+                assert!(v.iter().all(|&c| c == 0.0), "{}: and still", device.name());
+            } else {
+                let (a, b) = (total(&v0), total(v));
+                for k in 0..2 {
+                    assert!(
+                        (a[k] - b[k]).abs() < 1e-4,
+                        "{}: momentum {k}: {} vs {}",
+                        device.name(),
+                        a[k],
+                        b[k]
+                    );
+                }
+                assert_ne!(x, &x0[..], "{}: the moving block moves", device.name());
+            }
+        }
+    }
+}
+
+/// An MPM rollout's memory (forward and backward) grows as √T particle states with
+/// `Checkpoint::Sqrt`, plus the grid.
+#[test]
+fn mpm_rollout_memory_grows_as_the_root_of_the_steps() {
+    use gradflux::{Checkpoint, Graph};
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    let system = gradflux::Mpm {
+        grid: 32,
+        ..gradflux::Mpm::diffmpm_simple()
+    };
+    let n = 400;
+    // A particle's state (12 floats), and the per-node and per-particle buffers of a
+    // substep (sort lists, grid, cotangents) as a fixed allowance.
+    let state = (n * 12 * 4) as u64;
+    let fixed = (32 * 32 * 16 * 4 + n * 64 * 4) as u64;
+    for device in &devices {
+        let peak = |steps, checkpoint| {
+            let g = Graph::new();
+            let x = g.input("x0", [n, 2], DType::F32).unwrap();
+            let v = g.input("v0", [n, 2], DType::F32).unwrap();
+            let options = RolloutOptions {
+                checkpoint,
+                ..RolloutOptions::new(steps)
+            };
+            let out = g.mpm_rollout(&system, x, v, None, options).unwrap();
+            let grads = g.grad(g.sum_all(out.positions).unwrap(), &[v]).unwrap();
+            device.compile(&g, &grads).unwrap().memory().peak_bytes
+        };
+        for steps in [100, 1_000, 10_000] {
+            let k = Checkpoint::Sqrt.interval(steps).unwrap() as u64;
+            let bytes = peak(steps, Checkpoint::Sqrt);
+            assert!(
+                bytes <= (2 * k + 8) * state + fixed,
+                "{}: T = {steps}: {bytes} bytes",
+                device.name()
+            );
+        }
+        // (At T = 10 000, `All` would need a 192 MB checkpoint tensor, over lavapipe's
+        // binding limit, which compile refuses by name.)
+        assert!(
+            peak(1_000, Checkpoint::All) >= 1_000 * state,
+            "{}",
+            device.name()
+        );
+    }
+}
