@@ -739,6 +739,63 @@ pub fn project_adjoint<R: Real>(a: M2<R>, lo: R, hi: R, g_out: M2<R>) -> M2<R> {
     g_a
 }
 
+/// What a rollout needs from an MLS-MPM reference of one dimension: its particle state,
+/// a substep and the substep's adjoint.
+pub trait Stepper<R: Real> {
+    /// One particle's state.
+    type Particle: Copy;
+    /// Spatial dimension.
+    const DIM: usize;
+    /// Floats per particle state (position, velocity, C, F).
+    const STATE: usize;
+    /// An undeformed particle at `x` moving at `v` (`DIM` values each).
+    fn start(x: &[R], v: &[R]) -> Self::Particle;
+    /// The state's floats: position first, then velocity, C and F.
+    fn flat(p: &Self::Particle) -> Vec<R>;
+    /// From [`flat`](Self::flat)'s layout.
+    fn from_flat(s: &[R]) -> Self::Particle;
+    /// One substep, with per-particle actuation (empty: none).
+    fn step(&self, particles: &[Self::Particle], act: &[Option<R>]) -> Vec<Self::Particle>;
+    /// The substep's adjoint: the old states' cotangents and each particle's actuation's.
+    fn step_adjoint(
+        &self,
+        particles: &[Self::Particle],
+        act: &[Option<R>],
+        grads: &[Self::Particle],
+    ) -> (Vec<Self::Particle>, Vec<R>);
+}
+
+impl<R: Real> Stepper<R> for Prepared<R> {
+    type Particle = Particle<R>;
+    const DIM: usize = 2;
+    const STATE: usize = STATE;
+
+    fn start(x: &[R], v: &[R]) -> Particle<R> {
+        Particle::at([x[0], x[1]], [v[0], v[1]])
+    }
+
+    fn flat(p: &Particle<R>) -> Vec<R> {
+        p.flat().to_vec()
+    }
+
+    fn from_flat(s: &[R]) -> Particle<R> {
+        Particle::from_flat(s)
+    }
+
+    fn step(&self, particles: &[Particle<R>], act: &[Option<R>]) -> Vec<Particle<R>> {
+        self.substep(particles, act)
+    }
+
+    fn step_adjoint(
+        &self,
+        particles: &[Particle<R>],
+        act: &[Option<R>],
+        grads: &[Particle<R>],
+    ) -> (Vec<Particle<R>>, Vec<R>) {
+        self.substep_adjoint(particles, act, grads)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,6 +143,12 @@ impl Mpm {
         (offsets, particles)
     }
 
+    /// Floats per particle state: position, velocity, affine velocity and deformation
+    /// gradient.
+    pub fn state_floats(&self) -> usize {
+        2 * self.dim + 2 * self.dim * self.dim
+    }
+
     /// `dx` in `f32`.
     pub fn dx(&self) -> f32 {
         (1.0 / self.grid as f64) as f32

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::kernel::{KernelOp, LowerCx, Lowering, VjpCx};
 use crate::{Error, Graph, Op, Result, Tensor, TensorData, TensorType};
 
-use super::cpu_mpm::{Particle, Prepared, STATE};
+use super::cpu_mpm::{Prepared, Stepper};
 use super::real::Real;
 use super::rollout::{by_dtype, tensor, values};
 use super::{Mpm, RolloutOptions, RolloutStates};
@@ -138,6 +138,7 @@ impl Graph {
         }
         let k = options.observe.len();
         let c = options.checkpoint.count(options.substeps_total())?;
+        let d = system.dim;
         let ty = |lead: usize, last: usize| TensorType::new([lead, n, last], tx.dtype);
         let op = MpmRollout {
             system: Arc::new(system.clone()),
@@ -146,7 +147,7 @@ impl Graph {
         let outs = self.push(
             Op::Kernel(Arc::new(op)),
             &inputs,
-            vec![ty(k, 2), ty(k, 2), ty(c, STATE)],
+            vec![ty(k, d), ty(k, d), ty(c, system.state_floats())],
         )?;
         Ok(RolloutStates {
             positions: outs[0],
@@ -156,10 +157,11 @@ impl Graph {
 }
 
 /// Whether every particle is finite and inside the grid's interior (`n` nodes per axis).
-fn healthy<R: Real>(state: &[Particle<R>], n: usize) -> bool {
+fn healthy<R: Real, S: Stepper<R>>(state: &[S::Particle], n: usize) -> bool {
     state.iter().all(|q| {
-        q.flat().iter().all(|c| c.finite())
-            && q.x.iter().all(|c| {
+        let flat = S::flat(q);
+        flat.iter().all(|c| c.finite())
+            && flat[..S::DIM].iter().all(|c| {
                 let at = c.to_f64() * n as f64;
                 (0.5..n as f64 - 1.5).contains(&at)
             })
@@ -168,15 +170,15 @@ fn healthy<R: Real>(state: &[Particle<R>], n: usize) -> bool {
 
 /// Substep `k`'s successor of `state`, or the error naming the step where a particle left
 /// the grid.
-fn advance<R: Real>(
-    p: &Prepared<R>,
+fn advance<R: Real, S: Stepper<R>>(
+    p: &S,
     o: &RolloutOptions,
-    (state, act): (&[Particle<R>], &[Option<R>]),
+    (state, act): (&[S::Particle], &[Option<R>]),
     k: usize,
     n: usize,
-) -> Result<Vec<Particle<R>>> {
-    let next = p.substep(state, act);
-    if !healthy(&next, n) {
+) -> Result<Vec<S::Particle>> {
+    let next = p.step(state, act);
+    if !healthy::<R, S>(&next, n) {
         return Err(Error::NonFinite {
             op: OP,
             step: k / o.substeps,
@@ -187,12 +189,12 @@ fn advance<R: Real>(
 }
 
 /// Every substep state from `start`.
-fn states<R: Real>(
-    p: &Prepared<R>,
+fn states<R: Real, S: Stepper<R>>(
+    p: &S,
     o: &RolloutOptions,
-    (start, act): (Vec<Particle<R>>, &Actuation<R>),
+    (start, act): (Vec<S::Particle>, &Actuation<R>),
     n: usize,
-) -> Result<Vec<Vec<Particle<R>>>> {
+) -> Result<Vec<Vec<S::Particle>>> {
     let mut out = vec![start];
     for k in 0..o.substeps_total() {
         let at = act.at(k / o.substeps);
@@ -236,7 +238,17 @@ impl<R: Real> Actuation<R> {
     }
 }
 
-fn forward<R: Real>(
+/// The controls (the input at `at`, if any) as an actuation schedule.
+fn actuation<R: Real>(system: &Mpm, inputs: &[&TensorData], at: usize) -> Result<Actuation<R>> {
+    let controls = match inputs.get(at) {
+        Some(c) => values::<R>(c)?,
+        None => vec![],
+    };
+    Ok(Actuation::new(system, controls))
+}
+
+fn forward<R: Real, S: Stepper<R>>(
+    p: &S,
     system: &Mpm,
     o: &RolloutOptions,
     inputs: &[&TensorData],
@@ -245,16 +257,13 @@ fn forward<R: Real>(
     let (x, v) = (values::<R>(inputs[0])?, values::<R>(inputs[1])?);
     let f32s = |s: &[R]| s.iter().map(|c| c.to_f64() as f32).collect::<Vec<f32>>();
     system.check_particles(&f32s(&x), &f32s(&v))?;
-    let start: Vec<Particle<R>> = x
-        .chunks(2)
-        .zip(v.chunks(2))
-        .map(|(x, v)| Particle::at([x[0], x[1]], [v[0], v[1]]))
+    let d = S::DIM;
+    let start: Vec<S::Particle> = x
+        .chunks(d)
+        .zip(v.chunks(d))
+        .map(|(x, v)| S::start(x, v))
         .collect();
-    let p = Prepared::<R>::new(system);
-    let act = Actuation::new(system, match inputs.get(2) {
-        Some(c) => values::<R>(c)?,
-        None => vec![],
-    });
+    let act = actuation(system, inputs, 2)?;
     // Streamed: only the current state is held; checkpoints and observations are copied
     // out as the rollout passes them.
     let every = o.checkpoint.interval(o.substeps_total())?;
@@ -263,15 +272,16 @@ fn forward<R: Real>(
     for k in 0..o.substeps_total() {
         if k % every == 0 {
             for q in &state {
-                ck.extend(q.flat());
+                ck.extend(S::flat(q));
             }
         }
         let at = act.at(k / o.substeps);
-        state = advance(&p, o, (&state, &at), k, system.grid)?;
+        state = advance(p, o, (&state, &at), k, system.grid)?;
         if o.slot_after(k).is_some() {
             for q in &state {
-                ox.extend(q.x);
-                ov.extend(q.v);
+                let flat = S::flat(q);
+                ox.extend_from_slice(&flat[..d]);
+                ov.extend_from_slice(&flat[d..2 * d]);
             }
         }
     }
@@ -282,36 +292,38 @@ fn forward<R: Real>(
         .collect()
 }
 
-fn backward<R: Real>(
+fn backward<R: Real, S: Stepper<R>>(
+    p: &S,
     system: &Mpm,
     o: &RolloutOptions,
     inputs: &[&TensorData],
     outputs: &[TensorType],
 ) -> Result<Vec<TensorData>> {
+    let (d, state) = (S::DIM, S::STATE);
     let n = outputs[0].shape.dims()[0];
     let ck = values::<R>(inputs[0])?;
     let (g_ox, g_ov) = (values::<R>(inputs[1])?, values::<R>(inputs[2])?);
-    let start: Vec<Particle<R>> = (0..n).map(|i| Particle::from_flat(&ck[i * STATE..])).collect();
-    let p = Prepared::<R>::new(system);
-    let act = Actuation::new(system, match inputs.get(3) {
-        Some(c) => values::<R>(c)?,
-        None => vec![],
-    });
-    let all = states(&p, o, (start, &act), system.grid)?;
+    let start: Vec<S::Particle> = (0..n).map(|i| S::from_flat(&ck[i * state..])).collect();
+    let act = actuation(system, inputs, 3)?;
+    let all = states(p, o, (start, &act), system.grid)?;
     let mut g_controls = vec![R::ZERO; act.controls.len()];
-    let zero = Particle::from_flat(&[R::ZERO; STATE]);
+    let zero = S::from_flat(&vec![R::ZERO; state]);
     let mut grads = vec![zero; n];
     for k in (0..o.substeps_total()).rev() {
         if let Some(slot) = o.slot_after(k) {
             for (i, g) in grads.iter_mut().enumerate() {
-                let at = (slot * n + i) * 2;
-                g.x = [g.x[0] + g_ox[at], g.x[1] + g_ox[at + 1]];
-                g.v = [g.v[0] + g_ov[at], g.v[1] + g_ov[at + 1]];
+                let at = (slot * n + i) * d;
+                let mut flat = S::flat(g);
+                for c in 0..d {
+                    flat[c] = flat[c] + g_ox[at + c];
+                    flat[d + c] = flat[d + c] + g_ov[at + c];
+                }
+                *g = S::from_flat(&flat);
             }
         }
         let t = k / o.substeps;
         let g_act;
-        (grads, g_act) = p.substep_adjoint(&all[k], &act.at(t), &grads);
+        (grads, g_act) = p.step_adjoint(&all[k], &act.at(t), &grads);
         for (q, g) in g_act.iter().enumerate() {
             if let Some(&a) = act.ids.get(q).filter(|&&a| a != u32::MAX) {
                 let at = t * act.actuators + a as usize;
@@ -320,14 +332,18 @@ fn backward<R: Real>(
         }
         if let Some(c) = o.clip {
             for g in grads.iter_mut() {
-                let mut flat = [g.flat()];
-                super::rollout::clip_all(&mut flat, c);
-                *g = Particle::from_flat(&flat[0]);
+                let mut flat = S::flat(g);
+                for v in flat.iter_mut() {
+                    let (lo, hi) = (R::lit(-c), R::lit(c));
+                    *v = if *v < lo { lo } else if *v > hi { hi } else { *v };
+                }
+                *g = S::from_flat(&flat);
             }
         }
     }
-    let gx: Vec<R> = grads.iter().flat_map(|g| g.x).collect();
-    let gv: Vec<R> = grads.iter().flat_map(|g| g.v).collect();
+    let flats: Vec<Vec<R>> = grads.iter().map(|g| S::flat(g)).collect();
+    let gx: Vec<R> = flats.iter().flat_map(|f| f[..d].to_vec()).collect();
+    let gv: Vec<R> = flats.iter().flat_map(|f| f[d..2 * d].to_vec()).collect();
     let mut out = vec![tensor(&outputs[0], gx)?, tensor(&outputs[1], gv)?];
     if let Some(ty) = outputs.get(2) {
         out.push(tensor(ty, g_controls)?);
@@ -365,8 +381,8 @@ impl KernelOp for MpmRollout {
         let (s, o) = (&self.system, &self.options);
         by_dtype(
             &outputs[0],
-            || forward::<f32>(s, o, inputs, outputs),
-            || forward::<f64>(s, o, inputs, outputs),
+            || forward::<f32, _>(&Prepared::<f32>::new(s), s, o, inputs, outputs),
+            || forward::<f64, _>(&Prepared::<f64>::new(s), s, o, inputs, outputs),
         )
     }
 
@@ -392,8 +408,8 @@ impl KernelOp for MpmRolloutGrad {
         let (s, o) = (&self.system, &self.options);
         by_dtype(
             &outputs[0],
-            || backward::<f32>(s, o, inputs, outputs),
-            || backward::<f64>(s, o, inputs, outputs),
+            || backward::<f32, _>(&Prepared::<f32>::new(s), s, o, inputs, outputs),
+            || backward::<f64, _>(&Prepared::<f64>::new(s), s, o, inputs, outputs),
         )
     }
 
