@@ -256,3 +256,112 @@ fn mpm_plastic_gradients_match_finite_differences() {
     let report = mpm_report(system, 8);
     assert!(report.passed(), "{report:?}");
 }
+
+/// A small 3D MLS-MPM block (3 × 3 × 2 particles on a 12³ grid), its loss a weighted sum
+/// of the observed positions and velocities, differentiated in `x0`, `v0` (and the
+/// controls when actuated).
+fn mpm3_report(material: gradflux::MpmMaterial, actuated: bool) -> gradflux::GradCheckReport {
+    use gradflux::{Graph, TensorData};
+    let n = 18;
+    let steps = 6;
+    let mut system = gradflux::Mpm {
+        dim: 3,
+        grid: 12,
+        dt: 1e-3,
+        material,
+        ..gradflux::Mpm::diffmpm_simple()
+    };
+    if actuated {
+        system.actuators = (0..n as u32)
+            .map(|i| [0, u32::MAX, 1][i as usize % 3])
+            .collect();
+        system.actuation_strength = 3.0;
+    }
+    let x0: Vec<f64> = (0..n)
+        .flat_map(|i| {
+            let (a, b, c) = (i % 3, (i / 3) % 3, i / 9);
+            [
+                0.42 + 0.037 * a as f64,
+                0.45 + 0.031 * b as f64,
+                0.47 + 0.043 * c as f64,
+            ]
+        })
+        .collect();
+    let v0: Vec<f64> = (0..3 * n)
+        .map(|i| 0.3 * ((i * 7 % 11) as f64 / 11.0 - 0.5))
+        .collect();
+    let g = Graph::new();
+    let x = g.input("x0", [n, 3], DType::F64).unwrap();
+    let v = g.input("v0", [n, 3], DType::F64).unwrap();
+    let acts = system.actuator_count();
+    let controls = (acts > 0).then(|| g.input("u", [steps, acts], DType::F64).unwrap());
+    let options = RolloutOptions {
+        observe: vec![steps / 2, steps],
+        ..RolloutOptions::new(steps)
+    };
+    let out = g.mpm_rollout(&system, x, v, controls, options).unwrap();
+    let mut rng = crate::common::Rng::new(8);
+    let mut weighted = |t| {
+        let w = crate::common::random(&mut rng, [2, n, 3], DType::F64, -1.0, 1.0);
+        g.sum_all(g.mul(t, g.constant(w).unwrap()).unwrap())
+            .unwrap()
+    };
+    let loss = g
+        .add(weighted(out.positions), weighted(out.velocities))
+        .unwrap();
+    let mut data = vec![
+        ("x0", TensorData::new([n, 3], x0).unwrap()),
+        ("v0", TensorData::new([n, 3], v0).unwrap()),
+    ];
+    let mut wrt = vec![x, v];
+    if let Some(u) = controls {
+        let values = (0..steps * acts).map(|i| (i as f64 * 0.7).cos()).collect();
+        data.push(("u", TensorData::new([steps, acts], values).unwrap()));
+        wrt.push(u);
+    }
+    let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
+    let opts = GradCheck {
+        eps: 1e-7,
+        rel: 1e-5,
+        abs: 1e-7,
+    };
+    check_gradients(&g, loss, &named, &wrt, opts).unwrap()
+}
+
+#[test]
+fn mpm_3d_gradients_match_finite_differences() {
+    use gradflux::MpmMaterial;
+    let materials = [
+        (
+            "corotated",
+            MpmMaterial::FixedCorotated {
+                mu: 20.0,
+                lambda: 30.0,
+            },
+            false,
+        ),
+        ("fluid", MpmMaterial::Fluid { lambda: 40.0 }, false),
+        (
+            "plastic",
+            MpmMaterial::Plastic {
+                mu: 20.0,
+                lambda: 30.0,
+                compression: 0.002,
+                stretch: 0.001,
+            },
+            false,
+        ),
+        (
+            "actuated",
+            MpmMaterial::FixedCorotated {
+                mu: 20.0,
+                lambda: 30.0,
+            },
+            true,
+        ),
+    ];
+    for (label, material, actuated) in materials {
+        let report = mpm3_report(material, actuated);
+        assert!(report.passed(), "{label}: {report:?}");
+    }
+}

@@ -612,3 +612,63 @@ fn mpm_rollout_memory_grows_as_the_root_of_the_steps() {
         );
     }
 }
+
+/// A 3D MPM block (CPU backend) keeps its momentum without gravity, and one at rest stays
+/// exactly put.
+#[test]
+fn a_3d_mpm_block_keeps_its_momentum_and_a_resting_one_stays_put() {
+    use gradflux::Graph;
+    let system = gradflux::Mpm {
+        dim: 3,
+        grid: 16,
+        gravity: 0.0,
+        ..gradflux::Mpm::diffmpm_simple()
+    };
+    let n = 27;
+    let x0: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let (a, b, c) = (i % 3, (i / 3) % 3, i / 9);
+            [
+                0.45 + 0.03 * a as f32,
+                0.45 + 0.03 * b as f32,
+                0.45 + 0.03 * c as f32,
+            ]
+        })
+        .collect();
+    let mut rng = Rng::new(21);
+    let moving: Vec<f32> = (0..3 * n).map(|_| rng.uniform(-0.2, 0.2) as f32).collect();
+    for (label, v0) in [("moving", moving), ("resting", vec![0.0f32; 3 * n])] {
+        let g = Graph::new();
+        let x = g.input("x0", [n, 3], DType::F32).unwrap();
+        let v = g.input("v0", [n, 3], DType::F32).unwrap();
+        let out = g
+            .mpm_rollout(&system, x, v, None, RolloutOptions::new(30))
+            .unwrap();
+        let data = [
+            ("x0", TensorData::new([n, 3], x0.clone()).unwrap()),
+            ("v0", TensorData::new([n, 3], v0.clone()).unwrap()),
+        ];
+        let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
+        let got = Device::Cpu
+            .compile(&g, &[out.positions, out.velocities])
+            .and_then(|mut e| e.run(&named))
+            .unwrap();
+        let (xs, vs) = (
+            got[0].values::<f32>().unwrap(),
+            got[1].values::<f32>().unwrap(),
+        );
+        if label == "resting" {
+            assert_eq!(xs, &x0[..]);
+            assert!(vs.iter().all(|&c| c == 0.0));
+        } else {
+            for k in 0..3 {
+                let before: f64 = v0.iter().skip(k).step_by(3).map(|&c| c as f64).sum();
+                let after: f64 = vs.iter().skip(k).step_by(3).map(|&c| c as f64).sum();
+                assert!(
+                    (before - after).abs() < 1e-4,
+                    "momentum {k}: {before} vs {after}"
+                );
+            }
+        }
+    }
+}

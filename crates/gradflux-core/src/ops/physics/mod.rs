@@ -5,6 +5,7 @@
 
 mod build;
 mod cpu_mpm;
+mod cpu_mpm3;
 mod cpu_spring;
 mod mpm;
 mod mpm_rollout;

@@ -1,5 +1,7 @@
 //! The description of an MLS-MPM system (moving least squares material point method, as
-//! DiffTaichi's `diffmpm_simple.py` and FluidLab use it), in two dimensions: particles carry
+//! DiffTaichi's `diffmpm_simple.py` and FluidLab use it), in two dimensions (three work the
+//! same way on a 3 × 3 × 3 stencil, with the polar decomposition from the eigenvectors of
+//! `FᵀF`; on the CPU backend for now): particles carry
 //! a position `x`, velocity `v`, affine velocity `C` and deformation gradient `F`; each
 //! substep of length `dt` on a grid of `n × n` nodes over `[0, 1)²` (`dx = 1/n`) is, for
 //! particle `p` with `base = ⌊x/dx − 0.5⌋`, `f = x/dx − base` and quadratic B-spline
@@ -61,7 +63,7 @@ pub enum MpmMaterial {
 /// An MLS-MPM system (see the [module docs](self) for each formula).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mpm {
-    /// Spatial dimension (2).
+    /// Spatial dimension: 2, or 3 (CPU backend only for now).
     pub dim: usize,
     /// Grid nodes per axis: the domain `[0, 1)` is cut into cells of `dx = 1 / grid`.
     pub grid: usize,
@@ -173,19 +175,18 @@ impl Mpm {
     /// Checks the description, naming what is wrong and what was expected.
     pub fn validate(&self) -> Result<()> {
         let bad = |detail: String| Error::InvalidValue { op: "mpm", detail };
-        if self.dim != 2 {
-            return Err(Error::Unsupported {
-                backend: "mpm".into(),
-                what: format!("dim {}: MLS-MPM runs in 2D (3D is not built yet)", self.dim),
-            });
+        if self.dim != 2 && self.dim != 3 {
+            return Err(bad(format!("dim is {}, expected 2 or 3", self.dim)));
         }
         if !(self.dt > 0.0 && self.dt.is_finite()) {
             return Err(bad(format!("dt is {}, expected a finite value > 0", self.dt)));
         }
-        if self.grid < 2 * self.bound + 3 || self.grid > 4096 {
+        let most = if self.dim == 3 { 512 } else { 4096 };
+        if self.grid < 2 * self.bound + 3 || self.grid > most {
             return Err(bad(format!(
-                "a grid of {} nodes per axis with a band of {}: expected 2·bound + 3 to 4096",
-                self.grid, self.bound
+                "a grid of {} nodes per axis with a band of {}: expected 2·bound + 3 to {most} \
+                 in {}D",
+                self.grid, self.bound, self.dim
             )));
         }
         for (what, v) in [

@@ -9,6 +9,7 @@ use crate::kernel::{KernelOp, LowerCx, Lowering, VjpCx};
 use crate::{Error, Graph, Op, Result, Tensor, TensorData, TensorType};
 
 use super::cpu_mpm::{Prepared, Stepper};
+use super::cpu_mpm3::Prepared3;
 use super::real::Real;
 use super::rollout::{by_dtype, tensor, values};
 use super::{Mpm, RolloutOptions, RolloutStates};
@@ -379,11 +380,18 @@ impl KernelOp for MpmRollout {
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
         let (s, o) = (&self.system, &self.options);
-        by_dtype(
-            &outputs[0],
-            || forward::<f32, _>(&Prepared::<f32>::new(s), s, o, inputs, outputs),
-            || forward::<f64, _>(&Prepared::<f64>::new(s), s, o, inputs, outputs),
-        )
+        match s.dim {
+            3 => by_dtype(
+                &outputs[0],
+                || forward::<f32, _>(&Prepared3::<f32>::new(s), s, o, inputs, outputs),
+                || forward::<f64, _>(&Prepared3::<f64>::new(s), s, o, inputs, outputs),
+            ),
+            _ => by_dtype(
+                &outputs[0],
+                || forward::<f32, _>(&Prepared::<f32>::new(s), s, o, inputs, outputs),
+                || forward::<f64, _>(&Prepared::<f64>::new(s), s, o, inputs, outputs),
+            ),
+        }
     }
 
     fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {
@@ -406,11 +414,18 @@ impl KernelOp for MpmRolloutGrad {
 
     fn eval_cpu(&self, inputs: &[&TensorData], outputs: &[TensorType]) -> Result<Vec<TensorData>> {
         let (s, o) = (&self.system, &self.options);
-        by_dtype(
-            &outputs[0],
-            || backward::<f32, _>(&Prepared::<f32>::new(s), s, o, inputs, outputs),
-            || backward::<f64, _>(&Prepared::<f64>::new(s), s, o, inputs, outputs),
-        )
+        match s.dim {
+            3 => by_dtype(
+                &outputs[0],
+                || backward::<f32, _>(&Prepared3::<f32>::new(s), s, o, inputs, outputs),
+                || backward::<f64, _>(&Prepared3::<f64>::new(s), s, o, inputs, outputs),
+            ),
+            _ => by_dtype(
+                &outputs[0],
+                || backward::<f32, _>(&Prepared::<f32>::new(s), s, o, inputs, outputs),
+                || backward::<f64, _>(&Prepared::<f64>::new(s), s, o, inputs, outputs),
+            ),
+        }
     }
 
     fn lower(&self, cx: &LowerCx<'_>) -> Result<Lowering> {

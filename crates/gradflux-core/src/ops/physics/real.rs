@@ -24,6 +24,8 @@ pub trait Real:
     fn lit(v: f32) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
+    /// Cube root.
+    fn cbrt(self) -> Self;
     /// `atan2(self, x)`.
     fn atan2(self, x: Self) -> Self;
     /// Sine.
@@ -60,6 +62,9 @@ macro_rules! real {
             }
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
+            }
+            fn cbrt(self) -> Self {
+                <$t>::cbrt(self)
             }
             fn atan2(self, x: Self) -> Self {
                 <$t>::atan2(self, x)

@@ -285,10 +285,25 @@ fn kernels(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>, n: usize, segment
     })
 }
 
+/// 3D runs on the CPU backend only, so far.
+fn two_d(system: &Mpm) -> Result<()> {
+    if system.dim != 2 {
+        return Err(Error::Unsupported {
+            backend: "wgpu".into(),
+            what: format!(
+                "mpm_rollout in {}D (the wgpu kernels are 2D so far); run it on the CPU backend",
+                system.dim
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The forward: load the state; per substep the sort, P2G with the grid update and G2P
 /// (with the checkpoint and the status), and the observation at observed steps; the
 /// status read once at the end.
 pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lowering> {
+    two_d(system)?;
     f32_only("mpm_rollout", cx.output_types[0].dtype, "the state")?;
     let n = cx.input_types[0].shape.dims()[0];
     let cells = system.grid * system.grid;
@@ -389,6 +404,7 @@ pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Low
 /// then reverse each substep: its sort and P2G again, the observation's cotangents, the
 /// nodes' cotangents (gathered in particle order) and the particles'.
 pub fn backward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lowering> {
+    two_d(system)?;
     f32_only("mpm_rollout", cx.output_types[0].dtype, "the state")?;
     let n = cx.output_types[0].shape.dims()[0];
     let cells = system.grid * system.grid;
