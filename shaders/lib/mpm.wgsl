@@ -6,6 +6,8 @@
 // `info` holds the whole system: a header (below), then its tables. Word 0 is the launch's
 // mode: 0 works on the rollout's state (slot 0), 1 on a segment the backward rebuilds,
 // where substep k reads slot (k mod ck) and writes the next slot.
+// #import lib/rollout.wgsl
+
 const H_N: u32 = 1u; // particles
 const H_GRID: u32 = 2u; // nodes per axis
 const H_CK: u32 = 3u;
@@ -48,14 +50,6 @@ const CROWDED: u32 = 2u;
 
 // Slot 0 of every entry that reads or writes particle states.
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
-
-fn f(k: u32) -> f32 {
-    return bitcast<f32>(info[k]);
-}
-
-fn index(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
-    return (wg.x + wg.y * nwg.x) * WG + t;
-}
 
 fn cells() -> u32 {
     return info[H_GRID] * info[H_GRID];
@@ -123,10 +117,6 @@ fn inside(x: vec2<f32>) -> bool {
     let n = f32(info[H_GRID]);
     let a = x * n;
     return a.x >= 0.5 && a.x < n - 1.5 && a.y >= 0.5 && a.y < n - 1.5;
-}
-
-fn finite(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
 }
 
 // (I + dt C) F.

@@ -11,6 +11,8 @@
 // `info` holds the whole system: the header below, then its tables. Word 0 is the launch's
 // mode: 0 works on the rollout's state (slot 0), 1 on a segment the backward rebuilds,
 // where substep k reads slot (k mod ck) and writes slot (k mod ck) + 1.
+// #import lib/rollout.wgsl
+
 const H_N: u32 = 1u;
 const H_SPRINGS: u32 = 2u;
 const H_ACTUATORS: u32 = 3u;
@@ -60,24 +62,12 @@ const NONE: u32 = 0xffffffffu;
 // Slot 0 of every entry that reads or writes a state (6 floats per particle).
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
 
-fn f(k: u32) -> f32 {
-    return bitcast<f32>(info[k]);
-}
-
-fn index(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
-    return (wg.x + wg.y * nwg.x) * WG + t;
-}
-
 fn dot3(a: vec3<f32>, b: vec3<f32>) -> f32 {
     return a.x * b.x + a.y * b.y + a.z * b.z;
 }
 
 fn length3(a: vec3<f32>) -> f32 {
     return sqrt(dot3(a, a));
-}
-
-fn finite(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
 }
 
 // The smaller of a and b (b when equal), as the reference's `min`.
@@ -368,30 +358,6 @@ fn recompute(
 @group(0) @binding(2) var<storage, read_write> ob_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ob_v: array<f32>;
 
-// The observation slot of the state after substep k, or NONE.
-fn observed_slot_of(k: u32) -> u32 {
-    let done = k + 1u;
-    if done % info[H_SUBSTEPS] != 0u {
-        return NONE;
-    }
-    let step = done / info[H_SUBSTEPS];
-    var lo = 0u;
-    var hi = info[H_OBSERVED];
-    let table = info[H_AT_OBSERVE];
-    while lo < hi {
-        let mid = (lo + hi) / 2u;
-        if info[table + mid] < step {
-            lo = mid + 1u;
-        } else {
-            hi = mid;
-        }
-    }
-    if lo < info[H_OBSERVED] && info[table + lo] == step {
-        return lo;
-    }
-    return NONE;
-}
-
 @compute @workgroup_size(WG)
 fn observe(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -400,7 +366,7 @@ fn observe(
 ) {
     let i = index(wg, nwg, t);
     let n = info[H_N];
-    let slot = observed_slot_of(ob_step[0]);
+    let slot = observed_slot(ob_step[0]);
     if i >= n || slot == NONE {
         return;
     }
@@ -538,7 +504,7 @@ fn particle_adjoint(
     let base = src_slot(k);
     var gx1 = lam_at(i, 0u);
     var gv1 = lam_at(i, 1u);
-    let slot = observed_slot_of(k);
+    let slot = observed_slot(k);
     if slot != NONE {
         let dim = info[H_DIM];
         var ox = vec3<f32>(0.0);

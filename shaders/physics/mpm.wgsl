@@ -406,30 +406,6 @@ fn load_state(
 @group(0) @binding(2) var<storage, read_write> ob_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ob_v: array<f32>;
 
-// The observation slot of the state after substep k, or NONE.
-fn observed_slot(k: u32) -> u32 {
-    let done = k + 1u;
-    if done % info[H_SUBSTEPS] != 0u {
-        return NONE;
-    }
-    let step = done / info[H_SUBSTEPS];
-    var lo = 0u;
-    var hi = info[H_OBSERVED];
-    let table = info[H_AT_OBSERVE];
-    while lo < hi {
-        let mid = (lo + hi) / 2u;
-        if info[table + mid] < step {
-            lo = mid + 1u;
-        } else {
-            hi = mid;
-        }
-    }
-    if lo < info[H_OBSERVED] && info[table + lo] == step {
-        return lo;
-    }
-    return NONE;
-}
-
 @compute @workgroup_size(WG)
 fn observe(
     @builtin(workgroup_id) wg: vec3<u32>,

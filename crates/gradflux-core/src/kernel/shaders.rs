@@ -42,6 +42,7 @@ shader!(LIB_ONLINE_LSE, "lib/online_lse.wgsl");
 shader!(LIB_WORKGROUP, "lib/workgroup.wgsl");
 shader!(LIB_BROADCAST, "lib/broadcast.wgsl");
 shader!(LIB_POINT_TILE, "lib/point_tile.wgsl");
+shader!(LIB_ROLLOUT, "lib/rollout.wgsl");
 shader!(LIB_MPM, "lib/mpm.wgsl");
 shader!(LOOP_GATE, "loop/gate.wgsl");
 
@@ -59,6 +60,7 @@ pub const BUILTIN: &[ShaderFile] = &[
     LIB_WORKGROUP,
     LIB_BROADCAST,
     LIB_POINT_TILE,
+    LIB_ROLLOUT,
     LIB_MPM,
     LOOP_GATE,
 ];

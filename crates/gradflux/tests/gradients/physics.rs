@@ -156,30 +156,30 @@ fn a_rollout_across_a_contact_event_is_only_piecewise_smooth() {
     assert!(report.passed(), "{report:?}");
 }
 
-/// A small MLS-MPM block (4 × 4 particles on a 16 × 16 grid), its loss a weighted sum of
-/// the observed positions and velocities, differentiated in `x0` and `v0`.
-fn mpm_report(system: gradflux::Mpm, steps: usize) -> gradflux::GradCheckReport {
+/// The loss of an MPM rollout of `system` from `x0`, `v0` (a weighted sum of the
+/// positions and velocities observed halfway and at the end) against central differences
+/// in `x0`, `v0` and, when the system is actuated, the controls.
+fn mpm_check(
+    system: &gradflux::Mpm,
+    (x0, v0): (Vec<f64>, Vec<f64>),
+    steps: usize,
+) -> gradflux::GradCheckReport {
     use gradflux::{Graph, TensorData};
-    let n = 16;
-    let x0: Vec<f64> = (0..n)
-        .flat_map(|i| [0.4 + 0.031 * (i % 4) as f64, 0.45 + 0.029 * (i / 4) as f64])
-        .collect();
-    let v0: Vec<f64> = (0..n)
-        .flat_map(|i| [0.3 - 0.05 * (i % 3) as f64, -0.2 + 0.1 * (i % 5) as f64])
-        .collect();
+    let d = system.dim;
+    let n = x0.len() / d;
     let g = Graph::new();
-    let x = g.input("x0", [n, 2], DType::F64).unwrap();
-    let v = g.input("v0", [n, 2], DType::F64).unwrap();
+    let x = g.input("x0", [n, d], DType::F64).unwrap();
+    let v = g.input("v0", [n, d], DType::F64).unwrap();
     let options = RolloutOptions {
         observe: vec![steps / 2, steps],
         ..RolloutOptions::new(steps)
     };
     let acts = system.actuator_count();
     let controls = (acts > 0).then(|| g.input("u", [steps, acts], DType::F64).unwrap());
-    let out = g.mpm_rollout(&system, x, v, controls, options).unwrap();
+    let out = g.mpm_rollout(system, x, v, controls, options).unwrap();
     let mut rng = crate::common::Rng::new(4);
     let mut weighted = |t| {
-        let w = crate::common::random(&mut rng, [2, n, 2], DType::F64, -1.0, 1.0);
+        let w = crate::common::random(&mut rng, [2, n, d], DType::F64, -1.0, 1.0);
         g.sum_all(g.mul(t, g.constant(w).unwrap()).unwrap())
             .unwrap()
     };
@@ -187,8 +187,8 @@ fn mpm_report(system: gradflux::Mpm, steps: usize) -> gradflux::GradCheckReport 
         .add(weighted(out.positions), weighted(out.velocities))
         .unwrap();
     let mut data = vec![
-        ("x0", TensorData::new([n, 2], x0).unwrap()),
-        ("v0", TensorData::new([n, 2], v0).unwrap()),
+        ("x0", TensorData::new([n, d], x0).unwrap()),
+        ("v0", TensorData::new([n, d], v0).unwrap()),
     ];
     let mut wrt = vec![x, v];
     if let Some(u) = controls {
@@ -203,6 +203,18 @@ fn mpm_report(system: gradflux::Mpm, steps: usize) -> gradflux::GradCheckReport 
         abs: 1e-7,
     };
     check_gradients(&g, loss, &named, &wrt, opts).unwrap()
+}
+
+/// A small 2D MLS-MPM block: 4 × 4 particles on a 16 × 16 grid.
+fn mpm_report(system: gradflux::Mpm, steps: usize) -> gradflux::GradCheckReport {
+    let n = 16;
+    let x0: Vec<f64> = (0..n)
+        .flat_map(|i| [0.4 + 0.031 * (i % 4) as f64, 0.45 + 0.029 * (i / 4) as f64])
+        .collect();
+    let v0: Vec<f64> = (0..n)
+        .flat_map(|i| [0.3 - 0.05 * (i % 3) as f64, -0.2 + 0.1 * (i % 5) as f64])
+        .collect();
+    mpm_check(&system, (x0, v0), steps)
 }
 
 fn small_mpm(material: gradflux::MpmMaterial) -> gradflux::Mpm {
@@ -257,13 +269,9 @@ fn mpm_plastic_gradients_match_finite_differences() {
     assert!(report.passed(), "{report:?}");
 }
 
-/// A small 3D MLS-MPM block (3 × 3 × 2 particles on a 12³ grid), its loss a weighted sum
-/// of the observed positions and velocities, differentiated in `x0`, `v0` (and the
-/// controls when actuated).
+/// A small 3D MLS-MPM block: 3 × 3 × 2 particles on a 12³ grid, 6 substeps.
 fn mpm3_report(material: gradflux::MpmMaterial, actuated: bool) -> gradflux::GradCheckReport {
-    use gradflux::{Graph, TensorData};
     let n = 18;
-    let steps = 6;
     let mut system = gradflux::Mpm {
         dim: 3,
         grid: 12,
@@ -272,9 +280,7 @@ fn mpm3_report(material: gradflux::MpmMaterial, actuated: bool) -> gradflux::Gra
         ..gradflux::Mpm::diffmpm_simple()
     };
     if actuated {
-        system.actuators = (0..n as u32)
-            .map(|i| [0, u32::MAX, 1][i as usize % 3])
-            .collect();
+        system.actuators = (0..n).map(|i| [0, u32::MAX, 1][i % 3]).collect();
         system.actuation_strength = 3.0;
     }
     let x0: Vec<f64> = (0..n)
@@ -290,42 +296,7 @@ fn mpm3_report(material: gradflux::MpmMaterial, actuated: bool) -> gradflux::Gra
     let v0: Vec<f64> = (0..3 * n)
         .map(|i| 0.3 * ((i * 7 % 11) as f64 / 11.0 - 0.5))
         .collect();
-    let g = Graph::new();
-    let x = g.input("x0", [n, 3], DType::F64).unwrap();
-    let v = g.input("v0", [n, 3], DType::F64).unwrap();
-    let acts = system.actuator_count();
-    let controls = (acts > 0).then(|| g.input("u", [steps, acts], DType::F64).unwrap());
-    let options = RolloutOptions {
-        observe: vec![steps / 2, steps],
-        ..RolloutOptions::new(steps)
-    };
-    let out = g.mpm_rollout(&system, x, v, controls, options).unwrap();
-    let mut rng = crate::common::Rng::new(8);
-    let mut weighted = |t| {
-        let w = crate::common::random(&mut rng, [2, n, 3], DType::F64, -1.0, 1.0);
-        g.sum_all(g.mul(t, g.constant(w).unwrap()).unwrap())
-            .unwrap()
-    };
-    let loss = g
-        .add(weighted(out.positions), weighted(out.velocities))
-        .unwrap();
-    let mut data = vec![
-        ("x0", TensorData::new([n, 3], x0).unwrap()),
-        ("v0", TensorData::new([n, 3], v0).unwrap()),
-    ];
-    let mut wrt = vec![x, v];
-    if let Some(u) = controls {
-        let values = (0..steps * acts).map(|i| (i as f64 * 0.7).cos()).collect();
-        data.push(("u", TensorData::new([steps, acts], values).unwrap()));
-        wrt.push(u);
-    }
-    let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
-    let opts = GradCheck {
-        eps: 1e-7,
-        rel: 1e-5,
-        abs: 1e-7,
-    };
-    check_gradients(&g, loss, &named, &wrt, opts).unwrap()
+    mpm_check(&system, (x0, v0), 6)
 }
 
 #[test]

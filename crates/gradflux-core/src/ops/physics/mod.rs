@@ -7,6 +7,7 @@ mod build;
 mod cpu_mpm;
 mod cpu_mpm3;
 mod cpu_spring;
+mod kernels;
 mod mpm;
 mod mpm_rollout;
 mod real;

@@ -4,19 +4,15 @@
 
 use std::sync::Arc;
 
-use crate::kernel::launch::{Bind, Launch, Workgroups};
-use crate::kernel::shaders::specialise;
-use crate::kernel::{KernelSource, LoopPlan, LowerCx, Lowering, Run, Schedule, StopCheck};
+use crate::kernel::launch::Bind;
+use crate::kernel::{LoopPlan, LowerCx, Lowering, Run, Schedule, StopCheck};
 use crate::ops::moe::wgsl::f32_only;
-use crate::{DType, Error, Result};
+use crate::{Error, Result};
 
+use super::kernels::{read, words, write, Kernels};
 use super::rollout::{RolloutOptions, NON_FINITE_HINT};
 use super::spring::{MassSpring, SpringForm};
 
-/// Threads per workgroup (the shader's `WG`).
-const WG: u64 = 64;
-/// Buffers every entry point binds before `info`.
-const SLOTS: usize = 7;
 /// Floats of one spring's adjoint terms (the shader's `TERMS`).
 const TERMS: u64 = 8;
 /// Where the header ends and the tables begin.
@@ -100,48 +96,6 @@ pub fn loop_trips(system: &MassSpring, o: &RolloutOptions) -> u64 {
     degree + 64 - (o.observe.len() as u64).leading_zeros() as u64
 }
 
-/// Builds the launches of one plan.
-struct Kernels {
-    info: Vec<u32>,
-    /// A read-only value no launch writes, bound where an entry point needs no buffer.
-    placeholder: Bind,
-    scratch: Vec<(usize, u64)>,
-}
-
-impl Kernels {
-    /// Entry point `entry` in `mode` on `binds` (`writes[i]`: binding `i` is written),
-    /// `threads` threads.
-    fn launch(&self, entry: &str, mode: u32, binds: &[(Bind, bool)], threads: usize) -> Launch {
-        let mut all: Vec<Bind> = binds.iter().map(|b| b.0).collect();
-        let mut read_only: Vec<bool> = binds.iter().map(|b| !b.1).collect();
-        all.resize(SLOTS, self.placeholder);
-        read_only.resize(SLOTS + 1, true);
-        let mut info = self.info.clone();
-        info[0] = mode;
-        Launch {
-            kernel: KernelSource {
-                label: format!("mass_spring {entry}"),
-                source: specialise(&super::MASS_SPRING, DType::F32, DType::F32, None),
-                entry_point: entry.into(),
-                constants: vec![],
-                read_only,
-            },
-            binds: all,
-            scratch: self.scratch.clone(),
-            info,
-            workgroups: Workgroups::Linear((threads as u64).div_ceil(WG)),
-        }
-    }
-}
-
-fn read(b: Bind) -> (Bind, bool) {
-    (b, false)
-}
-
-fn write(b: Bind) -> (Bind, bool) {
-    (b, true)
-}
-
 /// Forward scratch slots: the state, the spring forces, the status, the packed values.
 const F_STATE: usize = 0;
 const F_FORCE: usize = 1;
@@ -154,8 +108,9 @@ const F_PARAMS: usize = 3;
 pub fn forward(system: &MassSpring, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lowering> {
     f32_only("mass_spring_rollout", cx.output_types[0].dtype, "the state")?;
     let (n, s) = (system.particles(), system.springs.len());
-    let words = |k: usize| (k.max(1) * 4) as u64;
     let k = Kernels {
+        file: &super::MASS_SPRING,
+        label: "mass_spring",
         info: table(system, o)?,
         placeholder: Bind::Value(cx.inputs[0]),
         scratch: vec![
@@ -174,17 +129,17 @@ pub fn forward(system: &MassSpring, o: &RolloutOptions, cx: &LowerCx<'_>) -> Res
     let [state, force, status, params] =
         [F_STATE, F_FORCE, F_STATUS, F_PARAMS].map(Bind::Scratch);
     let setup = vec![
-        k.launch("pack", 0, &[read(v(2)), read(v(3)), read(v(4)), write(params)], s),
-        k.launch("load_state", 0, &[write(state), read(v(0)), read(v(1)), write(status)], n),
+        k.launch_n("pack", 0, &[read(v(2)), read(v(3)), read(v(4)), write(params)], s),
+        k.launch_n("load_state", 0, &[write(state), read(v(0)), read(v(1)), write(status)], n),
     ];
     let step = vec![
-        k.launch(
+        k.launch_n(
             "springs",
             0,
             &[write(state), read(params), read(controls), read(Bind::Step), write(force)],
             s,
         ),
-        k.launch(
+        k.launch_n(
             "particles",
             0,
             &[
@@ -198,7 +153,7 @@ pub fn forward(system: &MassSpring, o: &RolloutOptions, cx: &LowerCx<'_>) -> Res
         ),
     ];
     let mut observed = step.clone();
-    observed.push(k.launch(
+    observed.push(k.launch_n(
         "observe",
         0,
         &[
@@ -270,8 +225,9 @@ pub fn backward(system: &MassSpring, o: &RolloutOptions, cx: &LowerCx<'_>) -> Re
         system.actuators.len(),
     );
     let ck = o.checkpoint.interval(o.substeps_total())?;
-    let words = |k: usize| (k.max(1) * 4) as u64;
     let k = Kernels {
+        file: &super::MASS_SPRING,
+        label: "mass_spring",
         info: table(system, o)?,
         placeholder: Bind::Value(cx.inputs[0]),
         scratch: vec![
@@ -293,26 +249,26 @@ pub fn backward(system: &MassSpring, o: &RolloutOptions, cx: &LowerCx<'_>) -> Re
         [B_SEG, B_FORCE, B_PARAMS, B_LAM, B_GF, B_TERMS, B_GP].map(Bind::Scratch);
     let step = Bind::Step;
     let mut setup = vec![
-        k.launch("pack", 0, &[read(v(0)), read(v(1)), read(v(2)), write(params)], s),
-        k.launch("zero_backward", 0, &[write(lam), write(gp)], (6 * n).max(3 * s)),
+        k.launch_n("pack", 0, &[read(v(0)), read(v(1)), read(v(2)), write(params)], s),
+        k.launch_n("zero_backward", 0, &[write(lam), write(gp)], (6 * n).max(3 * s)),
     ];
     if a > 0 {
-        setup.push(k.launch("zero_controls", 0, &[write(out(5))], o.steps * a));
+        setup.push(k.launch_n("zero_controls", 0, &[write(out(5))], o.steps * a));
     }
-    let springs = k.launch(
+    let springs = k.launch_n(
         "springs",
         1,
         &[write(seg), read(params), read(controls), read(step), write(force)],
         s,
     );
-    let restore = vec![k.launch("restore", 1, &[write(seg), read(ckpts), read(step)], n)];
+    let restore = vec![k.launch_n("restore", 1, &[write(seg), read(ckpts), read(step)], n)];
     let recompute = vec![
         springs.clone(),
-        k.launch("recompute", 1, &[write(seg), read(force), read(step)], n),
+        k.launch_n("recompute", 1, &[write(seg), read(force), read(step)], n),
     ];
     let mut adjoint = vec![
         springs,
-        k.launch(
+        k.launch_n(
             "particle_adjoint",
             1,
             &[
@@ -326,7 +282,7 @@ pub fn backward(system: &MassSpring, o: &RolloutOptions, cx: &LowerCx<'_>) -> Re
             ],
             n,
         ),
-        k.launch(
+        k.launch_n(
             "spring_adjoint",
             1,
             &[
@@ -342,17 +298,17 @@ pub fn backward(system: &MassSpring, o: &RolloutOptions, cx: &LowerCx<'_>) -> Re
         ),
     ];
     if a > 0 {
-        adjoint.push(k.launch(
+        adjoint.push(k.launch_n(
             "control_adjoint",
             1,
             &[read(terms), read(params), read(step), write(out(5))],
             a,
         ));
     }
-    adjoint.push(k.launch("gather_adjoint", 1, &[read(terms), write(lam)], n));
+    adjoint.push(k.launch_n("gather_adjoint", 1, &[read(terms), write(lam)], n));
     let finish = vec![
-        k.launch("finish_state", 0, &[read(lam), write(out(0)), write(out(1))], n),
-        k.launch(
+        k.launch_n("finish_state", 0, &[read(lam), write(out(0)), write(out(1))], n),
+        k.launch_n(
             "finish_params",
             0,
             &[read(gp), write(out(2)), write(out(3)), write(out(4))],

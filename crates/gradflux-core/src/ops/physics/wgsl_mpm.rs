@@ -5,18 +5,15 @@
 use std::sync::Arc;
 
 use crate::kernel::launch::{Bind, Launch, Workgroups};
-use crate::kernel::shaders::specialise;
-use crate::kernel::{KernelSource, LoopPlan, LowerCx, Lowering, Run, Schedule, StopCheck};
+use crate::kernel::{LoopPlan, LowerCx, Lowering, Run, Schedule, StopCheck};
 use crate::ops::moe::wgsl::f32_only;
-use crate::{DType, Error, Result};
+use crate::{Error, Result};
 
 use super::cpu_mpm::STATE;
+use super::kernels::{read, threads, words, write, Kernels};
 use super::mpm_rollout::LEFT_GRID_HINT;
 use super::{Mpm, MpmMaterial, RolloutOptions};
 
-const WG: u64 = 64;
-/// Buffers every entry point binds before `info`.
-const SLOTS: usize = 7;
 /// Floats per node of the grid buffer and of its cotangents, per particle of `prep`.
 const GRID: usize = 6;
 const GADJ: usize = 4;
@@ -84,48 +81,6 @@ fn table(system: &Mpm, o: &RolloutOptions, n: usize) -> Result<Vec<u32>> {
     Ok(h)
 }
 
-struct Kernels {
-    info: Vec<u32>,
-    placeholder: Bind,
-    scratch: Vec<(usize, u64)>,
-}
-
-impl Kernels {
-    fn launch(&self, entry: &str, mode: u32, binds: &[(Bind, bool)], workgroups: Workgroups) -> Launch {
-        let mut all: Vec<Bind> = binds.iter().map(|b| b.0).collect();
-        let mut read_only: Vec<bool> = binds.iter().map(|b| !b.1).collect();
-        all.resize(SLOTS, self.placeholder);
-        read_only.resize(SLOTS + 1, true);
-        let mut info = self.info.clone();
-        info[0] = mode;
-        Launch {
-            kernel: KernelSource {
-                label: format!("mpm {entry}"),
-                source: specialise(&super::MPM, DType::F32, DType::F32, None),
-                entry_point: entry.into(),
-                constants: vec![],
-                read_only,
-            },
-            binds: all,
-            scratch: self.scratch.clone(),
-            info,
-            workgroups,
-        }
-    }
-}
-
-fn read(b: Bind) -> (Bind, bool) {
-    (b, false)
-}
-
-fn write(b: Bind) -> (Bind, bool) {
-    (b, true)
-}
-
-fn threads(n: usize) -> Workgroups {
-    Workgroups::Linear((n as u64).div_ceil(WG))
-}
-
 /// Scratch slots shared by both plans.
 const STATE_SLOT: usize = 0;
 const CELL_OF: usize = 1;
@@ -139,10 +94,6 @@ const LAM: usize = 8;
 const GADJ_SLOT: usize = 9;
 const GACT: usize = 10;
 const ATOMIC_SUMS: usize = 11;
-
-fn words(k: usize) -> u64 {
-    (k.max(1) * 4) as u64
-}
 
 /// The launches of the sort and P2G of one substep, in `mode` (`controls`: the controls'
 /// value, or a placeholder).
@@ -220,10 +171,7 @@ fn atomic_p2g(k: &Kernels, n: usize, cells: usize, controls: Bind) -> Vec<Launch
     let s = Bind::Scratch;
     let step = Bind::Step;
     let atomic = |entry: &str, binds: &[(Bind, bool)], workgroups| {
-        let mut l = k.launch(entry, 0, binds, workgroups);
-        l.kernel.source = specialise(&super::MPM_ATOMIC, DType::F32, DType::F32, None);
-        l.kernel.label = format!("mpm {entry}");
-        l
+        k.launch_from(&super::MPM_ATOMIC, entry, 0, binds, workgroups)
     };
     vec![
         atomic(
@@ -267,6 +215,8 @@ fn atomic_p2g(k: &Kernels, n: usize, cells: usize, controls: Bind) -> Vec<Launch
 fn kernels(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>, n: usize, segment: usize) -> Result<Kernels> {
     let cells = system.grid * system.grid;
     Ok(Kernels {
+        file: &super::MPM,
+        label: "mpm",
         info: table(system, o, n)?,
         placeholder: Bind::Value(cx.inputs[0]),
         scratch: vec![
