@@ -168,6 +168,7 @@ criterion_group!(
     dispatch::bench,
     physics::bench,
     physics::bench_mpm,
+    physics::bench_mpm3,
     training::bench
 );
 criterion_main!(benches);

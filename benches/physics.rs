@@ -155,3 +155,71 @@ pub fn bench_mpm(c: &mut Criterion) {
 }
 
 const MPM_GROUP: &str = "physics";
+
+/// MLS-MPM 3D on a 64³ grid: a block of 40³ = 64 000 particles, 10 substeps, forward and
+/// forward + backward. The CPU backend only (the wgpu kernels are 2D so far).
+const MPM3_SIDE: usize = 40;
+const MPM3_GRID: usize = 64;
+const MPM3_STEPS: usize = 10;
+
+fn mpm3_graph(backward: bool) -> (Graph, Vec<Tensor>, Vec<(&'static str, TensorData)>) {
+    let system = gradflux::Mpm {
+        dim: 3,
+        grid: MPM3_GRID,
+        ..gradflux::Mpm::diffmpm_simple()
+    };
+    let side = MPM3_SIDE;
+    let n = side * side * side;
+    let spacing = 0.5 * system.dx();
+    let x0: Vec<f32> = (0..n)
+        .flat_map(|k| {
+            let (i, j, l) = (k / (side * side), (k / side) % side, k % side);
+            [
+                0.15 + spacing * i as f32,
+                0.2 + spacing * j as f32,
+                0.15 + spacing * l as f32,
+            ]
+        })
+        .collect();
+    let g = Graph::new();
+    let x = g.input("x0", [n, 3], DType::F32).expect("x0");
+    let v = g.input("v0", [n, 3], DType::F32).expect("v0");
+    let out = g
+        .mpm_rollout(&system, x, v, None, RolloutOptions::new(MPM3_STEPS))
+        .expect("rollout");
+    let outs = if backward {
+        let loss = g.sum_all(out.positions).expect("loss");
+        g.grad(loss, &[v]).expect("grad")
+    } else {
+        vec![out.positions]
+    };
+    let data = vec![
+        ("x0", TensorData::new([n, 3], x0).expect("x0")),
+        (
+            "v0",
+            TensorData::new([n, 3], vec![0.5f32; 3 * n]).expect("v0"),
+        ),
+    ];
+    (g, outs, data)
+}
+
+pub fn bench_mpm3(c: &mut Criterion) {
+    declare_unit(MPM_GROUP, "particle-substep");
+    let mut group = c.benchmark_group(MPM_GROUP);
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    let n = MPM3_SIDE.pow(3);
+    group.throughput(Throughput::Elements((n * MPM3_STEPS) as u64));
+    for dev in devices().iter().filter(|d| d.device.is_cpu()) {
+        let tag = format!("{}-f32", dev.tag);
+        for backward in [false, true] {
+            let (g, outs, data) = mpm3_graph(backward);
+            let kind = if backward { "fwdbwd" } else { "fwd" };
+            let id = BenchmarkId::new(&tag, format!("mpm3d-{kind}-n{n}g{MPM3_GRID}t{MPM3_STEPS}"));
+            let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
+            let mut exe = compile(&dev.device, &g, &outs);
+            group.bench_function(id, |bench| bench.iter(|| exe.run(&named).expect("run")));
+        }
+    }
+    group.finish();
+}

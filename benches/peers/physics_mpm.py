@@ -3,10 +3,12 @@
 diffmpm_simple's formulas (fixed corotated, E = 100, dt = 3e-4, unit mass and volume,
 g = 9.8, walls within 3 nodes) on a 128 x 128 grid, a block of side^2 particles spaced half
 a cell from (0.1, 0.2) moving at (0.5, 0.5), 50 substeps; `fwd` times the rollout, `fwdbwd`
-the rollout on a tape and the backward of sum(x_T) to the initial velocities. In Taichi
-(DiffTaichi's own kernels, ti.gpu where there is one, else every CPU thread) and in Warp
-(the same kernels written for Warp; CUDA where it finds a GPU, else its CPU backend) and in
-JAX (the same formulas as array code, jit-compiled, the rollout a lax.scan, the backward
+the rollout on a tape and the backward of sum(x_T) to the initial velocities. The
+`mpm3d-` ids run the same formulas in 3D (40^3 particles on a 64^3 grid, 10 substeps) in
+Taichi, whose autodiff refuses its 3D polar decomposition, so forward only. In Taichi
+(DiffTaichi's own kernels; CUDA where there is one, else every CPU thread), in Warp (the
+same kernels written for Warp; CUDA where it finds a GPU, else its CPU backend) and in JAX
+(the same formulas as array code, jit-compiled, the rollout a lax.scan, the backward
 jax.grad of it; GPU where JAX has one). Taichi and Warp scatter with float atomics, JAX
 with a scatter-add. Writes one line per measurement:
 
@@ -369,13 +371,140 @@ def jax_lines(reps):
     return out
 
 
+SIDE3, GRID3, STEPS3 = 40, 64, 10
+
+
+def block3():
+    import numpy as np
+    dx = 1.0 / GRID3
+    i, j, k = np.meshgrid(np.arange(SIDE3), np.arange(SIDE3), np.arange(SIDE3), indexing="ij")
+    x = np.stack([0.15 + 0.5 * dx * i.ravel(), 0.2 + 0.5 * dx * j.ravel(), 0.15 + 0.5 * dx * k.ravel()], axis=1)
+    return x.astype(np.float32)
+
+
+def taichi3d_lines(reps):
+    """The `mpm3d-` ids: the 2D kernels on a 27-node stencil (DiffTaichi's diffmpm3d form),
+    40^3 particles on a 64^3 grid, 10 substeps."""
+    import numpy as np
+    import taichi as ti
+    ti.init(arch=ti.cuda, default_fp=ti.f32, offline_cache=True, log_level=ti.ERROR)
+    if ti.lang.impl.current_cfg().arch != ti.cuda:
+        ti.reset()
+        ti.init(arch=ti.cpu, default_fp=ti.f32, offline_cache=True, log_level=ti.ERROR)
+    arch = ti.lang.impl.current_cfg().arch
+    device = "CPU" if arch == ti.cpu else "CUDA"
+    n, G, S = SIDE3 ** 3, GRID3, STEPS3
+    dx, inv_dx = 1.0 / G, float(G)
+    x = ti.Vector.field(3, float, shape=(S + 1, n), needs_grad=True)
+    v = ti.Vector.field(3, float, shape=(S + 1, n), needs_grad=True)
+    C = ti.Matrix.field(3, 3, float, shape=(S + 1, n), needs_grad=True)
+    F = ti.Matrix.field(3, 3, float, shape=(S + 1, n), needs_grad=True)
+    gv_in = ti.Vector.field(3, float, shape=(S, G, G, G), needs_grad=True)
+    gv_out = ti.Vector.field(3, float, shape=(S, G, G, G), needs_grad=True)
+    gm = ti.field(float, shape=(S, G, G, G), needs_grad=True)
+    loss = ti.field(float, shape=(), needs_grad=True)
+
+    @ti.kernel
+    def p2g(f: ti.i32):
+        for p in range(n):
+            base = ti.cast(x[f, p] * inv_dx - 0.5, ti.i32)
+            fx = x[f, p] * inv_dx - ti.cast(base, ti.i32)
+            w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+            new_F = (ti.Matrix.identity(float, 3) + DT * C[f, p]) @ F[f, p]
+            F[f + 1, p] = new_F
+            J = new_F.determinant()
+            r, s = ti.polar_decompose(new_F)
+            cauchy = 2 * E * (new_F - r) @ new_F.transpose() + ti.Matrix.identity(float, 3) * (E * (J - 1) * J)
+            affine = -(DT * 4 * inv_dx * inv_dx) * cauchy + C[f, p]
+            for i, j, k in ti.static(ti.ndrange(3, 3, 3)):
+                offset = ti.Vector([i, j, k])
+                dpos = (ti.cast(offset, float) - fx) * dx
+                weight = w[i][0] * w[j][1] * w[k][2]
+                gv_in[f, base + offset] += weight * (v[f, p] + affine @ dpos)
+                gm[f, base + offset] += weight
+
+    @ti.kernel
+    def grid_op(f: ti.i32):
+        for i, j, k in ti.ndrange(G, G, G):
+            inv_m = 1 / (gm[f, i, j, k] + 1e-10)
+            vo = inv_m * gv_in[f, i, j, k]
+            vo[1] -= DT * GRAVITY
+            for a in ti.static(range(3)):
+                idx = [i, j, k][a]
+                if idx < BOUND and vo[a] < 0:
+                    vo[a] = 0
+                if idx > G - BOUND and vo[a] > 0:
+                    vo[a] = 0
+            gv_out[f, i, j, k] = vo
+
+    @ti.kernel
+    def g2p(f: ti.i32):
+        for p in range(n):
+            base = ti.cast(x[f, p] * inv_dx - 0.5, ti.i32)
+            fx = x[f, p] * inv_dx - ti.cast(base, float)
+            w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2]
+            new_v = ti.Vector([0.0, 0.0, 0.0])
+            new_C = ti.Matrix.zero(float, 3, 3)
+            for i, j, k in ti.static(ti.ndrange(3, 3, 3)):
+                dpos = ti.cast(ti.Vector([i, j, k]), float) - fx
+                g_v = gv_out[f, base[0] + i, base[1] + j, base[2] + k]
+                weight = w[i][0] * w[j][1] * w[k][2]
+                new_v += weight * g_v
+                new_C += 4 * weight * g_v.outer_product(dpos) * inv_dx
+            v[f + 1, p] = new_v
+            x[f + 1, p] = x[f, p] + DT * v[f + 1, p]
+            C[f + 1, p] = new_C
+
+    @ti.kernel
+    def total():
+        for p in range(n):
+            loss[None] += x[S, p][0] + x[S, p][1] + x[S, p][2]
+
+    x.from_numpy(np.broadcast_to(block3(), (S + 1, n, 3)).copy())
+    v.from_numpy(np.full((S + 1, n, 3), 0.5, np.float32))
+    F.from_numpy(np.broadcast_to(np.eye(3, dtype=np.float32), (S + 1, n, 3, 3)).copy())
+
+    def steps():
+        for t in range(S):
+            p2g(t)
+            grid_op(t)
+            g2p(t)
+
+    def forward():
+        gv_in.fill(0)
+        gm.fill(0)
+        steps()
+        ti.sync()
+
+    def backward():
+        gv_in.fill(0)
+        gm.fill(0)
+        loss[None] = 0
+        with ti.ad.Tape(loss=loss):
+            steps()
+            total()
+        ti.sync()
+
+    out = []
+    for kind, fn in (("fwd", forward), ("fwdbwd", backward)):
+        try:
+            s = timed(fn, reps)
+        except RuntimeError as e:
+            # Taichi's autodiff refuses its own 3D polar decomposition (its SVD's loops).
+            print(f"physics_mpm: taichi mpm3d-{kind}: {str(e).splitlines()[0]}; no figure")
+            continue
+        out.append((f"taichi-{device.lower()}", f"mpm3d-{kind}-n{n}g{G}t{S}", s, f"{device} (taichi {'.'.join(map(str, ti.__version__))})"))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench-report/peers/physics_mpm.tsv")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     lines = []
-    for tool, fn in (("taichi", taichi_lines), ("warp", warp_lines), ("jax", jax_lines)):
+    peers = (("taichi", taichi_lines), ("warp", warp_lines), ("jax", jax_lines), ("taichi", taichi3d_lines))
+    for tool, fn in peers:
         try:
             lines += fn(args.reps)
         except ImportError as e:
