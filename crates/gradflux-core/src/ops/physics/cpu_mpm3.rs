@@ -83,11 +83,17 @@ fn cofactor<R: Real>(a: &M3<R>) -> M3<R> {
 }
 
 /// The eigen-decomposition of a symmetric `a`: `V` (columns the eigenvectors) and the
-/// eigenvalues, by cyclic Jacobi rotations (six sweeps, enough for `f64`).
+/// eigenvalues, by cyclic Jacobi rotations: sweeps until the off-diagonal part is below
+/// the precision's epsilon relative to the diagonal (at most six, enough for `f64`).
 fn eigen<R: Real>(a: &M3<R>) -> (M3<R>, V3<R>) {
     let mut a = *a;
     let mut v = eye();
     for _ in 0..6 {
+        let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
+        let diag = a[0][0] * a[0][0] + a[1][1] * a[1][1] + a[2][2] * a[2][2];
+        if off <= R::EPSILON * R::EPSILON * diag {
+            break;
+        }
         for (p, q) in [(0, 1), (0, 2), (1, 2)] {
             if a[p][q] == R::ZERO {
                 continue;

@@ -20,6 +20,8 @@ pub trait Real:
     const ZERO: Self;
     /// `1`.
     const ONE: Self;
+    /// The gap between 1 and the next number.
+    const EPSILON: Self;
     /// The value of an `f32` setting.
     fn lit(v: f32) -> Self;
     /// Square root.
@@ -57,6 +59,7 @@ macro_rules! real {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
+            const EPSILON: Self = <$t>::EPSILON;
             fn lit(v: f32) -> Self {
                 v as $t
             }
