@@ -157,7 +157,7 @@ pub fn bench_mpm(c: &mut Criterion) {
 const MPM_GROUP: &str = "physics";
 
 /// MLS-MPM 3D on a 64³ grid: a block of 40³ = 64 000 particles, 10 substeps, forward and
-/// forward + backward. The CPU backend only (the wgpu kernels are 2D so far).
+/// forward + backward.
 const MPM3_SIDE: usize = 40;
 const MPM3_GRID: usize = 64;
 const MPM3_STEPS: usize = 10;
@@ -210,7 +210,7 @@ pub fn bench_mpm3(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     let n = MPM3_SIDE.pow(3);
     group.throughput(Throughput::Elements((n * MPM3_STEPS) as u64));
-    for dev in devices().iter().filter(|d| d.device.is_cpu()) {
+    for dev in devices() {
         let tag = format!("{}-f32", dev.tag);
         for backward in [false, true] {
             let (g, outs, data) = mpm3_graph(backward);

@@ -8,222 +8,20 @@
 // anchor. Particles gather from their 3 × 3 nodes.
 //
 // A particle's state is 12 floats: x (2), v (2), C (4), F (4), row-major. Every entry
-// point binds 7 buffers then `info` (placeholders where it needs fewer); the layouts and the
-// shared formulas are in lib/mpm.wgsl.
-// #import lib/mpm.wgsl
+// point binds 7 buffers then `info` (placeholders where it needs fewer). The 2D formulas
+// are in lib/mpm2.wgsl; the sort, the merge and the entry points both dimensions share are
+// in lib/mpm_steps.wgsl (physics/mpm3.wgsl is the 3D counterpart of this file).
+// #import lib/mpm2.wgsl
+// #import lib/mpm_steps.wgsl
 
-// ---- clear: the cells' counts and cursors.
-@group(0) @binding(1) var<storage, read_write> cl_cells: array<u32>;
-
-@compute @workgroup_size(WG)
-fn clear(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let i = index(wg, nwg, t);
-    if i < 2u * cells() {
-        cl_cells[i] = 0u;
-    }
-}
-
-// ---- count: each particle's cell, counted (integer atomics; the order comes later).
-@group(0) @binding(1) var<storage, read> ct_step: array<u32>;
-@group(0) @binding(2) var<storage, read_write> ct_cell_of: array<u32>;
-@group(0) @binding(3) var<storage, read_write> ct_cells: array<atomic<u32>>;
-
-@compute @workgroup_size(WG)
-fn count(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    if p >= info[H_N] {
-        return;
-    }
-    let s = stencil(pos(src_slot(ct_step[0]) + p));
-    let cell = s.base.x * info[H_GRID] + s.base.y;
-    ct_cell_of[p] = cell;
-    atomicAdd(&ct_cells[cell], 1u);
-}
-
-// ---- scan (one workgroup): offsets[c] = particles in cells before c.
-@group(0) @binding(1) var<storage, read> sc_cells: array<u32>;
-@group(0) @binding(2) var<storage, read_write> sc_offsets: array<u32>;
-
-var<workgroup> sc_sums: array<u32, 256>;
-
-@compute @workgroup_size(256)
-fn scan(@builtin(local_invocation_index) t: u32) {
-    let total = cells();
-    let chunk = (total + 255u) / 256u;
-    let first = min(t * chunk, total);
-    let last = min(first + chunk, total);
-    var sum = 0u;
-    for (var c = first; c < last; c++) {
-        sum += sc_cells[c];
-    }
-    sc_sums[t] = sum;
-    workgroupBarrier();
-    // Inclusive scan of the chunks' sums, in place.
-    for (var stride = 1u; stride < 256u; stride <<= 1u) {
-        var add = 0u;
-        if t >= stride {
-            add = sc_sums[t - stride];
-        }
-        workgroupBarrier();
-        sc_sums[t] += add;
-        workgroupBarrier();
-    }
-    var running = sc_sums[t] - sum;
-    for (var c = first; c < last; c++) {
-        sc_offsets[c] = running;
-        running += sc_cells[c];
-    }
-    if t == 255u {
-        sc_offsets[total] = sc_sums[255];
-    }
-}
-
-// ---- place: each particle into its cell's range (any order), then `order` sorts each
-// range by particle index, flagging a cell too crowded to sort within the loop budget.
-@group(0) @binding(1) var<storage, read> pl_cell_of: array<u32>;
-@group(0) @binding(2) var<storage, read_write> pl_cells: array<atomic<u32>>;
-@group(0) @binding(3) var<storage, read> pl_offsets: array<u32>;
-@group(0) @binding(4) var<storage, read_write> pl_list: array<u32>;
-
-@compute @workgroup_size(WG)
-fn place(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    if p >= info[H_N] {
-        return;
-    }
-    let cell = pl_cell_of[p];
-    let at = pl_offsets[cell] + atomicAdd(&pl_cells[cells() + cell], 1u);
-    pl_list[at] = p;
-}
-
-@group(0) @binding(1) var<storage, read> or_offsets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> or_list: array<u32>;
-@group(0) @binding(3) var<storage, read> or_step: array<u32>;
-@group(0) @binding(4) var<storage, read_write> or_status: array<atomic<u32>>;
-
-@compute @workgroup_size(WG)
-fn order(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let c = index(wg, nwg, t);
-    if c >= cells() {
-        return;
-    }
-    let first = or_offsets[c];
-    let last = or_offsets[c + 1u];
-    if last - first > info[H_CROWDED] {
-        atomicMin(&or_status[0], or_step[0] / info[H_SUBSTEPS]);
-        atomicOr(&or_status[1], CROWDED);
-        return;
-    }
-    for (var i = first + 1u; i < last; i++) {
-        let p = or_list[i];
-        var k = i;
-        while k > first && or_list[k - 1u] > p {
-            or_list[k] = or_list[k - 1u];
-            k -= 1u;
-        }
-        or_list[k] = p;
-    }
-}
-
-// ---- prep: each particle's affine matrix and new F.
-@group(0) @binding(1) var<storage, read> pr_step: array<u32>;
-@group(0) @binding(2) var<storage, read_write> pr_out: array<f32>;
-@group(0) @binding(3) var<storage, read> pr_controls: array<f32>;
-
-// Particle p's actuation at substep k: u[t, a] · strength, or 0.
-fn prep_act(p: u32, k: u32) -> f32 {
-    if info[H_ACTUATORS] == 0u {
-        return 0.0;
-    }
-    let a = info[info[H_AT_ACT_OF] + p];
-    if a == NONE {
-        return 0.0;
-    }
-    return pr_controls[(k / info[H_SUBSTEPS]) * info[H_ACTUATORS] + a] * f(H_STRENGTH);
-}
-
-@compute @workgroup_size(WG)
-fn prep(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    if p >= info[H_N] {
-        return;
-    }
-    let k = pr_step[0];
-    let at = STATE * (src_slot(k) + p);
-    let pu = pushed(mat_at(at + 4u), mat_at(at + 8u), prep_act(p, k), actuated(p));
+// prep's work for particle p (its state at slot `at`): the affine matrix and the new F.
+fn write_prep(p: u32, at: u32, act: f32, driven: bool) {
+    let w = STATE * at;
+    let pu = pushed(mat_at(w + 4u), mat_at(w + 8u), act, driven);
     for (var k = 0u; k < 4u; k++) {
         pr_out[PREP * p + k] = pu.affine[k];
         pr_out[PREP * p + 4u + k] = pu.f_stored[k];
     }
-}
-
-// ---- The particles around a node, in particle order: a merge of the sorted lists of the
-// 3 × 3 cells whose particles reach the node. Entries that merge bind the substep index,
-// the offsets and the lists at slots 1 to 3.
-@group(0) @binding(1) var<storage, read> mg_step: array<u32>;
-@group(0) @binding(2) var<storage, read> mg_offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> mg_list: array<u32>;
-
-struct Merge {
-    head: array<u32, 9>,
-    end: array<u32, 9>,
-}
-
-// Cell list t holds the particles whose base is node − (t / 3, t % 3).
-fn merge_start(node: vec2<u32>) -> Merge {
-    var m: Merge;
-    let n = info[H_GRID];
-    for (var t = 0u; t < 9u; t++) {
-        let i = t / 3u;
-        let j = t % 3u;
-        m.head[t] = 0u;
-        m.end[t] = 0u;
-        if node.x >= i && node.y >= j {
-            let c = (node.x - i) * n + (node.y - j);
-            m.head[t] = mg_offsets[c];
-            m.end[t] = mg_offsets[c + 1u];
-        }
-    }
-    return m;
-}
-
-// The next particle (lowest index left) and its list, or NONE.
-fn merge_next(m: ptr<function, Merge>) -> vec2<u32> {
-    var best = NONE;
-    var bt = 0u;
-    for (var t = 0u; t < 9u; t++) {
-        if (*m).head[t] < (*m).end[t] {
-            let p = mg_list[(*m).head[t]];
-            if p < best {
-                best = p;
-                bt = t;
-            }
-        }
-    }
-    if best != NONE {
-        (*m).head[bt] += 1u;
-    }
-    return vec2<u32>(best, bt);
 }
 
 // ---- p2g (per node): momentum and mass in particle order, then the grid update.
@@ -247,7 +45,7 @@ fn p2g(
     let m = f(H_MASS);
     var mom = vec2<f32>(0.0);
     var mass = 0.0;
-    var merge = merge_start(node);
+    var merge = merge_start(k);
     loop {
         let next = merge_next(&merge);
         if next.x == NONE {
@@ -281,14 +79,6 @@ fn p2g(
     pg_grid[at + 3u] = v.x;
     pg_grid[at + 4u] = v.y;
 }
-
-// ---- g2p (per particle): the new velocity, affine velocity and position; the rollout's
-// checkpoint and status (mode 0), or the segment's next state (g2p_segment, mode 1).
-@group(0) @binding(1) var<storage, read> gp_step: array<u32>;
-@group(0) @binding(2) var<storage, read> gp_grid: array<f32>;
-@group(0) @binding(3) var<storage, read> gp_prep: array<f32>;
-@group(0) @binding(4) var<storage, read_write> gp_checkpoints: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gp_status: array<atomic<u32>>;
 
 fn node_v(s: Stencil, i: u32, j: u32) -> vec2<f32> {
     let at = GRID * ((s.base.x + i) * info[H_GRID] + s.base.y + j);
@@ -333,163 +123,7 @@ fn advance(p: u32, src: u32, dst: u32) -> bool {
     return ok;
 }
 
-@compute @workgroup_size(WG)
-fn g2p(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    let n = info[H_N];
-    if p >= n {
-        return;
-    }
-    let k = gp_step[0];
-    let ck = info[H_CK];
-    if k % ck == 0u {
-        let at = ((k / ck) * n + p) * STATE;
-        for (var e = 0u; e < STATE; e++) {
-            gp_checkpoints[at + e] = state[STATE * p + e];
-        }
-    }
-    if !advance(p, 0u, 0u) {
-        atomicMin(&gp_status[0], k / info[H_SUBSTEPS]);
-        atomicOr(&gp_status[1], LEFT);
-    }
-}
-
-@compute @workgroup_size(WG)
-fn g2p_segment(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    if p >= info[H_N] {
-        return;
-    }
-    let k = gp_step[0];
-    advance(p, src_slot(k), dst_slot(k));
-}
-
-// ---- load_state: the rollout's first state from x0 and v0; the status reset.
-@group(0) @binding(1) var<storage, read> ld_x0: array<f32>;
-@group(0) @binding(2) var<storage, read> ld_v0: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ld_status: array<u32>;
-
-@compute @workgroup_size(WG)
-fn load_state(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    if p == 0u {
-        ld_status[0] = NONE;
-        ld_status[1] = 0u;
-    }
-    if p >= info[H_N] {
-        return;
-    }
-    let at = STATE * p;
-    let init = array<f32, 12>(
-        ld_x0[2u * p], ld_x0[2u * p + 1u], ld_v0[2u * p], ld_v0[2u * p + 1u],
-        0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0,
-    );
-    for (var e = 0u; e < STATE; e++) {
-        state[at + e] = init[e];
-    }
-}
-
-// ---- observe: positions and velocities after substep k into the outputs, if observed.
-@group(0) @binding(1) var<storage, read> ob_step: array<u32>;
-@group(0) @binding(2) var<storage, read_write> ob_x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ob_v: array<f32>;
-
-@compute @workgroup_size(WG)
-fn observe(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    let n = info[H_N];
-    let slot = observed_slot(ob_step[0]);
-    if p >= n || slot == NONE {
-        return;
-    }
-    let x = pos(p);
-    let v = vel(p);
-    ob_x[(slot * n + p) * 2u] = x.x;
-    ob_x[(slot * n + p) * 2u + 1u] = x.y;
-    ob_v[(slot * n + p) * 2u] = v.x;
-    ob_v[(slot * n + p) * 2u + 1u] = v.y;
-}
-
-// ---- restore: a segment's first state from its checkpoint.
-@group(0) @binding(1) var<storage, read> rs_step: array<u32>;
-@group(0) @binding(2) var<storage, read> rs_checkpoints: array<f32>;
-
-@compute @workgroup_size(WG)
-fn restore(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    let n = info[H_N];
-    if p >= n {
-        return;
-    }
-    let at = ((rs_step[0] / info[H_CK]) * n + p) * STATE;
-    for (var e = 0u; e < STATE; e++) {
-        state[STATE * p + e] = rs_checkpoints[at + e];
-    }
-}
-
-// ---- The backward. `lam` holds the cotangents of the state after the substep being
-// reversed (12 per particle), then those of the state before it.
-@group(0) @binding(0) var<storage, read_write> zl_lam: array<f32>;
-
-@compute @workgroup_size(WG)
-fn zero_lam(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let i = index(wg, nwg, t);
-    if i < STATE * info[H_N] {
-        zl_lam[i] = 0.0;
-    }
-}
-
-// obs_adjoint: the observed state's cotangents join lam.
-@group(0) @binding(0) var<storage, read_write> oj_lam: array<f32>;
-@group(0) @binding(1) var<storage, read> oj_step: array<u32>;
-@group(0) @binding(2) var<storage, read> oj_gx: array<f32>;
-@group(0) @binding(3) var<storage, read> oj_gv: array<f32>;
-
-@compute @workgroup_size(WG)
-fn obs_adjoint(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    let n = info[H_N];
-    let slot = observed_slot(oj_step[0]);
-    if p >= n || slot == NONE {
-        return;
-    }
-    let o = (slot * n + p) * 2u;
-    let at = STATE * p;
-    oj_lam[at] = oj_lam[at] + oj_gx[o];
-    oj_lam[at + 1u] = oj_lam[at + 1u] + oj_gx[o + 1u];
-    oj_lam[at + 2u] = oj_lam[at + 2u] + oj_gv[o];
-    oj_lam[at + 3u] = oj_lam[at + 3u] + oj_gv[o + 1u];
-}
-
-// node_adjoint (per node, mode 1): the cotangent of the node velocity through G2P (in
+// ---- node_adjoint (per node, mode 1): the cotangent of the node velocity through G2P (in
 // particle order), then through the grid update into momentum and mass (to `gadj`).
 @group(0) @binding(4) var<storage, read> nj_lam: array<f32>;
 @group(0) @binding(5) var<storage, read> nj_grid: array<f32>;
@@ -511,7 +145,7 @@ fn node_adjoint(
     let dt = f(H_DT);
     let inv_dx = f(H_INV_DX);
     var g = vec2<f32>(0.0);
-    var merge = merge_start(node);
+    var merge = merge_start(k);
     loop {
         let next = merge_next(&merge);
         if next.x == NONE {
@@ -543,26 +177,6 @@ fn node_adjoint(
     nj_gadj[4u * k] = inv_m * g.x;
     nj_gadj[4u * k + 1u] = inv_m * g.y;
     nj_gadj[4u * k + 2u] = -(g_inv * inv_m * inv_m);
-}
-
-// particle_adjoint (per particle, mode 1): from lam (the state after substep k) and the
-// nodes' cotangents, the cotangents of the state before it, written over lam.
-@group(0) @binding(1) var<storage, read> pj_step: array<u32>;
-@group(0) @binding(2) var<storage, read> pj_grid: array<f32>;
-@group(0) @binding(3) var<storage, read> pj_gadj: array<f32>;
-@group(0) @binding(4) var<storage, read_write> pj_lam: array<f32>;
-@group(0) @binding(5) var<storage, read> pj_controls: array<f32>;
-@group(0) @binding(6) var<storage, read_write> pj_gact: array<f32>;
-
-fn adjoint_act(p: u32, k: u32) -> f32 {
-    if info[H_ACTUATORS] == 0u {
-        return 0.0;
-    }
-    let a = info[info[H_AT_ACT_OF] + p];
-    if a == NONE {
-        return 0.0;
-    }
-    return pj_controls[(k / info[H_SUBSTEPS]) * info[H_ACTUATORS] + a] * f(H_STRENGTH);
 }
 
 // The cotangent of A through `polar`, given that of its result.
@@ -675,6 +289,8 @@ fn pushed_adjoint(c: vec4<f32>, fm: vec4<f32>, pu: Pushed, act: f32, driven: boo
     return PushedGrad(g_c, g_f, g_act);
 }
 
+// ---- particle_adjoint (per particle, mode 1): from lam (the state after substep k) and
+// the nodes' cotangents, the cotangents of the state before it, written over lam.
 @compute @workgroup_size(WG)
 fn particle_adjoint(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -755,71 +371,6 @@ fn particle_adjoint(
     }
 }
 
-// ---- finish: the cotangents of x0 and v0.
-@group(0) @binding(0) var<storage, read> fs_lam: array<f32>;
-@group(0) @binding(1) var<storage, read_write> fs_gx: array<f32>;
-@group(0) @binding(2) var<storage, read_write> fs_gv: array<f32>;
-
-@compute @workgroup_size(WG)
-fn finish(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let p = index(wg, nwg, t);
-    if p >= info[H_N] {
-        return;
-    }
-    fs_gx[2u * p] = fs_lam[STATE * p];
-    fs_gx[2u * p + 1u] = fs_lam[STATE * p + 1u];
-    fs_gv[2u * p] = fs_lam[STATE * p + 2u];
-    fs_gv[2u * p + 1u] = fs_lam[STATE * p + 3u];
-}
-
-// ---- control_adjoint (per actuator): its particles' actuation cotangents, in particle
-// order, into the controls' at substep k's step; zero_controls starts them at 0.
-@group(0) @binding(0) var<storage, read> ca_gact: array<f32>;
-@group(0) @binding(1) var<storage, read> ca_step: array<u32>;
-@group(0) @binding(2) var<storage, read_write> ca_g: array<f32>;
-
-@compute @workgroup_size(WG)
-fn control_adjoint(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let a = index(wg, nwg, t);
-    let acts = info[H_ACTUATORS];
-    if a >= acts {
-        return;
-    }
-    let at = (ca_step[0] / info[H_SUBSTEPS]) * acts + a;
-    var g = ca_g[at];
-    let first = info[info[H_AT_ACT_OFFSETS] + a];
-    let last = info[info[H_AT_ACT_OFFSETS] + a + 1u];
-    for (var e = first; e < last; e++) {
-        let p = info[info[H_AT_ACT_LIST] + e];
-        g = g + ca_gact[p] * f(H_STRENGTH);
-    }
-    ca_g[at] = g;
-}
-
-@group(0) @binding(0) var<storage, read_write> zc_g: array<f32>;
-
-@compute @workgroup_size(WG)
-fn zero_controls(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-) {
-    let i = index(wg, nwg, t);
-    if i < info[H_ACTUATORS] * info[H_STEPS] {
-        zc_g[i] = 0.0;
-    }
-}
-
-// The cotangent of A through `project`, given that of its result (divided differences of
-// the clamp, their mean where the singular values meet).
 fn project_adjoint(a: vec4<f32>, g_out: vec4<f32>) -> vec4<f32> {
     let r = polar(a);
     let e = eigen(stretch_of(r, a));

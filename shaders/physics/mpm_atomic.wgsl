@@ -2,7 +2,7 @@
 // 3 × 3 nodes with float atomics (SHADER_FLOAT32_ATOMIC), with no sort. Faster, but the
 // order of each node's sum, and so its last bits, change from run to run; the default path
 // (physics/mpm.wgsl) sums in particle order.
-// #import lib/mpm.wgsl
+// #import lib/mpm2.wgsl
 
 // Per node: momentum (2), mass.
 const ATOMIC_GRID: u32 = 3u;

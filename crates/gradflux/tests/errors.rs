@@ -765,26 +765,6 @@ fn bad_mpm_rollouts_are_refused_by_name() {
         e.contains("`controls` is f32 [3, 1], expected f32 [3, 2]"),
         "{e}"
     );
-    // 3D runs on the CPU backend; wgpu says so by name.
-    if let Some(gpu) = gpu() {
-        let g = Graph::new();
-        let x = g.input("x0", [2, 3], DType::F32).unwrap();
-        let v = g.input("v0", [2, 3], DType::F32).unwrap();
-        let mpm3 = Mpm {
-            dim: 3,
-            grid: 16,
-            ..Mpm::diffmpm_simple()
-        };
-        let out = g
-            .mpm_rollout(&mpm3, x, v, None, RolloutOptions::new(2))
-            .unwrap();
-        let e = gpu
-            .compile(&g, &[out.positions])
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(e.contains("mpm_rollout in 3D"), "{e}");
-    }
     // The wgpu backend sorts each cell's particles within a loop budget and refuses a
     // cell of more than 256 by name.
     if let Some(gpu) = gpu() {

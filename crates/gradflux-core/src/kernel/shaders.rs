@@ -44,6 +44,8 @@ shader!(LIB_BROADCAST, "lib/broadcast.wgsl");
 shader!(LIB_POINT_TILE, "lib/point_tile.wgsl");
 shader!(LIB_ROLLOUT, "lib/rollout.wgsl");
 shader!(LIB_MPM, "lib/mpm.wgsl");
+shader!(LIB_MPM2, "lib/mpm2.wgsl");
+shader!(LIB_MPM_STEPS, "lib/mpm_steps.wgsl");
 shader!(LOOP_GATE, "loop/gate.wgsl");
 
 /// Every shipped shader file: [`BUILTIN`], then each registered family's.
@@ -62,6 +64,8 @@ pub const BUILTIN: &[ShaderFile] = &[
     LIB_POINT_TILE,
     LIB_ROLLOUT,
     LIB_MPM,
+    LIB_MPM2,
+    LIB_MPM_STEPS,
     LOOP_GATE,
 ];
 

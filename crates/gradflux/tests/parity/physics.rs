@@ -265,8 +265,9 @@ fn rollout_memory_grows_as_the_root_of_the_steps() {
     }
 }
 
-/// An MPM block of `side × side` particles on a `grid`² grid, its observed states and the
-/// gradients of a weighted sum of them in `x0` and `v0`, on `device`.
+/// An MPM block of `side` particles per axis (in the system's dimension) on its grid, its
+/// observed states and the gradients of a weighted sum of them in `x0` and `v0`, on
+/// `device`.
 fn mpm_run(
     device: &Device,
     system: &gradflux::Mpm,
@@ -274,26 +275,32 @@ fn mpm_run(
     options: RolloutOptions,
 ) -> gradflux::Result<Vec<TensorData>> {
     use gradflux::Graph;
-    let n = side * side;
+    let d = system.dim;
+    let n = side.pow(d as u32);
     let dx = 1.0 / system.grid as f32;
     let x0: Vec<f32> = (0..n)
         .flat_map(|i| {
-            let (a, b) = ((i / side) as f32, (i % side) as f32);
-            [0.3 + 0.6 * dx * a, 0.35 + 0.55 * dx * b]
+            let (a, b, c) = ((i / side) % side, i % side, i / (side * side));
+            let at = [
+                0.3 + 0.6 * dx * a as f32,
+                0.35 + 0.55 * dx * b as f32,
+                0.4 + 0.65 * dx * c as f32,
+            ];
+            at.into_iter().take(d)
         })
         .collect();
     let mut rng = Rng::new(9);
-    let v0: Vec<f32> = (0..2 * n).map(|_| rng.uniform(-0.5, 0.5) as f32).collect();
+    let v0: Vec<f32> = (0..d * n).map(|_| rng.uniform(-0.5, 0.5) as f32).collect();
     let g = Graph::new();
-    let x = g.input("x0", [n, 2], DType::F32)?;
-    let v = g.input("v0", [n, 2], DType::F32)?;
+    let x = g.input("x0", [n, d], DType::F32)?;
+    let v = g.input("v0", [n, d], DType::F32)?;
     let k = options.observe.len();
     let (steps, acts) = (options.steps, system.actuator_count());
     let controls = (acts > 0)
         .then(|| g.input("u", [steps, acts], DType::F32))
         .transpose()?;
     let out = g.mpm_rollout(system, x, v, controls, options)?;
-    let w = crate::common::random(&mut rng, [k, n, 2], DType::F32, -1.0, 1.0);
+    let w = crate::common::random(&mut rng, [k, n, d], DType::F32, -1.0, 1.0);
     let loss = g.add(
         g.sum_all(g.mul(out.positions, g.constant(w.clone())?)?)?,
         g.sum_all(g.mul(out.velocities, g.constant(w)?)?)?,
@@ -302,8 +309,8 @@ fn mpm_run(
     wrt.extend(controls);
     let grads = g.grad(loss, &wrt)?;
     let mut data = vec![
-        ("x0", TensorData::new([n, 2], x0)?),
-        ("v0", TensorData::new([n, 2], v0)?),
+        ("x0", TensorData::new([n, d], x0)?),
+        ("v0", TensorData::new([n, d], v0)?),
     ];
     if acts > 0 {
         let u = (0..steps * acts).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -354,6 +361,30 @@ fn mpm_systems() -> Vec<(&'static str, gradflux::Mpm)> {
     ]
 }
 
+/// `mpm_run` on `device` agrees with the CPU reference: states to a few ulps (the adapter
+/// may fuse multiply-adds); the position gradients sum the weights' derivatives, large
+/// terms that mostly cancel, so those ulps grow to ~4e-4 there.
+fn assert_mpm_matches_cpu(
+    device: &Device,
+    label: &str,
+    system: &gradflux::Mpm,
+    side: usize,
+    options: RolloutOptions,
+) {
+    let want = mpm_run(&Device::Cpu, system, side, options.clone()).unwrap();
+    let got = mpm_run(device, system, side, options).unwrap();
+    let names = ["positions", "velocities", "dx0", "dv0", "du"];
+    for (k, (w, a)) in want.iter().zip(&got).enumerate() {
+        let tol = if k < 2 {
+            Tolerance::new(1e-4, 1e-5)
+        } else {
+            Tolerance::new(1e-3, 1e-4)
+        };
+        gradflux::compare(w, a, tol)
+            .unwrap_or_else(|m| panic!("{}D {label}, side {side}: {}: {m}", system.dim, names[k]));
+    }
+}
+
 #[test]
 fn mpm_rollouts_and_gradients_match_the_reference() {
     let Some(device) = gpu() else { return };
@@ -370,21 +401,7 @@ fn mpm_rollouts_and_gradients_match_the_reference() {
                 substeps: 2,
                 ..RolloutOptions::new(30)
             };
-            let want = mpm_run(&Device::Cpu, &system, side, options.clone()).unwrap();
-            let got = mpm_run(&device, &system, side, options).unwrap();
-            let names = ["positions", "velocities", "dx0", "dv0", "du"];
-            // States agree to a few ulps (the adapter may fuse multiply-adds); the position
-            // gradients sum the weights' derivatives, large terms that mostly cancel, so
-            // those ulps grow to ~4e-4 there.
-            for (k, (w, a)) in want.iter().zip(&got).enumerate() {
-                let tol = if k < 2 {
-                    Tolerance::new(1e-4, 1e-5)
-                } else {
-                    Tolerance::new(1e-3, 1e-4)
-                };
-                gradflux::compare(w, a, tol)
-                    .unwrap_or_else(|m| panic!("{label}, {side}²: {}: {m}", names[k]));
-            }
+            assert_mpm_matches_cpu(&device, label, &system, side, options);
         }
     }
 }
@@ -414,6 +431,82 @@ fn mpm_gradients_are_the_same_bits_every_run_and_every_interval() {
         for checkpoint in [Checkpoint::All, Checkpoint::Every(7), Checkpoint::Every(24)] {
             assert_eq!(run(checkpoint), first, "{}: {checkpoint:?}", device.name());
         }
+    }
+}
+
+/// The 3D systems of the parity tests: each material on a 16³ grid, and an actuated one.
+fn mpm3_systems() -> Vec<(&'static str, gradflux::Mpm)> {
+    mpm_systems()
+        .into_iter()
+        .map(|(label, system)| {
+            let actuators = if system.actuators.is_empty() {
+                vec![]
+            } else {
+                // A 5³ block: two actuators over its layers, every third layer passive.
+                (0..125).map(|i| [0, 1, u32::MAX][(i / 25) % 3]).collect()
+            };
+            // A tighter yield band, so that the short 3D rollout yields.
+            let material = match system.material {
+                gradflux::MpmMaterial::Plastic { mu, lambda, .. } => {
+                    gradflux::MpmMaterial::Plastic {
+                        mu,
+                        lambda,
+                        compression: 1e-3,
+                        stretch: 5e-4,
+                    }
+                }
+                other => other,
+            };
+            let system = gradflux::Mpm {
+                dim: 3,
+                grid: 16,
+                actuators,
+                material,
+                ..system
+            };
+            (label, system)
+        })
+        .collect()
+}
+
+#[test]
+fn mpm_3d_rollouts_and_gradients_match_the_reference() {
+    let Some(device) = gpu() else { return };
+    for (label, system) in mpm3_systems() {
+        // 1 particle, then 5³ (crossing a workgroup, several particles per cell).
+        let sides: &[usize] = if system.actuators.is_empty() {
+            &[1, 5]
+        } else {
+            &[5]
+        };
+        for &side in sides {
+            let options = RolloutOptions {
+                observe: vec![3, 12],
+                substeps: 2,
+                ..RolloutOptions::new(12)
+            };
+            assert_mpm_matches_cpu(&device, label, &system, side, options);
+        }
+    }
+}
+
+#[test]
+fn mpm_3d_gradients_are_the_same_bits_every_run_and_every_interval() {
+    let Some(device) = gpu() else { return };
+    let system = mpm3_systems().swap_remove(0).1;
+    let run = |checkpoint| {
+        let options = RolloutOptions {
+            checkpoint,
+            ..RolloutOptions::new(10)
+        };
+        mpm_run(&device, &system, 4, options).unwrap()
+    };
+    let first = run(Checkpoint::Sqrt);
+    for _ in 0..4 {
+        assert_eq!(run(Checkpoint::Sqrt), first, "runs differ");
+    }
+    for checkpoint in [Checkpoint::All, Checkpoint::Every(3)] {
+        assert_eq!(run(checkpoint), first, "{checkpoint:?}");
     }
 }
 
@@ -613,8 +706,8 @@ fn mpm_rollout_memory_grows_as_the_root_of_the_steps() {
     }
 }
 
-/// A 3D MPM block (CPU backend) keeps its momentum without gravity, and one at rest stays
-/// exactly put.
+/// A 3D MPM block keeps its momentum without gravity, and one at rest stays exactly put,
+/// on both backends.
 #[test]
 fn a_3d_mpm_block_keeps_its_momentum_and_a_resting_one_stays_put() {
     use gradflux::Graph;
@@ -637,7 +730,13 @@ fn a_3d_mpm_block_keeps_its_momentum_and_a_resting_one_stays_put() {
         .collect();
     let mut rng = Rng::new(21);
     let moving: Vec<f32> = (0..3 * n).map(|_| rng.uniform(-0.2, 0.2) as f32).collect();
-    for (label, v0) in [("moving", moving), ("resting", vec![0.0f32; 3 * n])] {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(gpu());
+    let cases = [("moving", moving), ("resting", vec![0.0f32; 3 * n])];
+    for ((label, v0), device) in cases
+        .iter()
+        .flat_map(|c| devices.iter().map(move |d| (c, d)))
+    {
         let g = Graph::new();
         let x = g.input("x0", [n, 3], DType::F32).unwrap();
         let v = g.input("v0", [n, 3], DType::F32).unwrap();
@@ -649,7 +748,7 @@ fn a_3d_mpm_block_keeps_its_momentum_and_a_resting_one_stays_put() {
             ("v0", TensorData::new([n, 3], v0.clone()).unwrap()),
         ];
         let named: Vec<(&str, &TensorData)> = data.iter().map(|(k, d)| (*k, d)).collect();
-        let got = Device::Cpu
+        let got = device
             .compile(&g, &[out.positions, out.velocities])
             .and_then(|mut e| e.run(&named))
             .unwrap();
@@ -657,16 +756,17 @@ fn a_3d_mpm_block_keeps_its_momentum_and_a_resting_one_stays_put() {
             got[0].values::<f32>().unwrap(),
             got[1].values::<f32>().unwrap(),
         );
-        if label == "resting" {
-            assert_eq!(xs, &x0[..]);
-            assert!(vs.iter().all(|&c| c == 0.0));
+        if *label == "resting" {
+            assert_eq!(xs, &x0[..], "{}", device.name());
+            assert!(vs.iter().all(|&c| c == 0.0), "{}", device.name());
         } else {
             for k in 0..3 {
                 let before: f64 = v0.iter().skip(k).step_by(3).map(|&c| c as f64).sum();
                 let after: f64 = vs.iter().skip(k).step_by(3).map(|&c| c as f64).sum();
                 assert!(
                     (before - after).abs() < 1e-4,
-                    "momentum {k}: {before} vs {after}"
+                    "{}: momentum {k}: {before} vs {after}",
+                    device.name()
                 );
             }
         }

@@ -31,10 +31,11 @@ pub use spring::{GroundContact, Lattice, MassSpring, SpringForm, WallFriction};
 
 shader!(MASS_SPRING, "physics/mass_spring.wgsl");
 shader!(MPM, "physics/mpm.wgsl");
+shader!(MPM3, "physics/mpm3.wgsl");
 shader!(MPM_ATOMIC, "physics/mpm_atomic.wgsl");
 
 /// The family's kernels.
-pub const SHADERS: &[ShaderFile] = &[MASS_SPRING, MPM, MPM_ATOMIC];
+pub const SHADERS: &[ShaderFile] = &[MASS_SPRING, MPM, MPM3, MPM_ATOMIC];
 
 /// A mass-spring rollout. Inputs: `x0, v0 [N, D]`, rest lengths, stiffnesses, dampings
 /// `[S]`, and the controls `[steps, actuators]` when the system has actuators. Outputs: the

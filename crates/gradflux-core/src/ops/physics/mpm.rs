@@ -63,7 +63,7 @@ pub enum MpmMaterial {
 /// An MLS-MPM system (see the [module docs](self) for each formula).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mpm {
-    /// Spatial dimension: 2, or 3 (CPU backend only for now).
+    /// Spatial dimension: 2 or 3 (both backends; 3D uses a 27-node stencil).
     pub dim: usize,
     /// Grid nodes per axis: the domain `[0, 1)` is cut into cells of `dx = 1 / grid`.
     pub grid: usize,
@@ -88,7 +88,7 @@ pub struct Mpm {
     /// grid with float atomics instead of sorting the particles. Faster, but each node's
     /// sum then runs in whatever order the threads arrive, so results change in their
     /// last bits from run to run (and drift further over a long rollout). The CPU backend,
-    /// adapters without the feature, and the backward's recomputation take the
+    /// adapters without the feature, 3D systems and the backward's recomputation take the
     /// deterministic path.
     pub atomic_p2g: bool,
 }

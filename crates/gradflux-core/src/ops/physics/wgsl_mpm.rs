@@ -1,6 +1,7 @@
-//! The WGSL lowering of a 2D MLS-MPM rollout and its backward, as loop plans over
-//! `shaders/physics/mpm.wgsl`. Each substep sorts the particles by cell (count, scan,
-//! place, order) so that P2G can gather in particle order without float atomics.
+//! The WGSL lowering of an MLS-MPM rollout and its backward, as loop plans over
+//! `shaders/physics/mpm.wgsl` (2D) or `mpm3.wgsl` (3D), which share their entry points'
+//! names and bindings. Each substep sorts the particles by cell (count, scan, place,
+//! order) so that P2G can gather in particle order without float atomics.
 
 use std::sync::Arc;
 
@@ -9,15 +10,49 @@ use crate::kernel::{LoopPlan, LowerCx, Lowering, Run, Schedule, StopCheck};
 use crate::ops::moe::wgsl::f32_only;
 use crate::{Error, Result};
 
-use super::cpu_mpm::STATE;
+use crate::kernel::shaders::ShaderFile;
+
 use super::kernels::{read, threads, words, write, Kernels};
 use super::mpm_rollout::LEFT_GRID_HINT;
 use super::{Mpm, MpmMaterial, RolloutOptions};
 
-/// Floats per node of the grid buffer and of its cotangents, per particle of `prep`.
-const GRID: usize = 6;
+/// Floats per node of the grid's cotangents (momentum and mass, padded in 2D).
 const GADJ: usize = 4;
-const PREP: usize = 8;
+
+/// The buffers' strides of one dimension's kernels.
+#[derive(Copy, Clone)]
+struct Layout {
+    file: &'static ShaderFile,
+    /// Floats per particle state, per node of the grid buffer, per particle of `prep`.
+    state: usize,
+    grid: usize,
+    prep: usize,
+    /// Nodes (and cells) of the grid.
+    cells: usize,
+}
+
+impl Layout {
+    fn of(system: &Mpm) -> Layout {
+        let g = system.grid;
+        if system.dim == 3 {
+            Layout {
+                file: &super::MPM3,
+                state: 24,
+                grid: 8,
+                prep: 18,
+                cells: g * g * g,
+            }
+        } else {
+            Layout {
+                file: &super::MPM,
+                state: 12,
+                grid: 6,
+                prep: 8,
+                cells: g * g,
+            }
+        }
+    }
+}
 /// The most particles one cell may hold (each cell's list is sorted by insertion within
 /// the loop budget of software drivers).
 pub const CROWDED: usize = 256;
@@ -213,50 +248,41 @@ fn atomic_p2g(k: &Kernels, n: usize, cells: usize, controls: Bind) -> Vec<Launch
 }
 
 fn kernels(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>, n: usize, segment: usize) -> Result<Kernels> {
-    let cells = system.grid * system.grid;
+    let Layout {
+        file,
+        state,
+        grid,
+        prep,
+        cells,
+    } = Layout::of(system);
     Ok(Kernels {
-        file: &super::MPM,
+        file,
         label: "mpm",
         info: table(system, o, n)?,
         placeholder: Bind::Value(cx.inputs[0]),
         scratch: vec![
-            (STATE_SLOT, words(segment * STATE * n)),
+            (STATE_SLOT, words(segment * state * n)),
             (CELL_OF, words(n)),
             (CELLS, words(2 * cells)),
             (OFFSETS, words(cells + 1)),
             (LIST, words(n)),
-            (PREP_SLOT, words(PREP * n)),
-            (GRID_SLOT, words(GRID * cells)),
+            (PREP_SLOT, words(prep * n)),
+            (GRID_SLOT, words(grid * cells)),
             (STATUS, 16),
-            (LAM, words(STATE * n)),
+            (LAM, words(state * n)),
             (GADJ_SLOT, words(GADJ * cells)),
             (GACT, words(n)),
         ],
     })
 }
 
-/// 3D runs on the CPU backend only, so far.
-fn two_d(system: &Mpm) -> Result<()> {
-    if system.dim != 2 {
-        return Err(Error::Unsupported {
-            backend: "wgpu".into(),
-            what: format!(
-                "mpm_rollout in {}D (the wgpu kernels are 2D so far); run it on the CPU backend",
-                system.dim
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// The forward: load the state; per substep the sort, P2G with the grid update and G2P
 /// (with the checkpoint and the status), and the observation at observed steps; the
 /// status read once at the end.
 pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lowering> {
-    two_d(system)?;
     f32_only("mpm_rollout", cx.output_types[0].dtype, "the state")?;
     let n = cx.input_types[0].shape.dims()[0];
-    let cells = system.grid * system.grid;
+    let cells = Layout::of(system).cells;
     let mut k = kernels(system, o, cx, n, 1)?;
     // The forward needs no cotangents.
     k.scratch
@@ -271,7 +297,8 @@ pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Low
         threads(n),
     )];
     let controls = cx.inputs.get(2).map_or(k.placeholder, |&c| Bind::Value(c));
-    let atomic = system.atomic_p2g && cx.float_atomics;
+    // The float-atomic P2G is 2D; 3D always takes the sorted path.
+    let atomic = system.atomic_p2g && cx.float_atomics && system.dim == 2;
     if atomic {
         k.scratch.push((ATOMIC_SUMS, words(3 * cells)));
     }
@@ -354,10 +381,9 @@ pub fn forward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Low
 /// then reverse each substep: its sort and P2G again, the observation's cotangents, the
 /// nodes' cotangents (gathered in particle order) and the particles'.
 pub fn backward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lowering> {
-    two_d(system)?;
     f32_only("mpm_rollout", cx.output_types[0].dtype, "the state")?;
     let n = cx.output_types[0].shape.dims()[0];
-    let cells = system.grid * system.grid;
+    let Layout { cells, state, .. } = Layout::of(system);
     let ck = o.checkpoint.interval(o.substeps_total())?;
     let k = kernels(system, o, cx, n, ck)?;
     let s = Bind::Scratch;
@@ -366,7 +392,7 @@ pub fn backward(system: &Mpm, o: &RolloutOptions, cx: &LowerCx<'_>) -> Result<Lo
     let out = |i: usize| Bind::Value(cx.output(i));
     let acts = system.actuator_count();
     let controls = cx.inputs.get(3).map_or(k.placeholder, |&c| Bind::Value(c));
-    let mut setup = vec![k.launch("zero_lam", 1, &[write(s(LAM))], threads(STATE * n))];
+    let mut setup = vec![k.launch("zero_lam", 1, &[write(s(LAM))], threads(state * n))];
     if acts > 0 {
         setup.push(k.launch(
             "zero_controls",
