@@ -198,3 +198,61 @@ fn gather_along_and_scatter_along_match_with_repeats_and_out_of_range() {
     let f = g.input("f", [4, 2], DType::F32).unwrap();
     assert!(matches!(g.gather_along(x, 1, f), Err(Error::DType { .. })));
 }
+
+/// Long lanes into many rows take the sorted path on wgpu (each lane sorts its positions,
+/// then each output sums its run in position order): the same sums as the direct walk,
+/// for every dtype, with repeats, out-of-range and negative indices, across an outer and
+/// an inner axis and an odd lane length.
+#[test]
+fn scatter_along_by_sorted_indices_matches() {
+    let mut rng = Rng::new(59);
+    let (outer, m, inner, dim) = (3, 517, 2, 33);
+    for dtype in [DType::F32, DType::I32, DType::U32] {
+        let tol = if dtype == DType::F32 {
+            Tolerance::new(1e-5, 1e-4)
+        } else {
+            Tolerance::EXACT
+        };
+        let g = Graph::new();
+        let s = g.input("s", [outer, m, inner], dtype).unwrap();
+        let i = g.input("i", [outer, m, inner], DType::I32).unwrap();
+        let y = g.scatter_along(s, 1, i, dim).unwrap();
+        let ds = random(&mut rng, [outer, m, inner], dtype, -10.0, 10.0);
+        let idx: Vec<i32> = (0..outer * m * inner)
+            .map(|_| rng.int(-3, dim as i64 + 3) as i32)
+            .collect();
+        let di = TensorData::new([outer, m, inner], idx.clone()).unwrap();
+        let feeds = [("s", &ds), ("i", &di)];
+        check(
+            &format!("sorted scatter_along {dtype}"),
+            &g,
+            &[y],
+            &feeds,
+            tol,
+        );
+        // In f32 the adapter's sums are those of a walk in position order, bit for bit.
+        if let (DType::F32, Some(gpu)) = (dtype, gpu()) {
+            let got = gpu
+                .compile(&g, &[y])
+                .and_then(|mut e| e.run(&feeds))
+                .unwrap();
+            let src = ds.values::<f32>().unwrap();
+            let mut want = vec![0.0f32; outer * dim * inner];
+            for o in 0..outer {
+                for j in 0..m {
+                    for e in 0..inner {
+                        let at = (o * m + j) * inner + e;
+                        if (0..dim as i32).contains(&idx[at]) {
+                            want[(o * dim + idx[at] as usize) * inner + e] += src[at];
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                got[0].values::<f32>().unwrap(),
+                &want[..],
+                "sums in position order"
+            );
+        }
+    }
+}

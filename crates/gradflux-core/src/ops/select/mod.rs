@@ -11,7 +11,7 @@ use crate::kernel::loop_trips::scatter_trips;
 use crate::kernel::loop_trips_families::topk;
 use crate::kernel::shaders::{shader, ShaderFile};
 use crate::kernel::{arg, KernelOp, Lowering, LowerCx, VjpCx};
-use crate::ops::index::wgsl::scatter_launches;
+use crate::ops::index::wgsl::{scatter_launches, sorted_along_launches, sorted_pays};
 use crate::{DType, Result, Tensor, TensorData, TensorType};
 
 shader!(TOPK, "select/topk.wgsl");
@@ -145,6 +145,15 @@ impl KernelOp for ScatterAlong {
         let out = &cx.output_types[0];
         let numel = out.shape.numel();
         let (_, m, inner) = cx.input_types[0].shape.split_at_axis(self.axis);
+        if sorted_pays(m, self.dim_size, cx.loop_limit) {
+            return Ok(sorted_along_launches(
+                &crate::ops::index::SCATTER_SORTED,
+                [cx.inputs[0], cx.inputs[1], cx.output(0)],
+                out.dtype,
+                [numel, m, inner, self.dim_size],
+            )
+            .into());
+        }
         Ok(scatter_launches(
             (&crate::ops::index::SCATTER_ALONG, "scatter_along"),
             [cx.inputs[0], cx.inputs[1], cx.output(0)],
