@@ -4,8 +4,9 @@ diffmpm_simple's formulas (fixed corotated, E = 100, dt = 3e-4, unit mass and vo
 g = 9.8, walls within 3 nodes) on a 128 x 128 grid, a block of side^2 particles spaced half
 a cell from (0.1, 0.2) moving at (0.5, 0.5), 50 substeps; `fwd` times the rollout, `fwdbwd`
 the rollout on a tape and the backward of sum(x_T) to the initial velocities. The
-`mpm3d-` ids run the same formulas in 3D (40^3 particles on a 64^3 grid, 10 substeps) in
-Taichi, whose autodiff refuses its 3D polar decomposition, so forward only. In Taichi
+`mpm3d-` ids run the same formulas in 3D (40^3 particles on a 64^3 grid, 10 substeps), the
+polar decomposition from an SVD (R = U Vᵀ) in each peer; Taichi's autodiff refuses its 3D
+polar decomposition, so its 3D figures are forward only. In Taichi
 (DiffTaichi's own kernels; CUDA where there is one, else every CPU thread), in Warp (the
 same kernels written for Warp; CUDA where it finds a GPU, else its CPU backend) and in JAX
 (the same formulas as array code, jit-compiled, the rollout a lax.scan, the backward
@@ -44,6 +45,56 @@ def timed(fn, reps):
     for _ in range(reps):
         fn()
     return (time.perf_counter() - t) / reps
+
+
+def warp_rollout_timings(wp, device, kernels, dim, x0, steps, grid, reps):
+    """Times Warp's MPM rollout (`fwd`) and its tape backward of sum(x_T) (`fwdbwd`) for the
+    kernels (p2g, grid_op, g2p, total) of dimension `dim`, every substep's state kept."""
+    import numpy as np
+    p2g, grid_op, g2p, total = kernels
+    vec, mat = (wp.vec2, wp.mat22) if dim == 2 else (wp.vec3, wp.mat33)
+    n = x0.shape[0]
+    cells = (grid,) * dim
+
+    def arr(shape, dtype, value=None):
+        a = wp.zeros(shape, dtype=dtype, device=device, requires_grad=True)
+        if value is not None:
+            a.assign(value)
+        return a
+
+    eye = np.broadcast_to(np.eye(dim, dtype=np.float32), (n, dim, dim)).copy()
+    xs = [arr(n, vec, x0 if t == 0 else None) for t in range(steps + 1)]
+    vs = [arr(n, vec, np.full((n, dim), 0.5, np.float32) if t == 0 else None) for t in range(steps + 1)]
+    Cs = [arr(n, mat) for _ in range(steps + 1)]
+    Fs = [arr(n, mat, eye if t == 0 else None) for t in range(steps + 1)]
+    gvs = [arr(cells, vec) for _ in range(steps)]
+    gms = [arr(cells, float) for _ in range(steps)]
+    gouts = [arr(cells, vec) for _ in range(steps)]
+    loss = arr(1, float)
+
+    def rollout():
+        for s in range(steps):
+            gvs[s].zero_()
+            gms[s].zero_()
+            wp.launch(p2g, n, inputs=[xs[s], vs[s], Cs[s], Fs[s], Fs[s + 1], gvs[s], gms[s]], device=device)
+            wp.launch(grid_op, cells, inputs=[gvs[s], gms[s], gouts[s]], device=device)
+            wp.launch(g2p, n, inputs=[xs[s], gouts[s], xs[s + 1], vs[s + 1], Cs[s + 1]], device=device)
+
+    def forward():
+        rollout()
+        wp.synchronize_device(device)
+
+    def backward():
+        loss.zero_()
+        tape = wp.Tape()
+        with tape:
+            rollout()
+            wp.launch(total, n, inputs=[xs[steps], loss], device=device)
+        tape.backward(loss)
+        wp.synchronize_device(device)
+        tape.zero()
+
+    return [(kind, timed(fn, reps)) for kind, fn in (("fwd", forward), ("fwdbwd", backward))]
 
 
 def taichi_lines(reps):
@@ -163,7 +214,6 @@ def taichi_lines(reps):
 
 
 def warp_lines(reps):
-    import numpy as np
     import warp as wp
 
     wp.config.quiet = True
@@ -250,55 +300,15 @@ def warp_lines(reps):
     out = []
     for side in SIDES:
         n = side * side
-        x0 = block(side)
-
-        def arr(shape, dtype, value=None):
-            a = wp.zeros(shape, dtype=dtype, device=device, requires_grad=True)
-            if value is not None:
-                a.assign(value)
-            return a
-
-        xs = [arr(n, wp.vec2, x0 if t == 0 else None) for t in range(STEPS + 1)]
-        vs = [arr(n, wp.vec2, np.full((n, 2), 0.5, np.float32) if t == 0 else None) for t in range(STEPS + 1)]
-        Cs = [arr(n, wp.mat22) for _ in range(STEPS + 1)]
-        Fs = [arr(n, wp.mat22, np.broadcast_to(np.eye(2, dtype=np.float32), (n, 2, 2)).copy() if t == 0 else None) for t in range(STEPS + 1)]
-        gvs = [arr((GRID, GRID), wp.vec2) for _ in range(STEPS)]
-        gms = [arr((GRID, GRID), float) for _ in range(STEPS)]
-        gouts = [arr((GRID, GRID), wp.vec2) for _ in range(STEPS)]
-        loss = arr(1, float)
-
-        def rollout():
-            for s in range(STEPS):
-                gvs[s].zero_()
-                gms[s].zero_()
-                wp.launch(p2g, n, inputs=[xs[s], vs[s], Cs[s], Fs[s], Fs[s + 1], gvs[s], gms[s]], device=device)
-                wp.launch(grid_op, (GRID, GRID), inputs=[gvs[s], gms[s], gouts[s]], device=device)
-                wp.launch(g2p, n, inputs=[xs[s], gouts[s], xs[s + 1], vs[s + 1], Cs[s + 1]], device=device)
-
-        def forward():
-            rollout()
-            wp.synchronize_device(device)
-
-        def backward():
-            loss.zero_()
-            tape = wp.Tape()
-            with tape:
-                rollout()
-                wp.launch(total, n, inputs=[xs[STEPS], loss], device=device)
-            tape.backward(loss)
-            wp.synchronize_device(device)
-            tape.zero()
-
-        for kind, fn in (("fwd", forward), ("fwdbwd", backward)):
-            s = timed(fn, reps)
-            out.append((f"warp-{device}", f"mpm2d-{kind}-n{n}g{GRID}t{STEPS}", s, f"{name} (warp {wp.__version__})"))
+        kernels = (p2g, grid_op, g2p, total)
+        for kind, t in warp_rollout_timings(wp, device, kernels, 2, block(side), STEPS, GRID, reps):
+            out.append((f"warp-{device}", f"mpm2d-{kind}-n{n}g{GRID}t{STEPS}", t, f"{name} (warp {wp.__version__})"))
     return out
 
 
 def jax_lines(reps):
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     dev = jax.devices()[0]
     name = "CPU" if dev.platform == "cpu" else dev.device_kind
@@ -306,7 +316,6 @@ def jax_lines(reps):
     eye = jnp.eye(2, dtype=jnp.float32)
     node = jnp.arange(GRID)
     ii, jj = jnp.meshgrid(node, node, indexing="ij")
-    offsets = jnp.array([[i, j] for i in range(3) for j in range(3)], jnp.int32)
 
     def polar(a):
         det = a[:, 0, 0] * a[:, 1, 1] - a[:, 1, 0] * a[:, 0, 1]
@@ -497,13 +506,172 @@ def taichi3d_lines(reps):
     return out
 
 
+def warp3d_lines(reps):
+    """The `mpm3d-` ids in Warp: the 2D Warp kernels on a 27-node stencil, the polar
+    decomposition R = U Vᵀ from `wp.svd3` (as Taichi's `polar_decompose`)."""
+    import warp as wp
+
+    wp.config.quiet = True
+    wp.init()
+    device = "cuda" if wp.is_cuda_available() else "cpu"
+    name = wp.get_device(device).name if device == "cuda" else "CPU"
+    n, G, S = SIDE3 ** 3, GRID3, STEPS3
+    dx, inv_dx = 1.0 / G, float(G)
+
+    @wp.func
+    def weights(f: float):
+        return wp.vec3(0.5 * (1.5 - f) * (1.5 - f), 0.75 - (f - 1.0) * (f - 1.0), 0.5 * (f - 0.5) * (f - 0.5))
+
+    @wp.kernel
+    def p2g(x: wp.array(dtype=wp.vec3), v: wp.array(dtype=wp.vec3), C: wp.array(dtype=wp.mat33),
+            F: wp.array(dtype=wp.mat33), F_out: wp.array(dtype=wp.mat33),
+            gv: wp.array3d(dtype=wp.vec3), gm: wp.array3d(dtype=float)):
+        p = wp.tid()
+        xs = x[p] * inv_dx - wp.vec3(0.5, 0.5, 0.5)
+        bx, by, bz = int(xs[0]), int(xs[1]), int(xs[2])
+        fx = x[p] * inv_dx - wp.vec3(float(bx), float(by), float(bz))
+        w0, w1, w2 = weights(fx[0]), weights(fx[1]), weights(fx[2])
+        new_F = (wp.identity(n=3, dtype=float) + DT * C[p]) @ F[p]
+        F_out[p] = new_F
+        J = wp.determinant(new_F)
+        U = wp.mat33()
+        sig = wp.vec3()
+        V = wp.mat33()
+        wp.svd3(new_F, U, sig, V)
+        r = U @ wp.transpose(V)
+        cauchy = 2.0 * E * (new_F - r) @ wp.transpose(new_F) + wp.identity(n=3, dtype=float) * (E * (J - 1.0) * J)
+        affine = -(DT * 4.0 * inv_dx * inv_dx) * cauchy + C[p]
+        for i in range(3):
+            for j in range(3):
+                for k in range(3):
+                    dpos = (wp.vec3(float(i), float(j), float(k)) - fx) * dx
+                    weight = w0[i] * w1[j] * w2[k]
+                    wp.atomic_add(gv, bx + i, by + j, bz + k, weight * (v[p] + affine @ dpos))
+                    wp.atomic_add(gm, bx + i, by + j, bz + k, weight)
+
+    @wp.kernel
+    def grid_op(gv: wp.array3d(dtype=wp.vec3), gm: wp.array3d(dtype=float), out: wp.array3d(dtype=wp.vec3)):
+        i, j, k = wp.tid()
+        inv_m = 1.0 / (gm[i, j, k] + 1e-10)
+        vo = inv_m * gv[i, j, k]
+        vo = wp.vec3(vo[0], vo[1] - DT * GRAVITY, vo[2])
+        idx = wp.vec3i(i, j, k)
+        for a in range(3):
+            if (idx[a] < BOUND and vo[a] < 0.0) or (idx[a] > G - BOUND and vo[a] > 0.0):
+                vo = wp.vec3(wp.where(a == 0, 0.0, vo[0]), wp.where(a == 1, 0.0, vo[1]), wp.where(a == 2, 0.0, vo[2]))
+        out[i, j, k] = vo
+
+    @wp.kernel
+    def g2p(x: wp.array(dtype=wp.vec3), gv: wp.array3d(dtype=wp.vec3), x_out: wp.array(dtype=wp.vec3),
+            v_out: wp.array(dtype=wp.vec3), C_out: wp.array(dtype=wp.mat33)):
+        p = wp.tid()
+        xs = x[p] * inv_dx - wp.vec3(0.5, 0.5, 0.5)
+        bx, by, bz = int(xs[0]), int(xs[1]), int(xs[2])
+        fx = x[p] * inv_dx - wp.vec3(float(bx), float(by), float(bz))
+        w0, w1, w2 = weights(fx[0]), weights(fx[1]), weights(fx[2])
+        nv = wp.vec3(0.0, 0.0, 0.0)
+        nc = wp.mat33()
+        for i in range(3):
+            for j in range(3):
+                for k in range(3):
+                    dpos = wp.vec3(float(i), float(j), float(k)) - fx
+                    g = gv[bx + i, by + j, bz + k]
+                    weight = w0[i] * w1[j] * w2[k]
+                    nv = nv + weight * g
+                    nc = nc + 4.0 * weight * wp.outer(g, dpos) * inv_dx
+        v_out[p] = nv
+        x_out[p] = x[p] + DT * nv
+        C_out[p] = nc
+
+    @wp.kernel
+    def total(x: wp.array(dtype=wp.vec3), out: wp.array(dtype=float)):
+        p = wp.tid()
+        wp.atomic_add(out, 0, x[p][0] + x[p][1] + x[p][2])
+
+    out = []
+    for kind, t in warp_rollout_timings(wp, device, (p2g, grid_op, g2p, total), 3, block3(), S, G, reps):
+        out.append((f"warp-{device}", f"mpm3d-{kind}-n{n}g{G}t{S}", t, f"{name} (warp {wp.__version__})"))
+    return out
+
+
+def jax3d_lines(reps):
+    """The `mpm3d-` ids in JAX: the 2D array code on a 27-node stencil, the polar
+    decomposition R = U Vᵀ from `jnp.linalg.svd`."""
+    import jax
+    import jax.numpy as jnp
+
+    dev = jax.devices()[0]
+    name = "CPU" if dev.platform == "cpu" else dev.device_kind
+    n, G, S = SIDE3 ** 3, GRID3, STEPS3
+    dx, inv_dx = 1.0 / G, float(G)
+    eye = jnp.eye(3, dtype=jnp.float32)
+    node = jnp.arange(G)
+    at = jnp.stack(jnp.meshgrid(node, node, node, indexing="ij"), -1)
+    offsets = [(i, j, k) for i in range(3) for j in range(3) for k in range(3)]
+
+    def substep(state, _):
+        x, v, C, F = state
+        base = (x * inv_dx - 0.5).astype(jnp.int32)
+        fx = x * inv_dx - base.astype(jnp.float32)
+        w = jnp.stack([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2], 1)
+        new_F = (eye + DT * C) @ F
+        J = jnp.linalg.det(new_F)
+        u, _, vt = jnp.linalg.svd(new_F)
+        r = u @ vt
+        cauchy = 2 * E * (new_F - r) @ jnp.swapaxes(new_F, 1, 2) + (E * (J - 1) * J)[:, None, None] * eye
+        affine = -(DT * 4 * inv_dx * inv_dx) * cauchy + C
+        gv = jnp.zeros((G, G, G, 3), jnp.float32)
+        gm = jnp.zeros((G, G, G), jnp.float32)
+        for i, j, k in offsets:
+            dpos = (jnp.array([i, j, k], jnp.float32) - fx) * dx
+            weight = w[:, i, 0] * w[:, j, 1] * w[:, k, 2]
+            mom = weight[:, None] * (v + jnp.einsum("pij,pj->pi", affine, dpos))
+            gv = gv.at[base[:, 0] + i, base[:, 1] + j, base[:, 2] + k].add(mom)
+            gm = gm.at[base[:, 0] + i, base[:, 1] + j, base[:, 2] + k].add(weight)
+        vo = gv / (gm + 1e-10)[..., None]
+        vo = vo.at[..., 1].add(-DT * GRAVITY)
+        stop = ((at < BOUND) & (vo < 0)) | ((at > G - BOUND) & (vo > 0))
+        vo = jnp.where(stop, 0.0, vo)
+        new_v = jnp.zeros_like(v)
+        new_C = jnp.zeros_like(C)
+        for i, j, k in offsets:
+            dpos = jnp.array([i, j, k], jnp.float32) - fx
+            g = vo[base[:, 0] + i, base[:, 1] + j, base[:, 2] + k]
+            weight = w[:, i, 0] * w[:, j, 1] * w[:, k, 2]
+            new_v = new_v + weight[:, None] * g
+            new_C = new_C + 4 * inv_dx * weight[:, None, None] * jnp.einsum("pi,pj->pij", g, dpos)
+        return (x + DT * new_v, new_v, new_C, new_F), None
+
+    def rollout(x0, v0):
+        state = (x0, v0, jnp.zeros((n, 3, 3), jnp.float32), jnp.broadcast_to(eye, (n, 3, 3)))
+        final, _ = jax.lax.scan(substep, state, None, length=S)
+        return final[0]
+
+    forward = jax.jit(rollout)
+    backward = jax.jit(jax.grad(lambda x0, v0: jnp.sum(rollout(x0, v0)), argnums=1))
+    x0 = jnp.asarray(block3())
+    v0 = jnp.full((n, 3), 0.5, jnp.float32)
+    out = []
+    for kind, fn in (("fwd", forward), ("fwdbwd", backward)):
+        s = timed(lambda: fn(x0, v0).block_until_ready(), reps)
+        out.append((f"jax-{dev.platform}", f"mpm3d-{kind}-n{n}g{G}t{S}", s, f"{name} (jax {jax.__version__})"))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench-report/peers/physics_mpm.tsv")
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     lines = []
-    peers = (("taichi", taichi_lines), ("warp", warp_lines), ("jax", jax_lines), ("taichi", taichi3d_lines))
+    peers = (
+        ("taichi", taichi_lines),
+        ("warp", warp_lines),
+        ("jax", jax_lines),
+        ("taichi", taichi3d_lines),
+        ("warp", warp3d_lines),
+        ("jax", jax3d_lines),
+    )
     for tool, fn in peers:
         try:
             lines += fn(args.reps)
