@@ -72,6 +72,61 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::TIMESTAMP_QUERY
 }
 
+/// The least a device must allow for every built-in kernel to run: wgpu's default limits
+/// (WebGPU's) for compute — eight storage buffers per stage, workgroups of 256
+/// invocations with 16 KiB of workgroup memory, 65 535 workgroups per dimension. Apps that
+/// open their own device for gradflux ([`WgpuDevice::from_wgpu`]) request at least these.
+pub fn required_limits() -> wgpu::Limits {
+    wgpu::Limits::default()
+}
+
+/// The limits of `have` below [`required_limits`], as `name: has X, needs Y`.
+fn missing_limits(have: &wgpu::Limits) -> Vec<String> {
+    let need = required_limits();
+    let checks: [(&str, u64, u64); 7] = [
+        (
+            "max_storage_buffers_per_shader_stage",
+            have.max_storage_buffers_per_shader_stage.into(),
+            need.max_storage_buffers_per_shader_stage.into(),
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            have.max_compute_workgroup_size_x.into(),
+            need.max_compute_workgroup_size_x.into(),
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            have.max_compute_invocations_per_workgroup.into(),
+            need.max_compute_invocations_per_workgroup.into(),
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            have.max_compute_workgroup_storage_size.into(),
+            need.max_compute_workgroup_storage_size.into(),
+        ),
+        (
+            "max_compute_workgroups_per_dimension",
+            have.max_compute_workgroups_per_dimension.into(),
+            need.max_compute_workgroups_per_dimension.into(),
+        ),
+        (
+            "max_bind_groups",
+            have.max_bind_groups.into(),
+            need.max_bind_groups.into(),
+        ),
+        (
+            "max_storage_buffer_binding_size",
+            have.max_storage_buffer_binding_size,
+            need.max_storage_buffer_binding_size,
+        ),
+    ];
+    checks
+        .iter()
+        .filter(|(_, has, needs)| has < needs)
+        .map(|(name, has, needs)| format!("{name}: has {has}, needs {needs}"))
+        .collect()
+}
+
 /// `GRADFLUX_COOPERATIVE_MATRIX` (`on`/`off`, also `1`/`0`); on when unset.
 fn coop_from_env() -> Result<bool> {
     match std::env::var("GRADFLUX_COOPERATIVE_MATRIX") {
@@ -276,31 +331,85 @@ impl WgpuDevice {
             Tuning::from_env(summary.info.device_type)?,
             coop,
         );
-        let lost = Arc::new(Mutex::new(None));
-        let lost_cb = lost.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            *lost_cb.lock().expect("lost flag") = Some(format!("{reason:?}: {msg}"));
+        let device = Self::assemble(summary, device, queue, tuner, indirect);
+        // gradflux owns this device, so it takes the device-lost and uncaptured-error
+        // callbacks: later calls report them as errors instead of panicking.
+        let ctx = &device.ctx;
+        let lost = ctx.lost.clone();
+        ctx.device.set_device_lost_callback(move |reason, msg| {
+            *lost.lock().expect("lost flag") = Some(format!("{reason:?}: {msg}"));
         });
-        let uncaptured = Arc::new(Mutex::new(Vec::new()));
-        let summary_loop_limit = Some(summary.loop_limit().unwrap_or(DEFAULT_LOOP_BUDGET));
-        let sink = uncaptured.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            sink.lock().expect("error list").push(e.to_string());
-        }));
-        Ok(WgpuDevice {
+        let sink = ctx.uncaptured.clone();
+        ctx.device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                sink.lock().expect("error list").push(e.to_string());
+            }));
+        Ok(device)
+    }
+
+    /// Runs gradflux on a device an app already opened (a renderer's, a game engine's), so
+    /// that graphs read and write the app's buffers with no host round trip
+    /// ([`WgpuExecutable::run_on_buffers`](crate::WgpuExecutable::run_on_buffers)). The
+    /// device must have at least the limits of [`required_limits`]; an error lists every
+    /// one it lacks, with what it has. gradflux uses the optional features the app
+    /// enabled (see [`wanted_features`]) and works without them.
+    ///
+    /// The app keeps its own device-lost and uncaptured-error callbacks: gradflux installs
+    /// none on a device it does not own (its work runs inside error scopes). Indirect
+    /// dispatch is assumed on Vulkan, Metal, DX12 and WebGPU and off on GL.
+    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let missing = missing_limits(&limits);
+        if !missing.is_empty() {
+            return Err(Error::Device(format!(
+                "the app's device ({}, {}) lacks limits gradflux needs: {}; request at least                  `gradflux_wgpu::required_limits()` (wgpu's defaults) when opening it",
+                info.name,
+                info.backend,
+                missing.join(", ")
+            )));
+        }
+        let summary = AdapterSummary {
+            features: device.features(),
+            limits,
+            info,
+        };
+        let indirect = summary.info.backend != wgpu::Backend::Gl;
+        let tuner = Tuner::new(
+            &summary.info,
+            Tuning::from_env(summary.info.device_type)?,
+            None,
+        );
+        Ok(Self::assemble(summary, device, queue, tuner, indirect))
+    }
+
+    fn assemble(
+        summary: AdapterSummary,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        tuner: Tuner,
+        indirect: bool,
+    ) -> Self {
+        let loop_limit = Some(summary.loop_limit().unwrap_or(DEFAULT_LOOP_BUDGET));
+        WgpuDevice {
             ctx: Arc::new(Context {
                 device,
                 queue,
                 summary,
                 pipelines: PipelineCache::default(),
                 tuner,
-                lost,
-                uncaptured,
-                loop_limit: Mutex::new(summary_loop_limit),
+                lost: Arc::new(Mutex::new(None)),
+                uncaptured: Arc::new(Mutex::new(Vec::new())),
+                loop_limit: Mutex::new(loop_limit),
                 indirect_capable: indirect,
                 indirect: indirect.into(),
             }),
-        })
+        }
+    }
+
+    /// The wgpu device and queue graphs run on (an app may record its own work on them).
+    pub fn wgpu(&self) -> (&wgpu::Device, &wgpu::Queue) {
+        (&self.ctx.device, &self.ctx.queue)
     }
 
     /// Name, API, kind, features and limits of the opened adapter.

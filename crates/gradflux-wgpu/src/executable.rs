@@ -26,10 +26,10 @@ enum Stage {
     Loop(Box<LoopStage>),
 }
 
-struct Output {
-    home: wgpu::Buffer,
+pub(crate) struct Output {
+    pub(crate) home: wgpu::Buffer,
     staging: wgpu::Buffer,
-    ty: TensorType,
+    pub(crate) ty: TensorType,
 }
 
 /// A parameter update: `bytes` from `source` into the parameter's buffer at the end of a run.
@@ -45,14 +45,14 @@ struct Update {
 /// A graph compiled for one wgpu device: buffers, pipelines and bind groups made once,
 /// reused by every run.
 pub struct WgpuExecutable {
-    ctx: Arc<Context>,
+    pub(crate) ctx: Arc<Context>,
     graph_inputs: Vec<(String, TensorType)>,
-    plan: Plan,
-    input_buffers: Vec<wgpu::Buffer>,
+    pub(crate) plan: Plan,
+    pub(crate) input_buffers: Vec<wgpu::Buffer>,
     parameter_buffers: Vec<wgpu::Buffer>,
     updates: Vec<Update>,
     stages: Vec<Stage>,
-    outputs: Vec<Output>,
+    pub(crate) outputs: Vec<Output>,
     /// Bytes of every node's scratch buffers.
     scratch_bytes: u64,
     /// Set while the output staging buffers are mapped or waiting to be: a `run_async`
@@ -448,7 +448,7 @@ impl WgpuExecutable {
 
     /// Unmaps the staging buffers an abandoned run left mapped (or waiting to be: that
     /// mapping is aborted), so a cancelled `run_async` does not block later runs.
-    fn release_abandoned_mappings(&self) {
+    pub(crate) fn release_abandoned_mappings(&self) {
         if !self.outputs_mapped.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -484,18 +484,31 @@ impl WgpuExecutable {
     /// Records and submits every stage, then the output copies and parameter updates.
     fn record_run(&self) -> Result<()> {
         let mut rec = Recorder::new(&self.ctx);
-        for stage in &self.stages {
-            match stage {
-                Stage::Dispatch(s) => rec.dispatch(s),
-                Stage::Loop(l) => l.run(&mut rec)?,
-            }
-        }
+        self.record_stages(&mut rec)?;
         for o in &self.outputs {
             rec.copy(&o.home, &o.staging, o.ty.size_bytes());
         }
-        // After the output copies, so an output that reads a parameter shows the value the
-        // run started with. Updates that read another updated parameter read a copy taken
-        // before any update lands, so `assign(a, b); assign(b, a)` swaps.
+        self.record_updates(&mut rec);
+        rec.submit();
+        Ok(())
+    }
+
+    /// Records every stage of a run.
+    pub(crate) fn record_stages<'a>(&'a self, rec: &mut Recorder<'a>) -> Result<()> {
+        for stage in &self.stages {
+            match stage {
+                Stage::Dispatch(s) => rec.dispatch(s),
+                Stage::Loop(l) => l.run(rec)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the parameter updates, after the output copies so that an output that
+    /// reads a parameter shows the value the run started with. Updates that read another
+    /// updated parameter read a copy taken before any update lands, so
+    /// `assign(a, b); assign(b, a)` swaps.
+    pub(crate) fn record_updates<'a>(&'a self, rec: &mut Recorder<'a>) {
         for u in &self.updates {
             if let Some(hold) = &u.hold {
                 rec.copy(&u.source, hold, u.bytes);
@@ -505,8 +518,6 @@ impl WgpuExecutable {
             let source = u.hold.as_ref().unwrap_or(&u.source);
             rec.copy(source, &self.parameter_buffers[u.parameter], u.bytes);
         }
-        rec.submit();
-        Ok(())
     }
 
     /// Starts mapping every staging buffer; the counter reaches zero when all are mapped.

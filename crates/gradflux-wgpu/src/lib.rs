@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+mod app_buffers;
 mod device;
 mod dispatch;
 mod executable;
@@ -21,7 +22,7 @@ pub use wgpu;
 
 use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
 
-pub use device::{wanted_features, AdapterSummary, WgpuDevice};
+pub use device::{required_limits, wanted_features, AdapterSummary, WgpuDevice};
 pub use executable::WgpuExecutable;
 pub use gradflux_core::kernel::LLVMPIPE_LOOP_LIMIT;
 pub use matmul::tune::{TunerStats, Tuning};

@@ -62,7 +62,8 @@ pub mod backend {
 }
 pub use gradflux_wgpu::matmul::{CoopCaps, TileConfig};
 pub use gradflux_wgpu::{
-    AdapterSummary, TunerStats, Tuning, WgpuDevice, MAX_DISPATCHES_PER_SUBMIT,
+    required_limits, AdapterSummary, TunerStats, Tuning, WgpuDevice, WgpuExecutable,
+    MAX_DISPATCHES_PER_SUBMIT,
 };
 
 /// The wgpu crate gradflux is built on, for apps that need its types.
