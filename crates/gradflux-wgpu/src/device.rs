@@ -196,14 +196,26 @@ impl std::fmt::Debug for WgpuDevice {
     }
 }
 
-fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// The graphics APIs probed unless another is asked for: Vulkan, Metal, DX12 and the
+/// browser's WebGPU. GL is probed only when asked for ([`WgpuDevice::by_backend`],
+/// `GRADFLUX_DEVICE=gl`, wgpu's own `WGPU_BACKEND`) or when nothing else is there: on a
+/// headless machine its one adapter is a software rasteriser, and probing it opens EGL
+/// for nothing.
+pub const PROBED_BACKENDS: wgpu::Backends = wgpu::Backends::PRIMARY;
+
+/// An instance over `backends` (wgpu's `WGPU_BACKEND`, when set, decides instead).
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = backends;
+    }
+    wgpu::Instance::new(desc)
 }
 
 impl WgpuDevice {
-    /// Every adapter wgpu can see, best first.
+    /// Every adapter wgpu can see on every graphics API, GL included, best first.
     pub fn adapters() -> Vec<AdapterSummary> {
-        let mut list: Vec<AdapterSummary> = Self::raw_adapters()
+        let mut list: Vec<AdapterSummary> = Self::raw_adapters(wgpu::Backends::all())
             .iter()
             .map(|a| AdapterSummary {
                 info: a.get_info(),
@@ -215,9 +227,9 @@ impl WgpuDevice {
         list
     }
 
-    fn raw_adapters() -> Vec<wgpu::Adapter> {
-        let inst = instance();
-        let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+    fn raw_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+        let inst = instance(backends);
+        let mut adapters = pollster::block_on(inst.enumerate_adapters(backends));
         adapters.sort_by_key(|a| {
             let s = AdapterSummary {
                 info: a.get_info(),
@@ -229,30 +241,55 @@ impl WgpuDevice {
         adapters
     }
 
-    /// The best adapter: discrete > integrated > virtual > software.
+    /// The best adapter: discrete > integrated > virtual > software, on the
+    /// [`PROBED_BACKENDS`] (GL only when they have none).
     pub fn best() -> Result<Self> {
-        Self::choose(|_| true, "any adapter")
+        Self::choose_probing(|_| true, "any adapter")
     }
 
-    /// The best adapter whose name contains `needle` (case-insensitive).
+    /// The best hardware adapter (discrete, integrated or virtual; never a software
+    /// rasteriser) on the [`PROBED_BACKENDS`]: what `Device::auto` runs on before it falls
+    /// back to the CPU backend, which is faster than a software adapter.
+    pub fn best_hardware() -> Result<Self> {
+        Self::choose(
+            |s| s.rank() >= 2,
+            "a hardware adapter (software ones are used only when named)",
+            PROBED_BACKENDS,
+        )
+    }
+
+    /// The best adapter whose name contains `needle` (case-insensitive), on the
+    /// [`PROBED_BACKENDS`] (GL too when none of them matches).
     pub fn by_name(needle: &str) -> Result<Self> {
         let n = needle.to_lowercase();
-        Self::choose(
+        Self::choose_probing(
             |s| s.info.name.to_lowercase().contains(&n),
             &format!("an adapter named like `{needle}`"),
         )
     }
 
-    /// The best adapter on one graphics API.
+    /// The best adapter on one graphics API (GL included).
     pub fn by_backend(backend: wgpu::Backend) -> Result<Self> {
         Self::choose(
             |s| s.info.backend == backend,
             &format!("an adapter on {backend}"),
+            wgpu::Backends::from(backend),
         )
     }
 
-    fn choose(pred: impl Fn(&AdapterSummary) -> bool, what: &str) -> Result<Self> {
-        let adapters = Self::raw_adapters();
+    /// [`choose`](Self::choose) on the probed backends, then on every backend when
+    /// nothing there matched.
+    fn choose_probing(pred: impl Fn(&AdapterSummary) -> bool, what: &str) -> Result<Self> {
+        Self::choose(&pred, what, PROBED_BACKENDS)
+            .or_else(|_| Self::choose(&pred, what, wgpu::Backends::all()))
+    }
+
+    fn choose(
+        pred: impl Fn(&AdapterSummary) -> bool,
+        what: &str,
+        backends: wgpu::Backends,
+    ) -> Result<Self> {
+        let adapters = Self::raw_adapters(backends);
         let seen: Vec<String> = adapters
             .iter()
             .map(|a| {

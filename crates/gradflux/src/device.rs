@@ -22,28 +22,31 @@ pub enum Device {
 static FALLBACK_NOTICE: Once = Once::new();
 
 impl Device {
-    /// The best device available: `GRADFLUX_DEVICE` if set, else a discrete GPU, an
-    /// integrated GPU, a software adapter, and finally the CPU backend (saying so once on
-    /// stderr). An override that matches nothing is an error, not a silent fallback.
+    /// The best device available: `GRADFLUX_DEVICE` if set, else a hardware adapter
+    /// (discrete, integrated, virtual), else the CPU backend, saying so once through the
+    /// `log` crate (at `info`). A software adapter such as lavapipe runs only when asked
+    /// for (`GRADFLUX_DEVICE=llvmpipe`, `Device::from_spec`): on the same CPU, gradflux's
+    /// own CPU backend is several times faster. An override that matches nothing is an
+    /// error, not a silent fallback.
     pub fn auto() -> Result<Device> {
         if let Ok(want) = std::env::var(DEVICE_ENV) {
             if !want.trim().is_empty() {
                 return Device::from_spec(want.trim());
             }
         }
-        match WgpuDevice::best() {
+        match WgpuDevice::best_hardware() {
             Ok(d) => Ok(Device::Wgpu(d)),
             Err(e) => {
                 FALLBACK_NOTICE.call_once(|| {
-                    eprintln!("gradflux: no wgpu adapter ({e}); using the CPU reference backend");
+                    log::info!("gradflux: {e}; using the CPU backend");
                 });
                 Ok(Device::Cpu)
             }
         }
     }
 
-    /// The device named by `spec`: `cpu`, `gpu` (best adapter), a graphics API, or an
-    /// adapter-name substring.
+    /// The device named by `spec`: `cpu`, `gpu` (the best adapter, software ones
+    /// included), a graphics API, or an adapter-name substring (`llvmpipe`).
     pub fn from_spec(spec: &str) -> Result<Device> {
         let lower = spec.to_lowercase();
         let backend = match lower.as_str() {

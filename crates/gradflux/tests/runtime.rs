@@ -389,3 +389,28 @@ fn inputs_can_be_given_by_their_handles() {
         assert!(e.contains('w'), "a missing input is named: {e}");
     }
 }
+
+/// `Device::auto()` never picks a software adapter: without `GRADFLUX_DEVICE` it is a
+/// hardware adapter or the CPU backend (on CI, with only lavapipe, the CPU backend), while
+/// the suite reaches lavapipe by asking for it.
+#[test]
+fn auto_prefers_hardware_then_the_cpu_backend_over_a_software_adapter() {
+    if std::env::var_os(gradflux::DEVICE_ENV).is_some() {
+        return;
+    }
+    match Device::auto().unwrap() {
+        Device::Cpu => {}
+        Device::Wgpu(w) => assert_ne!(
+            w.summary().info.device_type,
+            gradflux::wgpu::DeviceType::Cpu,
+            "auto picked a software adapter: {}",
+            w.summary().describe()
+        ),
+    }
+    if let Some(gpu) = gpu() {
+        if gpu.name().contains("llvmpipe") {
+            let named = Device::from_spec("llvmpipe").unwrap();
+            assert!(named.name().contains("llvmpipe"));
+        }
+    }
+}
