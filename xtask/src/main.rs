@@ -220,6 +220,7 @@ fn test() -> Res {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--",
                 "-D",
                 "warnings",
@@ -227,15 +228,16 @@ fn test() -> Res {
             run(c)
         })?;
         // --all-targets runs lib, bin, test, example and bench targets; the criterion benches
-        // run each benchmark once in test mode. Doc tests need their own invocation.
+        // run each benchmark once in test mode. Doc tests need their own invocation. Every
+        // feature is on, so the weight formats' tests run too.
         steps.step("cargo test --all-targets", || {
             let mut c = cargo();
-            c.args(["test", "--workspace", "--all-targets"]);
+            c.args(["test", "--workspace", "--all-targets", "--all-features"]);
             run(c)
         })?;
         steps.step("cargo test --doc", || {
             let mut c = cargo();
-            c.args(["test", "--workspace", "--doc"]);
+            c.args(["test", "--workspace", "--doc", "--all-features"]);
             run(c)
         })?;
         steps.step(

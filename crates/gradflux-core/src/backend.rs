@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::PlannedInput;
 use crate::{Error, Graph, MemoryReport, Plan, Result, Tensor, TensorData, Value};
+use crate::{PlannedInput, PlannedParameter};
 
 /// Named inputs for one run: `&[("x", &x_data), ("w", &w_data)]`.
 pub type Inputs<'a> = [(&'a str, &'a TensorData)];
@@ -47,6 +47,10 @@ pub trait Executable: Send {
 
     /// The inputs every run binds: name, value and type.
     fn planned_inputs(&self) -> &[PlannedInput];
+
+    /// The parameters the executable holds: name, value, type and initial data (what
+    /// weight files are matched against, by name).
+    fn planned_parameters(&self) -> &[PlannedParameter];
 
     /// Like [`Executable::run_outputs`], with the inputs given by the handles
     /// [`Graph::input`](crate::Graph::input) returned instead of their names. A tensor

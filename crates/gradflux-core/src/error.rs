@@ -174,6 +174,28 @@ pub enum Error {
         hint: &'static str,
     },
 
+    // ---- files ----
+    /// A file could not be read or written: its path and the system's reason.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+    },
+
+    /// A weight or data file whose content is not what its format says, or holds what
+    /// gradflux has no type for: the format, where it came from and what was wrong.
+    #[error("{format} {source_name}: {detail}")]
+    Format {
+        /// `npy` or `safetensors`.
+        format: &'static str,
+        /// The file's path, or what the bytes were.
+        source_name: String,
+        /// What was wrong, and what was expected.
+        detail: String,
+    },
+
     // ---- device ----
     /// No adapter matched the request.
     #[error("no adapter: {0}")]

@@ -15,6 +15,11 @@ mod data;
 mod dtype;
 mod error;
 mod graph;
+#[cfg(feature = "ndarray")]
+mod interop_ndarray;
+/// The `ndarray` crate the conversions of [`TensorData`] are for (feature `ndarray`).
+#[cfg(feature = "ndarray")]
+pub use ndarray;
 pub mod kernel;
 mod op;
 pub mod ops;

@@ -147,6 +147,10 @@ impl Executable for CpuExecutable {
         &self.plan.inputs
     }
 
+    fn planned_parameters(&self) -> &[gradflux_core::PlannedParameter] {
+        &self.plan.parameters
+    }
+
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         self.evaluate(inputs)
     }

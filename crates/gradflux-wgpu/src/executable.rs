@@ -706,6 +706,10 @@ impl Executable for WgpuExecutable {
         &self.plan.inputs
     }
 
+    fn planned_parameters(&self) -> &[gradflux_core::PlannedParameter] {
+        &self.plan.parameters
+    }
+
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         self.submit(inputs)?;
         let (_, failure) = self.map_outputs();

@@ -31,6 +31,11 @@
 
 mod device;
 mod gradcheck;
+pub mod io;
+
+/// The `ndarray` crate `TensorData` converts from and to (feature `ndarray`).
+#[cfg(feature = "ndarray")]
+pub use gradflux_core::ndarray;
 
 pub use device::{Device, DEVICE_ENV};
 pub use gradcheck::{check_gradients, GradCheck, GradCheckReport};
