@@ -227,6 +227,22 @@ fn test() -> Res {
             ]);
             run(c)
         })?;
+        // The facade without its wgpu backend: the CPU backend alone, as
+        // `default-features = false` gives an app.
+        steps.step("cpu-only build", || {
+            let mut c = cargo();
+            c.args([
+                "clippy",
+                "-p",
+                "gradflux",
+                "--no-default-features",
+                "--lib",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            run(c)
+        })?;
         // --all-targets runs lib, bin, test, example and bench targets; the criterion benches
         // run each benchmark once in test mode. Doc tests need their own invocation. Every
         // feature is on, so the weight formats' tests run too.

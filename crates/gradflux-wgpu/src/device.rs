@@ -228,8 +228,12 @@ impl WgpuDevice {
     }
 
     fn raw_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+        pollster::block_on(Self::raw_adapters_async(backends))
+    }
+
+    async fn raw_adapters_async(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
         let inst = instance(backends);
-        let mut adapters = pollster::block_on(inst.enumerate_adapters(backends));
+        let mut adapters = inst.enumerate_adapters(backends).await;
         adapters.sort_by_key(|a| {
             let s = AdapterSummary {
                 info: a.get_info(),
@@ -244,52 +248,71 @@ impl WgpuDevice {
     /// The best adapter: discrete > integrated > virtual > software, on the
     /// [`PROBED_BACKENDS`] (GL only when they have none).
     pub fn best() -> Result<Self> {
-        Self::choose_probing(|_| true, "any adapter")
+        pollster::block_on(Self::best_async())
+    }
+
+    /// [`best`](Self::best) without blocking (for async apps and the browser).
+    pub async fn best_async() -> Result<Self> {
+        Self::choose_probing(|_| true, "any adapter").await
     }
 
     /// The best hardware adapter (discrete, integrated or virtual; never a software
     /// rasteriser) on the [`PROBED_BACKENDS`]: what `Device::auto` runs on before it falls
     /// back to the CPU backend, which is faster than a software adapter.
     pub fn best_hardware() -> Result<Self> {
+        pollster::block_on(Self::best_hardware_async())
+    }
+
+    /// [`best_hardware`](Self::best_hardware) without blocking.
+    pub async fn best_hardware_async() -> Result<Self> {
         Self::choose(
             |s| s.rank() >= 2,
             "a hardware adapter (software ones are used only when named)",
             PROBED_BACKENDS,
         )
+        .await
     }
 
     /// The best adapter whose name contains `needle` (case-insensitive), on the
     /// [`PROBED_BACKENDS`] (GL too when none of them matches).
     pub fn by_name(needle: &str) -> Result<Self> {
+        pollster::block_on(Self::by_name_async(needle))
+    }
+
+    /// [`by_name`](Self::by_name) without blocking.
+    pub async fn by_name_async(needle: &str) -> Result<Self> {
         let n = needle.to_lowercase();
         Self::choose_probing(
             |s| s.info.name.to_lowercase().contains(&n),
             &format!("an adapter named like `{needle}`"),
         )
+        .await
     }
 
     /// The best adapter on one graphics API (GL included).
     pub fn by_backend(backend: wgpu::Backend) -> Result<Self> {
-        Self::choose(
+        pollster::block_on(Self::choose(
             |s| s.info.backend == backend,
             &format!("an adapter on {backend}"),
             wgpu::Backends::from(backend),
-        )
+        ))
     }
 
     /// [`choose`](Self::choose) on the probed backends, then on every backend when
     /// nothing there matched.
-    fn choose_probing(pred: impl Fn(&AdapterSummary) -> bool, what: &str) -> Result<Self> {
-        Self::choose(&pred, what, PROBED_BACKENDS)
-            .or_else(|_| Self::choose(&pred, what, wgpu::Backends::all()))
+    async fn choose_probing(pred: impl Fn(&AdapterSummary) -> bool, what: &str) -> Result<Self> {
+        match Self::choose(&pred, what, PROBED_BACKENDS).await {
+            Ok(d) => Ok(d),
+            Err(_) => Self::choose(&pred, what, wgpu::Backends::all()).await,
+        }
     }
 
-    fn choose(
+    async fn choose(
         pred: impl Fn(&AdapterSummary) -> bool,
         what: &str,
         backends: wgpu::Backends,
     ) -> Result<Self> {
-        let adapters = Self::raw_adapters(backends);
+        let adapters = Self::raw_adapters_async(backends).await;
         let seen: Vec<String> = adapters
             .iter()
             .map(|a| {
@@ -316,12 +339,17 @@ impl WgpuDevice {
                     }
                 ))
             })?;
-        Self::from_adapter(adapter)
+        Self::from_adapter_async(adapter).await
     }
 
     /// Opens an adapter with its real limits (not wgpu's conservative defaults) and the
     /// optional features it has.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        pollster::block_on(Self::from_adapter_async(adapter))
+    }
+
+    /// [`from_adapter`](Self::from_adapter) without blocking.
+    pub async fn from_adapter_async(adapter: wgpu::Adapter) -> Result<Self> {
         let summary = AdapterSummary {
             info: adapter.get_info(),
             features: adapter.features(),
@@ -354,15 +382,17 @@ impl WgpuDevice {
                 wgpu::ExperimentalFeatures::disabled(),
             ),
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("gradflux"),
-            required_features: (summary.features & wanted_features()) | extra,
-            required_limits: summary.limits.clone(),
-            experimental_features: experimental,
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::Device(format!("request_device on {}: {e}", summary.info.name)))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("gradflux"),
+                required_features: (summary.features & wanted_features()) | extra,
+                required_limits: summary.limits.clone(),
+                experimental_features: experimental,
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Device(format!("request_device on {}: {e}", summary.info.name)))?;
         let tuner = Tuner::new(
             &summary.info,
             Tuning::from_env(summary.info.device_type)?,

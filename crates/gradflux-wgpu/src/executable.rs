@@ -19,6 +19,9 @@ use crate::looped::LoopStage;
 use crate::recorder::{Recorder, Step};
 use gradflux_core::kernel::Lowering;
 
+/// Where a waiting `run_async` leaves its waker for the map callbacks.
+type WakerSlot = Arc<Mutex<Option<std::task::Waker>>>;
+
 /// What a run does, in order.
 enum Stage {
     Dispatch(Step),
@@ -520,20 +523,28 @@ impl WgpuExecutable {
         }
     }
 
-    /// Starts mapping every staging buffer; the counter reaches zero when all are mapped.
-    fn map_outputs(&self) -> (Arc<AtomicUsize>, Arc<Mutex<Option<String>>>) {
+    /// Starts mapping every staging buffer; the counter reaches zero when all are mapped,
+    /// and the last mapping wakes the waker in `wake` (if one is there by then).
+    fn map_outputs(
+        &self,
+        wake: Option<WakerSlot>,
+    ) -> (Arc<AtomicUsize>, Arc<Mutex<Option<String>>>) {
         let pending = Arc::new(AtomicUsize::new(self.outputs.len()));
         let failure = Arc::new(Mutex::new(None));
         self.outputs_mapped.store(true, Ordering::Release);
         for o in &self.outputs {
-            let (p, f) = (pending.clone(), failure.clone());
+            let (p, f, w) = (pending.clone(), failure.clone(), wake.clone());
             o.staging
                 .slice(..)
                 .map_async(wgpu::MapMode::Read, move |r| {
                     if let Err(e) = r {
                         *f.lock().expect("map failure") = Some(e.to_string());
                     }
-                    p.fetch_sub(1, Ordering::AcqRel);
+                    if p.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        if let Some(waker) = w.and_then(|w| w.lock().expect("waker").take()) {
+                            waker.wake();
+                        }
+                    }
                 });
         }
         (pending, failure)
@@ -712,7 +723,7 @@ impl Executable for WgpuExecutable {
 
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
         self.submit(inputs)?;
-        let (_, failure) = self.map_outputs();
+        let (_, failure) = self.map_outputs(None);
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -720,24 +731,38 @@ impl Executable for WgpuExecutable {
         self.read_outputs(&failure)
     }
 
+    /// Submits, then waits without spinning: the last output's map callback wakes the
+    /// future. Natively a helper thread sits in `Device::poll` until the work is done (wgpu
+    /// delivers map callbacks from `poll`); in a browser the page's event loop delivers
+    /// them.
     fn run_async<'a>(&'a mut self, inputs: &'a Inputs<'a>) -> RunFuture<'a> {
         Box::pin(async move {
             self.submit(inputs)?;
-            let (pending, failure) = self.map_outputs();
-            // Native wgpu delivers map callbacks from `poll`; poll without blocking and
-            // yield to the executor until every output is mapped.
+            let slot: WakerSlot = Arc::new(Mutex::new(None));
+            let (pending, failure) = self.map_outputs(Some(slot.clone()));
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                let device = self.ctx.device.clone();
+                std::thread::Builder::new()
+                    .name("gradflux-poll".into())
+                    .spawn(move || {
+                        // A failure here leaves a mapping unfinished, and the map callback
+                        // reports it.
+                        let _ = device.poll(wgpu::PollType::wait_indefinitely());
+                    })
+                    .map_err(|e| Error::Device(format!("starting the wait for the run: {e}")))?;
+            }
             futures::future::poll_fn(|cx| {
-                if let Err(e) = self.ctx.device.poll(wgpu::PollType::Poll) {
-                    return Poll::Ready(Err(Error::Device(format!("polling the device: {e}"))));
-                }
+                // The waker goes in before the count is read, so a callback that lands in
+                // between finds it.
+                *slot.lock().expect("waker") = Some(cx.waker().clone());
                 if pending.load(Ordering::Acquire) == 0 {
-                    Poll::Ready(Ok(()))
+                    Poll::Ready(())
                 } else {
-                    cx.waker().wake_by_ref();
                     Poll::Pending
                 }
             })
-            .await?;
+            .await;
             self.read_outputs(&failure)
         })
     }

@@ -1,9 +1,11 @@
 //! Choosing where graphs run: the best wgpu adapter, a named one, or the CPU reference.
 
+#[cfg(feature = "wgpu")]
 use std::sync::Once;
 
 use gradflux_core::{Backend, Executable, Graph, Result, Tensor};
 use gradflux_cpu::CpuBackend;
+#[cfg(feature = "wgpu")]
 use gradflux_wgpu::WgpuDevice;
 
 /// Environment variable that overrides [`Device::auto`]: `cpu`, a graphics API (`vulkan`,
@@ -15,10 +17,12 @@ pub const DEVICE_ENV: &str = "GRADFLUX_DEVICE";
 pub enum Device {
     /// The CPU reference backend: defines the right answer for every op.
     Cpu,
-    /// A wgpu adapter.
+    /// A wgpu adapter (feature `wgpu`, on by default through the graphics API features).
+    #[cfg(feature = "wgpu")]
     Wgpu(WgpuDevice),
 }
 
+#[cfg(feature = "wgpu")]
 static FALLBACK_NOTICE: Once = Once::new();
 
 impl Device {
@@ -29,12 +33,19 @@ impl Device {
     /// own CPU backend is several times faster. An override that matches nothing is an
     /// error, not a silent fallback.
     pub fn auto() -> Result<Device> {
+        pollster::block_on(Device::auto_async())
+    }
+
+    /// [`auto`](Self::auto) without blocking, for async apps and the browser (where the
+    /// main thread must not block).
+    pub async fn auto_async() -> Result<Device> {
         if let Ok(want) = std::env::var(DEVICE_ENV) {
             if !want.trim().is_empty() {
                 return Device::from_spec(want.trim());
             }
         }
-        match WgpuDevice::best_hardware() {
+        #[cfg(feature = "wgpu")]
+        match WgpuDevice::best_hardware_async().await {
             Ok(d) => Ok(Device::Wgpu(d)),
             Err(e) => {
                 FALLBACK_NOTICE.call_once(|| {
@@ -43,30 +54,29 @@ impl Device {
                 Ok(Device::Cpu)
             }
         }
+        #[cfg(not(feature = "wgpu"))]
+        Ok(Device::Cpu)
     }
 
     /// The device named by `spec`: `cpu`, `gpu` (the best adapter, software ones
     /// included), a graphics API, or an adapter-name substring (`llvmpipe`).
     pub fn from_spec(spec: &str) -> Result<Device> {
         let lower = spec.to_lowercase();
-        let backend = match lower.as_str() {
-            "cpu" => return Ok(Device::Cpu),
-            "gpu" | "wgpu" | "best" => return Ok(Device::Wgpu(WgpuDevice::best()?)),
-            "vulkan" | "vk" => Some(wgpu_backend::VULKAN),
-            "metal" => Some(wgpu_backend::METAL),
-            "dx12" | "d3d12" => Some(wgpu_backend::DX12),
-            "gl" | "gles" | "opengl" => Some(wgpu_backend::GL),
-            _ => None,
-        };
-        match backend {
-            Some(b) => Ok(Device::Wgpu(WgpuDevice::by_backend(b)?)),
-            None => Ok(Device::Wgpu(WgpuDevice::by_name(spec)?)),
+        if lower == "cpu" {
+            return Ok(Device::Cpu);
         }
+        #[cfg(feature = "wgpu")]
+        return wgpu_from_spec(spec, &lower);
+        #[cfg(not(feature = "wgpu"))]
+        Err(no_wgpu(spec))
     }
 
     /// The best wgpu adapter, or an error if there is none (no CPU fallback).
     pub fn gpu() -> Result<Device> {
-        Ok(Device::Wgpu(WgpuDevice::best()?))
+        #[cfg(feature = "wgpu")]
+        return Ok(Device::Wgpu(WgpuDevice::best()?));
+        #[cfg(not(feature = "wgpu"))]
+        Err(no_wgpu("gpu"))
     }
 
     /// Compiles `graph` for this device, keeping only what `outputs` need.
@@ -78,6 +88,7 @@ impl Device {
     pub fn backend(&self) -> &dyn Backend {
         match self {
             Device::Cpu => &CpuBackend,
+            #[cfg(feature = "wgpu")]
             Device::Wgpu(d) => d,
         }
     }
@@ -93,6 +104,7 @@ impl Device {
     }
 
     /// The wgpu device, if this is one.
+    #[cfg(feature = "wgpu")]
     pub fn as_wgpu(&self) -> Option<&WgpuDevice> {
         match self {
             Device::Wgpu(d) => Some(d),
@@ -101,7 +113,36 @@ impl Device {
     }
 }
 
+/// The error for a wgpu device asked of a build without the `wgpu` feature.
+#[cfg(not(feature = "wgpu"))]
+fn no_wgpu(spec: &str) -> gradflux_core::Error {
+    gradflux_core::Error::NoAdapter(format!(
+        "`{spec}` names a wgpu device, but gradflux was built without its wgpu backend \
+         (enable a feature such as `vulkan`, `metal`, `dx12`, `gles` or `webgpu`); `cpu` is \
+         available"
+    ))
+}
+
+/// A wgpu device by `spec` (lowercased: `lower`): `gpu` (the best adapter), a graphics
+/// API, or an adapter-name substring.
+#[cfg(feature = "wgpu")]
+fn wgpu_from_spec(spec: &str, lower: &str) -> Result<Device> {
+    let backend = match lower {
+        "gpu" | "wgpu" | "best" => return Ok(Device::Wgpu(WgpuDevice::best()?)),
+        "vulkan" | "vk" => Some(wgpu_backend::VULKAN),
+        "metal" => Some(wgpu_backend::METAL),
+        "dx12" | "d3d12" => Some(wgpu_backend::DX12),
+        "gl" | "gles" | "opengl" => Some(wgpu_backend::GL),
+        _ => None,
+    };
+    match backend {
+        Some(b) => Ok(Device::Wgpu(WgpuDevice::by_backend(b)?)),
+        None => Ok(Device::Wgpu(WgpuDevice::by_name(spec)?)),
+    }
+}
+
 /// The graphics APIs, without making users depend on wgpu to name one.
+#[cfg(feature = "wgpu")]
 mod wgpu_backend {
     pub use gradflux_wgpu::wgpu::Backend;
     pub const VULKAN: Backend = Backend::Vulkan;
@@ -110,6 +151,7 @@ mod wgpu_backend {
     pub const GL: Backend = Backend::Gl;
 }
 
+#[cfg(feature = "wgpu")]
 impl From<WgpuDevice> for Device {
     fn from(d: WgpuDevice) -> Self {
         Device::Wgpu(d)

@@ -65,13 +65,16 @@ pub mod backend {
         PlannedParameter, SinkhornSpec, Value, MASS_TOLERANCE,
     };
 }
+#[cfg(feature = "wgpu")]
 pub use gradflux_wgpu::matmul::{CoopCaps, TileConfig};
+#[cfg(feature = "wgpu")]
 pub use gradflux_wgpu::{
     required_limits, AdapterSummary, TunerStats, Tuning, WgpuDevice, WgpuExecutable,
     MAX_DISPATCHES_PER_SUBMIT,
 };
 
 /// The wgpu crate gradflux is built on, for apps that need its types.
+#[cfg(feature = "wgpu")]
 pub use gradflux_wgpu::wgpu;
 
 /// The README's examples, compiled and run as doctests so they cannot drift from the API.

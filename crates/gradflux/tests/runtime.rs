@@ -68,6 +68,47 @@ fn async_run_matches_blocking_run() {
     }
 }
 
+/// `run_async` waits for the device without spinning: the map callback wakes the future,
+/// so it is polled a few times for a run that keeps lavapipe busy for many milliseconds
+/// (a future that wakes itself on every poll would be polled thousands of times).
+#[test]
+fn an_async_run_is_woken_by_its_map_callback_not_polled_in_a_loop() {
+    struct Counted<F> {
+        inner: F,
+        polls: usize,
+    }
+    impl<F: std::future::Future + Unpin> std::future::Future for Counted<F> {
+        type Output = F::Output;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<F::Output> {
+            self.polls += 1;
+            std::pin::Pin::new(&mut self.inner).poll(cx)
+        }
+    }
+    let Some(device) = gpu() else { return };
+    let g = Graph::new();
+    let x = g.input("x", [256, 256], DType::F32).unwrap();
+    let mut y = x;
+    for _ in 0..6 {
+        y = g.tanh(g.matmul(y, x).unwrap()).unwrap();
+    }
+    let mut exe = device.compile(&g, &[y]).unwrap();
+    let mut rng = Rng::new(103);
+    let xs = random(&mut rng, [256, 256], DType::F32, -0.1, 0.1);
+    let want = exe.run(&[("x", &xs)]).unwrap();
+    let ins = [("x", &xs)];
+    let mut run = Counted {
+        inner: exe.run_async(&ins),
+        polls: 0,
+    };
+    let got = pollster::block_on(&mut run).unwrap();
+    assert!(run.polls <= 4, "polled {} times", run.polls);
+    drop(run);
+    assert_eq!(got, want);
+}
+
 #[test]
 fn a_cancelled_async_run_leaves_the_executable_usable() {
     // Dropping a run_async future after it was polled (a timeout, `select!`) is ordinary
@@ -407,7 +448,12 @@ fn auto_prefers_hardware_then_the_cpu_backend_over_a_software_adapter() {
             w.summary().describe()
         ),
     }
+    // The async constructors find what the blocking ones find.
+    let auto = pollster::block_on(Device::auto_async()).unwrap();
+    assert_eq!(auto.name(), Device::auto().unwrap().name());
     if let Some(gpu) = gpu() {
+        let best = pollster::block_on(WgpuDevice::best_async()).unwrap();
+        assert_eq!(best.summary().describe(), gpu.name());
         if gpu.name().contains("llvmpipe") {
             let named = Device::from_spec("llvmpipe").unwrap();
             assert!(named.name().contains("llvmpipe"));
