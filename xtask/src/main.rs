@@ -243,6 +243,29 @@ fn test() -> Res {
             ]);
             run(c)
         })?;
+        // The facade for the browser: wasm32 with the webgpu backend, and with the CPU
+        // backend alone (installing the target through rustup if it is missing).
+        steps.step("wasm32 build", || {
+            let mut add = std::process::Command::new("rustup");
+            add.args(["target", "add", "wasm32-unknown-unknown"]);
+            run(add)?;
+            for features in [&["--features", "webgpu"][..], &[][..]] {
+                let mut c = cargo();
+                c.args([
+                    "clippy",
+                    "-p",
+                    "gradflux",
+                    "--lib",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                    "--no-default-features",
+                ]);
+                c.args(features);
+                c.args(["--", "-D", "warnings"]);
+                run(c)?;
+            }
+            Ok(())
+        })?;
         // --all-targets runs lib, bin, test, example and bench targets; the criterion benches
         // run each benchmark once in test mode. Doc tests need their own invocation. Every
         // feature is on, so the weight formats' tests run too.

@@ -115,10 +115,7 @@ impl WgpuExecutable {
             check_buffer(buf, ty, (wgpu::BufferUsages::COPY_DST, "COPY_DST"), &role)?;
             targets.push((k, *buf));
         }
-        let scope = self
-            .ctx
-            .device
-            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = crate::block::push(&self.ctx.device, wgpu::ErrorFilter::Validation);
         let mut rec = Recorder::new(&self.ctx);
         for ((src, dst), p) in sources
             .iter()
@@ -135,7 +132,7 @@ impl WgpuExecutable {
         }
         self.record_updates(&mut rec);
         rec.submit();
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = scope.pop() {
             return Err(Error::Device(format!("running graph on app buffers: {e}")));
         }
         ran

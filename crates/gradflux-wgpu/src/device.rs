@@ -248,6 +248,7 @@ impl WgpuDevice {
     /// The best adapter: discrete > integrated > virtual > software, on the
     /// [`PROBED_BACKENDS`] (GL only when they have none).
     pub fn best() -> Result<Self> {
+        crate::block::may_block("WgpuDevice::best")?;
         pollster::block_on(Self::best_async())
     }
 
@@ -260,6 +261,7 @@ impl WgpuDevice {
     /// rasteriser) on the [`PROBED_BACKENDS`]: what `Device::auto` runs on before it falls
     /// back to the CPU backend, which is faster than a software adapter.
     pub fn best_hardware() -> Result<Self> {
+        crate::block::may_block("WgpuDevice::best_hardware")?;
         pollster::block_on(Self::best_hardware_async())
     }
 
@@ -276,6 +278,7 @@ impl WgpuDevice {
     /// The best adapter whose name contains `needle` (case-insensitive), on the
     /// [`PROBED_BACKENDS`] (GL too when none of them matches).
     pub fn by_name(needle: &str) -> Result<Self> {
+        crate::block::may_block("WgpuDevice::by_name")?;
         pollster::block_on(Self::by_name_async(needle))
     }
 
@@ -291,6 +294,7 @@ impl WgpuDevice {
 
     /// The best adapter on one graphics API (GL included).
     pub fn by_backend(backend: wgpu::Backend) -> Result<Self> {
+        crate::block::may_block("WgpuDevice::by_backend")?;
         pollster::block_on(Self::choose(
             |s| s.info.backend == backend,
             &format!("an adapter on {backend}"),
@@ -345,6 +349,7 @@ impl WgpuDevice {
     /// Opens an adapter with its real limits (not wgpu's conservative defaults) and the
     /// optional features it has.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        crate::block::may_block("WgpuDevice::from_adapter")?;
         pollster::block_on(Self::from_adapter_async(adapter))
     }
 

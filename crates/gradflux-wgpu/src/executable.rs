@@ -198,13 +198,13 @@ pub(crate) fn make_step(
     // The label names the op, so a validation error wgpu raises at dispatch time says
     // which op it came from; one raised here is returned naming it.
     let label = format!("`{op}` {}", launch.kernel.label);
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let scope = crate::block::push(device, wgpu::ErrorFilter::Validation);
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(&label),
         layout: &pipeline.layout,
         entries: &entries,
     });
-    if let Some(e) = pollster::block_on(scope.pop()) {
+    if let Some(e) = scope.pop() {
         return Err(Error::Device(format!("binding the buffers of `{op}`: {e}")));
     }
     Ok(Some(Step {
@@ -229,11 +229,11 @@ impl WgpuExecutable {
         check_supported(&plan, &ctx.summary.limits, ctx.device.features())?;
 
         let device = &ctx.device;
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = crate::block::push(device, wgpu::ErrorFilter::OutOfMemory);
+        let validation = crate::block::push(device, wgpu::ErrorFilter::Validation);
         let built = Self::build(&ctx, graph, plan);
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
+        let v = validation.pop();
+        let o = oom.pop();
         if let Some(e) = v.or(o) {
             return Err(Error::Device(format!("compiling graph: {e}")));
         }
@@ -427,14 +427,11 @@ impl WgpuExecutable {
     pub fn kernel_seconds(&mut self, inputs: &Inputs, reps: u32) -> Result<(f64, crate::Clock)> {
         self.ctx.check_health()?;
         let data = bind_inputs(&self.graph_inputs, &self.plan, inputs)?;
-        let scope = self
-            .ctx
-            .device
-            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = crate::block::push(&self.ctx.device, wgpu::ErrorFilter::Validation);
         self.upload(data);
         let stages = &self.stages;
         let timed = crate::timing::time_passes(&self.ctx, reps, &|pass| record(pass, stages));
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = scope.pop() {
             return Err(Error::Device(format!("timing the graph: {e}")));
         }
         timed
@@ -457,14 +454,11 @@ impl WgpuExecutable {
         }
         // A mapping that failed left its buffer unmapped, which makes its unmap an error:
         // caught here and dropped, as there is nothing left to release.
-        let scope = self
-            .ctx
-            .device
-            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = crate::block::push(&self.ctx.device, wgpu::ErrorFilter::Validation);
         for o in &self.outputs {
             o.staging.unmap();
         }
-        let _ = pollster::block_on(scope.pop());
+        let _ = scope.pop();
     }
 
     /// Uploads inputs, encodes every dispatch and the output copies, and submits.
@@ -472,13 +466,10 @@ impl WgpuExecutable {
         self.ctx.check_health()?;
         self.release_abandoned_mappings();
         let data = bind_inputs(&self.graph_inputs, &self.plan, inputs)?;
-        let scope = self
-            .ctx
-            .device
-            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = crate::block::push(&self.ctx.device, wgpu::ErrorFilter::Validation);
         self.upload(data);
         let ran = self.record_run();
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = scope.pop() {
             return Err(Error::Device(format!("running graph: {e}")));
         }
         ran
@@ -722,6 +713,7 @@ impl Executable for WgpuExecutable {
     }
 
     fn run(&mut self, inputs: &Inputs) -> Result<Vec<TensorData>> {
+        crate::block::may_block("Executable::run")?;
         self.submit(inputs)?;
         let (_, failure) = self.map_outputs(None);
         self.ctx

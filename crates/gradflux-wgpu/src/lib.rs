@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod app_buffers;
+mod block;
 mod device;
 mod dispatch;
 mod executable;

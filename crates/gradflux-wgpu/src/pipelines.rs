@@ -56,7 +56,7 @@ impl PipelineCache {
         if let Some(p) = self.map.lock().expect("pipeline cache").get(&key) {
             return Ok(p.clone());
         }
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = crate::block::push(device, wgpu::ErrorFilter::Validation);
         let entries: Vec<wgpu::BindGroupLayoutEntry> = k
             .read_only
             .iter()
@@ -96,7 +96,7 @@ impl PipelineCache {
             },
             cache: None,
         });
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = scope.pop() {
             return Err(Error::Device(format!(
                 "building pipeline for kernel `{}`: {e}",
                 k.label

@@ -36,6 +36,7 @@ pub(crate) fn read_mapped(
     staging: &wgpu::Buffer,
     what: &str,
 ) -> Result<Vec<u8>> {
+    crate::block::may_block(what)?;
     let (tx, rx) = std::sync::mpsc::channel();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);

@@ -1,9 +1,7 @@
 //! Timing dispatches on the device: GPU timestamps where the adapter has them (only the
 //! kernels are measured), wall clock around submit-and-wait otherwise.
 
-use std::time::Instant;
-
-use gradflux_core::{Error, Result};
+use gradflux_core::Result;
 
 use crate::device::Context;
 
@@ -39,6 +37,23 @@ pub(crate) fn time_passes(
     reps: u32,
     record: &dyn Fn(&mut wgpu::ComputePass),
 ) -> Result<(f64, Clock)> {
+    // The browser has neither a blocking wait nor `Instant`.
+    crate::block::may_block("timing kernels")?;
+    #[cfg(not(target_arch = "wasm32"))]
+    return time_passes_native(ctx, reps, record);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (ctx, reps, record);
+        unreachable!("may_block refuses timing in the browser")
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn time_passes_native(
+    ctx: &Context,
+    reps: u32,
+    record: &dyn Fn(&mut wgpu::ComputePass),
+) -> Result<(f64, Clock)> {
     let device = &ctx.device;
     let encode = |timestamps: Option<wgpu::ComputePassTimestampWrites>, reps: u32| {
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -60,13 +75,13 @@ pub(crate) fn time_passes(
         device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Device(format!("waiting for a timing run: {e}")))
+            .map_err(|e| gradflux_core::Error::Device(format!("waiting for a timing run: {e}")))
     };
     ctx.queue.submit([encode(None, 1).finish()]);
     wait()?;
 
     if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         ctx.queue.submit([encode(None, reps).finish()]);
         wait()?;
         return Ok((
@@ -108,7 +123,7 @@ pub(crate) fn time_passes(
         let view = readback
             .slice(..)
             .get_mapped_range()
-            .map_err(|e| Error::Device(format!("reading timestamps: {e}")))?;
+            .map_err(|e| gradflux_core::Error::Device(format!("reading timestamps: {e}")))?;
         let t: &[u64] = bytemuck::cast_slice(&view);
         [t[0], t[1]]
     };

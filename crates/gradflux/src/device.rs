@@ -33,6 +33,14 @@ impl Device {
     /// own CPU backend is several times faster. An override that matches nothing is an
     /// error, not a silent fallback.
     pub fn auto() -> Result<Device> {
+        #[cfg(target_arch = "wasm32")]
+        return Err(gradflux_core::Error::Unsupported {
+            backend: "webgpu".into(),
+            what: "Device::auto waits for the browser, which its main thread may not; use \
+                   `Device::auto_async().await`"
+                .into(),
+        });
+        #[cfg(not(target_arch = "wasm32"))]
         pollster::block_on(Device::auto_async())
     }
 

@@ -55,11 +55,14 @@ impl Tuning {
                     "GRADFLUX_TUNE=`{other}` is not understood; expected `on` or `off`"
                 ))),
             },
-            Err(_) => Ok(if device_type == wgpu::DeviceType::Cpu {
-                Tuning::Off
-            } else {
-                Tuning::On
-            }),
+            // Off in the browser, which cannot wait for timings.
+            Err(_) => Ok(
+                if device_type == wgpu::DeviceType::Cpu || cfg!(target_arch = "wasm32") {
+                    Tuning::Off
+                } else {
+                    Tuning::On
+                },
+            ),
         }
     }
 }
@@ -362,7 +365,7 @@ fn tune(ctx: &Context, p: &Problem, candidates: &[Plan]) -> Result<(Plan, f64)> 
         let Ok(wg) = split_workgroups(plan.workgroups(&one), max, "matmul") else {
             continue;
         };
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = crate::block::push(device, wgpu::ErrorFilter::Validation);
         let timed = (|| -> Result<f64> {
             let kernel = plan.kernel(&one, &MatMulSpec::default());
             let pipeline = ctx.pipelines.get(device, &kernel)?;
@@ -377,7 +380,7 @@ fn tune(ctx: &Context, p: &Problem, candidates: &[Plan]) -> Result<(Plan, f64)> 
             let (secs, _) = time_dispatch(ctx, &pipeline.pipeline, &bind_group, wg, reps)?;
             Ok(secs)
         })();
-        let failed = pollster::block_on(scope.pop());
+        let failed = scope.pop();
         if let (Ok(secs), None) = (timed, failed) {
             if best.is_none_or(|(_, b)| secs < b) {
                 best = Some((*plan, secs));

@@ -101,9 +101,9 @@ pub(crate) fn plans_agree(
         batches: 1,
         ..*p
     };
-    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let scope = crate::block::push(&ctx.device, wgpu::ErrorFilter::Validation);
     let results = (|| Ok((run(ctx, &q, reference)?, run(ctx, &q, candidate)?)))();
-    if let Some(e) = pollster::block_on(scope.pop()) {
+    if let Some(e) = scope.pop() {
         return Err(Error::Device(format!("{candidate} was refused: {e}")));
     }
     let (want, got) = results?;
